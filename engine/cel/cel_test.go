@@ -1,0 +1,325 @@
+package cel
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verdictpdp/verdict/engine"
+)
+
+const docsPolicy = `apiVersion: verdict.dev/v1
+kind: Policy
+name: documents
+combining: deny-overrides
+variables:
+  is_owner: resource.properties.owner == subject.id
+  is_editor: "'editor' in subject.properties.roles"
+rules:
+  - id: owners-edit
+    effect: allow
+    actions: ["read", "update"]
+    resources: ["document"]
+    condition: variables.is_owner
+  - id: editors-read
+    effect: allow
+    actions: ["read"]
+    condition: variables.is_editor
+  - id: suspended
+    effect: deny
+    condition: has(subject.properties.suspended) && subject.properties.suspended == true
+`
+
+func compile(t *testing.T, src string) *Policy {
+	t.Helper()
+	c, err := NewCompiler(engine.DefaultLimits(), map[string]any{"admins": []any{"root"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Compile("p.verdict.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return p
+}
+
+func input(subject string, props map[string]any, action, rtype, owner string) *engine.Input {
+	return &engine.Input{
+		Subject:  engine.Entity{Type: "user", ID: subject, Properties: props},
+		Action:   engine.Action{Name: action},
+		Resource: engine.Entity{Type: rtype, ID: "42", Properties: map[string]any{"owner": owner}},
+		Now:      time.Now(),
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	p := compile(t, docsPolicy)
+	editor := map[string]any{"roles": []any{"editor"}}
+	cases := []struct {
+		name   string
+		in     *engine.Input
+		effect engine.Effect
+		rules  []string
+	}{
+		{"owner updates", input("alice", map[string]any{"roles": []any{}}, "update", "document", "alice"), engine.Allow, []string{"owners-edit"}},
+		{"owner and editor read", input("alice", editor, "read", "document", "alice"), engine.Allow, []string{"owners-edit", "editors-read"}},
+		{"non-owner update", input("bob", editor, "update", "document", "alice"), engine.NotApplicable, nil},
+		{"other resource type", input("alice", map[string]any{"roles": []any{}}, "update", "folder", "alice"), engine.NotApplicable, nil},
+		{"suspended owner", input("alice", map[string]any{"roles": []any{}, "suspended": true}, "update", "document", "alice"), engine.Deny, []string{"suspended"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := p.Evaluate(context.Background(), tc.in, false)
+			if out.Err != nil {
+				t.Fatalf("unexpected error: %v", out.Err)
+			}
+			if out.Effect != tc.effect {
+				t.Fatalf("effect = %v, want %v", out.Effect, tc.effect)
+			}
+			if strings.Join(out.Rules, ",") != strings.Join(tc.rules, ",") {
+				t.Fatalf("rules = %v, want %v", out.Rules, tc.rules)
+			}
+		})
+	}
+}
+
+func TestCombining(t *testing.T) {
+	const tmpl = `apiVersion: verdict.dev/v1
+kind: Policy
+name: c
+combining: COMB
+rules:
+  - id: a-allow
+    effect: allow
+  - id: b-deny
+    effect: deny
+`
+	for comb, want := range map[string]engine.Effect{
+		"deny-overrides":   engine.Deny,
+		"permit-overrides": engine.Allow,
+		"first-applicable": engine.Allow,
+	} {
+		p := compile(t, strings.Replace(tmpl, "COMB", comb, 1))
+		out := p.Evaluate(context.Background(), input("x", nil, "read", "doc", ""), true)
+		if out.Err != nil || out.Effect != want {
+			t.Errorf("%s: effect %v err %v, want %v", comb, out.Effect, out.Err, want)
+		}
+		if len(out.Trace) == 0 {
+			t.Errorf("%s: explain produced no trace", comb)
+		}
+	}
+}
+
+func TestEvaluationErrorIsReported(t *testing.T) {
+	p := compile(t, `apiVersion: verdict.dev/v1
+kind: Policy
+name: e
+rules:
+  - id: missing-key
+    effect: allow
+    condition: resource.properties.nothere == "x"
+`)
+	out := p.Evaluate(context.Background(), input("x", nil, "read", "doc", ""), false)
+	if out.Err == nil {
+		t.Fatalf("want an error for a missing key, got effect %v", out.Effect)
+	}
+	if !strings.Contains(out.Err.Error(), "missing-key") {
+		t.Errorf("error %q does not name the rule", out.Err)
+	}
+}
+
+func TestCostLimit(t *testing.T) {
+	l := engine.DefaultLimits()
+	l.CostLimit = 100
+	c, err := NewCompiler(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Compile("cost.verdict.yaml", []byte(`apiVersion: verdict.dev/v1
+kind: Policy
+name: cost
+rules:
+  - id: heavy
+    effect: allow
+    condition: lists.range(1000).map(i, lists.range(100).map(j, i * j)).size() > 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := p.Evaluate(context.Background(), input("x", nil, "read", "doc", ""), false)
+	if !errors.Is(out.Err, engine.ErrCostLimit) {
+		t.Fatalf("want ErrCostLimit, got %v (effect %v)", out.Err, out.Effect)
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	p := compile(t, `apiVersion: verdict.dev/v1
+kind: Policy
+name: slow
+rules:
+  - id: slow
+    effect: allow
+    condition: lists.range(100).all(i, lists.range(100).all(j, i + j >= 0))
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := p.Evaluate(ctx, input("x", nil, "read", "doc", ""), false)
+	if !errors.Is(out.Err, engine.ErrTimeout) {
+		t.Fatalf("want ErrTimeout on a done context, got %v (effect %v)", out.Err, out.Effect)
+	}
+}
+
+func TestCompileErrorsAreLocated(t *testing.T) {
+	cases := []struct {
+		name, src, want string
+	}{
+		{"syntax", `apiVersion: verdict.dev/v1
+kind: Policy
+name: s
+rules:
+  - id: r
+    effect: allow
+    condition: subject.id ==
+`, "p.verdict.yaml:7:"},
+		{"unknown variable", `apiVersion: verdict.dev/v1
+kind: Policy
+name: s
+rules:
+  - id: r
+    effect: allow
+    condition: variables.nope
+`, "p.verdict.yaml:7:16: undeclared reference"},
+		{"non-bool", `apiVersion: verdict.dev/v1
+kind: Policy
+name: s
+rules:
+  - id: r
+    effect: allow
+    condition: 1 + 2
+`, "p.verdict.yaml:7:16: rule \"r\": condition must be a bool"},
+		{"block scalar", `apiVersion: verdict.dev/v1
+kind: Policy
+name: s
+rules:
+  - id: r
+    effect: allow
+    condition: |
+      subject.id == "a" &&
+        nosuch.x
+`, "p.verdict.yaml:9:9: undeclared reference to 'nosuch'"},
+		{"unknown field", `apiVersion: verdict.dev/v1
+kind: Policy
+name: s
+rulez: []
+`, "p.verdict.yaml:4: field rulez not found"},
+		{"bad effect", `apiVersion: verdict.dev/v1
+kind: Policy
+name: s
+rules:
+  - id: r
+    effect: maybe
+`, "p.verdict.yaml:5: rule \"r\": effect must be"},
+		{"variable uses a later one", `apiVersion: verdict.dev/v1
+kind: Policy
+name: s
+variables:
+  a: variables.b
+  b: "true"
+rules:
+  - id: r
+    effect: allow
+    condition: variables.a
+`, "p.verdict.yaml:5:6: undeclared reference"},
+	}
+	c, err := NewCompiler(engine.DefaultLimits(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.Compile("p.verdict.yaml", []byte(tc.src))
+			var ce engine.CompileErrors
+			if !errors.As(err, &ce) {
+				t.Fatalf("want CompileErrors, got %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestTimeDependence(t *testing.T) {
+	p := compile(t, docsPolicy)
+	if p.TimeDependent() {
+		t.Error("docs policy does not read now")
+	}
+	src := `apiVersion: verdict.dev/v1
+kind: Policy
+name: t
+rules:
+  - id: office-hours
+    effect: allow
+    condition: now.getHours() >= 8
+`
+	if !compile(t, src).TimeDependent() {
+		t.Error("a policy reading now must be time dependent")
+	}
+	if compile(t, strings.Replace(src, "name: t", "name: t\ncacheTimeDependent: true", 1)).TimeDependent() {
+		t.Error("cacheTimeDependent: true must allow caching")
+	}
+}
+
+func TestDataAndToken(t *testing.T) {
+	p := compile(t, `apiVersion: verdict.dev/v1
+kind: Policy
+name: d
+rules:
+  - id: admins
+    effect: allow
+    condition: subject.id in data.admins && token != null && token.scope == "x"
+`)
+	in := input("root", nil, "read", "doc", "")
+	if out := p.Evaluate(context.Background(), in, false); out.Effect != engine.NotApplicable || out.Err != nil {
+		t.Fatalf("no token: effect %v err %v", out.Effect, out.Err)
+	}
+	in.Token = map[string]any{"scope": "x"}
+	if out := p.Evaluate(context.Background(), in, false); out.Effect != engine.Allow {
+		t.Fatalf("with token: effect %v err %v", out.Effect, out.Err)
+	}
+}
+
+func TestConcurrentEvaluate(t *testing.T) {
+	p := compile(t, docsPolicy)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				owner := "alice"
+				if (g+i)%2 == 0 {
+					owner = "bob"
+				}
+				out := p.Evaluate(context.Background(), input("alice", map[string]any{"roles": []any{}}, "update", "document", owner), false)
+				want := engine.NotApplicable
+				if owner == "alice" {
+					want = engine.Allow
+				}
+				if out.Effect != want {
+					errs <- out.Effect.String()
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatalf("wrong effect under concurrency: %s", e)
+	}
+}

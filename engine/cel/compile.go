@@ -1,0 +1,381 @@
+package cel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
+	"gopkg.in/yaml.v3"
+
+	"github.com/verdictpdp/verdict/engine"
+)
+
+// Names of the variables every expression may use.
+const (
+	VarSubject   = "subject"
+	VarAction    = "action"
+	VarResource  = "resource"
+	VarContext   = "context"
+	VarToken     = "token"
+	VarData      = "data"
+	VarNow       = "now"
+	varNamespace = "variables."
+)
+
+// Compiler compiles policy files against one CEL environment. It is safe for
+// concurrent use.
+type Compiler struct {
+	env    *cel.Env
+	limits engine.Limits
+	data   map[string]any
+}
+
+// NewCompiler builds the CEL environment shared by every policy of one
+// bundle: the input variables, the strings, sets, lists and math extensions,
+// and the parser limits of l. data is the bundle's data document, seen by
+// policies as data (nil means empty); it must not be modified afterwards. It
+// fails only if l is invalid.
+func NewCompiler(l engine.Limits, data map[string]any) (*Compiler, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	obj := cel.MapType(cel.StringType, cel.DynType)
+	env, err := cel.NewEnv(
+		cel.Variable(VarSubject, obj),
+		cel.Variable(VarAction, obj),
+		cel.Variable(VarResource, obj),
+		cel.Variable(VarContext, obj),
+		cel.Variable(VarToken, cel.DynType),
+		cel.Variable(VarData, obj),
+		cel.Variable(VarNow, cel.TimestampType),
+		ext.Strings(),
+		ext.Sets(),
+		ext.Lists(),
+		ext.Math(),
+		cel.CrossTypeNumericComparisons(true),
+		cel.ParserExpressionSizeLimit(l.MaxExpressionSize),
+		cel.ParserRecursionLimit(l.MaxRecursionDepth),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cel environment: %w", err)
+	}
+	return &Compiler{env: env, limits: l, data: orEmpty(data)}, nil
+}
+
+// Policy is one compiled policy file. It is immutable and safe for concurrent
+// use.
+type Policy struct {
+	name          string
+	file          string
+	combining     string
+	variables     []compiledVar
+	rules         []compiledRule
+	timeDependent bool
+	cacheTD       bool
+	data          map[string]any
+}
+
+var _ engine.Evaluator = (*Policy)(nil)
+
+type compiledVar struct {
+	name string
+	prg  cel.Program
+}
+
+type compiledRule struct {
+	id        string
+	deny      bool
+	actions   map[string]bool // nil: any action
+	resources map[string]bool // nil: any resource type
+	prg       cel.Program     // nil: always true
+}
+
+// Compile parses, type-checks and plans every expression of the policy file at
+// path. On any problem it returns engine.CompileErrors listing all of them
+// with file:line:col, and no policy.
+func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
+	f, errs := parseFile(path, src)
+	if f == nil {
+		return nil, errs
+	}
+	lines := strings.Split(string(src), "\n")
+	p := &Policy{name: f.Name, file: path, combining: f.Combining, cacheTD: f.CacheTimeDependent, data: c.data}
+	env := c.env
+	// Variables are declared in order, so each may use only those above it:
+	// no cycles, and lazy evaluation always terminates.
+	if f.Variables.Kind == yaml.MappingNode {
+		cont := f.Variables.Content
+		for i := 0; i+1 < len(cont); i += 2 {
+			name, node := cont[i].Value, cont[i+1]
+			ast, iss := env.Compile(node.Value)
+			if iss.Err() != nil {
+				errs = append(errs, celErrors(path, lines, node, iss.Errors())...)
+				continue
+			}
+			prg, err := c.program(ast)
+			if err != nil {
+				errs = append(errs, engine.CompileError{File: path, Line: node.Line, Col: node.Column, Message: err.Error()})
+				continue
+			}
+			if readsNow(ast) {
+				p.timeDependent = true
+			}
+			p.variables = append(p.variables, compiledVar{name: name, prg: prg})
+			env, err = env.Extend(cel.Variable(varNamespace+name, ast.OutputType()))
+			if err != nil {
+				return nil, fmt.Errorf("%s: declaring variable %s: %w", path, name, err)
+			}
+		}
+	}
+	for _, r := range f.Rules {
+		cr := compiledRule{id: r.ID, deny: r.Effect == "deny", actions: set(r.Actions), resources: set(r.Resources)}
+		if r.Condition.Kind != 0 {
+			node := &r.Condition
+			ast, iss := env.Compile(node.Value)
+			if iss.Err() != nil {
+				errs = append(errs, celErrors(path, lines, node, iss.Errors())...)
+				continue
+			}
+			if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
+				errs = append(errs, engine.CompileError{File: path, Line: node.Line, Col: node.Column,
+					Message: fmt.Sprintf("rule %q: condition must be a bool expression, but it is %s", r.ID, t)})
+				continue
+			}
+			prg, err := c.program(ast)
+			if err != nil {
+				errs = append(errs, engine.CompileError{File: path, Line: node.Line, Col: node.Column, Message: err.Error()})
+				continue
+			}
+			if readsNow(ast) {
+				p.timeDependent = true
+			}
+			cr.prg = prg
+		}
+		p.rules = append(p.rules, cr)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+func (c *Compiler) program(ast *cel.Ast) (cel.Program, error) {
+	return c.env.Program(ast,
+		cel.CostLimit(c.limits.CostLimit),
+		cel.InterruptCheckFrequency(100),
+		cel.EvalOptions(cel.OptOptimize),
+	)
+}
+
+// set returns nil (match anything) for an absent list or one holding "*".
+func set(names []string) map[string]bool {
+	if len(names) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		if n == "*" {
+			return nil
+		}
+		m[n] = true
+	}
+	return m
+}
+
+func readsNow(ast *cel.Ast) bool {
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		if ref.Name == VarNow {
+			return true
+		}
+	}
+	return false
+}
+
+// celErrors locates CEL's issues in the policy file.
+func celErrors(path string, lines []string, node *yaml.Node, issues []*common.Error) engine.CompileErrors {
+	out := make(engine.CompileErrors, 0, len(issues))
+	for _, e := range issues {
+		line, col := position(node, lines, e.Location.Line(), e.Location.Column())
+		out = append(out, engine.CompileError{File: path, Line: line, Col: col, Message: e.Message})
+	}
+	return out
+}
+
+// Name returns the policy's name.
+func (p *Policy) Name() string { return p.name }
+
+// File returns the path of the file the policy was compiled from.
+func (p *Policy) File() string { return p.file }
+
+// TimeDependent reports whether an expression reads now and the policy did
+// not allow caching anyway (cacheTimeDependent: true).
+func (p *Policy) TimeDependent() bool { return p.timeDependent && !p.cacheTD }
+
+// Evaluate matches every rule against in and combines the matches with the
+// policy's combining algorithm. An expression that fails (a missing key, a
+// type error, the cost limit, the deadline) ends evaluation with Outcome.Err
+// set, which the snapshot turns into a deny.
+func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) engine.Outcome {
+	ev := &evaluation{ctx: ctx, p: p, explain: explain}
+	bindings := map[string]any{
+		VarSubject:  engine.EntityDoc(in.Subject),
+		VarAction:   engine.ActionDoc(in.Action),
+		VarResource: engine.EntityDoc(in.Resource),
+		VarContext:  orEmpty(in.Context),
+		VarToken:    tokenValue(in.Token),
+		VarData:     p.data,
+		VarNow:      in.Now,
+	}
+	act, _ := interpreter.NewActivation(bindings)
+	ev.act = act
+	for _, v := range p.variables {
+		v := v
+		bindings[varNamespace+v.name] = func() ref.Val {
+			out, err := ev.run(v.prg)
+			if err != nil {
+				if ev.varErr == nil {
+					ev.varErr = fmt.Errorf("variable %s: %w", v.name, err)
+				}
+				return types.WrapErr(err)
+			}
+			return out
+		}
+	}
+	out := engine.Outcome{Policy: p.name}
+	var allows, denies []string
+	for i := range p.rules {
+		r := &p.rules[i]
+		if !r.applies(in) {
+			continue
+		}
+		matched, err := ev.match(r)
+		if explain {
+			t := engine.RuleTrace{Policy: p.name, Rule: r.id, Effect: effectName(r.deny), Matched: matched}
+			if err != nil {
+				t.Error = err.Error()
+			}
+			out.Trace = append(out.Trace, t)
+		}
+		if err != nil {
+			out.Err = engine.ModuleError(fmt.Sprintf("policy %s rule %s", p.name, r.id), err)
+			out.Effect = engine.Deny
+			out.Rules = nil
+			return out
+		}
+		if !matched {
+			continue
+		}
+		if p.combining == FirstApplicable {
+			out.Effect, out.Rules = effectOf(r.deny), []string{r.id}
+			if !explain {
+				return out
+			}
+			break
+		}
+		if r.deny {
+			denies = append(denies, r.id)
+		} else {
+			allows = append(allows, r.id)
+		}
+	}
+	if p.combining == FirstApplicable {
+		return out
+	}
+	denyWins := p.combining == DenyOverrides
+	switch {
+	case len(denies) > 0 && (denyWins || len(allows) == 0):
+		out.Effect, out.Rules = engine.Deny, denies
+	case len(allows) > 0:
+		out.Effect, out.Rules = engine.Allow, allows
+	}
+	return out
+}
+
+func (r *compiledRule) applies(in *engine.Input) bool {
+	if r.actions != nil && !r.actions[in.Action.Name] {
+		return false
+	}
+	if r.resources != nil && !r.resources[in.Resource.Type] {
+		return false
+	}
+	return true
+}
+
+// evaluation is the state of one Evaluate call.
+type evaluation struct {
+	ctx     context.Context
+	p       *Policy
+	act     interpreter.Activation
+	explain bool
+	varErr  error
+}
+
+func (ev *evaluation) match(r *compiledRule) (bool, error) {
+	if r.prg == nil {
+		return true, nil
+	}
+	out, err := ev.run(r.prg)
+	if ev.varErr != nil {
+		return false, ev.varErr
+	}
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("condition returned %s, not a bool", out.Type().TypeName())
+	}
+	return bool(b), nil
+}
+
+// run evaluates prg and maps CEL's cancellation errors to engine sentinels.
+func (ev *evaluation) run(prg cel.Program) (ref.Val, error) {
+	if err := ev.ctx.Err(); err != nil {
+		return nil, engine.ErrTimeout
+	}
+	out, _, err := prg.ContextEval(ev.ctx, ev.act)
+	if err == nil {
+		return out, nil
+	}
+	var cancelled interpreter.EvalCancelledError
+	switch {
+	case errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded:
+		return nil, fmt.Errorf("%w: %s", engine.ErrCostLimit, cancelled.Message)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.As(err, &cancelled), ev.ctx.Err() != nil:
+		return nil, fmt.Errorf("%w: %v", engine.ErrTimeout, err)
+	}
+	return nil, err
+}
+
+func effectName(deny bool) string {
+	return effectOf(deny).String()
+}
+
+func effectOf(deny bool) engine.Effect {
+	if deny {
+		return engine.Deny
+	}
+	return engine.Allow
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func tokenValue(t map[string]any) any {
+	if t == nil {
+		return types.NullValue
+	}
+	return t
+}

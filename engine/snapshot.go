@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Snapshot is the compiled, immutable form of one bundle: every policy module
+// ready to evaluate, plus the bundle's revision. It is safe for concurrent use
+// and is swapped as a whole when another bundle is activated.
+type Snapshot struct {
+	revision      string
+	modules       []Evaluator
+	limits        Limits
+	timeDependent bool
+	counts        map[string]int
+}
+
+// SnapshotOptions carries what NewSnapshot needs besides the modules.
+type SnapshotOptions struct {
+	// Revision names the bundle the snapshot was built from.
+	Revision string
+	// Limits bound each decision; a zero Timeout means DefaultLimits().Timeout.
+	Limits Limits
+	// CacheTimeDependent lets decisions be cached even though a module reads
+	// the evaluation time (the policy author accepts answers as old as the
+	// cache keeps them).
+	CacheTimeDependent bool
+	// Counts records how many policies of each engine kind the bundle holds,
+	// for status reports.
+	Counts map[string]int
+}
+
+// NewSnapshot builds a snapshot over modules. A snapshot with no modules
+// denies everything with ErrNoPolicy.
+func NewSnapshot(modules []Evaluator, opts SnapshotOptions) *Snapshot {
+	lim := opts.Limits
+	if lim.Timeout <= 0 {
+		lim.Timeout = DefaultLimits().Timeout
+	}
+	td := false
+	for _, m := range modules {
+		if m.TimeDependent() {
+			td = true
+		}
+	}
+	counts := make(map[string]int, len(opts.Counts))
+	for k, v := range opts.Counts {
+		counts[k] = v
+	}
+	return &Snapshot{
+		revision:      opts.Revision,
+		modules:       append([]Evaluator(nil), modules...),
+		limits:        lim,
+		timeDependent: td && !opts.CacheTimeDependent,
+		counts:        counts,
+	}
+}
+
+// Revision returns the revision of the bundle the snapshot came from.
+func (s *Snapshot) Revision() string { return s.revision }
+
+// Cacheable reports whether decisions of this snapshot depend only on their
+// input, so that they may be cached.
+func (s *Snapshot) Cacheable() bool { return !s.timeDependent }
+
+// Counts returns a copy of the number of policies per engine kind.
+func (s *Snapshot) Counts() map[string]int {
+	out := make(map[string]int, len(s.counts))
+	for k, v := range s.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// Decide evaluates every module for in and combines their outcomes with
+// deny-overrides: a failed module or an applicable deny wins, else an allow
+// permits, else the answer is deny. A nil snapshot denies with ErrNoPolicy.
+// The decision never takes longer than the snapshot's timeout plus the time
+// an engine needs to notice cancellation.
+func (s *Snapshot) Decide(ctx context.Context, in *Input, explain bool) Decision {
+	if s == nil || len(s.modules) == 0 {
+		d := Decision{Reasons: []string{ReasonNoPolicy}, Err: ErrNoPolicy}
+		if s != nil {
+			d.Revision = s.revision
+		}
+		return d
+	}
+	if in.Now.IsZero() {
+		in.Now = time.Now().UTC()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.limits.Timeout)
+	defer cancel()
+
+	d := Decision{Revision: s.revision}
+	var allowRules, denyRules []string
+	denied, allowed := false, false
+	for _, m := range s.modules {
+		out := m.Evaluate(ctx, in, explain)
+		if explain {
+			d.Explain = append(d.Explain, out.Trace...)
+		}
+		if out.Err == nil && ctx.Err() != nil {
+			out.Err = ModuleError(m.Name(), ErrTimeout)
+		}
+		if out.Err != nil {
+			return Decision{
+				Revision: s.revision,
+				Reasons:  []string{ClassifyErr(out.Err)},
+				Err:      out.Err,
+				Explain:  d.Explain,
+			}
+		}
+		switch out.Effect {
+		case Deny:
+			denied = true
+			denyRules = append(denyRules, out.Rules...)
+		case Allow:
+			allowed = true
+			allowRules = append(allowRules, out.Rules...)
+		}
+		if denied && !explain {
+			break
+		}
+	}
+	switch {
+	case denied:
+		d.Reasons = denyRules
+	case allowed:
+		d.Allow = true
+		d.Reasons = allowRules
+	default:
+		d.Reasons = []string{ReasonNoMatch}
+	}
+	if d.Reasons == nil {
+		d.Reasons = []string{}
+	}
+	return d
+}
