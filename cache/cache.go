@@ -11,10 +11,10 @@ import (
 type Config struct {
 	// MaxCost is the total cost the cache may hold; with a cost of 1 per
 	// entry it is the number of entries. Zero disables the cache.
-	MaxCost int64
+	MaxCost int64 `yaml:"max_cost"`
 	// NumCounters is the number of admission counters ristretto keeps;
 	// zero means 10 × MaxCost, as ristretto recommends.
-	NumCounters int64
+	NumCounters int64 `yaml:"num_counters"`
 }
 
 // Default returns a cache of 100,000 entries.
@@ -38,8 +38,8 @@ func (c Config) Validate() error {
 // dropped (ristretto's admission policy); callers must not rely on them. The
 // zero value is not usable; a nil *Cache is a cache that stores nothing.
 type Cache[K comparable, V any] struct {
-	rc     *ristretto.Cache[string, entry[K, V]]
-	keyFn  func(K) string
+	rc     *ristretto.Cache[uint64, entry[K, V]]
+	keyFn  func(K) uint64
 	hits   atomic.Uint64
 	misses atomic.Uint64
 }
@@ -49,10 +49,10 @@ type entry[K comparable, V any] struct {
 	val V
 }
 
-// New builds a cache; keyFn maps a key to the string ristretto hashes (it
-// should spread keys well, equality is checked on K itself). A Config with
+// New builds a cache; keyFn maps a key to the 64-bit hash ristretto indexes
+// by (it should spread keys well; equality is checked on K itself). A Config with
 // MaxCost 0 returns a nil cache, which stores nothing.
-func New[K comparable, V any](cfg Config, keyFn func(K) string) (*Cache[K, V], error) {
+func New[K comparable, V any](cfg Config, keyFn func(K) uint64) (*Cache[K, V], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func New[K comparable, V any](cfg Config, keyFn func(K) string) (*Cache[K, V], e
 	if counters == 0 {
 		counters = 10 * cfg.MaxCost
 	}
-	rc, err := ristretto.NewCache(&ristretto.Config[string, entry[K, V]]{
+	rc, err := ristretto.NewCache(&ristretto.Config[uint64, entry[K, V]]{
 		NumCounters: counters,
 		MaxCost:     cfg.MaxCost,
 		BufferItems: 64,

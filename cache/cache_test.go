@@ -14,7 +14,7 @@ type key struct {
 }
 
 func TestGetSet(t *testing.T) {
-	c, err := New[key, string](Config{MaxCost: 100}, func(k key) string { return k.hash })
+	c, err := New[key, string](Config{MaxCost: 100}, func(k key) uint64 { return uint64(len(k.hash)) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestGetSet(t *testing.T) {
 // TestCollisionIsAMiss forces every key onto the same ristretto hash: the
 // stored full key must keep one key's value from answering for another.
 func TestCollisionIsAMiss(t *testing.T) {
-	c, err := New[key, int](Config{MaxCost: 100}, func(key) string { return "same" })
+	c, err := New[key, int](Config{MaxCost: 100}, func(key) uint64 { return 7 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestCollisionIsAMiss(t *testing.T) {
 }
 
 func TestDisabledAndNil(t *testing.T) {
-	c, err := New[key, int](Config{}, func(k key) string { return k.hash })
+	c, err := New[key, int](Config{}, func(k key) uint64 { return uint64(len(k.hash)) })
 	if err != nil || c != nil {
 		t.Fatalf("MaxCost 0 must give a nil cache, got %v, %v", c, err)
 	}

@@ -150,13 +150,13 @@ type Decision struct {
 // Limits bound every evaluation.
 type Limits struct {
 	// Timeout is the deadline of one decision across all modules.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// CostLimit is the CEL runtime cost budget of one expression evaluation.
-	CostLimit uint64
+	CostLimit uint64 `yaml:"cost_limit"`
 	// MaxExpressionSize is the largest CEL expression accepted, in code points.
-	MaxExpressionSize int
+	MaxExpressionSize int `yaml:"max_expression_size"`
 	// MaxRecursionDepth bounds the nesting of a CEL expression.
-	MaxRecursionDepth int
+	MaxRecursionDepth int `yaml:"max_recursion_depth"`
 }
 
 // DefaultLimits returns the limits used when a configuration sets none.

@@ -1,0 +1,145 @@
+package bundles
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/verdictpdp/verdict/engine"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Limits bound what a bundle may hold.
+	Limits Limits
+	// Engine bounds every evaluation of the bundle's policies.
+	Engine engine.Limits
+	// SkipTests activates bundles without running their *_test.yaml cases.
+	SkipTests bool
+}
+
+// DefaultConfig returns the default limits, with tests run before activation.
+func DefaultConfig() Config {
+	return Config{Limits: DefaultLimits(), Engine: engine.DefaultLimits()}
+}
+
+// Validate reports every problem with c, joined.
+func (c Config) Validate() error {
+	return errors.Join(c.Limits.Validate(), c.Engine.Validate())
+}
+
+// TestSummary counts a bundle's test cases.
+type TestSummary struct {
+	Passed int `json:"passed"`
+	Failed int `json:"failed"`
+}
+
+// Active is a compiled bundle set that serves (or is about to serve)
+// decisions. It is immutable.
+type Active struct {
+	Snapshot *engine.Snapshot
+	// Generation increases by one with every activation; cache keys carry it
+	// so that no decision of an older bundle is ever served.
+	Generation uint64
+	LoadedAt   time.Time
+	Sources    []string
+	Digests    []string
+	Tests      TestSummary
+}
+
+// Manager owns the active bundle and swaps it atomically. Its zero value is
+// not usable; build one with NewManager.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	mu     sync.Mutex // serialises activations so generations stay ordered
+	active atomic.Pointer[Active]
+	gen    uint64
+}
+
+// NewManager returns a manager with no active bundle.
+func NewManager(cfg Config, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{cfg: cfg, log: log}
+}
+
+// Active returns the active bundle, nil before the first activation.
+func (m *Manager) Active() *Active { return m.active.Load() }
+
+// Prepare compiles bs and runs their tests without activating anything. It
+// returns engine.CompileErrors, TestFailures or another error; never a
+// partial result.
+func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
+	snap, err := Compile(ctx, bs, m.cfg.Engine)
+	if err != nil {
+		return nil, err
+	}
+	a := &Active{Snapshot: snap}
+	for _, b := range bs {
+		a.Sources = append(a.Sources, b.Source)
+		a.Digests = append(a.Digests, b.Digest)
+	}
+	if m.cfg.SkipTests {
+		return a, nil
+	}
+	var cases []TestCase
+	for _, b := range bs {
+		cs, err := b.Tests()
+		if err != nil {
+			return nil, err
+		}
+		cases = append(cases, cs...)
+	}
+	var failed TestFailures
+	for _, r := range RunTests(ctx, snap, cases) {
+		if r.Passed() {
+			a.Tests.Passed++
+		} else {
+			failed = append(failed, r)
+		}
+	}
+	a.Tests.Failed = len(failed)
+	if len(failed) > 0 {
+		return nil, failed
+	}
+	return a, nil
+}
+
+// Activate makes a (from Prepare) the active bundle, with the next
+// generation, and returns what was swapped in.
+func (m *Manager) Activate(a *Active) *Active {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen++
+	next := *a
+	next.Generation = m.gen
+	next.LoadedAt = time.Now().UTC()
+	m.active.Store(&next)
+	m.log.Info("bundle activated", "revision", next.Snapshot.Revision(), "generation", next.Generation,
+		"tests_passed", next.Tests.Passed)
+	return &next
+}
+
+// LoadPaths reads, compiles and tests the bundles at paths and activates them
+// together. On any error the active bundle is left as it was.
+func (m *Manager) LoadPaths(ctx context.Context, paths []string) (*Active, error) {
+	bs := make([]*Bundle, 0, len(paths))
+	for _, p := range paths {
+		b, err := Load(p, m.cfg.Limits)
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, b)
+	}
+	a, err := m.Prepare(ctx, bs)
+	if err != nil {
+		m.log.Warn("bundle rejected; the active bundle keeps serving", "paths", paths, "error", err)
+		return nil, err
+	}
+	return m.Activate(a), nil
+}

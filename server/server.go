@@ -1,0 +1,282 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/utils"
+	"github.com/google/uuid"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/cache"
+	"github.com/verdictpdp/verdict/engine"
+)
+
+// Config configures the HTTP server.
+type Config struct {
+	// Addr is the listen address, host:port.
+	Addr string `yaml:"addr"`
+	// BodyLimit is the largest request body accepted, in bytes; larger
+	// bodies get 413.
+	BodyLimit int `yaml:"body_limit"`
+	// MaxDepth is the deepest JSON nesting accepted; deeper gets 400.
+	MaxDepth int `yaml:"max_depth"`
+	// MaxBatch is the most evaluations one request may hold.
+	MaxBatch int `yaml:"max_batch"`
+	// ReadTimeout, WriteTimeout and IdleTimeout bound connections.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout bounds how long in-flight requests may drain on stop.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Cache sizes the decision cache; MaxCost 0 turns it off.
+	Cache cache.Config `yaml:"cache"`
+}
+
+// DefaultConfig returns the defaults: 127.0.0.1:8700, 1 MiB bodies, depth 64,
+// 1,000 evaluations a batch, and a 100,000-entry decision cache.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            "127.0.0.1:8700",
+		BodyLimit:       1 << 20,
+		MaxDepth:        64,
+		MaxBatch:        1000,
+		ReadTimeout:     10 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		IdleTimeout:     120 * time.Second,
+		ShutdownTimeout: 15 * time.Second,
+		Cache:           cache.Default(),
+	}
+}
+
+// Validate reports every problem with c, joined.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("server addr %q: %w", c.Addr, err))
+	}
+	if c.BodyLimit <= 0 {
+		errs = append(errs, errors.New("server body_limit must be positive"))
+	}
+	if c.MaxDepth <= 0 {
+		errs = append(errs, errors.New("server max_depth must be positive"))
+	}
+	if c.MaxBatch <= 0 {
+		errs = append(errs, errors.New("server max_batch must be positive"))
+	}
+	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("server timeouts must be positive"))
+	}
+	errs = append(errs, c.Cache.Validate())
+	return errors.Join(errs...)
+}
+
+// DecisionCache is what the server needs of a decision cache.
+type DecisionCache interface {
+	Get(k decisionKey) (engine.Decision, bool)
+	Set(k decisionKey, d engine.Decision)
+}
+
+// Bundles is what the server needs of the bundle manager.
+type Bundles interface {
+	Active() *bundles.Active
+}
+
+var _ Bundles = (*bundles.Manager)(nil)
+
+// Server is Verdict's HTTP API. Build it with New; it is safe for concurrent
+// use.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	bundles Bundles
+	cache   DecisionCache
+	dcache  *cache.Cache[decisionKey, engine.Decision]
+	app     *fiber.App
+	started time.Time
+	version string
+}
+
+// Option changes how New builds a server.
+type Option func(*Server)
+
+// WithCache replaces the decision cache (tests use one that drops writes).
+// A nil cache turns caching off.
+func WithCache(c DecisionCache) Option {
+	return func(s *Server) { s.cache = c }
+}
+
+// WithVersion sets the version /v1/status reports.
+func WithVersion(v string) Option {
+	return func(s *Server) { s.version = v }
+}
+
+// New builds the server and its routes. It fails on an invalid config.
+func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: log, bundles: b, started: time.Now(), version: "dev"}
+	dc, err := cache.New[decisionKey, engine.Decision](cfg.Cache, decisionKey.index)
+	if err != nil {
+		return nil, err
+	}
+	s.dcache = dc
+	if dc != nil {
+		s.cache = dc
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "verdict",
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		DisableStartupMessage: true,
+		ErrorHandler:          errorHandler(log),
+	})
+	s.app.Use(s.requestID)
+	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		log.Error("panic in handler", "path", c.Path(), "request_id", requestID(c), "panic", fmt.Sprint(e))
+	}}))
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.app.Get("/healthz", s.healthz)
+	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/v1/status", s.status)
+	s.app.Post("/v1/decide", s.decide)
+	s.app.Use(func(c *fiber.Ctx) error {
+		return newError(fiber.StatusNotFound, CodeNotFound, "no route "+c.Method()+" "+c.Path())
+	})
+}
+
+// App returns the Fiber app, for tests that call app.Test.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve answers requests on ln until ctx is done, then stops accepting,
+// drains in-flight requests for at most ShutdownTimeout and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	err := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout)
+	<-errc
+	return err
+}
+
+// Close releases the cache.
+func (s *Server) Close() {
+	s.dcache.Close()
+}
+
+const requestIDHeader = "X-Request-ID"
+
+// requestID echoes a well-formed X-Request-ID (printable ASCII, at most 200
+// bytes) or makes one, and keeps it for logs and the response.
+func (s *Server) requestID(c *fiber.Ctx) error {
+	id := c.Get(requestIDHeader)
+	if !validRequestID(id) {
+		id = uuid.NewString()
+	} else {
+		id = utils.CopyString(id)
+	}
+	c.Locals(requestIDHeader, id)
+	c.Set(requestIDHeader, id)
+	return c.Next()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 200 {
+		return false
+	}
+	for _, r := range id {
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(requestIDHeader).(string)
+	return id
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (s *Server) readyz(c *fiber.Ctx) error {
+	a := s.bundles.Active()
+	if a == nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+			"status": "not ready",
+			"checks": fiber.Map{"bundle": "no bundle is active"},
+		})
+	}
+	return c.JSON(fiber.Map{
+		"status": "ready",
+		"checks": fiber.Map{"bundle": "active", "revision": a.Snapshot.Revision()},
+	})
+}
+
+func (s *Server) status(c *fiber.Ctx) error {
+	out := fiber.Map{
+		"version":        s.version,
+		"uptime_seconds": int64(time.Since(s.started).Seconds()),
+	}
+	hits, misses := s.dcache.Stats()
+	out["cache"] = fiber.Map{"enabled": s.cache != nil, "hits": hits, "misses": misses}
+	a := s.bundles.Active()
+	if a == nil {
+		out["ready"] = false
+		out["bundle"] = nil
+		return c.JSON(out)
+	}
+	counts := a.Snapshot.Counts()
+	kinds := make([]string, 0, len(counts))
+	for _, k := range []string{bundles.KindCEL, bundles.KindRego} {
+		if counts[k] > 0 {
+			kinds = append(kinds, k)
+		}
+	}
+	out["ready"] = true
+	out["bundle"] = fiber.Map{
+		"revision":   a.Snapshot.Revision(),
+		"generation": a.Generation,
+		"loaded_at":  a.LoadedAt.Format(time.RFC3339Nano),
+		"sources":    a.Sources,
+		"digests":    a.Digests,
+		"policies":   fiber.Map{bundles.KindCEL: counts[bundles.KindCEL], bundles.KindRego: counts[bundles.KindRego]},
+		"engines":    kinds,
+		"cacheable":  a.Snapshot.Cacheable(),
+		"tests":      a.Tests,
+	}
+	return c.JSON(out)
+}
+
+func isJSON(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
