@@ -34,36 +34,38 @@ type DecisionResponse struct {
 	Context  DecisionContext `json:"context"`
 }
 
-type batchResponse struct {
-	Evaluations []DecisionResponse `json:"evaluations"`
-}
-
-// request is a decoded, validated /v1/decide body.
-type request struct {
-	inputs   []*engine.Input
-	batch    bool
-	semantic string
-	explain  bool
+// Request is a decoded, validated /v1/decide body.
+type Request struct {
+	// Inputs holds one input, or the items of a batch in request order.
+	Inputs []*engine.Input
+	// Batch is true when the body had a non-empty "evaluations" array.
+	Batch bool
+	// Semantic is the batch's evaluations_semantic (execute_all by default).
+	Semantic string
+	// Explain asks for a trace of every rule evaluated.
+	Explain bool
 }
 
 // entities are the fields an evaluation item may override as a whole.
 var entities = []string{"subject", "action", "resource", "context"}
 
-// parseRequest validates the body of /v1/decide. Any caller-sent "token" is
-// dropped: token claims come only from verified credentials.
-func (s *Server) parseRequest(body []byte) (*request, error) {
-	doc, err := decodeObject(body, s.cfg.MaxDepth)
+// ParseRequest validates the body of /v1/decide: at most maxDepth levels of
+// JSON and maxBatch evaluations. Any caller-sent "token" is dropped: token
+// claims come only from verified credentials. Errors are client errors with
+// a status (400) and a message naming the field.
+func ParseRequest(body []byte, maxDepth, maxBatch int) (*Request, error) {
+	doc, err := decodeObject(body, maxDepth)
 	if err != nil {
 		return nil, err
 	}
 	delete(doc, "token")
-	r := &request{semantic: ExecuteAll}
+	r := &Request{Semantic: ExecuteAll}
 	if v, ok := doc["explain"]; ok {
 		b, ok := v.(bool)
 		if !ok {
 			return nil, newError(400, CodeInvalidInput, "explain: must be a boolean")
 		}
-		r.explain = b
+		r.Explain = b
 	}
 	if v, ok := doc["options"]; ok && v != nil {
 		opts, ok := v.(map[string]any)
@@ -76,7 +78,7 @@ func (s *Server) parseRequest(body []byte) (*request, error) {
 				return nil, newError(400, CodeInvalidInput, fmt.Sprintf(
 					"options.evaluations_semantic: must be %q, %q or %q", ExecuteAll, DenyOnFirstDeny, PermitOnFirstPermit))
 			}
-			r.semantic = str
+			r.Semantic = str
 		}
 	}
 	var items []any
@@ -91,14 +93,14 @@ func (s *Server) parseRequest(body []byte) (*request, error) {
 		if err != nil {
 			return nil, newError(400, CodeInvalidInput, err.Error())
 		}
-		r.inputs = []*engine.Input{in}
+		r.Inputs = []*engine.Input{in}
 		return r, nil
 	}
-	if len(items) > s.cfg.MaxBatch {
-		return nil, newError(400, CodeInvalidInput, fmt.Sprintf("evaluations: at most %d items are allowed, got %d", s.cfg.MaxBatch, len(items)))
+	if len(items) > maxBatch {
+		return nil, newError(400, CodeInvalidInput, fmt.Sprintf("evaluations: at most %d items are allowed, got %d", maxBatch, len(items)))
 	}
-	r.batch = true
-	r.inputs = make([]*engine.Input, len(items))
+	r.Batch = true
+	r.Inputs = make([]*engine.Input, len(items))
 	for i, it := range items {
 		item, ok := it.(map[string]any)
 		if !ok {
@@ -119,7 +121,7 @@ func (s *Server) parseRequest(body []byte) (*request, error) {
 		if err != nil {
 			return nil, newError(400, CodeInvalidInput, err.Error())
 		}
-		r.inputs[i] = in
+		r.Inputs[i] = in
 	}
 	return r, nil
 }
@@ -130,24 +132,38 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	}
 	// The body is parsed into fresh Go values here; nothing of Fiber's
 	// buffers outlives the handler.
-	req, err := s.parseRequest(c.Body())
+	req, err := ParseRequest(c.Body(), s.cfg.MaxDepth, s.cfg.MaxBatch)
 	if err != nil {
 		return err
 	}
 	active := s.bundles.Active()
 	ctx := c.UserContext()
-	if !req.batch {
-		return c.JSON(s.evaluate(ctx, active, req.inputs[0], req.explain))
+	return c.JSON(Respond(req, func(in *engine.Input) DecisionResponse {
+		return s.evaluate(ctx, active, in, req.Explain)
+	}))
+}
+
+// BatchResponse is the answer to a batch request.
+type BatchResponse struct {
+	Evaluations []DecisionResponse `json:"evaluations"`
+}
+
+// Respond decides every input of req with decide, honouring the batch
+// semantic (short-circuit after the first deny or permit), and returns a
+// DecisionResponse for a single request or a BatchResponse for a batch.
+func Respond(req *Request, decide func(*engine.Input) DecisionResponse) any {
+	if !req.Batch {
+		return decide(req.Inputs[0])
 	}
-	out := batchResponse{Evaluations: make([]DecisionResponse, 0, len(req.inputs))}
-	for _, in := range req.inputs {
-		d := s.evaluate(ctx, active, in, req.explain)
+	out := BatchResponse{Evaluations: make([]DecisionResponse, 0, len(req.Inputs))}
+	for _, in := range req.Inputs {
+		d := decide(in)
 		out.Evaluations = append(out.Evaluations, d)
-		if (req.semantic == DenyOnFirstDeny && !d.Decision) || (req.semantic == PermitOnFirstPermit && d.Decision) {
+		if (req.Semantic == DenyOnFirstDeny && !d.Decision) || (req.Semantic == PermitOnFirstPermit && d.Decision) {
 			break
 		}
 	}
-	return c.JSON(out)
+	return out
 }
 
 // evaluate answers one input from the cache or the active snapshot. Explain

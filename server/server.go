@@ -161,9 +161,21 @@ func (s *Server) routes() {
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/v1/status", s.status)
 	s.app.Post("/v1/decide", s.decide)
+	for path, allow := range map[string]string{
+		"/healthz": "GET, HEAD", "/readyz": "GET, HEAD", "/v1/status": "GET, HEAD", "/v1/decide": "POST",
+	} {
+		s.app.All(path, methodNotAllowed(allow))
+	}
 	s.app.Use(func(c *fiber.Ctx) error {
 		return newError(fiber.StatusNotFound, CodeNotFound, "no route "+c.Method()+" "+c.Path())
 	})
+}
+
+func methodNotAllowed(allow string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderAllow, allow)
+		return newError(fiber.StatusMethodNotAllowed, CodeMethodNotAllowed, c.Method()+" is not allowed here; use "+allow)
+	}
 }
 
 // App returns the Fiber app, for tests that call app.Test.

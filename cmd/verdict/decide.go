@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/server"
+)
+
+func newDecide() *cobra.Command {
+	var (
+		paths   []string
+		input   string
+		explain bool
+	)
+	cmd := &cobra.Command{
+		Use:   "decide --bundle PATH [--input FILE|-]",
+		Short: "Evaluate a request against a bundle locally and print the decision JSON",
+		Long: `Evaluate a request locally, without a server, and print the decision as
+POST /v1/decide would answer it. The input is the /v1/decide request body
+(a single request or a batch with "evaluations"), read from --input or stdin.`,
+		Example: `  echo '{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"document","id":"1"}}' \
+    | verdict decide --bundle policies/quickstart`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(paths) == 0 {
+				return fmt.Errorf("--bundle is required")
+			}
+			var r io.Reader = cmd.InOrStdin()
+			if input != "-" {
+				f, err := os.Open(input)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			def := server.DefaultConfig()
+			body, err := io.ReadAll(io.LimitReader(r, int64(def.BodyLimit)+1))
+			if err != nil {
+				return err
+			}
+			if len(body) > def.BodyLimit {
+				return fmt.Errorf("input is over the %d-byte limit", def.BodyLimit)
+			}
+			req, err := server.ParseRequest(body, def.MaxDepth, def.MaxBatch)
+			if err != nil {
+				return fmt.Errorf("input: %w", err)
+			}
+			mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
+			active, err := mgr.LoadPaths(cmd.Context(), paths)
+			if err != nil {
+				return fmt.Errorf("bundle rejected:\n%w", err)
+			}
+			out := server.Respond(req, func(in *engine.Input) server.DecisionResponse {
+				return server.NewDecisionResponse(active.Snapshot.Decide(cmd.Context(), in, req.Explain || explain))
+			})
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&paths, "bundle", nil, "bundle directory or .tar.gz (repeatable)")
+	f.StringVar(&input, "input", "-", "file with the request JSON, or - for stdin")
+	f.BoolVar(&explain, "explain", false, "include a trace of every rule evaluated")
+	return cmd
+}

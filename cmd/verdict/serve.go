@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/server"
+)
+
+func newServe() *cobra.Command {
+	var (
+		cfgPath string
+		addr    string
+		paths   []string
+		dataDir string
+		dev     bool
+		level   string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve decisions over HTTP",
+		Long: `Serve decisions over HTTP from one or more bundles.
+
+Bundles are loaded all-or-nothing: a bundle that fails to read, compile or pass
+its own tests is rejected with file:line:col errors, and the server keeps what
+it had. At start that means it is not ready (/readyz answers 503) and every
+decision is a deny until a good bundle is loaded. SIGHUP reloads the bundles.
+
+Settings come from defaults, then --config FILE, then the flags given.`,
+		Example: `  verdict serve --bundle policies/quickstart
+  verdict serve --config verdict.yaml --addr 0.0.0.0:8700`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if f.Changed("addr") {
+				cfg.Server.Addr = addr
+			}
+			if f.Changed("bundle") {
+				cfg.Bundles = paths
+			}
+			if f.Changed("data-dir") {
+				cfg.DataDir = dataDir
+			}
+			if f.Changed("dev") {
+				cfg.Dev = dev
+			}
+			if f.Changed("log-level") {
+				cfg.Log.Level = level
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			return serve(cmd.Context(), cfg, cmd)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "YAML configuration file")
+	f.StringVar(&addr, "addr", "127.0.0.1:8700", "listen address host:port")
+	f.StringArrayVar(&paths, "bundle", nil, "bundle directory or .tar.gz to serve (repeatable; several bundles combine deny-overrides)")
+	f.StringVar(&dataDir, "data-dir", "./verdict-data", "directory for durable state")
+	f.BoolVar(&dev, "dev", false, "local developer setup (never in production)")
+	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
+	log := cfg.Log.Logger(cmd.ErrOrStderr())
+	if cfg.Dev {
+		log.Warn("!!! DEVELOPMENT MODE: --dev is for a local developer setup only; never run it in production !!!")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	mgr := bundles.NewManager(cfg.BundleConfig(), log)
+	load := func() {
+		if len(cfg.Bundles) == 0 {
+			log.Warn("no bundle given (--bundle PATH): not ready, and every decision is a deny")
+			return
+		}
+		if _, err := mgr.LoadPaths(ctx, cfg.Bundles); err != nil {
+			log.Error("bundle rejected", "paths", cfg.Bundles, "error", err.Error())
+			fmt.Fprintf(cmd.ErrOrStderr(), "bundle rejected:\n%v\n", err)
+		}
+	}
+	load()
+	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version))
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return err
+	}
+	if !cfg.Dev && !isLoopback(ln.Addr()) {
+		log.Warn("listening on a non-loopback address: caller authentication arrives with the token service; protect this port", "addr", ln.Addr().String())
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading bundles")
+				load()
+			}
+		}
+	}()
+	log.Info("verdict listening", "addr", "http://"+ln.Addr().String(), "bundles", cfg.Bundles, "data_dir", cfg.DataDir)
+	err = srv.Serve(ctx, ln)
+	log.Info("verdict stopped")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "verdict.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadOverridesDefaults(t *testing.T) {
+	cfg, err := Load(write(t, `
+data_dir: /tmp/v
+server:
+  addr: 127.0.0.1:9999
+  body_limit: 2048
+engine:
+  timeout: 20ms
+bundles: [policies/quickstart]
+log: {level: debug, format: json}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Addr != "127.0.0.1:9999" || cfg.Server.BodyLimit != 2048 || cfg.Engine.Timeout != 20*time.Millisecond {
+		t.Fatalf("values not applied: %+v", cfg)
+	}
+	if cfg.Server.MaxDepth != 64 || cfg.Engine.CostLimit == 0 {
+		t.Fatalf("defaults lost for keys the file does not set: %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	for name, body := range map[string]string{
+		"unknown key":  "servr: {}\n",
+		"bad duration": "engine: {timeout: soon}\n",
+		"wrong type":   "server: {body_limit: big}\n",
+	} {
+		if _, err := Load(write(t, body)); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Error("missing file: want an error")
+	}
+}
+
+func TestValidateJoinsProblems(t *testing.T) {
+	cfg := Default()
+	cfg.Server.Addr = "nonsense"
+	cfg.Engine.Timeout = 0
+	cfg.Log.Format = "xml"
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"addr", "timeout", "log.format"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}

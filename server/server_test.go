@@ -1,0 +1,546 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/engine"
+)
+
+const policyV1 = `apiVersion: verdict.dev/v1
+kind: Policy
+name: documents
+variables:
+  is_owner: has(resource.properties.owner) && resource.properties.owner == subject.id
+rules:
+  - id: owners-edit
+    effect: allow
+    actions: ["read", "update"]
+    resources: ["document"]
+    condition: variables.is_owner
+  - id: token-scope
+    effect: allow
+    actions: ["admin"]
+    condition: token != null && token.scope == "admin"
+  - id: suspended
+    effect: deny
+    condition: has(subject.properties.suspended) && subject.properties.suspended == true
+`
+
+// a request body for subject id, action name and resource owner
+func body(subject, action, owner string) string {
+	return fmt.Sprintf(`{"subject":{"type":"user","id":%q},"action":{"name":%q},"resource":{"type":"document","id":"42","properties":{"owner":%q}}}`, subject, action, owner)
+}
+
+type harness struct {
+	t    *testing.T
+	mgr  *bundles.Manager
+	srv  *Server
+	url  string
+	stop func()
+}
+
+func activate(t *testing.T, mgr *bundles.Manager, files map[string]string) *bundles.Active {
+	t.Helper()
+	fs := map[string][]byte{}
+	for k, v := range files {
+		fs[k] = []byte(v)
+	}
+	b, err := bundles.FromFiles(fs, bundles.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := mgr.Prepare(context.Background(), []*bundles.Bundle{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mgr.Activate(a)
+}
+
+func start(t *testing.T, cfg Config, mgr *bundles.Manager, opts ...Option) *harness {
+	t.Helper()
+	srv, err := New(cfg, mgr, nil, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	h := &harness{t: t, mgr: mgr, srv: srv, url: "http://" + ln.Addr().String()}
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			srv.Close()
+		})
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+func newHarness(t *testing.T, opts ...Option) *harness {
+	mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
+	activate(t, mgr, map[string]string{"docs.verdict.yaml": policyV1, ".manifest": `{"revision":"v1"}`})
+	return start(t, DefaultConfig(), mgr, opts...)
+}
+
+func (h *harness) post(path, ctype, b string, hdr ...string) (*http.Response, map[string]any) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.url+path, strings.NewReader(b))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	return h.do(req)
+}
+
+func (h *harness) get(path string) (*http.Response, map[string]any) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, h.url+path, nil)
+	return h.do(req)
+}
+
+func (h *harness) do(req *http.Request) (*http.Response, map[string]any) {
+	h.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		h.t.Fatalf("response is not a JSON object: %q", raw)
+	}
+	return resp, m
+}
+
+func decision(t *testing.T, m map[string]any) (bool, []string) {
+	t.Helper()
+	d, ok := m["decision"].(bool)
+	if !ok {
+		t.Fatalf("no decision in %v", m)
+	}
+	ctx := m["context"].(map[string]any)
+	var reasons []string
+	for _, r := range ctx["reasons"].([]any) {
+		reasons = append(reasons, r.(string))
+	}
+	return d, reasons
+}
+
+func TestDecide(t *testing.T) {
+	h := newHarness(t)
+	cases := []struct {
+		name    string
+		body    string
+		allow   bool
+		reasons string
+	}{
+		{"owner updates", body("alice", "update", "alice"), true, "owners-edit"},
+		{"stranger updates", body("bob", "update", "alice"), false, engine.ReasonNoMatch},
+		{"suspended owner", `{"subject":{"type":"user","id":"alice","properties":{"suspended":true}},"action":{"name":"update"},"resource":{"type":"document","id":"1","properties":{"owner":"alice"}}}`, false, "suspended"},
+		{"caller-sent token is ignored", `{"token":{"scope":"admin"},"subject":{"type":"user","id":"x"},"action":{"name":"admin"},"resource":{"type":"document","id":"1"}}`, false, engine.ReasonNoMatch},
+		{"unknown fields are ignored", `{"extra":1,"subject":{"type":"user","id":"alice","x":[]},"action":{"name":"read"},"resource":{"type":"document","id":"1","properties":{"owner":"alice"}},"context":{"ip":"10.0.0.1"}}`, true, "owners-edit"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, m := h.post("/v1/decide", "application/json", tc.body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %v", resp.StatusCode, m)
+			}
+			allow, reasons := decision(t, m)
+			if allow != tc.allow || strings.Join(reasons, ",") != tc.reasons {
+				t.Fatalf("got %v %v, want %v %v", allow, reasons, tc.allow, tc.reasons)
+			}
+			ctx := m["context"].(map[string]any)
+			if ctx["revision"] != "v1" || ctx["decision_id"] == "" {
+				t.Fatalf("context lacks revision or decision id: %v", ctx)
+			}
+		})
+	}
+}
+
+func TestDecisionIDsAreUnique(t *testing.T) {
+	h := newHarness(t)
+	seen := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		_, m := h.post("/v1/decide", "application/json", body("alice", "read", "alice"))
+		id := m["context"].(map[string]any)["decision_id"].(string)
+		if seen[id] {
+			t.Fatalf("decision id %s repeated (cache hits must get fresh ids)", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestBatch(t *testing.T) {
+	h := newHarness(t)
+	items := `[{"subject":{"type":"user","id":"alice"}},{"subject":{"type":"user","id":"bob"}},{"action":{"name":"read"}},{"resource":{"type":"document","id":"2","properties":{"owner":"bob"}}}]`
+	top := `"subject":{"type":"user","id":"alice"},"action":{"name":"update"},"resource":{"type":"document","id":"1","properties":{"owner":"alice"}}`
+	cases := []struct {
+		semantic string
+		want     []bool
+	}{
+		{"", []bool{true, false, true, false}},
+		{"execute_all", []bool{true, false, true, false}},
+		{"deny_on_first_deny", []bool{true, false}},
+		{"permit_on_first_permit", []bool{true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.semantic, func(t *testing.T) {
+			opts := ""
+			if tc.semantic != "" {
+				opts = fmt.Sprintf(`,"options":{"evaluations_semantic":%q}`, tc.semantic)
+			}
+			resp, m := h.post("/v1/decide", "application/json", "{"+top+`,"evaluations":`+items+opts+"}")
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %v", resp.StatusCode, m)
+			}
+			evs := m["evaluations"].([]any)
+			if len(evs) != len(tc.want) {
+				t.Fatalf("%d results, want %d: %v", len(evs), len(tc.want), evs)
+			}
+			for i, e := range evs {
+				got, _ := decision(t, e.(map[string]any))
+				if got != tc.want[i] {
+					t.Errorf("item %d: %v, want %v", i, got, tc.want[i])
+				}
+			}
+		})
+	}
+	// An empty evaluations array is a single evaluation.
+	_, m := h.post("/v1/decide", "application/json", "{"+top+`,"evaluations":[]}`)
+	if d, _ := decision(t, m); !d {
+		t.Fatalf("empty evaluations: %v", m)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	h := newHarness(t)
+	deep := strings.Repeat(`{"a":`, 64) + "1" + strings.Repeat("}", 64)
+	cases := []struct {
+		name, ctype, body string
+		status            int
+		code, msg         string
+	}{
+		{"malformed", "application/json", `{"subject":`, 400, CodeInvalidJSON, "malformed JSON"},
+		{"trailing data", "application/json", body("a", "read", "a") + "{}", 400, CodeInvalidJSON, "after the top-level value"},
+		{"empty body", "application/json", "", 400, CodeInvalidJSON, "empty"},
+		{"not an object", "application/json", `[1]`, 400, CodeInvalidInput, "JSON object"},
+		{"missing subject", "application/json", `{"action":{"name":"read"},"resource":{"type":"d","id":"1"}}`, 400, CodeInvalidInput, "subject: is required"},
+		{"subject id not a string", "application/json", `{"subject":{"type":"user","id":7},"action":{"name":"read"},"resource":{"type":"d","id":"1"}}`, 400, CodeInvalidInput, "subject.id: must be a string"},
+		{"missing action name", "application/json", `{"subject":{"type":"user","id":"a"},"action":{},"resource":{"type":"d","id":"1"}}`, 400, CodeInvalidInput, "action.name: is required"},
+		{"properties not object", "application/json", `{"subject":{"type":"user","id":"a","properties":[]},"action":{"name":"r"},"resource":{"type":"d","id":"1"}}`, 400, CodeInvalidInput, "subject.properties: must be an object"},
+		{"context not object", "application/json", `{"subject":{"type":"user","id":"a"},"action":{"name":"r"},"resource":{"type":"d","id":"1"},"context":"x"}`, 400, CodeInvalidInput, "context: must be an object"},
+		{"explain not bool", "application/json", `{"explain":"yes","subject":{"type":"user","id":"a"},"action":{"name":"r"},"resource":{"type":"d","id":"1"}}`, 400, CodeInvalidInput, "explain"},
+		{"evaluations not array", "application/json", `{"evaluations":{}}`, 400, CodeInvalidInput, "evaluations: must be an array"},
+		{"item not object", "application/json", `{"evaluations":[1]}`, 400, CodeInvalidInput, "evaluations[0]: must be an object"},
+		{"item missing field", "application/json", `{"evaluations":[{"subject":{"type":"u","id":"a"},"action":{"name":"r"},"resource":{"type":"d","id":"1"}},{"subject":{"type":"u"}}]}`, 400, CodeInvalidInput, "evaluations[1].subject.id"},
+		{"bad semantic", "application/json", `{"options":{"evaluations_semantic":"some"},"evaluations":[{}]}`, 400, CodeInvalidInput, "evaluations_semantic"},
+		{"too deep", "application/json", `{"subject":{"type":"user","id":"a","properties":` + deep + `},"action":{"name":"r"},"resource":{"type":"d","id":"1"}}`, 400, CodeTooDeep, "deeper than 64"},
+		{"wrong content type", "text/plain", body("a", "read", "a"), 415, CodeUnsupportedMedia, "application/json"},
+		{"no content type", "", body("a", "read", "a"), 415, CodeUnsupportedMedia, "application/json"},
+		{"too large", "application/json", `{"subject":{"type":"user","id":"` + strings.Repeat("a", 1<<20) + `"}}`, 413, CodeTooLarge, "size limit"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, m := h.post("/v1/decide", tc.ctype, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, m)
+			}
+			e, ok := m["error"].(map[string]any)
+			if !ok {
+				t.Fatalf("no error object: %v", m)
+			}
+			if e["code"] != tc.code || !strings.Contains(e["message"].(string), tc.msg) {
+				t.Fatalf("error %v, want code %s containing %q", e, tc.code, tc.msg)
+			}
+		})
+	}
+	// Nesting of exactly 64 levels is accepted.
+	ok := `{"subject":{"type":"user","id":"a","properties":` + strings.Repeat(`{"a":`, 61) + "1" + strings.Repeat("}", 61) + `},"action":{"name":"r"},"resource":{"type":"d","id":"1"}}`
+	if resp, m := h.post("/v1/decide", "application/json", ok); resp.StatusCode != 200 {
+		t.Fatalf("64 levels: status %d %v", resp.StatusCode, m)
+	}
+	// A batch over the limit.
+	many := `{"subject":{"type":"u","id":"a"},"action":{"name":"r"},"resource":{"type":"d","id":"1"},"evaluations":[` + strings.TrimSuffix(strings.Repeat("{},", 1001), ",") + "]}"
+	if resp, m := h.post("/v1/decide", "application/json", many); resp.StatusCode != 400 {
+		t.Fatalf("1001 items: status %d %v", resp.StatusCode, m)
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	h := newHarness(t)
+	resp, _ := h.post("/v1/decide", "application/json", body("a", "read", "a"), "X-Request-ID", "req-123")
+	if got := resp.Header.Get("X-Request-ID"); got != "req-123" {
+		t.Fatalf("echoed %q", got)
+	}
+	resp, _ = h.post("/v1/decide", "text/plain", "x")
+	if got := resp.Header.Get("X-Request-ID"); len(got) < 16 {
+		t.Fatalf("no request id made on an error response: %q", got)
+	}
+	resp, _ = h.post("/v1/decide", "application/json", body("a", "read", "a"), "X-Request-ID", strings.Repeat("x", 300))
+	if got := resp.Header.Get("X-Request-ID"); len(got) > 200 {
+		t.Fatalf("an oversized request id was echoed")
+	}
+}
+
+func TestNotFoundAndMethod(t *testing.T) {
+	h := newHarness(t)
+	resp, m := h.get("/nope")
+	if resp.StatusCode != 404 || m["error"].(map[string]any)["code"] != CodeNotFound {
+		t.Fatalf("404: %d %v", resp.StatusCode, m)
+	}
+	resp, m = h.get("/v1/decide")
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" || m["error"].(map[string]any)["code"] != CodeMethodNotAllowed {
+		t.Fatalf("405: %d %v %v", resp.StatusCode, resp.Header, m)
+	}
+}
+
+func TestReadinessAndNoBundle(t *testing.T) {
+	mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
+	h := start(t, DefaultConfig(), mgr)
+	if resp, m := h.get("/healthz"); resp.StatusCode != 200 || m["status"] != "ok" {
+		t.Fatalf("healthz: %d %v", resp.StatusCode, m)
+	}
+	if resp, m := h.get("/readyz"); resp.StatusCode != 503 {
+		t.Fatalf("readyz without a bundle: %d %v", resp.StatusCode, m)
+	}
+	resp, m := h.post("/v1/decide", "application/json", body("alice", "read", "alice"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("decide without bundle: %d", resp.StatusCode)
+	}
+	if allow, reasons := decision(t, m); allow || reasons[0] != engine.ReasonNoPolicy {
+		t.Fatalf("without a bundle: %v %v", allow, reasons)
+	}
+	if _, m := h.get("/v1/status"); m["ready"] != false {
+		t.Fatalf("status: %v", m)
+	}
+	activate(t, mgr, map[string]string{"docs.verdict.yaml": policyV1, ".manifest": `{"revision":"v1"}`})
+	if resp, m := h.get("/readyz"); resp.StatusCode != 200 {
+		t.Fatalf("readyz with a bundle: %d %v", resp.StatusCode, m)
+	}
+	_, m = h.get("/v1/status")
+	b := m["bundle"].(map[string]any)
+	if b["revision"] != "v1" || b["policies"].(map[string]any)["cel"].(float64) != 1 || b["loaded_at"] == "" {
+		t.Fatalf("status bundle: %v", b)
+	}
+}
+
+// recordingCache counts writes and can drop them all.
+type recordingCache struct {
+	mu   sync.Mutex
+	m    map[decisionKey]engine.Decision
+	sets atomic.Int64
+	drop bool
+	// index maps every key to one slot, to force collisions
+	collide bool
+}
+
+func (c *recordingCache) Get(k decisionKey) (engine.Decision, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.m[k]
+	return d, ok
+}
+
+func (c *recordingCache) Set(k decisionKey, d engine.Decision) {
+	c.sets.Add(1)
+	if c.drop {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[decisionKey]engine.Decision{}
+	}
+	c.m[k] = d
+}
+
+// TestCacheDoesNotChangeDecisions runs the same inputs with the real cache
+// (twice, so the second pass hits), with no cache and with a cache that drops
+// every write: every answer must be the same.
+func TestCacheDoesNotChangeDecisions(t *testing.T) {
+	bodies := []string{
+		body("alice", "update", "alice"), body("bob", "update", "alice"), body("alice", "read", "bob"),
+		`{"subject":{"type":"user","id":"alice","properties":{"suspended":true}},"action":{"name":"update"},"resource":{"type":"document","id":"1","properties":{"owner":"alice"}}}`,
+		`{"subject":{"type":"user","id":"alice","properties":{"suspended":false}},"action":{"name":"update"},"resource":{"type":"document","id":"1","properties":{"owner":"alice"}}}`,
+		`{"subject":{"type":"user","id":"1"},"action":{"name":"update"},"resource":{"type":"document","id":"1","properties":{"owner":1}}}`,
+	}
+	run := func(h *harness) []string {
+		var out []string
+		for _, b := range bodies {
+			_, m := h.post("/v1/decide", "application/json", b)
+			allow, reasons := decision(t, m)
+			out = append(out, fmt.Sprint(allow, reasons))
+		}
+		return out
+	}
+	cached := newHarness(t)
+	first := run(cached)
+	cached.srv.dcache.Wait()
+	second := run(cached)
+	noCfg := DefaultConfig()
+	noCfg.Cache.MaxCost = 0
+	mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
+	activate(t, mgr, map[string]string{"docs.verdict.yaml": policyV1, ".manifest": `{"revision":"v1"}`})
+	none := run(start(t, noCfg, mgr))
+	drop := &recordingCache{drop: true}
+	dropped := run(newHarness(t, WithCache(drop)))
+	for i := range bodies {
+		if first[i] != second[i] || first[i] != none[i] || first[i] != dropped[i] {
+			t.Errorf("input %d: cached %s / %s, uncached %s, dropping %s", i, first[i], second[i], none[i], dropped[i])
+		}
+	}
+	if drop.sets.Load() == 0 {
+		t.Error("the dropping cache was never written to: the test does not exercise caching")
+	}
+	if hits, _ := cached.srv.dcache.Stats(); hits == 0 {
+		t.Error("the second pass had no cache hit")
+	}
+}
+
+// TestNewBundleNeverAnsweredFromOldEntry: after activation the same input is
+// decided by the new policy, although the old answer is cached.
+func TestNewBundleNeverAnsweredFromOldEntry(t *testing.T) {
+	h := newHarness(t)
+	b := body("alice", "update", "alice")
+	for i := 0; i < 3; i++ {
+		if _, m := h.post("/v1/decide", "application/json", b); !m["decision"].(bool) {
+			t.Fatal("v1 must allow the owner")
+		}
+	}
+	h.srv.dcache.Wait()
+	activate(t, h.mgr, map[string]string{"docs.verdict.yaml": strings.Replace(policyV1, `actions: ["read", "update"]`, `actions: ["read"]`, 1), ".manifest": `{"revision":"v2"}`})
+	_, m := h.post("/v1/decide", "application/json", b)
+	if m["decision"].(bool) || m["context"].(map[string]any)["revision"] != "v2" {
+		t.Fatalf("after activating v2: %v", m)
+	}
+}
+
+func TestTimeDependentPoliciesAreNotCached(t *testing.T) {
+	rec := &recordingCache{}
+	mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
+	activate(t, mgr, map[string]string{"t.verdict.yaml": `apiVersion: verdict.dev/v1
+kind: Policy
+name: t
+rules:
+  - id: after-2000
+    effect: allow
+    condition: now > timestamp("2000-01-01T00:00:00Z")
+`})
+	h := start(t, DefaultConfig(), mgr, WithCache(rec))
+	for i := 0; i < 3; i++ {
+		if _, m := h.post("/v1/decide", "application/json", body("a", "read", "a")); !m["decision"].(bool) {
+			t.Fatalf("want allow: %v", m)
+		}
+	}
+	if n := rec.sets.Load(); n != 0 {
+		t.Fatalf("a policy reading now was cached %d times", n)
+	}
+}
+
+func TestEngineTroubleIsADenyNotA500(t *testing.T) {
+	cfg := bundles.DefaultConfig()
+	cfg.Engine.CostLimit = 50
+	mgr := bundles.NewManager(cfg, nil)
+	activate(t, mgr, map[string]string{"c.verdict.yaml": `apiVersion: verdict.dev/v1
+kind: Policy
+name: c
+rules:
+  - id: heavy
+    effect: allow
+    actions: ["read"]
+    condition: lists.range(500).map(i, i * 2).size() > 0
+  - id: broken
+    effect: allow
+    actions: ["broken"]
+    condition: resource.properties.missing == 1
+`})
+	h := start(t, DefaultConfig(), mgr)
+	for action, reason := range map[string]string{"read": engine.ReasonCostLimit, "broken": engine.ReasonError} {
+		resp, m := h.post("/v1/decide", "application/json", body("a", action, "a"))
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", action, resp.StatusCode)
+		}
+		allow, reasons := decision(t, m)
+		if allow || reasons[0] != reason || m["context"].(map[string]any)["error"] == "" {
+			t.Fatalf("%s: %v", action, m)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	h := newHarness(t)
+	_, m := h.post("/v1/decide", "application/json", strings.Replace(body("alice", "update", "alice"), "{", `{"explain":true,`, 1))
+	ex, ok := m["context"].(map[string]any)["explain"].([]any)
+	if !ok || len(ex) == 0 {
+		t.Fatalf("no explain: %v", m)
+	}
+	first := ex[0].(map[string]any)
+	if first["rule"] != "owners-edit" || first["matched"] != true {
+		t.Fatalf("explain: %v", ex)
+	}
+}
+
+// TestShutdownDrainsInFlight cancels the server while a slow decision is
+// running: the request must still get its answer.
+func TestShutdownDrainsInFlight(t *testing.T) {
+	cfg := bundles.DefaultConfig()
+	cfg.Engine.Timeout = 5 * time.Second
+	cfg.Engine.CostLimit = 1 << 40
+	mgr := bundles.NewManager(cfg, nil)
+	activate(t, mgr, map[string]string{"s.verdict.yaml": `apiVersion: verdict.dev/v1
+kind: Policy
+name: s
+rules:
+  - id: slow
+    effect: allow
+    condition: lists.range(1500).all(i, lists.range(1500).all(j, i + j >= 0))
+`})
+	h := start(t, DefaultConfig(), mgr)
+	type result struct {
+		status int
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Post(h.url+"/v1/decide", "application/json", bytes.NewBufferString(body("a", "read", "a")))
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		got <- result{status: resp.StatusCode}
+	}()
+	time.Sleep(50 * time.Millisecond) // let the request reach the handler
+	h.stop()
+	r := <-got
+	if r.err != nil || r.status != 200 {
+		t.Fatalf("in-flight request lost on shutdown: %+v", r)
+	}
+}
