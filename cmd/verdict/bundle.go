@@ -83,4 +83,3 @@ compile (with file:line:col for each problem), 2 on bad usage.`,
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every case, not only failures")
 	return cmd
 }
-
