@@ -1,0 +1,44 @@
+# Verdict — build, run and test. Needs only Go (see go.mod for the version).
+GO        ?= go
+BIN       := bin/verdict
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+ADDR      ?= 127.0.0.1:8700
+BUNDLE    ?= policies/quickstart
+
+.PHONY: all build run test lint bench fuzz clean
+
+all: lint test build
+
+## build: compile bin/verdict
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/verdict
+
+## run: build and serve the quickstart bundle on $(ADDR) (embedded default, nothing else needed)
+run: build
+	./$(BIN) serve --addr $(ADDR) --bundle $(BUNDLE)
+
+## test: the whole suite with the race detector, plus every example bundle's own tests
+test:
+	$(GO) test -race -count=1 ./...
+	$(GO) build -o $(BIN) ./cmd/verdict
+	@for b in policies/*/; do ./$(BIN) bundle test $$b || exit 1; done
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: the latency benchmarks with allocations
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./bench/
+
+## fuzz: run each fuzz target for a short while (FUZZTIME=30s to change)
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./server/
+	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./engine/cel/
+
+clean:
+	rm -rf bin

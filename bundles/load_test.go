@@ -1,0 +1,322 @@
+package bundles
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/verdictpdp/verdict/engine"
+)
+
+const okPolicy = `apiVersion: verdict.dev/v1
+kind: Policy
+name: docs
+rules:
+  - id: owners
+    effect: allow
+    condition: has(resource.properties.owner) && resource.properties.owner == subject.id
+  - id: admins
+    effect: allow
+    condition: subject.id in data.admins
+`
+
+const okTests = `tests:
+  - name: owner
+    input: {subject: {type: user, id: alice}, action: {name: read}, resource: {type: doc, id: "1", properties: {owner: alice}}}
+    expect: {decision: true, reasons: [owners]}
+  - name: admin
+    input: {subject: {type: user, id: root}, action: {name: read}, resource: {type: doc, id: "1"}}
+    expect: true
+  - name: stranger
+    input: {subject: {type: user, id: bob}, action: {name: read}, resource: {type: doc, id: "1", properties: {owner: alice}}}
+    expect: false
+`
+
+func writeDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+type entry struct {
+	name, body string
+	typ        byte
+	link       string
+	size       int64 // header size override when > 0
+}
+
+func tarGz(t *testing.T, entries []entry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, e := range entries {
+		typ := e.typ
+		if typ == 0 {
+			typ = tar.TypeReg
+		}
+		h := &tar.Header{Name: e.name, Typeflag: typ, Mode: 0o644, Size: int64(len(e.body)), Linkname: e.link}
+		if typ != tar.TypeReg {
+			h.Size = 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if typ == tar.TypeReg {
+			if _, err := tw.Write([]byte(e.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+var goodFiles = map[string]string{
+	"docs.verdict.yaml": okPolicy,
+	"docs_test.yaml":    okTests,
+	"data.json":         `{"admins": ["root"]}`,
+	".manifest":         `{"revision": "r7"}`,
+}
+
+func TestLoadDirAndArchiveAgree(t *testing.T) {
+	dir := writeDir(t, goodFiles)
+	fromDir, err := Load(dir, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var es []entry
+	for n, b := range goodFiles {
+		es = append(es, entry{name: "/" + n, body: b}) // opa build writes a leading slash
+	}
+	arch := filepath.Join(t.TempDir(), "b.tar.gz")
+	if err := os.WriteFile(arch, tarGz(t, es), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fromTar, err := Load(arch, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromDir.Digest != fromTar.Digest || fromDir.Revision() != "r7" || fromTar.Revision() != "r7" {
+		t.Fatalf("dir %s / tar %s, revisions %s %s", fromDir.Digest, fromTar.Digest, fromDir.Revision(), fromTar.Revision())
+	}
+	snap, err := Compile(context.Background(), []*Bundle{fromTar}, engine.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := fromTar.Tests()
+	if err != nil || len(cases) != 3 {
+		t.Fatalf("tests: %d, %v", len(cases), err)
+	}
+	for _, r := range RunTests(context.Background(), snap, cases) {
+		if !r.Passed() {
+			t.Errorf("%s: %s", r.Case.Name, r.Failure)
+		}
+	}
+}
+
+func TestRevisionDefaultsToDigest(t *testing.T) {
+	files := map[string][]byte{"a.verdict.yaml": []byte(okPolicy)}
+	b1, _ := FromFiles(files, DefaultLimits())
+	files["a.verdict.yaml"] = []byte(okPolicy + "\n")
+	b2, _ := FromFiles(files, DefaultLimits())
+	if !strings.HasPrefix(b1.Revision(), "sha256:") || b1.Revision() == b2.Revision() {
+		t.Fatalf("revisions %s %s", b1.Revision(), b2.Revision())
+	}
+}
+
+func TestUnsafeArchivesAreRejected(t *testing.T) {
+	small := DefaultLimits()
+	small.MaxFileBytes = 100
+	small.MaxBytes = 150
+	small.MaxFiles = 3
+	cases := []struct {
+		name    string
+		entries []entry
+		lim     Limits
+		want    string
+	}{
+		{"dot-dot", []entry{{name: "../evil.rego", body: "x"}}, DefaultLimits(), "escapes"},
+		{"nested dot-dot", []entry{{name: "a/../../evil", body: "x"}}, DefaultLimits(), "escapes"},
+		{"symlink", []entry{{name: "l", typ: tar.TypeSymlink, link: "/etc/passwd"}}, DefaultLimits(), "links"},
+		{"hard link", []entry{{name: "l", typ: tar.TypeLink, link: "a"}}, DefaultLimits(), "links"},
+		{"device", []entry{{name: "d", typ: tar.TypeChar}}, DefaultLimits(), "not a regular file"},
+		{"duplicate", []entry{{name: "a.rego", body: "x"}, {name: "/a.rego", body: "y"}}, DefaultLimits(), "duplicate"},
+		{"case collision", []entry{{name: "A.rego", body: "x"}, {name: "a.rego", body: "y"}}, DefaultLimits(), "case"},
+		{"file too big", []entry{{name: "a", body: strings.Repeat("x", 101)}}, small, "limit"},
+		{"total too big", []entry{{name: "a", body: strings.Repeat("x", 90)}, {name: "b", body: strings.Repeat("x", 90)}}, small, "limit"},
+		{"too many files", []entry{{name: "a"}, {name: "b"}, {name: "c"}, {name: "d"}}, small, "more than 3"},
+		{"bad manifest", []entry{{name: ".manifest", body: "{"}}, DefaultLimits(), ".manifest"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadArchive(bytes.NewReader(tarGz(t, tc.entries)), tc.lim)
+			var re *ReadError
+			if !errors.As(err, &re) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want a ReadError containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+	for _, name := range []string{"a\x00b", "bad\xff.rego"} {
+		if _, err := FromFiles(map[string][]byte{name: []byte("x")}, DefaultLimits()); err == nil || !strings.Contains(err.Error(), "NUL") {
+			t.Errorf("name %q: want a UTF-8/NUL error, got %v", name, err)
+		}
+	}
+	// Not gzip, and a truncated archive.
+	if _, err := ReadArchive(strings.NewReader("plain text"), DefaultLimits()); err == nil {
+		t.Error("plain text accepted as an archive")
+	}
+	whole := tarGz(t, []entry{{name: "a.verdict.yaml", body: okPolicy}})
+	if _, err := ReadArchive(bytes.NewReader(whole[:len(whole)/2]), DefaultLimits()); err == nil {
+		t.Error("truncated archive accepted")
+	}
+}
+
+func TestSymlinkInDirIsRejected(t *testing.T) {
+	dir := writeDir(t, goodFiles)
+	if err := os.Symlink("/etc/passwd", filepath.Join(dir, "x.rego")); err != nil {
+		t.Skip("cannot make symlinks here:", err)
+	}
+	if _, err := Load(dir, DefaultLimits()); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("want a symlink error, got %v", err)
+	}
+}
+
+func TestCompileErrorsNameFileAndLine(t *testing.T) {
+	files := map[string][]byte{
+		"a.verdict.yaml": []byte(strings.Replace(okPolicy, "subject.id in data.admins", "subject.id in data.admins &&", 1)),
+		"p/b.rego":       []byte("package verdict\n\ndecision := true if {\n  input.x ==\n}\n"),
+	}
+	b, _ := FromFiles(files, DefaultLimits())
+	_, err := Compile(context.Background(), []*Bundle{b}, engine.DefaultLimits())
+	var ce engine.CompileErrors
+	if !errors.As(err, &ce) {
+		t.Fatalf("want CompileErrors, got %v", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "a.verdict.yaml:10:") || !strings.Contains(msg, "p/b.rego:") {
+		t.Fatalf("errors do not locate both files:\n%s", msg)
+	}
+}
+
+func TestDataMerge(t *testing.T) {
+	b, _ := FromFiles(map[string][]byte{
+		"data.json":          []byte(`{"a": {"x": 1}}`),
+		"a/data.yaml":        []byte("y: 2\n"),
+		"teams/eng/data.yml": []byte("members: [alice]\n"),
+	}, DefaultLimits())
+	d, err := b.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := d["a"].(map[string]any)
+	if a["x"] != int64(1) || a["y"] != int64(2) {
+		t.Fatalf("merged data: %#v", d)
+	}
+	if d["teams"].(map[string]any)["eng"].(map[string]any)["members"].([]any)[0] != "alice" {
+		t.Fatalf("nested dir: %#v", d)
+	}
+	conflict, _ := FromFiles(map[string][]byte{
+		"data.json":   []byte(`{"a": {"y": 1}}`),
+		"a/data.json": []byte(`{"y": 2}`),
+	}, DefaultLimits())
+	if _, err := conflict.Data(); err == nil {
+		t.Fatal("two data files setting a.y must conflict")
+	}
+}
+
+func TestManagerKeepsActiveOnFailure(t *testing.T) {
+	m := NewManager(DefaultConfig(), nil)
+	good := writeDir(t, goodFiles)
+	a, err := m.LoadPaths(context.Background(), []string{good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Generation != 1 || a.Tests.Passed != 3 || m.Active().Snapshot.Revision() != "r7" {
+		t.Fatalf("active: %+v", a)
+	}
+	broken := []map[string]string{
+		{"docs.verdict.yaml": "apiVersion: verdict.dev/v1\nkind: Policy\nname: x\nrules:\n  - id: a\n    effect: allow\n    condition: 1 +\n"},
+		{"docs.verdict.yaml": okPolicy, "data.json": `{"admins": ["root"]}`, "bad_test.yaml": "tests:\n  - name: wrong\n    input: {subject: {type: u, id: bob}, action: {name: r}, resource: {type: d, id: '1'}}\n    expect: true\n"},
+		{"x.rego": "package verdict\nimport rego.v1\ndecision := http.send({\"method\": \"get\", \"url\": \"http://x\"}).body if true\n"},
+		{"README.md": "no policy here"},
+		{"data.json": "{not json", "docs.verdict.yaml": okPolicy},
+	}
+	for i, files := range broken {
+		if _, err := m.LoadPaths(context.Background(), []string{writeDir(t, files)}); err == nil {
+			t.Fatalf("broken bundle %d was accepted", i)
+		}
+		if got := m.Active(); got.Generation != 1 || got.Snapshot.Revision() != "r7" {
+			t.Fatalf("broken bundle %d replaced the active one: %+v", i, got)
+		}
+	}
+	if _, err := m.LoadPaths(context.Background(), []string{filepath.Join(good, "missing")}); err == nil {
+		t.Fatal("a missing path was accepted")
+	}
+	var tf TestFailures
+	_, err = m.LoadPaths(context.Background(), []string{writeDir(t, broken[1])})
+	if !errors.As(err, &tf) || !strings.Contains(err.Error(), "bad_test.yaml:2") {
+		t.Fatalf("want located test failures, got %v", err)
+	}
+}
+
+func TestSeveralBundlesCombine(t *testing.T) {
+	m := NewManager(DefaultConfig(), nil)
+	deny := writeDir(t, map[string]string{"deny.verdict.yaml": "apiVersion: verdict.dev/v1\nkind: Policy\nname: guard\nrules:\n  - id: no-bob\n    effect: deny\n    condition: subject.id == 'bob'\n"})
+	a, err := m.LoadPaths(context.Background(), []string{writeDir(t, goodFiles), deny})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(id string) *engine.Input {
+		return &engine.Input{Subject: engine.Entity{Type: "user", ID: id}, Action: engine.Action{Name: "read"},
+			Resource: engine.Entity{Type: "doc", ID: "1", Properties: map[string]any{"owner": "bob"}}}
+	}
+	if d := a.Snapshot.Decide(context.Background(), in("bob"), false); d.Allow || d.Reasons[0] != "no-bob" {
+		t.Fatalf("the second bundle's deny must win: %+v", d)
+	}
+	if d := a.Snapshot.Decide(context.Background(), in("root"), false); !d.Allow {
+		t.Fatalf("the first bundle's data must still apply: %+v", d)
+	}
+	if !strings.Contains(a.Snapshot.Revision(), "r7,sha256:") {
+		t.Fatalf("revision %s", a.Snapshot.Revision())
+	}
+	dup := writeDir(t, map[string]string{"d.verdict.yaml": okPolicy})
+	if _, err := m.LoadPaths(context.Background(), []string{writeDir(t, goodFiles), dup}); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("two policies named docs: %v", err)
+	}
+}
+
+func TestRegoEntrypointFromManifest(t *testing.T) {
+	b, _ := FromFiles(map[string][]byte{
+		".manifest": []byte(`{"revision":"x","metadata":{"verdict":{"entrypoint":"authz/allow"}}}`),
+		"a.rego":    []byte("package authz\n\nallow if input.subject.id == \"alice\"\n"),
+	}, DefaultLimits())
+	snap, err := Compile(context.Background(), []*Bundle{b}, engine.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := snap.Decide(context.Background(), &engine.Input{Subject: engine.Entity{Type: "u", ID: "alice"}}, false)
+	if !d.Allow {
+		t.Fatalf("%+v", d)
+	}
+	d = snap.Decide(context.Background(), &engine.Input{Subject: engine.Entity{Type: "u", ID: "bob"}}, false)
+	if d.Allow || !errors.Is(d.Err, engine.ErrUndefined) {
+		t.Fatalf("an undefined rule must deny with ErrUndefined: %+v", d)
+	}
+}
