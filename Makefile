@@ -18,9 +18,10 @@ build:
 run: build
 	./$(BIN) serve --addr $(ADDR) --bundle $(BUNDLE)
 
-## test: the whole suite with the race detector, plus every example bundle's own tests
+## test: the whole suite with the race detector, the latency budgets, and every example bundle's own tests
 test:
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 ./bench/
 	$(GO) build -o $(BIN) ./cmd/verdict
 	@for b in policies/*/; do ./$(BIN) bundle test $$b || exit 1; done
 

@@ -213,3 +213,10 @@ func (s *Server) decideCached(ctx context.Context, active *bundles.Active, in *e
 	}
 	return d
 }
+
+// Decide answers one input exactly as POST /v1/decide does, decision cache
+// included, for callers that embed Verdict in their process. With no active
+// bundle it denies with engine.ErrNoPolicy.
+func (s *Server) Decide(ctx context.Context, in *engine.Input, explain bool) DecisionResponse {
+	return s.evaluate(ctx, s.bundles.Active(), in, explain)
+}

@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/server"
+)
+
+const (
+	celBundle  = "../policies/rbac-cel"
+	regoBundle = "../policies/rbac-rego"
+)
+
+// inputs is a small rotating set of realistic requests: an allow by role, an
+// allow by ownership, a deny by department mismatch, a deny by clearance.
+func inputs(n int) []*engine.Input {
+	out := make([]*engine.Input, 0, n)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("user-%d", i)
+		var in engine.Input
+		switch i % 4 {
+		case 0:
+			in = engine.Input{Subject: engine.Entity{Type: "user", ID: id, Properties: map[string]any{"roles": []any{"editor"}}},
+				Action: engine.Action{Name: "update"}, Resource: engine.Entity{Type: "document", ID: "42", Properties: map[string]any{"owner": "someone"}}}
+		case 1:
+			in = engine.Input{Subject: engine.Entity{Type: "user", ID: id, Properties: map[string]any{"roles": []any{}}},
+				Action: engine.Action{Name: "delete"}, Resource: engine.Entity{Type: "document", ID: "7", Properties: map[string]any{"owner": id}}}
+		case 2:
+			in = engine.Input{Subject: engine.Entity{Type: "user", ID: id, Properties: map[string]any{"department": "sales", "roles": []any{"guest"}}},
+				Action: engine.Action{Name: "read"}, Resource: engine.Entity{Type: "report", ID: "q3", Properties: map[string]any{"department": "finance"}}}
+		default:
+			in = engine.Input{Subject: engine.Entity{Type: "user", ID: id, Properties: map[string]any{"roles": []any{"admin"}, "clearance": int64(1)}},
+				Action: engine.Action{Name: "read"}, Resource: engine.Entity{Type: "document", ID: "s", Properties: map[string]any{"sensitivity": int64(3)}}}
+		}
+		in.Context = map[string]any{"ip": "10.0.0.1"}
+		out = append(out, &in)
+	}
+	return out
+}
+
+func body(in *engine.Input) []byte {
+	b, err := json.Marshal(map[string]any{"subject": engine.EntityDoc(in.Subject), "action": engine.ActionDoc(in.Action),
+		"resource": engine.EntityDoc(in.Resource), "context": in.Context})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func manager(tb testing.TB, path string) *bundles.Manager {
+	tb.Helper()
+	m := bundles.NewManager(bundles.DefaultConfig(), nil)
+	if _, err := m.LoadPaths(context.Background(), []string{path}); err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+func newServer(tb testing.TB, path string, cached bool) *server.Server {
+	tb.Helper()
+	cfg := server.DefaultConfig()
+	if !cached {
+		cfg.Cache.MaxCost = 0
+	}
+	srv, err := server.New(cfg, manager(tb, path), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// benchSnapshot measures the compiled snapshot alone: no cache, no HTTP.
+func benchSnapshot(b *testing.B, path string) {
+	snap := manager(b, path).Active().Snapshot
+	ins := inputs(64)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		in := *ins[i%len(ins)]
+		in.Now = ins[0].Now
+		snap.Decide(ctx, &in, false)
+	}
+}
+
+func BenchmarkDecideCEL(b *testing.B)  { benchSnapshot(b, celBundle) }
+func BenchmarkDecideRego(b *testing.B) { benchSnapshot(b, regoBundle) }
+
+// BenchmarkCacheHit measures an in-process decision answered from the cache
+// (canonical hash of the input, lookup, full-key compare, fresh decision id).
+func BenchmarkCacheHit(b *testing.B) {
+	srv := newServer(b, celBundle, true)
+	ins := inputs(64)
+	ctx := context.Background()
+	for _, in := range ins {
+		srv.Decide(ctx, in, false)
+		srv.Decide(ctx, in, false)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		srv.Decide(ctx, ins[i%len(ins)], false)
+	}
+}
+
+type live struct {
+	url    string
+	client *http.Client
+}
+
+func serve(tb testing.TB, path string, cached bool) *live {
+	tb.Helper()
+	srv := newServer(tb, path, cached)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, ln); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	tb.Cleanup(tr.CloseIdleConnections)
+	return &live{url: "http://" + ln.Addr().String() + "/v1/decide", client: &http.Client{Transport: tr}}
+}
+
+func (l *live) post(tb testing.TB, b []byte) {
+	resp, err := l.client.Post(l.url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		tb.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func benchHTTP(b *testing.B, path string, cached bool) {
+	l := serve(b, path, cached)
+	ins := inputs(64)
+	bodies := make([][]byte, len(ins))
+	for i, in := range ins {
+		bodies[i] = body(in)
+		l.post(b, bodies[i]) // warm the connection and, when cached, the cache
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		l.post(b, bodies[i%len(bodies)])
+	}
+}
+
+func BenchmarkHTTPDecideCEL(b *testing.B)  { benchHTTP(b, celBundle, false) }
+func BenchmarkHTTPDecideRego(b *testing.B) { benchHTTP(b, regoBundle, false) }
+func BenchmarkHTTPCacheHit(b *testing.B)   { benchHTTP(b, celBundle, true) }
+
+// BenchmarkHTTPParallel measures throughput with concurrent clients.
+func BenchmarkHTTPParallel(b *testing.B) {
+	l := serve(b, celBundle, true)
+	ins := inputs(64)
+	bodies := make([][]byte, len(ins))
+	for i, in := range ins {
+		bodies[i] = body(in)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			l.post(b, bodies[i%len(bodies)])
+			i++
+		}
+	})
+}
