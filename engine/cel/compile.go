@@ -8,6 +8,7 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common"
+	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
@@ -86,7 +87,15 @@ var _ engine.Evaluator = (*Policy)(nil)
 
 type compiledVar struct {
 	name string
-	prg  cel.Program
+	prg  program
+}
+
+// program is a planned expression. Only expressions with comprehensions can
+// loop long enough to need the context watched (everything else is bounded
+// by its size and the cost limit), so only they pay for ContextEval.
+type program struct {
+	cel.Program
+	loops bool
 }
 
 type compiledRule struct {
@@ -94,7 +103,7 @@ type compiledRule struct {
 	deny      bool
 	actions   map[string]bool // nil: any action
 	resources map[string]bool // nil: any resource type
-	prg       cel.Program     // nil: always true
+	prg       *program        // nil: always true
 }
 
 // Compile parses, type-checks and plans every expression of the policy file at
@@ -127,7 +136,7 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 			if readsNow(ast) {
 				p.timeDependent = true
 			}
-			p.variables = append(p.variables, compiledVar{name: name, prg: prg})
+			p.variables = append(p.variables, compiledVar{name: name, prg: program{prg, hasLoop(ast)}})
 			env, err = env.Extend(cel.Variable(varNamespace+name, ast.OutputType()))
 			if err != nil {
 				return nil, fmt.Errorf("%s: declaring variable %s: %w", path, name, err)
@@ -156,7 +165,7 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 			if readsNow(ast) {
 				p.timeDependent = true
 			}
-			cr.prg = prg
+			cr.prg = &program{prg, hasLoop(ast)}
 		}
 		p.rules = append(p.rules, cr)
 	}
@@ -187,6 +196,16 @@ func set(names []string) map[string]bool {
 		m[n] = true
 	}
 	return m
+}
+
+func hasLoop(a *cel.Ast) bool {
+	found := false
+	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() == celast.ComprehensionKind {
+			found = true
+		}
+	}))
+	return found
 }
 
 func readsNow(ast *cel.Ast) bool {
@@ -321,7 +340,7 @@ func (ev *evaluation) match(r *compiledRule) (bool, error) {
 	if r.prg == nil {
 		return true, nil
 	}
-	out, err := ev.run(r.prg)
+	out, err := ev.run(*r.prg)
 	if ev.varErr != nil {
 		return false, ev.varErr
 	}
@@ -336,11 +355,19 @@ func (ev *evaluation) match(r *compiledRule) (bool, error) {
 }
 
 // run evaluates prg and maps CEL's cancellation errors to engine sentinels.
-func (ev *evaluation) run(prg cel.Program) (ref.Val, error) {
+func (ev *evaluation) run(prg program) (ref.Val, error) {
 	if err := ev.ctx.Err(); err != nil {
 		return nil, engine.ErrTimeout
 	}
-	out, _, err := prg.ContextEval(ev.ctx, ev.act)
+	var (
+		out ref.Val
+		err error
+	)
+	if prg.loops {
+		out, _, err = prg.ContextEval(ev.ctx, ev.act)
+	} else {
+		out, _, err = prg.Eval(ev.act)
+	}
 	if err == nil {
 		return out, nil
 	}
