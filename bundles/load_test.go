@@ -320,3 +320,32 @@ func TestRegoEntrypointFromManifest(t *testing.T) {
 		t.Fatalf("an undefined rule must deny with ErrUndefined: %+v", d)
 	}
 }
+
+func TestErrorDenyIsNotAPassingTest(t *testing.T) {
+	b, _ := FromFiles(map[string][]byte{
+		"e.verdict.yaml": []byte("apiVersion: verdict.dev/v1\nkind: Policy\nname: e\nrules:\n  - id: r\n    effect: allow\n    condition: resource.properties.owner == subject.id\n"),
+		"e_test.yaml": []byte(`tests:
+  - name: plain false
+    input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: "1"}}
+    expect: false
+  - name: error expected
+    input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: "1"}}
+    expect: {decision: false, reasons: ["verdict:error"]}
+`),
+	}, DefaultLimits())
+	snap, err := Compile(context.Background(), []*Bundle{b}, engine.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := b.Tests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := RunTests(context.Background(), snap, cases)
+	if rs[0].Passed() || !strings.Contains(rs[0].Failure, "evaluation failed") {
+		t.Fatalf("a deny caused by an error passed: %+v", rs[0])
+	}
+	if !rs[1].Passed() {
+		t.Fatalf("an expected error failed: %s", rs[1].Failure)
+	}
+}

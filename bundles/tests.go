@@ -159,8 +159,10 @@ type TestResult struct {
 func (r TestResult) Passed() bool { return r.Failure == "" }
 
 // RunTests evaluates every case against snap. A case fails when the decision
-// or (if given) the set of reasons differs, or when evaluation failed and the
-// case expected an allow.
+// or (if given) the set of reasons differs, or when evaluation failed (an
+// error, a timeout, an undefined Rego result) and the case did not list that
+// failure's reason code (such as verdict:error) among its expected reasons:
+// a deny that comes from a broken policy is not a passing test.
 func RunTests(ctx context.Context, snap *engine.Snapshot, cases []TestCase) []TestResult {
 	out := make([]TestResult, 0, len(cases))
 	for _, tc := range cases {
@@ -173,6 +175,9 @@ func RunTests(ctx context.Context, snap *engine.Snapshot, cases []TestCase) []Te
 			if d.Err != nil {
 				r.Failure += ": " + d.Err.Error()
 			}
+		case d.Err != nil && !slices.Contains(tc.WantReasons, engine.ClassifyErr(d.Err)):
+			r.Failure = fmt.Sprintf("denied because evaluation failed: %v (if that is intended, expect {decision: false, reasons: [%s]})",
+				d.Err, engine.ClassifyErr(d.Err))
 		case tc.WantReasons != nil && !sameSet(d.Reasons, tc.WantReasons):
 			r.Failure = fmt.Sprintf("reasons = %v, want %v", d.Reasons, tc.WantReasons)
 		}

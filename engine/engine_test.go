@@ -87,17 +87,23 @@ func TestTimeoutDenies(t *testing.T) {
 	}
 }
 
-func TestDenyShortCircuitsUnlessExplaining(t *testing.T) {
+func TestEveryModuleIsEvaluated(t *testing.T) {
 	calls := 0
-	mods := []Evaluator{fixed{name: "d", effect: Deny, rules: []string{"x"}}, fixed{name: "a", effect: Allow, calls: &calls}}
+	broken := fixed{name: "b", err: errors.New("boom"), calls: &calls}
+	mods := []Evaluator{fixed{name: "d", effect: Deny, rules: []string{"x"}}, fixed{name: "d2", effect: Deny, rules: []string{"y"}}, broken}
 	s := NewSnapshot(mods, SnapshotOptions{})
-	s.Decide(context.Background(), &Input{}, false)
-	if calls != 0 {
-		t.Fatalf("module after a deny evaluated %d times", calls)
+	for _, explain := range []bool{false, true} {
+		d := s.Decide(context.Background(), &Input{}, explain)
+		if d.Allow || d.Err == nil || d.Reasons[0] != ReasonError {
+			t.Fatalf("explain=%v: a failing module after a deny must still be reported: %+v", explain, d)
+		}
 	}
-	d := s.Decide(context.Background(), &Input{}, true)
-	if calls != 1 || len(d.Explain) != 2 {
-		t.Fatalf("explain must evaluate every module: calls %d, trace %v", calls, d.Explain)
+	if calls != 2 {
+		t.Fatalf("the module after the denies ran %d times, want 2", calls)
+	}
+	d := NewSnapshot(mods[:2], SnapshotOptions{}).Decide(context.Background(), &Input{}, false)
+	if strings.Join(d.Reasons, ",") != "x,y" {
+		t.Fatalf("reasons must list every matching deny: %v", d.Reasons)
 	}
 }
 

@@ -75,7 +75,9 @@ func (s *Snapshot) Counts() map[string]int {
 
 // Decide evaluates every module for in and combines their outcomes with
 // deny-overrides: a failed module or an applicable deny wins, else an allow
-// permits, else the answer is deny. A nil snapshot denies with ErrNoPolicy.
+// permits, else the answer is deny. Every module is evaluated even after a
+// deny, so that the reasons (every matching deny rule) and a failure are the
+// same whatever the module order and whether explain is asked for. A nil snapshot denies with ErrNoPolicy.
 // The decision never takes longer than the snapshot's timeout plus the time
 // an engine needs to notice cancellation.
 func (s *Snapshot) Decide(ctx context.Context, in *Input, explain bool) Decision {
@@ -118,9 +120,6 @@ func (s *Snapshot) Decide(ctx context.Context, in *Input, explain bool) Decision
 		case Allow:
 			allowed = true
 			allowRules = append(allowRules, out.Rules...)
-		}
-		if denied && !explain {
-			break
 		}
 	}
 	switch {
