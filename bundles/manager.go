@@ -132,13 +132,20 @@ func (m *Manager) LoadPaths(ctx context.Context, paths []string) (*Active, error
 	for _, p := range paths {
 		b, err := Load(p, m.cfg.Limits)
 		if err != nil {
+			m.log.Error("bundle unreadable", "path", p, "error", err)
 			return nil, err
 		}
 		bs = append(bs, b)
 	}
 	a, err := m.Prepare(ctx, bs)
 	if err != nil {
-		m.log.Warn("bundle rejected; the active bundle keeps serving", "paths", paths, "error", err)
+		if cur := m.Active(); cur != nil {
+			m.log.Warn("bundle rejected; the active bundle keeps serving", "paths", paths,
+				"active_revision", cur.Snapshot.Revision(), "error", err)
+		} else {
+			m.log.Error("bundle rejected; no bundle is active: not ready, and every decision is a deny",
+				"paths", paths, "error", err)
+		}
 		return nil, err
 	}
 	return m.Activate(a), nil

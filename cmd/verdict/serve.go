@@ -91,7 +91,7 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 			return
 		}
 		if _, err := mgr.LoadPaths(ctx, cfg.Bundles); err != nil {
-			log.Error("bundle rejected", "paths", cfg.Bundles, "error", err.Error())
+			// The manager logged it; this is the same list, one problem a line.
 			fmt.Fprintf(cmd.ErrOrStderr(), "bundle rejected:\n%v\n", err)
 		}
 	}
