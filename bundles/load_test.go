@@ -323,7 +323,7 @@ func TestRegoEntrypointFromManifest(t *testing.T) {
 
 func TestErrorDenyIsNotAPassingTest(t *testing.T) {
 	b, _ := FromFiles(map[string][]byte{
-		"e.verdict.yaml": []byte("apiVersion: verdict.dev/v1\nkind: Policy\nname: e\nrules:\n  - id: r\n    effect: allow\n    condition: resource.properties.owner == subject.id\n"),
+		"e.verdict.yaml": []byte("apiVersion: verdict.dev/v1\nkind: Policy\nname: e\nrules:\n  - id: r\n    effect: allow\n    condition: subject.id + 1 == 2\n"),
 		"e_test.yaml": []byte(`tests:
   - name: plain false
     input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: "1"}}

@@ -522,7 +522,7 @@ rules:
   - id: broken
     effect: allow
     actions: ["broken"]
-    condition: resource.properties.missing == 1
+    condition: subject.id + 1 == 2
 `})
 	h := start(t, DefaultConfig(), mgr)
 	for action, reason := range map[string]string{"read": engine.ReasonCostLimit, "broken": engine.ReasonError} {

@@ -117,17 +117,75 @@ func TestEvaluationErrorIsReported(t *testing.T) {
 	p := compile(t, `apiVersion: verdict.dev/v1
 kind: Policy
 name: e
+variables:
+  bad: subject.id + 1
 rules:
-  - id: missing-key
+  - id: fine
     effect: allow
-    condition: resource.properties.nothere == "x"
+  - id: type-error
+    effect: allow
+    actions: ["read"]
+    condition: subject.id + 1 == 2
+  - id: via-variable
+    effect: deny
+    actions: ["write"]
+    condition: variables.bad == 2
 `)
-	out := p.Evaluate(context.Background(), input("x", nil, "read", "doc", ""), false)
-	if out.Err == nil {
-		t.Fatalf("want an error for a missing key, got effect %v", out.Effect)
+	for action, rule := range map[string]string{"read": "type-error", "write": "via-variable"} {
+		out := p.Evaluate(context.Background(), input("x", nil, action, "doc", ""), false)
+		if out.Err == nil {
+			t.Fatalf("%s: want an error for a type error, got effect %v", action, out.Effect)
+		}
+		if !strings.Contains(out.Err.Error(), rule) {
+			t.Errorf("error %q does not name the rule %s", out.Err, rule)
+		}
 	}
-	if !strings.Contains(out.Err.Error(), "missing-key") {
-		t.Errorf("error %q does not name the rule", out.Err)
+}
+
+// TestMissingAttributesDoNotApply: reading what the input does not have
+// makes the rule not apply, directly or through a variable; the issue's own
+// example (an unguarded suspended check) must still let the owner in.
+func TestMissingAttributesDoNotApply(t *testing.T) {
+	p := compile(t, `apiVersion: verdict.dev/v1
+kind: Policy
+name: documents
+combining: deny-overrides
+variables:
+  is_owner: resource.properties.owner == subject.id
+rules:
+  - id: owners-edit
+    effect: allow
+    actions: ["read", "update"]
+    resources: ["document"]
+    condition: variables.is_owner
+  - id: suspended
+    effect: deny
+    condition: subject.properties.suspended == true
+  - id: first-role
+    effect: allow
+    actions: ["list"]
+    condition: subject.properties.roles[0] == "admin"
+`)
+	cases := []struct {
+		name   string
+		in     *engine.Input
+		effect engine.Effect
+	}{
+		{"owner without a suspended property", input("alice", nil, "update", "document", "alice"), engine.Allow},
+		{"suspended owner", input("alice", map[string]any{"suspended": true}, "update", "document", "alice"), engine.Deny},
+		{"no owner property", &engine.Input{Subject: engine.Entity{Type: "user", ID: "alice"}, Action: engine.Action{Name: "read"}, Resource: engine.Entity{Type: "document", ID: "1"}}, engine.NotApplicable},
+		{"empty role list", input("alice", map[string]any{"roles": []any{}}, "list", "document", "bob"), engine.NotApplicable},
+	}
+	for _, tc := range cases {
+		out := p.Evaluate(context.Background(), tc.in, true)
+		if out.Err != nil || out.Effect != tc.effect {
+			t.Errorf("%s: effect %v err %v, want %v", tc.name, out.Effect, out.Err, tc.effect)
+		}
+		for _, tr := range out.Trace {
+			if tr.Rule == "suspended" && tc.in.Subject.Properties == nil && !strings.Contains(tr.Error, "does not apply") {
+				t.Errorf("%s: explain does not say why suspended did not apply: %+v", tc.name, tr)
+			}
+		}
 	}
 }
 

@@ -238,9 +238,11 @@ func (p *Policy) File() string { return p.file }
 func (p *Policy) TimeDependent() bool { return p.timeDependent && !p.cacheTD }
 
 // Evaluate matches every rule against in and combines the matches with the
-// policy's combining algorithm. An expression that fails (a missing key, a
-// type error, the cost limit, the deadline) ends evaluation with Outcome.Err
-// set, which the snapshot turns into a deny.
+// policy's combining algorithm. A condition that reads a key, attribute or
+// list index the input does not have is false: the rule does not apply, as a
+// Rego rule over an undefined reference does not. Any other failure (a type
+// error, the cost limit, the deadline) ends evaluation with Outcome.Err set,
+// which the snapshot turns into a deny.
 func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) engine.Outcome {
 	ev := &evaluation{ctx: ctx, p: p, explain: explain}
 	bindings := map[string]any{
@@ -259,10 +261,7 @@ func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) e
 		bindings[varNamespace+v.name] = func() ref.Val {
 			out, err := ev.run(v.prg)
 			if err != nil {
-				if ev.varErr == nil {
-					ev.varErr = fmt.Errorf("variable %s: %w", v.name, err)
-				}
-				return types.WrapErr(err)
+				return types.WrapErr(fmt.Errorf("variable %s: %w", v.name, err))
 			}
 			return out
 		}
@@ -275,10 +274,16 @@ func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) e
 			continue
 		}
 		matched, err := ev.match(r)
+		var undefined error
+		if errors.Is(err, errMissing) {
+			undefined, err = err, nil
+		}
 		if explain {
 			t := engine.RuleTrace{Policy: p.name, Rule: r.id, Effect: effectName(r.deny), Matched: matched}
 			if err != nil {
 				t.Error = err.Error()
+			} else if undefined != nil {
+				t.Error = undefined.Error() + " (the rule does not apply)"
 			}
 			out.Trace = append(out.Trace, t)
 		}
@@ -333,7 +338,6 @@ type evaluation struct {
 	p       *Policy
 	act     interpreter.Activation
 	explain bool
-	varErr  error
 }
 
 func (ev *evaluation) match(r *compiledRule) (bool, error) {
@@ -341,9 +345,6 @@ func (ev *evaluation) match(r *compiledRule) (bool, error) {
 		return true, nil
 	}
 	out, err := ev.run(*r.prg)
-	if ev.varErr != nil {
-		return false, ev.varErr
-	}
 	if err != nil {
 		return false, err
 	}
@@ -378,8 +379,26 @@ func (ev *evaluation) run(prg program) (ref.Val, error) {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.As(err, &cancelled), ev.ctx.Err() != nil:
 		return nil, fmt.Errorf("%w: %v", engine.ErrTimeout, err)
+	case errors.Is(err, errMissing):
+		return nil, err
+	case isMissing(err):
+		return nil, fmt.Errorf("%w: %v", errMissing, err)
 	}
 	return nil, err
+}
+
+// errMissing marks an expression that read a key, attribute or index the
+// input does not have. Like a Rego reference to an undefined document, it
+// makes the condition false (the rule does not apply) rather than failing
+// the decision.
+var errMissing = errors.New("undefined")
+
+// isMissing recognises cel-go's errors for absent map keys, attributes and
+// list indexes; cel-go does not export their type, only their messages.
+func isMissing(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "no such key:") || strings.HasPrefix(msg, "no such attribute") ||
+		strings.HasPrefix(msg, "index out of bounds:")
 }
 
 func effectName(deny bool) string {
