@@ -220,7 +220,8 @@ func Compile(ctx context.Context, bs []*Bundle, limits engine.Limits) (*engine.S
 			errs = append(errs, engine.CompileError{File: ".manifest", Message: err.Error()})
 			continue
 		}
-		rp, err := regoengine.Compile(ctx, mods, regoengine.Options{Entrypoint: ep, Data: data, Limits: limits})
+		v0 := b.Manifest.RegoVersion != nil && *b.Manifest.RegoVersion == 0
+		rp, err := regoengine.Compile(ctx, mods, regoengine.Options{Entrypoint: ep, Data: data, Limits: limits, V0: v0})
 		if err != nil {
 			if ce, ok := errors.AsType[engine.CompileErrors](err); ok {
 				errs = append(errs, ce...)

@@ -64,6 +64,9 @@ func (l Limits) Validate() error {
 // Manifest is the OPA .manifest file.
 type Manifest struct {
 	Revision string         `json:"revision"`
+	// RegoVersion 0 parses the bundle's Rego as v0 (OPA before 1.0); absent
+	// or 1 means v1.
+	RegoVersion *int `json:"rego_version,omitempty"`
 	Roots    *[]string      `json:"roots,omitempty"`
 	Metadata map[string]any `json:"metadata,omitempty"`
 }
@@ -296,6 +299,9 @@ func finish(source string, files map[string][]byte) (*Bundle, error) {
 		dec.UseNumber()
 		if err := dec.Decode(&b.Manifest); err != nil {
 			return nil, &ReadError{Entry: ".manifest", Err: fmt.Errorf("invalid JSON: %w", err)}
+		}
+		if v := b.Manifest.RegoVersion; v != nil && *v != 0 && *v != 1 {
+			return nil, &ReadError{Entry: ".manifest", Err: fmt.Errorf("rego_version must be 0 or 1, got %d", *v)}
 		}
 	}
 	return b, nil

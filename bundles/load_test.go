@@ -349,3 +349,22 @@ func TestErrorDenyIsNotAPassingTest(t *testing.T) {
 		t.Fatalf("an expected error failed: %s", rs[1].Failure)
 	}
 }
+
+func TestRegoV0Bundles(t *testing.T) {
+	v0 := "package verdict\n\ndefault decision = false\n\ndecision { input.subject.id == \"alice\" }\n"
+	b, _ := FromFiles(map[string][]byte{".manifest": []byte(`{"rego_version": 0}`), "p.rego": []byte(v0)}, DefaultLimits())
+	snap, err := Compile(context.Background(), []*Bundle{b}, engine.DefaultLimits())
+	if err != nil {
+		t.Fatalf("a v0 bundle with rego_version 0 must compile: %v", err)
+	}
+	if d := snap.Decide(context.Background(), &engine.Input{Subject: engine.Entity{Type: "u", ID: "alice"}}, false); !d.Allow {
+		t.Fatalf("v0 decision: %+v", d)
+	}
+	b, _ = FromFiles(map[string][]byte{"p.rego": []byte(v0)}, DefaultLimits())
+	if _, err := Compile(context.Background(), []*Bundle{b}, engine.DefaultLimits()); err == nil {
+		t.Fatal("without rego_version 0, v0 syntax must be rejected")
+	}
+	if _, err := FromFiles(map[string][]byte{".manifest": []byte(`{"rego_version": 3}`)}, DefaultLimits()); err == nil {
+		t.Fatal("rego_version 3 accepted")
+	}
+}

@@ -200,7 +200,7 @@ func NewDecisionResponse(d engine.Decision) DecisionResponse {
 
 func (s *Server) decideCached(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool) engine.Decision {
 	snap := active.Snapshot
-	if explain || s.cache == nil || !snap.Cacheable() {
+	if explain || s.cache == nil || !snap.Cacheable() || s.timeInContext(in) {
 		return snap.Decide(ctx, in, explain)
 	}
 	key := inputKey(active.Generation, in)
@@ -219,4 +219,13 @@ func (s *Server) decideCached(ctx context.Context, active *bundles.Active, in *e
 // bundle it denies with engine.ErrNoPolicy.
 func (s *Server) Decide(ctx context.Context, in *engine.Input, explain bool) DecisionResponse {
 	return s.evaluate(ctx, s.bundles.Active(), in, explain)
+}
+
+func (s *Server) timeInContext(in *engine.Input) bool {
+	for _, k := range s.cfg.NoCacheContextKeys {
+		if _, ok := in.Context[k]; ok {
+			return true
+		}
+	}
+	return false
 }

@@ -39,21 +39,26 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Cache sizes the decision cache; MaxCost 0 turns it off.
 	Cache cache.Config `yaml:"cache"`
+	// NoCacheContextKeys are context keys that carry a time (a request that
+	// sends one is decided afresh and not cached: each such input is unique,
+	// and caching it would only push useful entries out).
+	NoCacheContextKeys []string `yaml:"no_cache_context_keys"`
 }
 
 // DefaultConfig returns the defaults: 127.0.0.1:8700, 1 MiB bodies, depth 64,
 // 1,000 evaluations a batch, and a 100,000-entry decision cache.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            "127.0.0.1:8700",
-		BodyLimit:       1 << 20,
-		MaxDepth:        64,
-		MaxBatch:        1000,
-		ReadTimeout:     10 * time.Second,
-		WriteTimeout:    10 * time.Second,
-		IdleTimeout:     120 * time.Second,
-		ShutdownTimeout: 15 * time.Second,
-		Cache:           cache.Default(),
+		Addr:               "127.0.0.1:8700",
+		BodyLimit:          1 << 20,
+		MaxDepth:           64,
+		MaxBatch:           1000,
+		ReadTimeout:        10 * time.Second,
+		WriteTimeout:       10 * time.Second,
+		IdleTimeout:        120 * time.Second,
+		ShutdownTimeout:    15 * time.Second,
+		Cache:              cache.Default(),
+		NoCacheContextKeys: []string{"now", "time", "timestamp", "current_time"},
 	}
 }
 

@@ -507,6 +507,22 @@ rules:
 	}
 }
 
+func TestTimeInContextIsNotCached(t *testing.T) {
+	rec := &recordingCache{}
+	h := newHarness(t, WithCache(rec))
+	withTime := strings.Replace(body("alice", "read", "alice"), `{"subject"`, `{"context":{"now":"2026-01-01T00:00:00Z"},"subject"`, 1)
+	if _, m := h.post("/v1/decide", "application/json", withTime); !m["decision"].(bool) {
+		t.Fatalf("want allow: %v", m)
+	}
+	if n := rec.sets.Load(); n != 0 {
+		t.Fatalf("a request with context.now was cached")
+	}
+	h.post("/v1/decide", "application/json", body("alice", "read", "alice"))
+	if n := rec.sets.Load(); n != 1 {
+		t.Fatalf("a plain request was not cached (%d writes)", n)
+	}
+}
+
 func TestEngineTroubleIsADenyNotA500(t *testing.T) {
 	cfg := bundles.DefaultConfig()
 	cfg.Engine.CostLimit = 50

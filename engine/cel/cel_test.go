@@ -381,3 +381,27 @@ func TestConcurrentEvaluate(t *testing.T) {
 		t.Fatalf("wrong effect under concurrency: %s", e)
 	}
 }
+
+func TestExpressionLimits(t *testing.T) {
+	l := engine.DefaultLimits()
+	l.MaxExpressionSize = 40
+	l.MaxRecursionDepth = 8
+	c, err := NewCompiler(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := func(cond string) []byte {
+		return []byte("apiVersion: verdict.dev/v1\nkind: Policy\nname: l\nrules:\n  - id: r\n    effect: allow\n    condition: '" + cond + "'\n")
+	}
+	if _, err := c.Compile("l.verdict.yaml", rule(`subject.id == "a"`)); err != nil {
+		t.Fatalf("a short expression: %v", err)
+	}
+	_, err = c.Compile("l.verdict.yaml", rule(`subject.id == "`+strings.Repeat("a", 40)+`"`))
+	if err == nil || !strings.Contains(err.Error(), "l.verdict.yaml:7") {
+		t.Fatalf("an expression over the size limit: %v", err)
+	}
+	_, err = c.Compile("l.verdict.yaml", rule(strings.Repeat("(", 12)+"true"+strings.Repeat(")", 12)))
+	if err == nil {
+		t.Fatal("an expression nested past the recursion limit was accepted")
+	}
+}

@@ -171,6 +171,9 @@ func yamlError(path string, err error) engine.CompileError {
 // position maps a 1-based line and 0-based column inside an expression to the
 // file position of the YAML scalar node that holds it.
 func position(n *yaml.Node, lines []string, exprLine, exprCol int) (int, int) {
+	if exprLine < 1 || exprCol < 0 {
+		return n.Line, n.Column // CEL gave no location (e.g. a size limit)
+	}
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
 		// The block starts on the line after the indicator; its indentation is

@@ -49,6 +49,17 @@ type Options struct {
 	// applied in addition to the caller's context deadline (zero or negative
 	// means none of its own). The CEL-only limits are ignored.
 	Limits engine.Limits
+	// V0 parses modules as Rego v0 (OPA before 1.0: no required if and
+	// contains), as a bundle's .manifest "rego_version": 0 asks. A v0 module
+	// may still opt in to v1 with import rego.v1.
+	V0 bool
+}
+
+func (o Options) regoVersion() ast.RegoVersion {
+	if o.V0 {
+		return ast.RegoV0
+	}
+	return ast.RegoV1
 }
 
 // Compile parses and compiles modules together with opts.Data and prepares the
@@ -69,7 +80,7 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Policy, erro
 
 	caps := capabilities()
 
-	parsed, errs := parseModules(modules, caps)
+	parsed, errs := parseModules(modules, caps, opts.regoVersion())
 	if len(errs) > 0 {
 		return nil, sortErrors(errs)
 	}
@@ -79,7 +90,7 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Policy, erro
 		return nil, err
 	}
 
-	compiler, errs, err := compileModules(ctx, store, parsed, caps)
+	compiler, errs, err := compileModules(ctx, store, parsed, caps, opts.regoVersion())
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +106,7 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Policy, erro
 		oparego.Store(store),
 		oparego.Query(entryName),
 		oparego.Capabilities(caps),
-		oparego.SetRegoVersion(ast.RegoV1),
+		oparego.SetRegoVersion(opts.regoVersion()),
 		// A failing built-in must fail the decision: if its error only made
 		// the expression undefined, "not f(x)" would succeed and could allow.
 		oparego.StrictBuiltinErrors(true),
@@ -157,10 +168,10 @@ func parseEntrypoint(s string) (ast.Ref, error) {
 
 // parseModules parses every module as Rego v1 and returns every problem of
 // every module.
-func parseModules(modules []Module, caps *ast.Capabilities) (map[string]*ast.Module, engine.CompileErrors) {
+func parseModules(modules []Module, caps *ast.Capabilities, v ast.RegoVersion) (map[string]*ast.Module, engine.CompileErrors) {
 	parsed := make(map[string]*ast.Module, len(modules))
 	var errs engine.CompileErrors
-	popts := ast.ParserOptions{RegoVersion: ast.RegoV1, Capabilities: caps}
+	popts := ast.ParserOptions{RegoVersion: v, Capabilities: caps}
 	for _, m := range modules {
 		if _, dup := parsed[m.Path]; dup {
 			errs = append(errs, engine.CompileError{File: m.Path, Message: "duplicate module path"})
@@ -204,7 +215,7 @@ func newStore(data map[string]any) (storage.Store, error) {
 
 // compileModules compiles the parsed modules together. Problems in the
 // policies come back as CompileErrors; the plain error is for the store.
-func compileModules(ctx context.Context, store storage.Store, parsed map[string]*ast.Module, caps *ast.Capabilities) (*ast.Compiler, engine.CompileErrors, error) {
+func compileModules(ctx context.Context, store storage.Store, parsed map[string]*ast.Module, caps *ast.Capabilities, v ast.RegoVersion) (*ast.Compiler, engine.CompileErrors, error) {
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rego: open store: %w", err)
@@ -213,7 +224,7 @@ func compileModules(ctx context.Context, store storage.Store, parsed map[string]
 
 	c := ast.NewCompiler().
 		WithCapabilities(caps).
-		WithDefaultRegoVersion(ast.RegoV1).
+		WithDefaultRegoVersion(v).
 		WithEnablePrintStatements(false).
 		// Reject rules that would shadow or be shadowed by the data document.
 		WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn))
