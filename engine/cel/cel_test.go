@@ -405,3 +405,24 @@ func TestExpressionLimits(t *testing.T) {
 		t.Fatal("an expression nested past the recursion limit was accepted")
 	}
 }
+
+func TestBrokenVariableIsReportedOnce(t *testing.T) {
+	c, _ := NewCompiler(engine.DefaultLimits(), nil)
+	_, err := c.Compile("v.verdict.yaml", []byte(`apiVersion: verdict.dev/v1
+kind: Policy
+name: v
+variables:
+  a: nosuch.x
+rules:
+  - id: r1
+    effect: allow
+    condition: variables.a == 1
+  - id: r2
+    effect: deny
+    condition: variables.a == 2
+`))
+	var ce engine.CompileErrors
+	if !errors.As(err, &ce) || len(ce) != 1 || ce[0].Line != 5 {
+		t.Fatalf("want one error at line 5, got %v", err)
+	}
+}

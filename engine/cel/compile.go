@@ -123,22 +123,18 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 		cont := f.Variables.Content
 		for i := 0; i+1 < len(cont); i += 2 {
 			name, node := cont[i].Value, cont[i+1]
-			ast, iss := env.Compile(node.Value)
-			if iss.Err() != nil {
-				errs = append(errs, celErrors(path, lines, node, iss.Errors())...)
-				continue
+			ast, prg, ce := c.expr(env, path, lines, node, p)
+			// A variable that failed is still declared (as dyn), so that the
+			// rules using it do not each report it again.
+			typ := cel.DynType
+			if ce != nil {
+				errs = append(errs, ce...)
+			} else {
+				typ = ast.OutputType()
+				p.variables = append(p.variables, compiledVar{name: name, prg: *prg})
 			}
-			prg, err := c.program(ast)
-			if err != nil {
-				errs = append(errs, engine.CompileError{File: path, Line: node.Line, Col: node.Column, Message: err.Error()})
-				continue
-			}
-			if readsNow(ast) {
-				p.timeDependent = true
-			}
-			p.variables = append(p.variables, compiledVar{name: name, prg: program{prg, hasLoop(ast)}})
-			env, err = env.Extend(cel.Variable(varNamespace+name, ast.OutputType()))
-			if err != nil {
+			var err error
+			if env, err = env.Extend(cel.Variable(varNamespace+name, typ)); err != nil {
 				return nil, fmt.Errorf("%s: declaring variable %s: %w", path, name, err)
 			}
 		}
@@ -146,26 +142,18 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 	for _, r := range f.Rules {
 		cr := compiledRule{id: r.ID, deny: r.Effect == "deny", actions: set(r.Actions), resources: set(r.Resources)}
 		if r.Condition.Kind != 0 {
-			node := &r.Condition
-			ast, iss := env.Compile(node.Value)
-			if iss.Err() != nil {
-				errs = append(errs, celErrors(path, lines, node, iss.Errors())...)
+			ast, prg, ce := c.expr(env, path, lines, &r.Condition, p)
+			if ce == nil {
+				if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
+					ce = engine.CompileErrors{{File: path, Line: r.Condition.Line, Col: r.Condition.Column,
+						Message: fmt.Sprintf("rule %q: condition must be a bool expression, but it is %s", r.ID, t)}}
+				}
+			}
+			if ce != nil {
+				errs = append(errs, ce...)
 				continue
 			}
-			if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
-				errs = append(errs, engine.CompileError{File: path, Line: node.Line, Col: node.Column,
-					Message: fmt.Sprintf("rule %q: condition must be a bool expression, but it is %s", r.ID, t)})
-				continue
-			}
-			prg, err := c.program(ast)
-			if err != nil {
-				errs = append(errs, engine.CompileError{File: path, Line: node.Line, Col: node.Column, Message: err.Error()})
-				continue
-			}
-			if readsNow(ast) {
-				p.timeDependent = true
-			}
-			cr.prg = &program{prg, hasLoop(ast)}
+			cr.prg = prg
 		}
 		p.rules = append(p.rules, cr)
 	}
@@ -175,12 +163,25 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 	return p, nil
 }
 
-func (c *Compiler) program(ast *cel.Ast) (cel.Program, error) {
-	return c.env.Program(ast,
+// expr type-checks and plans the expression held by node in env, and marks
+// p time dependent if it reads now. Problems come back located in the file.
+func (c *Compiler) expr(env *cel.Env, path string, lines []string, node *yaml.Node, p *Policy) (*cel.Ast, *program, engine.CompileErrors) {
+	ast, iss := env.Compile(node.Value)
+	if iss.Err() != nil {
+		return nil, nil, celErrors(path, lines, node, iss.Errors())
+	}
+	prg, err := c.env.Program(ast,
 		cel.CostLimit(c.limits.CostLimit),
 		cel.InterruptCheckFrequency(100),
 		cel.EvalOptions(cel.OptOptimize),
 	)
+	if err != nil {
+		return nil, nil, engine.CompileErrors{{File: path, Line: node.Line, Col: node.Column, Message: err.Error()}}
+	}
+	if readsNow(ast) {
+		p.timeDependent = true
+	}
+	return ast, &program{prg, hasLoop(ast)}, nil
 }
 
 // set returns nil (match anything) for an absent list or one holding "*".
