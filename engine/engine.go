@@ -203,6 +203,23 @@ func ClassifyErr(err error) string {
 	}
 }
 
+// Describe says what kind of failure err is, in words safe to show any
+// caller: it names no policy, rule or value.
+func Describe(err error) string {
+	switch ClassifyErr(err) {
+	case ReasonTimeout:
+		return ErrTimeout.Error()
+	case ReasonCostLimit:
+		return ErrCostLimit.Error()
+	case ReasonUndefined:
+		return ErrUndefined.Error()
+	case ReasonNoPolicy:
+		return ErrNoPolicy.Error()
+	default:
+		return "policy evaluation failed"
+	}
+}
+
 // ModuleError wraps err with the name of the module it came from.
 func ModuleError(module string, err error) error {
 	return fmt.Errorf("%s: %w", module, err)

@@ -175,11 +175,21 @@ func (s *Server) evaluate(ctx context.Context, active *bundles.Active, in *engin
 	} else {
 		d = s.decideCached(ctx, active, in, explain)
 	}
-	return NewDecisionResponse(d)
+	resp := NewDecisionResponse(d, explain)
+	if d.Err != nil && active != nil {
+		// The cause names policies and rules: it goes to the operator's log,
+		// and to the caller only when it asked for an explanation.
+		s.log.Warn("decision failed; denied", "decision_id", resp.Context.DecisionID,
+			"revision", d.Revision, "reason", engine.ClassifyErr(d.Err), "error", d.Err.Error())
+	}
+	return resp
 }
 
-// NewDecisionResponse renders d with a fresh decision id.
-func NewDecisionResponse(d engine.Decision) DecisionResponse {
+// NewDecisionResponse renders d with a fresh decision id. When d failed,
+// context.error says how (the reason code's meaning, e.g. "evaluation
+// deadline exceeded"); the detailed cause, which names policies and rules, is
+// included only when detailed is true.
+func NewDecisionResponse(d engine.Decision, detailed bool) DecisionResponse {
 	resp := DecisionResponse{
 		Decision: d.Allow,
 		Context: DecisionContext{
@@ -193,7 +203,10 @@ func NewDecisionResponse(d engine.Decision) DecisionResponse {
 		resp.Context.Reasons = []string{}
 	}
 	if d.Err != nil {
-		resp.Context.Error = d.Err.Error()
+		resp.Context.Error = engine.Describe(d.Err)
+		if detailed {
+			resp.Context.Error = d.Err.Error()
+		}
 	}
 	return resp
 }

@@ -547,8 +547,17 @@ rules:
 			t.Fatalf("%s: status %d", action, resp.StatusCode)
 		}
 		allow, reasons := decision(t, m)
-		if allow || reasons[0] != reason || m["context"].(map[string]any)["error"] == "" {
+		msg, _ := m["context"].(map[string]any)["error"].(string)
+		if allow || reasons[0] != reason || msg == "" {
 			t.Fatalf("%s: %v", action, m)
+		}
+		if strings.Contains(msg, "rule") {
+			t.Fatalf("%s: the cause names policy internals without explain: %q", action, msg)
+		}
+		// With explain, the caller asked for the detail.
+		_, m = h.post("/v1/decide", "application/json", strings.Replace(body("a", action, "a"), "{", `{"explain":true,`, 1))
+		if msg, _ := m["context"].(map[string]any)["error"].(string); !strings.Contains(msg, "rule") {
+			t.Fatalf("%s: explain did not give the detailed cause: %q", action, msg)
 		}
 	}
 }

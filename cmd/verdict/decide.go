@@ -59,7 +59,7 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 				return fmt.Errorf("bundle rejected:\n%w", err)
 			}
 			out := server.Respond(req, func(in *engine.Input) server.DecisionResponse {
-				return server.NewDecisionResponse(active.Snapshot.Decide(cmd.Context(), in, req.Explain || explain))
+				return server.NewDecisionResponse(active.Snapshot.Decide(cmd.Context(), in, req.Explain || explain), true)
 			})
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
