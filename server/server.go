@@ -108,6 +108,8 @@ type Server struct {
 	app     *fiber.App
 	started time.Time
 	version string
+	// openapiDoc is the OpenAPI document, rendered to JSON once.
+	openapiDoc []byte
 }
 
 // Option changes how New builds a server.
@@ -132,7 +134,11 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, bundles: b, started: time.Now(), version: "dev"}
+	doc, err := openapiJSON()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, bundles: b, started: time.Now(), version: "dev", openapiDoc: doc}
 	dc, err := cache.New[decisionKey, engine.Decision](cfg.Cache, decisionKey.index)
 	if err != nil {
 		return nil, err
@@ -161,15 +167,39 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	return s, nil
 }
 
+// route is one documented route; every route is in openapi.yaml.
+type route struct {
+	method, path string
+	handler      fiber.Handler
+}
+
+func (s *Server) table() []route {
+	return []route{
+		{fiber.MethodGet, "/healthz", s.healthz},
+		{fiber.MethodGet, "/readyz", s.readyz},
+		{fiber.MethodGet, "/v1/status", s.status},
+		{fiber.MethodPost, "/v1/decide", s.decide},
+		{fiber.MethodGet, "/openapi.json", s.openapi},
+	}
+}
+
+// routes registers the table, answers other methods on its paths with 405
+// and an Allow header, and anything else with 404.
 func (s *Server) routes() {
-	s.app.Get("/healthz", s.healthz)
-	s.app.Get("/readyz", s.readyz)
-	s.app.Get("/v1/status", s.status)
-	s.app.Post("/v1/decide", s.decide)
-	for path, allow := range map[string]string{
-		"/healthz": "GET, HEAD", "/readyz": "GET, HEAD", "/v1/status": "GET, HEAD", "/v1/decide": "POST",
-	} {
-		s.app.All(path, methodNotAllowed(allow))
+	allow := map[string][]string{}
+	var order []string
+	for _, r := range s.table() {
+		s.app.Add(r.method, r.path, r.handler)
+		if _, seen := allow[r.path]; !seen {
+			order = append(order, r.path)
+		}
+		allow[r.path] = append(allow[r.path], r.method)
+		if r.method == fiber.MethodGet {
+			allow[r.path] = append(allow[r.path], fiber.MethodHead)
+		}
+	}
+	for _, p := range order {
+		s.app.All(p, methodNotAllowed(strings.Join(allow[p], ", ")))
 	}
 	s.app.Use(func(c *fiber.Ctx) error {
 		return newError(fiber.StatusNotFound, CodeNotFound, "no route "+c.Method()+" "+c.Path())

@@ -612,3 +612,29 @@ rules:
 		t.Fatalf("in-flight request lost on shutdown: %+v", r)
 	}
 }
+
+// TestOpenAPIListsEveryRoute keeps the document and the routes in step.
+func TestOpenAPIListsEveryRoute(t *testing.T) {
+	h := newHarness(t)
+	resp, doc := h.get("/openapi.json")
+	if resp.StatusCode != 200 || doc["openapi"] != "3.1.0" {
+		t.Fatalf("openapi: %d %v", resp.StatusCode, doc["openapi"])
+	}
+	paths := doc["paths"].(map[string]any)
+	for _, r := range h.srv.table() {
+		item, ok := paths[r.path].(map[string]any)
+		if !ok {
+			t.Errorf("route %s %s is not in the OpenAPI document", r.method, r.path)
+			continue
+		}
+		if _, ok := item[strings.ToLower(r.method)]; !ok {
+			t.Errorf("route %s %s has no operation in the OpenAPI document", r.method, r.path)
+		}
+	}
+	for p := range paths {
+		resp, _ := h.get(p)
+		if resp.StatusCode == 404 {
+			t.Errorf("documented path %s is not served", p)
+		}
+	}
+}
