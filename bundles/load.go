@@ -63,12 +63,12 @@ func (l Limits) Validate() error {
 
 // Manifest is the OPA .manifest file.
 type Manifest struct {
-	Revision string         `json:"revision"`
+	Revision string `json:"revision"`
 	// RegoVersion 0 parses the bundle's Rego as v0 (OPA before 1.0); absent
 	// or 1 means v1.
-	RegoVersion *int `json:"rego_version,omitempty"`
-	Roots    *[]string      `json:"roots,omitempty"`
-	Metadata map[string]any `json:"metadata,omitempty"`
+	RegoVersion *int           `json:"rego_version,omitempty"`
+	Roots       *[]string      `json:"roots,omitempty"`
+	Metadata    map[string]any `json:"metadata,omitempty"`
 }
 
 // Bundle is a bundle read into memory: every file by its clean, slash
