@@ -368,3 +368,15 @@ func TestRegoV0Bundles(t *testing.T) {
 		t.Fatal("rego_version 3 accepted")
 	}
 }
+
+func TestMisspeltTestKeysAreRejected(t *testing.T) {
+	for name, body := range map[string]string{
+		"case key":   "tests:\n  - name: x\n    input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: '1'}}\n    expect: true\n    nwo: '2026-01-01T00:00:00Z'\n",
+		"expect key": "tests:\n  - name: x\n    input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: '1'}}\n    expect: {decision: true, reason: [x]}\n",
+	} {
+		b, _ := FromFiles(map[string][]byte{"a_test.yaml": []byte(body)}, DefaultLimits())
+		if _, err := b.Tests(); err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Errorf("%s: want an unknown-field error, got %v", name, err)
+		}
+	}
+}

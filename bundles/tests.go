@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/verdictpdp/verdict/engine"
+	celengine "github.com/verdictpdp/verdict/engine/cel"
 )
 
 // TestCase is one case of a *_test.yaml file.
@@ -76,6 +77,10 @@ func parseTests(name string, raw []byte) ([]TestCase, error) {
 	for i := range tf.Tests {
 		n := &tf.Tests[i]
 		var doc testCaseDoc
+		if err := celengine.KnownKeys(n, "test case", "name", "input", "expect", "now"); err != nil {
+			bad(n.Line, "test %d: %v", i+1, err)
+			continue
+		}
 		if err := n.Decode(&doc); err != nil {
 			bad(n.Line, "test %d: %v", i+1, err)
 			continue
@@ -128,6 +133,9 @@ func parseExpect(n *yaml.Node, tc *TestCase) error {
 		var e struct {
 			Decision *bool    `yaml:"decision"`
 			Reasons  []string `yaml:"reasons"`
+		}
+		if err := celengine.KnownKeys(n, "expect", "decision", "reasons"); err != nil {
+			return err
 		}
 		if err := n.Decode(&e); err != nil {
 			return err

@@ -426,3 +426,22 @@ rules:
 		t.Fatalf("want one error at line 5, got %v", err)
 	}
 }
+
+// TestMisspeltKeysAreRejected: a misspelt condition must not leave a rule
+// that matches every request.
+func TestMisspeltKeysAreRejected(t *testing.T) {
+	c, _ := NewCompiler(engine.DefaultLimits(), nil)
+	for name, src := range map[string]string{
+		"rule key": "apiVersion: verdict.dev/v1\nkind: Policy\nname: m\nrules:\n  - id: r\n    effect: allow\n    conditon: subject.id == 'root'\n",
+		"second document": "apiVersion: verdict.dev/v1\nkind: Policy\nname: m\nrules:\n  - id: r\n    effect: deny\n---\napiVersion: verdict.dev/v1\nkind: Policy\nname: n\nrules:\n  - id: r\n    effect: allow\n",
+	} {
+		_, err := c.Compile("m.verdict.yaml", []byte(src))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if !strings.Contains(err.Error(), "m.verdict.yaml:7") {
+			t.Errorf("%s: not located at line 7: %v", name, err)
+		}
+	}
+}

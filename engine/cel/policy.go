@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -45,8 +47,13 @@ type rule struct {
 	line        int
 }
 
-// UnmarshalYAML keeps the rule's line for error messages.
+// UnmarshalYAML keeps the rule's line for error messages and rejects keys a
+// rule does not have: Node.Decode does not honour the decoder's KnownFields,
+// and a misspelt "conditon" must never leave a rule that matches everything.
 func (r *rule) UnmarshalYAML(n *yaml.Node) error {
+	if err := KnownKeys(n, "rule", "id", "description", "effect", "actions", "resources", "condition"); err != nil {
+		return err
+	}
 	type plain rule
 	var p plain
 	if err := n.Decode(&p); err != nil {
@@ -54,6 +61,21 @@ func (r *rule) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*r = rule(p)
 	r.line = n.Line
+	return nil
+}
+
+// KnownKeys returns an error naming the line of the first key of the mapping
+// node n that is not in keys. Non-mapping nodes pass (decoding reports them).
+func KnownKeys(n *yaml.Node, what string, keys ...string) error {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !slices.Contains(keys, k.Value) {
+			return fmt.Errorf("line %d: field %s not found in %s (known: %s)", k.Line, k.Value, what, strings.Join(keys, ", "))
+		}
+	}
 	return nil
 }
 
@@ -73,6 +95,14 @@ func parseFile(path string, src []byte) (*file, engine.CompileErrors) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
 		return nil, engine.CompileErrors{yamlError(path, err)}
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		line := more.Line
+		if err != nil {
+			return nil, engine.CompileErrors{yamlError(path, err)}
+		}
+		return nil, engine.CompileErrors{{File: path, Line: line, Message: "a policy file holds one policy: put the policy after --- in a file of its own"}}
 	}
 	var errs engine.CompileErrors
 	add := func(line int, format string, args ...any) {
