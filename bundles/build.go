@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -138,19 +140,48 @@ func decodeDoc(name string, raw []byte) (any, error) {
 	return jsonShape(name, v)
 }
 
-// jsonShape converts a YAML value to the JSON-shaped values policies see.
+// jsonShape converts a decoded YAML value to the JSON-shaped values policies
+// see: integers become int64 and floats stay float64 (so 3.0 in a test file
+// is the double a JSON request would send), timestamps become RFC 3339
+// strings, and a mapping with a non-string key is an error.
 func jsonShape(name string, v any) (any, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, engine.CompileErrors{{File: name, Message: "not representable as JSON: " + err.Error()}}
+	switch t := v.(type) {
+	case nil, bool, string, float64, int64:
+		return t, nil
+	case int:
+		return int64(t), nil
+	case uint64:
+		if t > math.MaxInt64 {
+			return float64(t), nil
+		}
+		return int64(t), nil
+	case float32:
+		return float64(t), nil
+	case time.Time:
+		return t.UTC().Format(time.RFC3339Nano), nil
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			c, err := jsonShape(name, e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = c
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			c, err := jsonShape(name, e)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = c
+		}
+		return out, nil
+	default:
+		return nil, engine.CompileErrors{{File: name, Message: fmt.Sprintf("value of type %T is not representable as JSON (mapping keys must be strings)", v)}}
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var out any
-	if err := dec.Decode(&out); err != nil {
-		return nil, err
-	}
-	return engine.NormalizeJSON(out), nil
 }
 
 func sortedNames(files map[string][]byte, keep func(string) bool) []string {
@@ -164,89 +195,136 @@ func sortedNames(files map[string][]byte, keep func(string) bool) []string {
 	return names
 }
 
+// Compiled is a set of bundles compiled together.
+type Compiled struct {
+	// Snapshot serves the whole set: every module of every bundle,
+	// combined deny-overrides.
+	Snapshot *engine.Snapshot
+	// PerBundle holds, for each bundle in order, a snapshot of its own
+	// modules only, against which that bundle's tests run: a bundle's tests
+	// say what its own policies decide, whatever else is served beside it.
+	PerBundle []*engine.Snapshot
+}
+
 // Compile turns the bundles into one snapshot: every CEL policy file and the
 // Rego modules of each bundle (with that bundle's data) become modules that
 // combine deny-overrides. It returns engine.CompileErrors listing every
 // problem of every file, or another error for an unusable bundle; it never
 // returns a partial snapshot.
 func Compile(ctx context.Context, bs []*Bundle, limits engine.Limits) (*engine.Snapshot, error) {
+	c, err := CompileEach(ctx, bs, limits)
+	if err != nil {
+		return nil, err
+	}
+	return c.Snapshot, nil
+}
+
+// CompileEach is Compile that also returns a snapshot per bundle.
+func CompileEach(ctx context.Context, bs []*Bundle, limits engine.Limits) (*Compiled, error) {
 	var (
-		modules []engine.Evaluator
-		errs    engine.CompileErrors
-		revs    []string
-		counts  = map[string]int{}
-		names   = map[string]string{}
+		all    []engine.Evaluator
+		errs   engine.CompileErrors
+		revs   []string
+		counts = map[string]int{}
+		names  = map[string]string{}
+		out    = &Compiled{}
 	)
 	for _, b := range bs {
 		revs = append(revs, b.Revision())
-		data, err := b.Data()
-		if err != nil {
-			if ce, ok := errors.AsType[engine.CompileErrors](err); ok {
-				errs = append(errs, ce...)
-				continue
-			}
-			return nil, err
-		}
-		comp, err := celengine.NewCompiler(limits, data)
+		own := map[string]int{}
+		modules, ce, err := compileBundle(ctx, b, limits, names, own)
 		if err != nil {
 			return nil, err
 		}
-		for _, name := range sortedNames(b.Files, IsPolicyFile) {
-			p, err := comp.Compile(name, b.Files[name])
-			if err != nil {
-				if ce, ok := errors.AsType[engine.CompileErrors](err); ok {
-					errs = append(errs, ce...)
-					continue
-				}
-				return nil, err
-			}
-			if other, dup := names[p.Name()]; dup {
-				errs = append(errs, engine.CompileError{File: name, Line: 1, Message: fmt.Sprintf("policy name %q is already used by %s", p.Name(), other)})
-				continue
-			}
-			names[p.Name()] = name
-			modules = append(modules, p)
-			counts[KindCEL]++
+		errs = append(errs, ce...)
+		for k, v := range own {
+			counts[k] += v
 		}
-		var mods []regoengine.Module
-		for _, name := range sortedNames(b.Files, func(n string) bool { return strings.HasSuffix(n, ".rego") }) {
-			mods = append(mods, regoengine.Module{Path: name, Source: b.Files[name]})
-		}
-		if len(mods) == 0 {
-			continue
-		}
-		ep, err := b.Entrypoint()
-		if err != nil {
-			errs = append(errs, engine.CompileError{File: ".manifest", Message: err.Error()})
-			continue
-		}
-		v0 := b.Manifest.RegoVersion != nil && *b.Manifest.RegoVersion == 0
-		rp, err := regoengine.Compile(ctx, mods, regoengine.Options{Entrypoint: ep, Data: data, Limits: limits, V0: v0})
-		if err != nil {
-			if ce, ok := errors.AsType[engine.CompileErrors](err); ok {
-				errs = append(errs, ce...)
-				continue
-			}
-			return nil, err
-		}
-		var ev engine.Evaluator = rp
-		if b.metaBool("cacheTimeDependent") {
-			ev = cachedAnyway{rp}
-		}
-		modules = append(modules, ev)
-		counts[KindRego] += len(mods)
+		all = append(all, modules...)
+		out.PerBundle = append(out.PerBundle, engine.NewSnapshot(modules, engine.SnapshotOptions{
+			Revision: b.Revision(), Limits: limits, Counts: own,
+		}))
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	if len(modules) == 0 {
+	if len(all) == 0 {
 		return nil, engine.CompileErrors{{Message: "the bundle holds no policy: add a *.verdict.yaml or .rego file"}}
 	}
-	return engine.NewSnapshot(modules, engine.SnapshotOptions{
+	out.Snapshot = engine.NewSnapshot(all, engine.SnapshotOptions{
 		Revision: strings.Join(revs, ","),
 		Limits:   limits,
 		Counts:   counts,
-	}), nil
+	})
+	return out, nil
+}
+
+// compileBundle compiles one bundle's CEL files and Rego modules. names holds
+// the policy names already used (across bundles) and gains this bundle's;
+// counts gains the number of policies per kind. Problems in the policies come
+// back as CompileErrors; the error is for anything else.
+func compileBundle(ctx context.Context, b *Bundle, limits engine.Limits, names map[string]string, counts map[string]int) ([]engine.Evaluator, engine.CompileErrors, error) {
+	var (
+		modules []engine.Evaluator
+		errs    engine.CompileErrors
+	)
+	collect := func(err error) error {
+		if ce, ok := errors.AsType[engine.CompileErrors](err); ok {
+			errs = append(errs, ce...)
+			return nil
+		}
+		return err
+	}
+	data, err := b.Data()
+	if err != nil {
+		return nil, nil, collect(err)
+	}
+	comp, err := celengine.NewCompiler(limits, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, name := range sortedNames(b.Files, IsPolicyFile) {
+		p, err := comp.Compile(name, b.Files[name])
+		if err != nil {
+			if err := collect(err); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if other, dup := names[p.Name()]; dup {
+			errs = append(errs, engine.CompileError{File: name, Line: 1, Message: fmt.Sprintf("policy name %q is already used by %s", p.Name(), other)})
+			continue
+		}
+		names[p.Name()] = name
+		modules = append(modules, p)
+		counts[KindCEL]++
+	}
+	var mods []regoengine.Module
+	for _, name := range sortedNames(b.Files, func(n string) bool { return strings.HasSuffix(n, ".rego") }) {
+		mods = append(mods, regoengine.Module{Path: name, Source: b.Files[name]})
+	}
+	if len(mods) == 0 {
+		return modules, errs, nil
+	}
+	ep, err := b.Entrypoint()
+	if err != nil {
+		return modules, append(errs, engine.CompileError{File: ".manifest", Message: err.Error()}), nil
+	}
+	cacheTD, err := b.metaBool("cacheTimeDependent")
+	if err != nil {
+		return modules, append(errs, engine.CompileError{File: ".manifest", Message: err.Error()}), nil
+	}
+	v0 := b.Manifest.RegoVersion != nil && *b.Manifest.RegoVersion == 0
+	rp, err := regoengine.Compile(ctx, mods, regoengine.Options{Entrypoint: ep, Data: data, Limits: limits, V0: v0})
+	if err != nil {
+		return modules, errs, collect(err)
+	}
+	var ev engine.Evaluator = rp
+	if cacheTD {
+		ev = cachedAnyway{rp}
+	}
+	counts[KindRego] += len(mods)
+	return append(modules, ev), errs, nil
 }
 
 // cachedAnyway marks a Rego module whose bundle allows caching decisions
@@ -255,8 +333,17 @@ type cachedAnyway struct{ engine.Evaluator }
 
 func (cachedAnyway) TimeDependent() bool { return false }
 
-func (b *Bundle) metaBool(key string) bool {
+// metaBool reads metadata.verdict.<key> of the manifest: false when absent,
+// an error when present but not a boolean.
+func (b *Bundle) metaBool(key string) (bool, error) {
 	m, _ := b.Manifest.Metadata["verdict"].(map[string]any)
-	v, _ := m[key].(bool)
-	return v
+	v, ok := m[key]
+	if !ok {
+		return false, nil
+	}
+	bv, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("metadata.verdict.%s must be true or false, got %v", key, v)
+	}
+	return bv, nil
 }

@@ -380,3 +380,57 @@ func TestMisspeltTestKeysAreRejected(t *testing.T) {
 		}
 	}
 }
+
+func TestYAMLNumbersKeepTheirKind(t *testing.T) {
+	v, err := jsonShape("x", map[string]any{"f": 3.0, "i": 3, "l": []any{1.5, 2}, "n": nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := v.(map[string]any)
+	if m["f"] != 3.0 || m["i"] != int64(3) || m["l"].([]any)[0] != 1.5 || m["l"].([]any)[1] != int64(2) {
+		t.Fatalf("%#v", m)
+	}
+	if _, err := jsonShape("x", map[string]any{"m": map[any]any{1: "a"}}); err == nil {
+		t.Fatal("a non-string key was accepted")
+	}
+	// In a test file, 3.0 reaches the policy as a double, as from JSON.
+	b, _ := FromFiles(map[string][]byte{
+		"d.verdict.yaml": []byte("apiVersion: verdict.dev/v1\nkind: Policy\nname: d\nrules:\n  - id: dbl\n    effect: allow\n    condition: type(resource.properties.level) == double\n"),
+		"d_test.yaml":    []byte("tests:\n  - name: double\n    input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: '1', properties: {level: 3.0}}}\n    expect: true\n"),
+	}, DefaultLimits())
+	snap, err := Compile(context.Background(), []*Bundle{b}, engine.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, _ := b.Tests()
+	if r := RunTests(context.Background(), snap, cases); !r[0].Passed() {
+		t.Fatal(r[0].Failure)
+	}
+}
+
+// TestEachBundlesTestsRunAgainstItsOwnPolicies: a bundle whose tests pass
+// alone still passes beside another bundle that denies what it allows.
+func TestEachBundlesTestsRunAgainstItsOwnPolicies(t *testing.T) {
+	m := NewManager(DefaultConfig(), nil)
+	denyAll := writeDir(t, map[string]string{"deny.verdict.yaml": "apiVersion: verdict.dev/v1\nkind: Policy\nname: guard\nrules:\n  - id: nobody\n    effect: deny\n"})
+	a, err := m.LoadPaths(context.Background(), []string{writeDir(t, goodFiles), denyAll})
+	if err != nil {
+		t.Fatalf("the first bundle's tests must run against its own policies: %v", err)
+	}
+	if a.Tests.Passed != 3 {
+		t.Fatalf("tests passed: %d", a.Tests.Passed)
+	}
+	if d := a.Snapshot.Decide(context.Background(), &engine.Input{Subject: engine.Entity{Type: "u", ID: "root"}}, false); d.Allow {
+		t.Fatal("the served snapshot must combine both bundles")
+	}
+}
+
+func TestManifestCacheFlagMustBeBoolean(t *testing.T) {
+	b, _ := FromFiles(map[string][]byte{
+		".manifest": []byte(`{"metadata":{"verdict":{"cacheTimeDependent":"true"}}}`),
+		"a.rego":    []byte("package verdict\n\ndecision := true\n"),
+	}, DefaultLimits())
+	if _, err := Compile(context.Background(), []*Bundle{b}, engine.DefaultLimits()); err == nil || !strings.Contains(err.Error(), "true or false") {
+		t.Fatalf("want an error for a string flag, got %v", err)
+	}
+}

@@ -71,15 +71,16 @@ func NewManager(cfg Config, log *slog.Logger) *Manager {
 // Active returns the active bundle, nil before the first activation.
 func (m *Manager) Active() *Active { return m.active.Load() }
 
-// Prepare compiles bs and runs their tests without activating anything. It
+// Prepare compiles bs and runs each bundle's tests against that bundle's own
+// policies, without activating anything. It
 // returns engine.CompileErrors, TestFailures or another error; never a
 // partial result.
 func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
-	snap, err := Compile(ctx, bs, m.cfg.Engine)
+	c, err := CompileEach(ctx, bs, m.cfg.Engine)
 	if err != nil {
 		return nil, err
 	}
-	a := &Active{Snapshot: snap}
+	a := &Active{Snapshot: c.Snapshot}
 	for _, b := range bs {
 		a.Sources = append(a.Sources, b.Source)
 		a.Digests = append(a.Digests, b.Digest)
@@ -87,20 +88,18 @@ func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
 	if m.cfg.SkipTests {
 		return a, nil
 	}
-	var cases []TestCase
-	for _, b := range bs {
-		cs, err := b.Tests()
+	var failed TestFailures
+	for i, b := range bs {
+		cases, err := b.Tests()
 		if err != nil {
 			return nil, err
 		}
-		cases = append(cases, cs...)
-	}
-	var failed TestFailures
-	for _, r := range RunTests(ctx, snap, cases) {
-		if r.Passed() {
-			a.Tests.Passed++
-		} else {
-			failed = append(failed, r)
+		for _, r := range RunTests(ctx, c.PerBundle[i], cases) {
+			if r.Passed() {
+				a.Tests.Passed++
+			} else {
+				failed = append(failed, r)
+			}
 		}
 	}
 	a.Tests.Failed = len(failed)
