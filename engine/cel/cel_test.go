@@ -432,7 +432,7 @@ rules:
 func TestMisspeltKeysAreRejected(t *testing.T) {
 	c, _ := NewCompiler(engine.DefaultLimits(), nil)
 	for name, src := range map[string]string{
-		"rule key": "apiVersion: verdict.dev/v1\nkind: Policy\nname: m\nrules:\n  - id: r\n    effect: allow\n    conditon: subject.id == 'root'\n",
+		"rule key":        "apiVersion: verdict.dev/v1\nkind: Policy\nname: m\nrules:\n  - id: r\n    effect: allow\n    conditon: subject.id == 'root'\n",
 		"second document": "apiVersion: verdict.dev/v1\nkind: Policy\nname: m\nrules:\n  - id: r\n    effect: deny\n---\napiVersion: verdict.dev/v1\nkind: Policy\nname: n\nrules:\n  - id: r\n    effect: allow\n",
 	} {
 		_, err := c.Compile("m.verdict.yaml", []byte(src))
