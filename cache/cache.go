@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 )
@@ -15,16 +16,22 @@ type Config struct {
 	// NumCounters is the number of admission counters ristretto keeps;
 	// zero means 10 × MaxCost, as ristretto recommends.
 	NumCounters int64 `yaml:"num_counters"`
+	// TTL is how long an entry may be served; zero keeps entries until they
+	// are evicted.
+	TTL time.Duration `yaml:"ttl"`
 }
 
-// Default returns a cache of 100,000 entries.
-func Default() Config { return Config{MaxCost: 100_000} }
+// Default returns a cache of 100,000 entries that live 5 minutes.
+func Default() Config { return Config{MaxCost: 100_000, TTL: 5 * time.Minute} }
 
 // Validate reports every problem with c, joined.
 func (c Config) Validate() error {
 	var errs []error
 	if c.MaxCost < 0 {
 		errs = append(errs, errors.New("cache max cost must not be negative"))
+	}
+	if c.TTL < 0 {
+		errs = append(errs, errors.New("cache ttl must not be negative"))
 	}
 	if c.NumCounters < 0 {
 		errs = append(errs, errors.New("cache num counters must not be negative"))
@@ -39,6 +46,7 @@ func (c Config) Validate() error {
 // zero value is not usable; a nil *Cache is a cache that stores nothing.
 type Cache[K comparable, V any] struct {
 	rc     *ristretto.Cache[uint64, entry[K, V]]
+	ttl    time.Duration
 	keyFn  func(K) uint64
 	hits   atomic.Uint64
 	misses atomic.Uint64
@@ -71,7 +79,7 @@ func New[K comparable, V any](cfg Config, keyFn func(K) uint64) (*Cache[K, V], e
 	if err != nil {
 		return nil, err
 	}
-	return &Cache[K, V]{rc: rc, keyFn: keyFn}, nil
+	return &Cache[K, V]{rc: rc, keyFn: keyFn, ttl: cfg.TTL}, nil
 }
 
 // Get returns the value stored under key, if any.
@@ -89,12 +97,13 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 	return e.val, true
 }
 
-// Set stores val under key with a cost of 1. It may be dropped.
+// Set stores val under key with a cost of 1 for the configured TTL. It may
+// be dropped.
 func (c *Cache[K, V]) Set(key K, val V) {
 	if c == nil {
 		return
 	}
-	c.rc.Set(c.keyFn(key), entry[K, V]{key: key, val: val}, 1)
+	c.rc.SetWithTTL(c.keyFn(key), entry[K, V]{key: key, val: val}, 1, c.ttl)
 }
 
 // Wait blocks until buffered writes are applied (for tests and benchmarks).

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -66,5 +67,22 @@ func TestDisabledAndNil(t *testing.T) {
 	}
 	if _, err := New[key, int](Config{MaxCost: -1}, nil); err == nil {
 		t.Fatal("negative MaxCost must be rejected")
+	}
+}
+
+func TestTTL(t *testing.T) {
+	c, err := New[key, int](Config{MaxCost: 10, TTL: time.Millisecond}, func(k key) uint64 { return k.gen })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Set(key{1, "a"}, 1)
+	c.Wait()
+	time.Sleep(5 * time.Millisecond) // past the TTL; no assertion on timing itself
+	if _, ok := c.Get(key{1, "a"}); ok {
+		t.Fatal("an entry past its TTL was served")
+	}
+	if _, err := New[key, int](Config{MaxCost: 1, TTL: -1}, nil); err == nil {
+		t.Fatal("negative TTL accepted")
 	}
 }

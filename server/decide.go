@@ -136,10 +136,15 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if req.Explain && !s.cfg.AllowExplain {
+		return newError(fiber.StatusForbidden, CodeExplainDisabled, "explain is disabled on this server (server.allow_explain)")
+	}
 	active := s.bundles.Active()
-	ctx := c.UserContext()
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+	defer cancel()
+	rid := requestID(c)
 	return c.JSON(Respond(req, func(in *engine.Input) DecisionResponse {
-		return s.evaluate(ctx, active, in, req.Explain)
+		return s.evaluate(ctx, rid, active, in, req.Explain)
 	}))
 }
 
@@ -168,7 +173,7 @@ func Respond(req *Request, decide func(*engine.Input) DecisionResponse) any {
 
 // evaluate answers one input from the cache or the active snapshot. Explain
 // requests bypass the cache; failed evaluations are never cached.
-func (s *Server) evaluate(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool) DecisionResponse {
+func (s *Server) evaluate(ctx context.Context, requestID string, active *bundles.Active, in *engine.Input, explain bool) DecisionResponse {
 	var d engine.Decision
 	if active == nil {
 		d = (*engine.Snapshot)(nil).Decide(ctx, in, false)
@@ -179,7 +184,7 @@ func (s *Server) evaluate(ctx context.Context, active *bundles.Active, in *engin
 	if d.Err != nil && active != nil {
 		// The cause names policies and rules: it goes to the operator's log,
 		// and to the caller only when it asked for an explanation.
-		s.log.Warn("decision failed; denied", "decision_id", resp.Context.DecisionID,
+		s.log.Warn("decision failed; denied", "request_id", requestID, "decision_id", resp.Context.DecisionID,
 			"revision", d.Revision, "reason", engine.ClassifyErr(d.Err), "error", d.Err.Error())
 	}
 	return resp
@@ -231,7 +236,7 @@ func (s *Server) decideCached(ctx context.Context, active *bundles.Active, in *e
 // included, for callers that embed Verdict in their process. With no active
 // bundle it denies with engine.ErrNoPolicy.
 func (s *Server) Decide(ctx context.Context, in *engine.Input, explain bool) DecisionResponse {
-	return s.evaluate(ctx, s.bundles.Active(), in, explain)
+	return s.evaluate(ctx, "", s.bundles.Active(), in, explain)
 }
 
 func (s *Server) timeInContext(in *engine.Input) bool {

@@ -19,6 +19,7 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeInternal         = "internal"
 	CodeNotReady         = "not_ready"
+	CodeExplainDisabled  = "explain_disabled"
 )
 
 // apiError is an error a client may see: a status, a stable code and a
@@ -46,6 +47,7 @@ type errorBody struct {
 // HTTP responses. Unknown errors are logged and answered with a generic 500.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
+		ensureRequestID(c)
 		var ae *apiError
 		var fe *fiber.Error
 		switch {

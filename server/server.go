@@ -35,6 +35,14 @@ type Config struct {
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	// RequestTimeout bounds the decisions of one request together (a batch
+	// of slow items): items not decided by then are denied with
+	// verdict:timeout.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// AllowExplain lets callers ask for "explain": a trace of every rule and
+	// the detailed cause of a failure, which name policies and rules. When
+	// false such a request is refused with 403.
+	AllowExplain bool `yaml:"allow_explain"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on stop.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Cache sizes the decision cache; MaxCost 0 turns it off.
@@ -46,7 +54,8 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: 127.0.0.1:8700, 1 MiB bodies, depth 64,
-// 1,000 evaluations a batch, and a 100,000-entry decision cache.
+// 1,000 evaluations a batch, 5 s a request, explain allowed, and a
+// 100,000-entry decision cache whose entries live 5 minutes.
 func DefaultConfig() Config {
 	return Config{
 		Addr:               "127.0.0.1:8700",
@@ -57,6 +66,8 @@ func DefaultConfig() Config {
 		WriteTimeout:       10 * time.Second,
 		IdleTimeout:        120 * time.Second,
 		ShutdownTimeout:    15 * time.Second,
+		RequestTimeout:     5 * time.Second,
+		AllowExplain:       true,
 		Cache:              cache.Default(),
 		NoCacheContextKeys: []string{"now", "time", "timestamp", "current_time"},
 	}
@@ -77,7 +88,7 @@ func (c Config) Validate() error {
 	if c.MaxBatch <= 0 {
 		errs = append(errs, errors.New("server max_batch must be positive"))
 	}
-	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0 {
+	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("server timeouts must be positive"))
 	}
 	errs = append(errs, c.Cache.Validate())
@@ -241,6 +252,16 @@ const requestIDHeader = "X-Request-ID"
 // requestID echoes a well-formed X-Request-ID (printable ASCII, at most 200
 // bytes) or makes one, and keeps it for logs and the response.
 func (s *Server) requestID(c *fiber.Ctx) error {
+	ensureRequestID(c)
+	return c.Next()
+}
+
+// ensureRequestID gives the request its id once. The error handler calls it
+// too, for requests refused before any middleware ran (a body over the limit).
+func ensureRequestID(c *fiber.Ctx) string {
+	if id, ok := c.Locals(requestIDHeader).(string); ok {
+		return id
+	}
 	id := c.Get(requestIDHeader)
 	if !validRequestID(id) {
 		id = uuid.NewString()
@@ -249,7 +270,7 @@ func (s *Server) requestID(c *fiber.Ctx) error {
 	}
 	c.Locals(requestIDHeader, id)
 	c.Set(requestIDHeader, id)
-	return c.Next()
+	return id
 }
 
 func validRequestID(id string) bool {
@@ -264,10 +285,7 @@ func validRequestID(id string) bool {
 	return true
 }
 
-func requestID(c *fiber.Ctx) string {
-	id, _ := c.Locals(requestIDHeader).(string)
-	return id
-}
+func requestID(c *fiber.Ctx) string { return ensureRequestID(c) }
 
 func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})

@@ -323,6 +323,9 @@ func TestBodyTooLarge(t *testing.T) {
 	if resp.StatusCode != 413 || m.Error.Code != CodeTooLarge {
 		t.Fatalf("status %d, error %+v", resp.StatusCode, m)
 	}
+	if resp.Header.Get("X-Request-ID") == "" {
+		t.Fatal("a 413 must carry a request id too")
+	}
 	// A body just under the limit is read and judged on its content.
 	small := DefaultConfig()
 	small.BodyLimit = 300
@@ -349,6 +352,56 @@ func TestRequestID(t *testing.T) {
 	resp, _ = h.post("/v1/decide", "application/json", body("a", "read", "a"), "X-Request-ID", strings.Repeat("x", 300))
 	if got := resp.Header.Get("X-Request-ID"); len(got) > 200 {
 		t.Fatalf("an oversized request id was echoed")
+	}
+}
+
+func TestExplainCanBeDisabled(t *testing.T) {
+	mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
+	activate(t, mgr, map[string]string{"docs.verdict.yaml": policyV1})
+	cfg := DefaultConfig()
+	cfg.AllowExplain = false
+	h := start(t, cfg, mgr)
+	resp, m := h.post("/v1/decide", "application/json", strings.Replace(body("alice", "read", "alice"), "{", `{"explain":true,`, 1))
+	if resp.StatusCode != 403 || m["error"].(map[string]any)["code"] != CodeExplainDisabled {
+		t.Fatalf("explain when disabled: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := h.post("/v1/decide", "application/json", body("alice", "read", "alice")); resp.StatusCode != 200 {
+		t.Fatalf("a plain decision: %d", resp.StatusCode)
+	}
+}
+
+// TestRequestTimeoutBoundsABatch: when the request's time is up, the items
+// left are denied with verdict:timeout instead of running on.
+func TestRequestTimeoutBoundsABatch(t *testing.T) {
+	bc := bundles.DefaultConfig()
+	bc.Engine.Timeout = 5 * time.Second
+	bc.Engine.CostLimit = 1 << 40
+	mgr := bundles.NewManager(bc, nil)
+	activate(t, mgr, map[string]string{"s.verdict.yaml": `apiVersion: verdict.dev/v1
+kind: Policy
+name: s
+rules:
+  - id: slow
+    effect: allow
+    condition: lists.range(1000).all(i, lists.range(1000).all(j, i + j >= 0))
+`})
+	cfg := DefaultConfig()
+	cfg.RequestTimeout = time.Millisecond
+	h := start(t, cfg, mgr)
+	items := strings.TrimSuffix(strings.Repeat(`{},`, 5), ",")
+	resp, m := h.post("/v1/decide", "application/json", strings.Replace(body("a", "read", "a"), "{", `{"evaluations":[`+items+`],`, 1))
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	evs := m["evaluations"].([]any)
+	if len(evs) != 5 {
+		t.Fatalf("%d results", len(evs))
+	}
+	for i, e := range evs {
+		allow, reasons := decision(t, e.(map[string]any))
+		if allow || reasons[0] != engine.ReasonTimeout {
+			t.Fatalf("item %d: %v %v", i, allow, reasons)
+		}
 	}
 }
 
