@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/config"
 )
 
 func newBundle() *cobra.Command {
@@ -20,20 +20,24 @@ func newBundle() *cobra.Command {
 }
 
 func newBundleTest() *cobra.Command {
-	var verbose bool
+	var (
+		verbose bool
+		cfgPath string
+	)
 	cmd := &cobra.Command{
 		Use:   "test PATH",
 		Short: "Compile a bundle and run its *_test.yaml cases",
 		Long: `Compile every policy of the bundle at PATH (a directory or .tar.gz) and run the
 test cases of its *_test.yaml files. Prints a go test-like summary; the exit
 status is 0 when every case passes, 1 when a case fails or the bundle does not
-compile (with file:line:col for each problem), 2 on bad usage.`,
+compile or cannot be read (with file:line:col for each problem), 2 on bad
+usage. --config applies the same engine and bundle limits as serve.`,
 		Example: "  verdict bundle test policies/quickstart",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
 			start := time.Now()
-			b, err := bundles.Load(args[0], bundles.DefaultLimits())
+			cfg, err := config.Load(cfgPath)
 			if err != nil {
 				return err
 			}
@@ -42,7 +46,11 @@ compile (with file:line:col for each problem), 2 on bad usage.`,
 				fmt.Fprintf(out, "FAIL\t%s\t(bundle rejected)\n", args[0])
 				return exitError{1}
 			}
-			snap, err := bundles.Compile(cmd.Context(), []*bundles.Bundle{b}, engine.DefaultLimits())
+			b, err := bundles.Load(args[0], cfg.BundleLimits)
+			if err != nil {
+				return fail(err)
+			}
+			snap, err := bundles.Compile(cmd.Context(), []*bundles.Bundle{b}, cfg.Engine)
 			if err != nil {
 				return fail(err)
 			}
@@ -81,5 +89,6 @@ compile (with file:line:col for each problem), 2 on bad usage.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every case, not only failures")
+	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file whose engine and bundle limits apply (as under serve)")
 	return cmd
 }

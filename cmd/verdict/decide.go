@@ -10,6 +10,7 @@ import (
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/server"
 )
 
@@ -18,6 +19,7 @@ func newDecide() *cobra.Command {
 		paths   []string
 		input   string
 		explain bool
+		cfgPath string
 	)
 	cmd := &cobra.Command{
 		Use:   "decide --bundle PATH [--input FILE|-]",
@@ -32,6 +34,10 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 			if len(paths) == 0 {
 				return fmt.Errorf("--bundle is required")
 			}
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
 			var r io.Reader = cmd.InOrStdin()
 			if input != "-" {
 				f, err := os.Open(input)
@@ -41,7 +47,7 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 				defer f.Close()
 				r = f
 			}
-			def := server.DefaultConfig()
+			def := cfg.Server
 			body, err := io.ReadAll(io.LimitReader(r, int64(def.BodyLimit)+1))
 			if err != nil {
 				return err
@@ -53,7 +59,7 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 			if err != nil {
 				return fmt.Errorf("input: %w", err)
 			}
-			mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
+			mgr := bundles.NewManager(cfg.BundleConfig(), nil)
 			active, err := mgr.LoadPaths(cmd.Context(), paths)
 			if err != nil {
 				return fmt.Errorf("bundle rejected:\n%w", err)
@@ -70,5 +76,6 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 	f.StringArrayVar(&paths, "bundle", nil, "bundle directory or .tar.gz (repeatable)")
 	f.StringVar(&input, "input", "-", "file with the request JSON, or - for stdin")
 	f.BoolVar(&explain, "explain", false, "include a trace of every rule evaluated")
+	f.StringVar(&cfgPath, "config", "", "configuration file whose engine and bundle limits apply (as under serve)")
 	return cmd
 }

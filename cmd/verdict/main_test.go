@@ -65,6 +65,16 @@ func TestBundleTest(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "p.verdict.yaml:7:") {
 		t.Fatalf("broken bundle: %d\n%s", code, out)
 	}
+	code, out, _ = cli(t, "", "bundle", "test", filepath.Join(good, "missing"))
+	if code != 1 || !strings.Contains(out, "FAIL") {
+		t.Fatalf("missing bundle: %d\n%s", code, out)
+	}
+	cfg := filepath.Join(t.TempDir(), "v.yaml")
+	os.WriteFile(cfg, []byte("bundle_limits: {max_files: 1}\n"), 0o644)
+	code, out, _ = cli(t, "", "bundle", "test", "--config", cfg, good)
+	if code != 1 || !strings.Contains(out, "more than 1 files") {
+		t.Fatalf("--config limits not applied: %d\n%s", code, out)
+	}
 	if code, _, errOut := cli(t, "", "bundle", "test"); code != 2 || !strings.Contains(errOut, "arg") {
 		t.Fatalf("no path: %d %s", code, errOut)
 	}

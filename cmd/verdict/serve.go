@@ -77,6 +77,11 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 }
 
 func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
+	// Catch SIGHUP first: its default action would kill a server that is
+	// still loading its first bundle.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := cfg.Log.Logger(cmd.ErrOrStderr())
 	if cfg.Dev {
 		log.Warn("!!! DEVELOPMENT MODE: --dev is for a local developer setup only; never run it in production !!!")
@@ -105,12 +110,9 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if !cfg.Dev && !isLoopback(ln.Addr()) {
-		log.Warn("listening on a non-loopback address: caller authentication arrives with the token service; protect this port", "addr", ln.Addr().String())
+	if !isLoopback(ln.Addr()) {
+		log.Warn("listening on a non-loopback address: callers are not authenticated yet; protect this port", "addr", ln.Addr().String())
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {

@@ -290,7 +290,7 @@ rules:
   - id: r
     effect: allow
     condition: variables.a
-`, "p.verdict.yaml:5:6: undeclared reference"},
+`, "(variable b is defined below a; a variable may use only the variables above it)"},
 	}
 	c, err := NewCompiler(engine.DefaultLimits(), nil)
 	if err != nil {

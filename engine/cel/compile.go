@@ -128,6 +128,12 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 			// rules using it do not each report it again.
 			typ := cel.DynType
 			if ce != nil {
+				for j := i + 2; j+1 < len(cont); j += 2 {
+					if later := cont[j].Value; strings.Contains(node.Value, varNamespace+later) {
+						ce[0].Message += fmt.Sprintf(" (variable %s is defined below %s; a variable may use only the variables above it)", later, name)
+						break
+					}
+				}
 				errs = append(errs, ce...)
 			} else {
 				typ = ast.OutputType()

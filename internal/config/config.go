@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -60,6 +61,8 @@ func Default() Config {
 
 // Load reads the YAML file at path over the defaults. An empty path returns
 // the defaults. Unknown keys and malformed values are errors naming the line.
+// Relative bundle paths and a data_dir set in the file are resolved against
+// the file's directory.
 func Load(path string) (Config, error) {
 	cfg := Default()
 	if path == "" {
@@ -73,6 +76,21 @@ func Load(path string) (Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	// Paths in the file are relative to the file, so that it works from any
+	// working directory.
+	base := filepath.Dir(path)
+	for i, b := range cfg.Bundles {
+		if !filepath.IsAbs(b) {
+			cfg.Bundles[i] = filepath.Join(base, b)
+		}
+	}
+	var set struct {
+		DataDir *string `yaml:"data_dir"`
+	}
+	_ = yaml.Unmarshal(raw, &set) // the strict decode above already passed
+	if set.DataDir != nil && !filepath.IsAbs(cfg.DataDir) {
+		cfg.DataDir = filepath.Join(base, cfg.DataDir)
 	}
 	return cfg, nil
 }

@@ -78,3 +78,19 @@ func TestValidateJoinsProblems(t *testing.T) {
 		}
 	}
 }
+
+func TestPathsAreRelativeToTheFile(t *testing.T) {
+	p := write(t, "bundles: [policies/a, /abs/b]\ndata_dir: state\n")
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(p)
+	if cfg.Bundles[0] != filepath.Join(dir, "policies/a") || cfg.Bundles[1] != "/abs/b" || cfg.DataDir != filepath.Join(dir, "state") {
+		t.Fatalf("paths: %v %s", cfg.Bundles, cfg.DataDir)
+	}
+	cfg, _ = Load(write(t, "log: {level: warn}\n"))
+	if cfg.DataDir != "./verdict-data" {
+		t.Fatalf("a data_dir the file does not set stays the default: %s", cfg.DataDir)
+	}
+}
