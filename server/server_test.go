@@ -370,21 +370,29 @@ func TestExplainCanBeDisabled(t *testing.T) {
 	}
 }
 
-// TestRequestTimeoutBoundsABatch: when the request's time is up, the items
-// left are denied with verdict:timeout instead of running on.
-func TestRequestTimeoutBoundsABatch(t *testing.T) {
-	bc := bundles.DefaultConfig()
-	bc.Engine.Timeout = 5 * time.Second
-	bc.Engine.CostLimit = 1 << 40
-	mgr := bundles.NewManager(bc, nil)
-	activate(t, mgr, map[string]string{"s.verdict.yaml": `apiVersion: verdict.dev/v1
+// slowBundle activates a policy that loops n×n times, with engine limits
+// high enough that only a request deadline or shutdown stops it.
+func slowBundle(t *testing.T, n int) *bundles.Manager {
+	t.Helper()
+	cfg := bundles.DefaultConfig()
+	cfg.Engine.Timeout = 5 * time.Second
+	cfg.Engine.CostLimit = 1 << 40
+	mgr := bundles.NewManager(cfg, nil)
+	activate(t, mgr, map[string]string{"s.verdict.yaml": fmt.Sprintf(`apiVersion: verdict.dev/v1
 kind: Policy
 name: s
 rules:
   - id: slow
     effect: allow
-    condition: lists.range(1000).all(i, lists.range(1000).all(j, i + j >= 0))
-`})
+    condition: lists.range(%d).all(i, lists.range(%d).all(j, i + j >= 0))
+`, n, n)})
+	return mgr
+}
+
+// TestRequestTimeoutBoundsABatch: when the request's time is up, the items
+// left are denied with verdict:timeout instead of running on.
+func TestRequestTimeoutBoundsABatch(t *testing.T) {
+	mgr := slowBundle(t, 1000)
 	cfg := DefaultConfig()
 	cfg.RequestTimeout = time.Millisecond
 	h := start(t, cfg, mgr)
@@ -631,18 +639,7 @@ func TestExplain(t *testing.T) {
 // TestShutdownDrainsInFlight cancels the server while a slow decision is
 // running: the request must still get its answer.
 func TestShutdownDrainsInFlight(t *testing.T) {
-	cfg := bundles.DefaultConfig()
-	cfg.Engine.Timeout = 5 * time.Second
-	cfg.Engine.CostLimit = 1 << 40
-	mgr := bundles.NewManager(cfg, nil)
-	activate(t, mgr, map[string]string{"s.verdict.yaml": `apiVersion: verdict.dev/v1
-kind: Policy
-name: s
-rules:
-  - id: slow
-    effect: allow
-    condition: lists.range(1500).all(i, lists.range(1500).all(j, i + j >= 0))
-`})
+	mgr := slowBundle(t, 1500)
 	h := start(t, DefaultConfig(), mgr)
 	type result struct {
 		status int
