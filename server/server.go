@@ -201,6 +201,9 @@ func (s *Server) routes() {
 	var order []string
 	for _, r := range s.table() {
 		s.app.Add(r.method, r.path, r.handler)
+		if r.method == fiber.MethodGet {
+			s.app.Add(fiber.MethodHead, r.path, r.handler)
+		}
 		if _, seen := allow[r.path]; !seen {
 			order = append(order, r.path)
 		}

@@ -419,6 +419,17 @@ func TestNotFoundAndMethod(t *testing.T) {
 	if resp.StatusCode != 404 || m["error"].(map[string]any)["code"] != CodeNotFound {
 		t.Fatalf("404: %d %v", resp.StatusCode, m)
 	}
+	for _, p := range []string{"/healthz", "/readyz", "/v1/status", "/openapi.json"} {
+		req, _ := http.NewRequest(http.MethodHead, h.url+p, nil)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != 200 {
+			t.Errorf("HEAD %s: %d", p, r.StatusCode)
+		}
+	}
 	resp, m = h.get("/v1/decide")
 	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" || m["error"].(map[string]any)["code"] != CodeMethodNotAllowed {
 		t.Fatalf("405: %d %v %v", resp.StatusCode, resp.Header, m)

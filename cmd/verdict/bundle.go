@@ -41,6 +41,9 @@ usage. --config applies the same engine and bundle limits as serve.`,
 			if err != nil {
 				return err
 			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
 			fail := func(err error) error {
 				fmt.Fprintln(out, err)
 				fmt.Fprintf(out, "FAIL\t%s\t(bundle rejected)\n", args[0])

@@ -38,6 +38,9 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 			if err != nil {
 				return err
 			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
 			var r io.Reader = cmd.InOrStdin()
 			if input != "-" {
 				f, err := os.Open(input)

@@ -103,6 +103,11 @@ func TestDecide(t *testing.T) {
 	if code, _, errOut := cli(t, `{"subject":1}`, "decide", "--bundle", dir); code != 2 || !strings.Contains(errOut, "subject") {
 		t.Fatalf("bad input: %d %s", code, errOut)
 	}
+	badCfg := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(badCfg, []byte("server: {max_depth: 0}\n"), 0o644)
+	if code, _, errOut := cli(t, in, "decide", "--bundle", dir, "--config", badCfg); code != 2 || !strings.Contains(errOut, "max_depth") {
+		t.Fatalf("invalid --config: %d %s", code, errOut)
+	}
 	if code, _, errOut := cli(t, in, "decide"); code != 2 || !strings.Contains(errOut, "--bundle") {
 		t.Fatalf("no bundle: %d %s", code, errOut)
 	}

@@ -445,3 +445,11 @@ func TestMisspeltKeysAreRejected(t *testing.T) {
 		}
 	}
 }
+
+func TestLaterVariableHintNeedsTheWholeName(t *testing.T) {
+	c, _ := NewCompiler(engine.DefaultLimits(), nil)
+	_, err := c.Compile("v.verdict.yaml", []byte("apiVersion: verdict.dev/v1\nkind: Policy\nname: v\nvariables:\n  a: variables.bb\n  b: 'true'\nrules:\n  - id: r\n    effect: allow\n"))
+	if err == nil || strings.Contains(err.Error(), "defined below") {
+		t.Fatalf("a typo must not blame the later variable b: %v", err)
+	}
+}

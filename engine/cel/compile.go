@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -129,7 +130,7 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 			typ := cel.DynType
 			if ce != nil {
 				for j := i + 2; j+1 < len(cont); j += 2 {
-					if later := cont[j].Value; strings.Contains(node.Value, varNamespace+later) {
+					if later := cont[j].Value; regexp.MustCompile(`\b` + regexp.QuoteMeta(varNamespace+later) + `\b`).MatchString(node.Value) {
 						ce[0].Message += fmt.Sprintf(" (variable %s is defined below %s; a variable may use only the variables above it)", later, name)
 						break
 					}

@@ -89,7 +89,7 @@ func Load(path string) (Config, error) {
 		DataDir *string `yaml:"data_dir"`
 	}
 	_ = yaml.Unmarshal(raw, &set) // the strict decode above already passed
-	if set.DataDir != nil && !filepath.IsAbs(cfg.DataDir) {
+	if set.DataDir != nil && cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) {
 		cfg.DataDir = filepath.Join(base, cfg.DataDir)
 	}
 	return cfg, nil

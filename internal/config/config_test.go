@@ -94,3 +94,13 @@ func TestPathsAreRelativeToTheFile(t *testing.T) {
 		t.Fatalf("a data_dir the file does not set stays the default: %s", cfg.DataDir)
 	}
 }
+
+func TestEmptyDataDirInFileIsInvalid(t *testing.T) {
+	cfg, err := Load(write(t, "data_dir: \"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "data_dir") {
+		t.Fatalf("want a data_dir error, got %v", err)
+	}
+}
