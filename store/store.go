@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// DefaultNamespace is the only namespace today.
+const DefaultNamespace = "default"
+
+// Errors callers branch on.
+var (
+	// ErrNotFound means no record has that id.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means the write lost a race or the record already exists.
+	ErrConflict = errors.New("conflict")
+)
+
+// SigningKey is one key Verdict signs tokens with, and its lifecycle. The
+// private key is kept as its JWK JSON.
+type SigningKey struct {
+	// KID is the RFC 7638 thumbprint of the public key.
+	KID string `json:"kid"`
+	// Alg is ES256, EdDSA or RS256.
+	Alg string `json:"alg"`
+	// PrivateJWK is the private key as a JWK (JSON).
+	PrivateJWK []byte `json:"private_jwk"`
+	// CreatedAt is when the key was made and first published.
+	CreatedAt time.Time `json:"created_at"`
+	// SignFrom is when the key may start signing (published for at least a
+	// JWKS max-age before).
+	SignFrom time.Time `json:"sign_from"`
+	// RetiredAt, when set, is when the key stopped signing.
+	RetiredAt time.Time `json:"retired_at,omitzero"`
+	// PublishUntil, when set, is when the retired key leaves the JWKS.
+	PublishUntil time.Time `json:"publish_until,omitzero"`
+	// Revoked keys are gone from the JWKS at once and verify nothing.
+	Revoked bool `json:"revoked,omitempty"`
+}
+
+// Keys stores signing keys.
+type Keys interface {
+	// PutKey inserts or replaces the key with k.KID.
+	PutKey(ctx context.Context, ns string, k SigningKey) error
+	// Keys lists every key, oldest first.
+	Keys(ctx context.Context, ns string) ([]SigningKey, error)
+	// DeleteKey removes a key; ErrNotFound if there is none.
+	DeleteKey(ctx context.Context, ns, kid string) error
+}
+
+// Client is an OAuth client. The secret is kept only as an HMAC.
+type Client struct {
+	ID string `json:"id"`
+	// SecretHMAC is HMAC-SHA256(pepper, secret); empty for a client that
+	// authenticates with private_key_jwt only.
+	SecretHMAC []byte `json:"secret_hmac,omitempty"`
+	// JWKS is the client's public keys for private_key_jwt, as JSON.
+	JWKS      []byte    `json:"jwks,omitempty"`
+	Scopes    []string  `json:"scopes"`
+	Grants    []string  `json:"grants"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Clients stores OAuth clients.
+type Clients interface {
+	// CreateClient adds c; ErrConflict if the id exists.
+	CreateClient(ctx context.Context, ns string, c Client) error
+	// UpdateClient replaces an existing client; ErrNotFound if none.
+	UpdateClient(ctx context.Context, ns string, c Client) error
+	// Client returns one client; ErrNotFound if none.
+	Client(ctx context.Context, ns, id string) (Client, error)
+	// ListClients lists every client by id.
+	ListClients(ctx context.Context, ns string) ([]Client, error)
+	// DeleteClient removes a client; ErrNotFound if none.
+	DeleteClient(ctx context.Context, ns, id string) error
+}
+
+// RefreshToken is the current member of a refresh-token family. Only a hash
+// of the token is stored.
+type RefreshToken struct {
+	// Family identifies the chain of rotated refresh tokens.
+	Family string `json:"family"`
+	// TokenHash is SHA-256 of the refresh token presented now.
+	TokenHash []byte    `json:"token_hash"`
+	ClientID  string    `json:"client_id"`
+	Subject   string    `json:"subject"`
+	Scopes    []string  `json:"scopes"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// AccessJTIs are the ids of access tokens issued from the family, so
+	// that revoking the family revokes them too.
+	AccessJTIs []string `json:"access_jtis,omitempty"`
+	Revoked    bool     `json:"revoked,omitempty"`
+}
+
+// Refresh stores refresh-token families.
+type Refresh interface {
+	// CreateFamily stores the first token of a new family; ErrConflict if
+	// the family exists.
+	CreateFamily(ctx context.Context, ns string, t RefreshToken) error
+	// Rotate replaces the family's token if its current hash is oldHash,
+	// atomically: of two concurrent rotations of the same token exactly one
+	// succeeds; the other gets ErrConflict. A family that is revoked or whose
+	// current hash differs (reuse of a rotated token) gives ErrConflict too.
+	Rotate(ctx context.Context, ns, family string, oldHash []byte, next RefreshToken) error
+	// Family returns a family; ErrNotFound if none.
+	Family(ctx context.Context, ns, family string) (RefreshToken, error)
+	// RevokeFamily marks the family revoked and returns it (with the access
+	// token ids issued from it); ErrNotFound if none.
+	RevokeFamily(ctx context.Context, ns, family string) (RefreshToken, error)
+}
+
+// Revocations stores revoked access-token ids until the tokens expire.
+type Revocations interface {
+	// Revoke records jti as revoked until exp (after which the token fails
+	// on its own).
+	Revoke(ctx context.Context, ns, jti string, exp time.Time) error
+	// Revoked reports whether jti is revoked.
+	Revoked(ctx context.Context, ns, jti string) (bool, error)
+}
+
+// OneTime records token ids that may be used once (private_key_jwt
+// assertions).
+type OneTime interface {
+	// UseOnce records jti until exp and reports whether this was its first
+	// use; a second use reports false.
+	UseOnce(ctx context.Context, ns, jti string, exp time.Time) (bool, error)
+}
+
+// Store is everything durable.
+type Store interface {
+	Keys
+	Clients
+	Refresh
+	Revocations
+	OneTime
+	// Ping reports whether the store can be reached.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}
