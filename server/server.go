@@ -121,6 +121,7 @@ type Server struct {
 	version string
 	// openapiDoc is the OpenAPI document, rendered to JSON once.
 	openapiDoc []byte
+	jwks       JWKS
 }
 
 // Option changes how New builds a server.
@@ -130,6 +131,19 @@ type Option func(*Server)
 // A nil cache turns caching off.
 func WithCache(c DecisionCache) Option {
 	return func(s *Server) { s.cache = c }
+}
+
+// JWKS is what the server needs of the signing-key ring: the public key set
+// and how long clients may cache it.
+type JWKS interface {
+	JWKS() ([]byte, error)
+	MaxAge() time.Duration
+}
+
+// WithJWKS serves keys at /.well-known/jwks.json. Without it the route
+// answers 404.
+func WithJWKS(keys JWKS) Option {
+	return func(s *Server) { s.jwks = keys }
 }
 
 // WithVersion sets the version /v1/status reports.
@@ -191,6 +205,7 @@ func (s *Server) table() []route {
 		{fiber.MethodGet, "/v1/status", s.status},
 		{fiber.MethodPost, "/v1/decide", s.decide},
 		{fiber.MethodGet, "/openapi.json", s.openapi},
+		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler},
 	}
 }
 
@@ -341,6 +356,21 @@ func (s *Server) status(c *fiber.Ctx) error {
 		"tests":      a.Tests,
 	}
 	return c.JSON(out)
+}
+
+// jwksHandler serves the public signing keys (RFC 7517) with the cache
+// lifetime the key ring's rotation schedule is built on.
+func (s *Server) jwksHandler(c *fiber.Ctx) error {
+	if s.jwks == nil {
+		return newError(fiber.StatusNotFound, CodeNotFound, "this server has no signing keys")
+	}
+	doc, err := s.jwks.JWKS()
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, fmt.Sprintf("public, max-age=%d", int(s.jwks.MaxAge().Seconds())))
+	c.Set(fiber.HeaderContentType, "application/jwk-set+json")
+	return c.Send(doc)
 }
 
 func isJSON(ct string) bool {

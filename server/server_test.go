@@ -675,8 +675,29 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 }
 
 // TestOpenAPIListsEveryRoute keeps the document and the routes in step.
+type fixedJWKS struct{}
+
+func (fixedJWKS) JWKS() ([]byte, error) {
+	return []byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1","alg":"EdDSA","use":"sig"}]}`), nil
+}
+func (fixedJWKS) MaxAge() time.Duration { return 5 * time.Minute }
+
+func TestJWKSRoute(t *testing.T) {
+	h := newHarness(t, WithJWKS(fixedJWKS{}))
+	resp, m := h.get("/.well-known/jwks.json")
+	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "public, max-age=300" || resp.Header.Get("Content-Type") != "application/jwk-set+json" {
+		t.Fatalf("jwks: %d %v", resp.StatusCode, resp.Header)
+	}
+	if keys, _ := m["keys"].([]any); len(keys) != 1 {
+		t.Fatalf("jwks body: %v", m)
+	}
+	if resp, _ := newHarness(t).get("/.well-known/jwks.json"); resp.StatusCode != 404 {
+		t.Fatalf("without keys: %d", resp.StatusCode)
+	}
+}
+
 func TestOpenAPIListsEveryRoute(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, WithJWKS(fixedJWKS{}))
 	resp, doc := h.get("/openapi.json")
 	if resp.StatusCode != 200 || doc["openapi"] != "3.1.0" {
 		t.Fatalf("openapi: %d %v", resp.StatusCode, doc["openapi"])
