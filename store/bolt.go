@@ -1,0 +1,639 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// ErrLocked means the data directory's database file is held by another
+// Verdict process (bbolt takes an exclusive file lock), so OpenBolt gave up
+// after BoltOptions.LockTimeout.
+var ErrLocked = errors.New("data dir is in use by another Verdict process")
+
+// BoltFile is the name of the database file OpenBolt keeps in the data
+// directory.
+const BoltFile = "verdict.db"
+
+// defaultLockTimeout bounds the wait for the file lock when
+// BoltOptions.LockTimeout is zero; bbolt itself would wait forever.
+const defaultLockTimeout = time.Second
+
+// Sub-bucket names, one per kind of record, under each namespace bucket.
+var (
+	bucketKeys    = []byte("keys")
+	bucketClients = []byte("clients")
+	bucketRefresh = []byte("refresh")
+	bucketRevoked = []byte("revoked")
+	bucketOneTime = []byte("onetime")
+)
+
+var errNotOpen = errors.New("store: bolt store is not open")
+
+// BoltOptions tunes OpenBolt. The zero value is ready to use.
+type BoltOptions struct {
+	// LockTimeout is how long OpenBolt waits for another process to release
+	// the database file before failing with ErrLocked. Zero or negative
+	// means one second.
+	LockTimeout time.Duration
+	// Now is the clock Revoked and UseOnce compare expiry times with. Nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+// Bolt is the embedded Store: one bbolt file in the data directory, with a
+// top-level bucket per namespace and a sub-bucket per kind of record, each
+// value the JSON of the record. Every method runs in one bbolt transaction,
+// so writes are atomic and fsynced before they return, and concurrent
+// writers are serialised. A Bolt is safe for concurrent use. The zero value
+// is not usable (its methods return an error): use OpenBolt.
+type Bolt struct {
+	db  *bolt.DB
+	now func() time.Time
+}
+
+var _ Store = (*Bolt)(nil)
+
+// OpenBolt opens (creating if needed) the database BoltFile in dir, creating
+// dir with mode 0700 and the file with mode 0600 when they do not exist. If
+// another process holds the file for longer than opts.LockTimeout it returns
+// an error wrapping ErrLocked; any other failure to create or open is
+// returned wrapped, and nothing is left open.
+func OpenBolt(dir string, opts BoltOptions) (*Bolt, error) {
+	if dir == "" {
+		return nil, errors.New("store: empty data dir")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create data dir: %w", err)
+	}
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = defaultLockTimeout
+	}
+	path := filepath.Join(dir, BoltFile)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Bolt{db: db, now: now}, nil
+}
+
+// Close releases the database file and its lock. Closing twice, or closing
+// the zero Bolt, returns nil; later calls to other methods return an error.
+func (b *Bolt) Close() error {
+	if b == nil || b.db == nil {
+		return nil
+	}
+	if err := b.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Ping runs an empty read transaction: it returns ctx.Err() if ctx is done
+// and an error if the store is closed.
+func (b *Bolt) Ping(ctx context.Context) error {
+	if err := b.ready(ctx); err != nil {
+		return err
+	}
+	return run(b.db.View, func(*bolt.Tx) error { return nil })
+}
+
+// PutKey inserts or replaces the key with k.KID. It returns an error for an
+// invalid namespace or an empty KID.
+func (b *Bolt) PutKey(ctx context.Context, ns string, k SigningKey) error {
+	return b.update(ctx, ns, func(tx *bolt.Tx) error {
+		if k.KID == "" {
+			return errors.New("store: empty key id")
+		}
+		bk, err := writeBucket(tx, ns, bucketKeys)
+		if err != nil {
+			return err
+		}
+		return putJSON(bk, k.KID, k)
+	})
+}
+
+// Keys lists every key in ns, oldest first (by CreatedAt, then KID). An
+// unknown namespace has no keys. It returns an error for an invalid
+// namespace or an unreadable record.
+func (b *Bolt) Keys(ctx context.Context, ns string) ([]SigningKey, error) {
+	keys := []SigningKey{}
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		return forEach(readBucket(tx, ns, bucketKeys), func(_ []byte, k SigningKey) error {
+			keys = append(keys, k)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(keys, func(x, y SigningKey) int {
+		if c := x.CreatedAt.Compare(y.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(x.KID, y.KID)
+	})
+	return keys, nil
+}
+
+// DeleteKey removes a key; ErrNotFound if there is none.
+func (b *Bolt) DeleteKey(ctx context.Context, ns, kid string) error {
+	return b.update(ctx, ns, func(tx *bolt.Tx) error {
+		return deleteExisting(readBucket(tx, ns, bucketKeys), kid, "key")
+	})
+}
+
+// CreateClient adds c; ErrConflict if the id exists, an error for an
+// invalid namespace or an empty id.
+func (b *Bolt) CreateClient(ctx context.Context, ns string, c Client) error {
+	return b.update(ctx, ns, func(tx *bolt.Tx) error {
+		if c.ID == "" {
+			return errors.New("store: empty client id")
+		}
+		bk, err := writeBucket(tx, ns, bucketClients)
+		if err != nil {
+			return err
+		}
+		if bk.Get([]byte(c.ID)) != nil {
+			return fmt.Errorf("store: client %q: %w", c.ID, ErrConflict)
+		}
+		return putJSON(bk, c.ID, c)
+	})
+}
+
+// UpdateClient replaces an existing client; ErrNotFound if none.
+func (b *Bolt) UpdateClient(ctx context.Context, ns string, c Client) error {
+	return b.update(ctx, ns, func(tx *bolt.Tx) error {
+		bk := readBucket(tx, ns, bucketClients)
+		if bk == nil || c.ID == "" || bk.Get([]byte(c.ID)) == nil {
+			return fmt.Errorf("store: client %q: %w", c.ID, ErrNotFound)
+		}
+		return putJSON(bk, c.ID, c)
+	})
+}
+
+// Client returns one client; ErrNotFound if none.
+func (b *Bolt) Client(ctx context.Context, ns, id string) (Client, error) {
+	var c Client
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		found, err := getJSON(readBucket(tx, ns, bucketClients), id, &c)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("store: client %q: %w", id, ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return Client{}, err
+	}
+	return c, nil
+}
+
+// ListClients lists every client in ns, sorted by id. An unknown namespace
+// has no clients. It returns an error for an invalid namespace or an
+// unreadable record.
+func (b *Bolt) ListClients(ctx context.Context, ns string) ([]Client, error) {
+	clients := []Client{}
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		// bbolt iterates in byte order, which is Go's string order.
+		return forEach(readBucket(tx, ns, bucketClients), func(_ []byte, c Client) error {
+			clients = append(clients, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return clients, nil
+}
+
+// DeleteClient removes a client; ErrNotFound if none.
+func (b *Bolt) DeleteClient(ctx context.Context, ns, id string) error {
+	return b.update(ctx, ns, func(tx *bolt.Tx) error {
+		return deleteExisting(readBucket(tx, ns, bucketClients), id, "client")
+	})
+}
+
+// CreateFamily stores the first token of a new family; ErrConflict if the
+// family exists, an error if t has no Family, TokenHash or ExpiresAt (a
+// family without expiry would never be swept) or ns is invalid.
+func (b *Bolt) CreateFamily(ctx context.Context, ns string, t RefreshToken) error {
+	return b.update(ctx, ns, func(tx *bolt.Tx) error {
+		if err := checkToken(t); err != nil {
+			return err
+		}
+		bk, err := writeBucket(tx, ns, bucketRefresh)
+		if err != nil {
+			return err
+		}
+		if bk.Get([]byte(t.Family)) != nil {
+			return fmt.Errorf("store: refresh family %q: %w", t.Family, ErrConflict)
+		}
+		return putJSON(bk, t.Family, t)
+	})
+}
+
+// Rotate replaces the family's token with next if its current hash is
+// oldHash (compared in constant time), in one write transaction, so of
+// concurrent rotations of the same token exactly one succeeds. next keeps
+// the family id whatever next.Family says, and its AccessJTIs become the
+// union of the stored ones and next's. It returns ErrConflict if the family
+// is revoked or its hash differs (reuse of a rotated token), ErrNotFound if
+// there is no such family, and an error if next has no TokenHash or
+// ExpiresAt.
+func (b *Bolt) Rotate(ctx context.Context, ns, family string, oldHash []byte, next RefreshToken) error {
+	next.Family = family
+	return b.update(ctx, ns, func(tx *bolt.Tx) error {
+		if err := checkToken(next); err != nil {
+			return err
+		}
+		bk := readBucket(tx, ns, bucketRefresh)
+		var cur RefreshToken
+		found, err := getJSON(bk, family, &cur)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("store: refresh family %q: %w", family, ErrNotFound)
+		}
+		if cur.Revoked {
+			return fmt.Errorf("store: refresh family %q is revoked: %w", family, ErrConflict)
+		}
+		// An empty oldHash never matches: ConstantTimeCompare would accept
+		// two empty slices.
+		if len(oldHash) == 0 || subtle.ConstantTimeCompare(cur.TokenHash, oldHash) != 1 {
+			return fmt.Errorf("store: refresh family %q: token is not current: %w", family, ErrConflict)
+		}
+		next.AccessJTIs = union(cur.AccessJTIs, next.AccessJTIs)
+		return putJSON(bk, family, next)
+	})
+}
+
+// Family returns a family; ErrNotFound if none.
+func (b *Bolt) Family(ctx context.Context, ns, family string) (RefreshToken, error) {
+	var t RefreshToken
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		found, err := getJSON(readBucket(tx, ns, bucketRefresh), family, &t)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("store: refresh family %q: %w", family, ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return RefreshToken{}, err
+	}
+	return t, nil
+}
+
+// RevokeFamily marks the family revoked and returns it, with the access
+// token ids issued from it; revoking a revoked family succeeds again.
+// ErrNotFound if there is no such family.
+func (b *Bolt) RevokeFamily(ctx context.Context, ns, family string) (RefreshToken, error) {
+	var t RefreshToken
+	err := b.update(ctx, ns, func(tx *bolt.Tx) error {
+		bk := readBucket(tx, ns, bucketRefresh)
+		found, err := getJSON(bk, family, &t)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("store: refresh family %q: %w", family, ErrNotFound)
+		}
+		t.Revoked = true
+		return putJSON(bk, family, t)
+	})
+	if err != nil {
+		return RefreshToken{}, err
+	}
+	return t, nil
+}
+
+// expiry is the stored value of a revoked or one-time token id.
+type expiry struct {
+	Exp time.Time `json:"exp"`
+}
+
+// Revoke records jti as revoked until exp. Revoking again keeps the later
+// of the two expiry times. It returns an error for an empty jti or an
+// invalid namespace.
+func (b *Bolt) Revoke(ctx context.Context, ns, jti string, exp time.Time) error {
+	return b.update(ctx, ns, func(tx *bolt.Tx) error {
+		if jti == "" {
+			return errors.New("store: empty token id")
+		}
+		bk, err := writeBucket(tx, ns, bucketRevoked)
+		if err != nil {
+			return err
+		}
+		var cur expiry
+		found, err := getJSON(bk, jti, &cur)
+		if err != nil {
+			return err
+		}
+		if found && cur.Exp.After(exp) {
+			return nil
+		}
+		return putJSON(bk, jti, expiry{Exp: exp})
+	})
+}
+
+// Revoked reports whether jti is revoked, which is so only while the clock
+// is before the exp it was revoked with. It returns an error for an invalid
+// namespace or an unreadable record.
+func (b *Bolt) Revoked(ctx context.Context, ns, jti string) (bool, error) {
+	var revoked bool
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		var cur expiry
+		found, err := getJSON(readBucket(tx, ns, bucketRevoked), jti, &cur)
+		revoked = found && b.now().Before(cur.Exp)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return revoked, nil
+}
+
+// UseOnce records jti until exp and reports whether this was its first use:
+// a second use before the recorded exp reports false; once the clock reaches
+// exp the id is free and the next use reports true again. It returns false
+// and an error for an empty jti or an invalid namespace.
+func (b *Bolt) UseOnce(ctx context.Context, ns, jti string, exp time.Time) (bool, error) {
+	var first bool
+	err := b.update(ctx, ns, func(tx *bolt.Tx) error {
+		if jti == "" {
+			return errors.New("store: empty token id")
+		}
+		bk, err := writeBucket(tx, ns, bucketOneTime)
+		if err != nil {
+			return err
+		}
+		var cur expiry
+		found, err := getJSON(bk, jti, &cur)
+		if err != nil {
+			return err
+		}
+		if found && b.now().Before(cur.Exp) {
+			return nil
+		}
+		first = true
+		return putJSON(bk, jti, expiry{Exp: exp})
+	})
+	if err != nil {
+		return false, err
+	}
+	return first, nil
+}
+
+// Sweep deletes, in every namespace, revoked and one-time token ids whose
+// exp is not after now and refresh families whose ExpiresAt is not after
+// now, in one write transaction, and returns how many records it deleted.
+// On error (ctx done, unreadable record, closed store) nothing is deleted
+// and it returns 0.
+func (b *Bolt) Sweep(ctx context.Context, now time.Time) (int, error) {
+	if err := b.ready(ctx); err != nil {
+		return 0, err
+	}
+	var n int
+	err := run(b.db.Update, func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, nsb *bolt.Bucket) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			for _, kind := range [][]byte{bucketRevoked, bucketOneTime} {
+				d, err := sweep(nsb.Bucket(kind), now, func(e expiry) time.Time { return e.Exp })
+				if err != nil {
+					return err
+				}
+				n += d
+			}
+			d, err := sweep(nsb.Bucket(bucketRefresh), now, func(t RefreshToken) time.Time { return t.ExpiresAt })
+			n += d
+			return err
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// sweep deletes the records of bk whose expiry time is not after now.
+func sweep[T any](bk *bolt.Bucket, now time.Time, exp func(T) time.Time) (int, error) {
+	var dead [][]byte
+	err := forEach(bk, func(k []byte, v T) error {
+		if !now.Before(exp(v)) {
+			// Keys are only valid during the transaction and deleting
+			// while iterating can skip entries: collect, then delete.
+			dead = append(dead, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range dead {
+		if err := bk.Delete(k); err != nil {
+			return 0, fmt.Errorf("store: sweep: %w", err)
+		}
+	}
+	return len(dead), nil
+}
+
+// ready reports why b cannot start a transaction for ctx, if it cannot.
+func (b *Bolt) ready(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b == nil || b.db == nil {
+		return errNotOpen
+	}
+	return nil
+}
+
+// view runs fn in a read transaction after checking ctx and ns.
+func (b *Bolt) view(ctx context.Context, ns string, fn func(*bolt.Tx) error) error {
+	if err := b.ready(ctx); err != nil {
+		return err
+	}
+	if err := checkNamespace(ns); err != nil {
+		return err
+	}
+	return run(b.db.View, fn)
+}
+
+// update runs fn in a write transaction, committed (and fsynced) only if fn
+// returns nil, after checking ctx and ns.
+func (b *Bolt) update(ctx context.Context, ns string, fn func(*bolt.Tx) error) error {
+	if err := b.ready(ctx); err != nil {
+		return err
+	}
+	if err := checkNamespace(ns); err != nil {
+		return err
+	}
+	return run(b.db.Update, fn)
+}
+
+// run runs fn in a transaction started by txn (DB.View or DB.Update) and
+// returns fn's error as it is, or labels bbolt's own (a closed database, a
+// failed commit).
+func run(txn func(func(*bolt.Tx) error) error, fn func(*bolt.Tx) error) error {
+	var fnErr error
+	err := txn(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// checkNamespace rejects namespaces that cannot be a bucket name or would be
+// ambiguous in a future key scheme (Redis keys use "/").
+func checkNamespace(ns string) error {
+	if ns == "" {
+		return errors.New("store: empty namespace")
+	}
+	if strings.ContainsAny(ns, "/\x00") {
+		return fmt.Errorf("store: namespace %q contains '/' or NUL", ns)
+	}
+	return nil
+}
+
+// checkToken rejects refresh tokens that cannot be stored safely.
+func checkToken(t RefreshToken) error {
+	var errs []error
+	if t.Family == "" {
+		errs = append(errs, errors.New("store: empty refresh family"))
+	}
+	if len(t.TokenHash) == 0 {
+		errs = append(errs, errors.New("store: empty refresh token hash"))
+	}
+	if t.ExpiresAt.IsZero() {
+		errs = append(errs, errors.New("store: refresh token without expiry"))
+	}
+	return errors.Join(errs...)
+}
+
+// readBucket returns the kind bucket of ns, or nil if it does not exist.
+func readBucket(tx *bolt.Tx, ns string, kind []byte) *bolt.Bucket {
+	nsb := tx.Bucket([]byte(ns))
+	if nsb == nil {
+		return nil
+	}
+	return nsb.Bucket(kind)
+}
+
+// writeBucket returns the kind bucket of ns, creating both as needed.
+func writeBucket(tx *bolt.Tx, ns string, kind []byte) (*bolt.Bucket, error) {
+	nsb, err := tx.CreateBucketIfNotExists([]byte(ns))
+	if err != nil {
+		return nil, fmt.Errorf("store: namespace %q: %w", ns, err)
+	}
+	bk, err := nsb.CreateBucketIfNotExists(kind)
+	if err != nil {
+		return nil, fmt.Errorf("store: namespace %q bucket %s: %w", ns, kind, err)
+	}
+	return bk, nil
+}
+
+// putJSON stores v as JSON under key.
+func putJSON(bk *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encode %q: %w", key, err)
+	}
+	if err := bk.Put([]byte(key), data); err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	return nil
+}
+
+// getJSON decodes the value under key into v and reports whether there was
+// one; a nil bucket or empty key holds nothing.
+func getJSON(bk *bolt.Bucket, key string, v any) (bool, error) {
+	if bk == nil || key == "" {
+		return false, nil
+	}
+	data := bk.Get([]byte(key))
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("store: decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// forEach decodes every value of bk, in key order; a nil bucket is empty.
+func forEach[T any](bk *bolt.Bucket, fn func(k []byte, v T) error) error {
+	if bk == nil {
+		return nil
+	}
+	return bk.ForEach(func(k, data []byte) error {
+		if data == nil { // a nested bucket, which the layout never has
+			return nil
+		}
+		var v T
+		if err := json.Unmarshal(data, &v); err != nil {
+			return fmt.Errorf("store: decode %q: %w", k, err)
+		}
+		return fn(k, v)
+	})
+}
+
+// deleteExisting deletes key from bk, or returns ErrNotFound.
+func deleteExisting(bk *bolt.Bucket, key, what string) error {
+	if bk == nil || key == "" || bk.Get([]byte(key)) == nil {
+		return fmt.Errorf("store: %s %q: %w", what, key, ErrNotFound)
+	}
+	if err := bk.Delete([]byte(key)); err != nil {
+		return fmt.Errorf("store: delete %s %q: %w", what, key, err)
+	}
+	return nil
+}
+
+// union returns a followed by the members of b not in a, without
+// duplicates.
+func union(a, b []string) []string {
+	if len(a) == 0 && len(b) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(a)+len(b))
+	out := make([]string, 0, len(a)+len(b))
+	for _, s := range slices.Concat(a, b) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
