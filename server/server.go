@@ -122,6 +122,7 @@ type Server struct {
 	// openapiDoc is the OpenAPI document, rendered to JSON once.
 	openapiDoc []byte
 	jwks       JWKS
+	store      Pinger
 }
 
 // Option changes how New builds a server.
@@ -144,6 +145,16 @@ type JWKS interface {
 // answers 404.
 func WithJWKS(keys JWKS) Option {
 	return func(s *Server) { s.jwks = keys }
+}
+
+// Pinger is what readiness needs of the durable store.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// WithStore makes /readyz report whether the store answers.
+func WithStore(p Pinger) Option {
+	return func(s *Server) { s.store = p }
 }
 
 // WithVersion sets the version /v1/status reports.
@@ -309,18 +320,32 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
+// readyz is ready when a bundle is active and the store (if any) answers.
 func (s *Server) readyz(c *fiber.Ctx) error {
-	a := s.bundles.Active()
-	if a == nil {
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
-			"status": "not ready",
-			"checks": fiber.Map{"bundle": "no bundle is active"},
-		})
+	checks := fiber.Map{}
+	ready := true
+	if a := s.bundles.Active(); a == nil {
+		checks["bundle"] = "no bundle is active"
+		ready = false
+	} else {
+		checks["bundle"] = "active"
+		checks["revision"] = a.Snapshot.Revision()
 	}
-	return c.JSON(fiber.Map{
-		"status": "ready",
-		"checks": fiber.Map{"bundle": "active", "revision": a.Snapshot.Revision()},
-	})
+	if s.store != nil {
+		ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+		defer cancel()
+		if err := s.store.Ping(ctx); err != nil {
+			s.log.Warn("store unreachable", "error", err)
+			checks["store"] = "unreachable"
+			ready = false
+		} else {
+			checks["store"] = "ok"
+		}
+	}
+	if !ready {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "checks": checks})
+	}
+	return c.JSON(fiber.Map{"status": "ready", "checks": checks})
 }
 
 func (s *Server) status(c *fiber.Ctx) error {

@@ -675,6 +675,20 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 }
 
 // TestOpenAPIListsEveryRoute keeps the document and the routes in step.
+type pinger struct{ err error }
+
+func (p pinger) Ping(context.Context) error { return p.err }
+
+func TestReadyzChecksTheStore(t *testing.T) {
+	if resp, m := newHarness(t, WithStore(pinger{})).get("/readyz"); resp.StatusCode != 200 || m["checks"].(map[string]any)["store"] != "ok" {
+		t.Fatalf("store up: %d %v", resp.StatusCode, m)
+	}
+	resp, m := newHarness(t, WithStore(pinger{err: fmt.Errorf("down")})).get("/readyz")
+	if resp.StatusCode != 503 || m["checks"].(map[string]any)["store"] != "unreachable" {
+		t.Fatalf("store down: %d %v", resp.StatusCode, m)
+	}
+}
+
 type fixedJWKS struct{}
 
 func (fixedJWKS) JWKS() ([]byte, error) {

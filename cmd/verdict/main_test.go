@@ -42,6 +42,13 @@ func bundleDir(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -142,11 +149,12 @@ func freeAddr(t *testing.T) string {
 func TestServe(t *testing.T) {
 	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy, "p_test.yaml": tests})
 	addr := freeAddr(t)
+	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var out, errb bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr, "--bundle", dir, "--data-dir", t.TempDir()}, strings.NewReader(""), &out, &errb)
+		done <- run(ctx, []string{"serve", "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &out, &errb)
 	}()
 	var resp *http.Response
 	var err error
@@ -174,9 +182,29 @@ func TestServe(t *testing.T) {
 	if d["decision"] != true {
 		t.Fatalf("decision %v", d)
 	}
+	// The signing keys are published, and the data dir is held.
+	resp, err = http.Get("http://" + addr + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwks struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	json.NewDecoder(resp.Body).Decode(&jwks)
+	resp.Body.Close()
+	if len(jwks.Keys) != 1 || jwks.Keys[0]["use"] != "sig" || jwks.Keys[0]["d"] != nil || resp.Header.Get("Cache-Control") == "" {
+		t.Fatalf("jwks: %v %v", jwks, resp.Header)
+	}
+	if code, _, errOut := cli(t, "", "keys", "list", "--data-dir", dataDir); code != 2 || !strings.Contains(errOut, "running verdict serve") {
+		t.Fatalf("keys list on a held data dir: %d %s", code, errOut)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("serve exit %d\n%s", code, errb.String())
+	}
+	// After the stop, the key the server published is the one in the data dir.
+	if ks := listKeys(t, dataDir); len(ks) != 1 || ks[0].KID != jwks.Keys[0]["kid"] {
+		t.Fatalf("keys after restart: %+v", ks)
 	}
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -86,9 +88,12 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	if cfg.Dev {
 		log.Warn("!!! DEVELOPMENT MODE: --dev is for a local developer setup only; never run it in production !!!")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	st, err := openState(ctx, cfg)
+	if err != nil {
+		return err
 	}
+	defer st.Close()
+	go maintain(ctx, st, log)
 	mgr := bundles.NewManager(cfg.BundleConfig(), log)
 	load := func() {
 		if len(cfg.Bundles) == 0 {
@@ -101,7 +106,8 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		}
 	}
 	load()
-	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version))
+	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version),
+		server.WithJWKS(st.keys), server.WithStore(st.store))
 	if err != nil {
 		return err
 	}
@@ -136,4 +142,28 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 func isLoopback(a net.Addr) bool {
 	tcp, ok := a.(*net.TCPAddr)
 	return ok && tcp.IP.IsLoopback()
+}
+
+// maintain runs the key ring's schedule (a pending key starting to sign,
+// retired keys leaving, automatic rotation) and drops expired revocations
+// until ctx is done. Failures are logged; the ring keeps what it had.
+func maintain(ctx context.Context, st *state, log *slog.Logger) {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	sweeps := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := st.keys.Tick(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("signing-key maintenance failed; keys unchanged", "error", err)
+		}
+		if sweeps++; sweeps%6 == 0 {
+			if _, err := st.store.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("sweeping expired state failed", "error", err)
+			}
+		}
+	}
 }

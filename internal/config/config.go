@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
 	"github.com/verdictpdp/verdict/server"
@@ -36,6 +37,8 @@ type Config struct {
 	BundleLimits bundles.Limits `yaml:"bundle_limits"`
 	// SkipBundleTests activates bundles without running their test cases.
 	SkipBundleTests bool `yaml:"skip_bundle_tests"`
+	// Keys configures the signing keys of the token service.
+	Keys authn.KeyConfig `yaml:"keys"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
 }
@@ -55,6 +58,7 @@ func Default() Config {
 		Server:       server.DefaultConfig(),
 		Engine:       engine.DefaultLimits(),
 		BundleLimits: bundles.DefaultLimits(),
+		Keys:         authn.DefaultKeyConfig(),
 		Log:          Log{Level: "info", Format: "text"},
 	}
 }
@@ -107,7 +111,7 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format must be text or json, got %q", c.Log.Format))
 	}
-	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate())
+	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate())
 	return errors.Join(errs...)
 }
 

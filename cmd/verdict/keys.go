@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/internal/config"
+)
+
+// stateFlags are the flags of every command that works on a data dir.
+type stateFlags struct {
+	cfgPath string
+	dataDir string
+}
+
+func (f *stateFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.cfgPath, "config", "", "configuration file (its data_dir and keys settings apply)")
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "./verdict-data", "directory for durable state")
+}
+
+func (f *stateFlags) config(cmd *cobra.Command) (config.Config, error) {
+	cfg, err := config.Load(f.cfgPath)
+	if err != nil {
+		return cfg, err
+	}
+	if cmd.Flags().Changed("data-dir") {
+		cfg.DataDir = f.dataDir
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func newKeys() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Manage the keys Verdict signs tokens with",
+		Long: `Manage the signing keys kept in the data dir. The first start of verdict serve
+makes one (ES256 by default, see keys.alg in the configuration).
+
+These commands open the data dir directly, so they need verdict serve stopped
+(bbolt allows one process at a time); a running server picks the change up on
+its next start.`,
+	}
+	cmd.AddCommand(newKeysList(), newKeysRotate(), newKeysRevoke())
+	return cmd
+}
+
+func newKeysList() *cobra.Command {
+	var (
+		sf     stateFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List signing keys and their state (pending, signing, retired, revoked)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := sf.config(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := openState(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return printKeys(cmd, st.keys.List(), asJSON)
+		},
+	}
+	sf.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printKeys(cmd *cobra.Command, keys []authn.KeyInfo, asJSON bool) error {
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(keys)
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tPUBLISHED UNTIL")
+	for _, k := range keys {
+		until := "-"
+		if !k.PublishUntil.IsZero() {
+			until = k.PublishUntil.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.State,
+			k.CreatedAt.Format(time.RFC3339), k.SignFrom.Format(time.RFC3339), until)
+	}
+	return tw.Flush()
+}
+
+func newKeysRotate() *cobra.Command {
+	var sf stateFlags
+	cmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Make a new signing key: published now, signing after one JWKS max-age",
+		Long: `Make a new signing key. It is published in /.well-known/jwks.json at once and
+starts signing one JWKS max-age later (keys.jwks_max_age), so that every
+verifier has fetched it first. The key it replaces stays published for the
+longest access-token lifetime + clock skew + JWKS max-age after it stops
+signing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := sf.config(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := openState(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			k, err := st.keys.Rotate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "new key %s (%s) published; it signs from %s\n", k.KID, k.Alg, k.SignFrom.Format(time.RFC3339))
+			return nil
+		},
+	}
+	sf.add(cmd)
+	return cmd
+}
+
+func newKeysRevoke() *cobra.Command {
+	var sf stateFlags
+	cmd := &cobra.Command{
+		Use:   "revoke KID",
+		Short: "Emergency: unpublish a key at once; tokens it signed stop verifying",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := sf.config(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := openState(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.keys.Revoke(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "key %s revoked\n", args[0])
+			return printKeys(cmd, st.keys.List(), false)
+		},
+	}
+	sf.add(cmd)
+	return cmd
+}
