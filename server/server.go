@@ -123,6 +123,8 @@ type Server struct {
 	openapiDoc []byte
 	jwks       JWKS
 	store      Pinger
+	tokens     Tokens
+	issuer     string
 }
 
 // Option changes how New builds a server.
@@ -217,6 +219,9 @@ func (s *Server) table() []route {
 		{fiber.MethodPost, "/v1/decide", s.decide},
 		{fiber.MethodGet, "/openapi.json", s.openapi},
 		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler},
+		{fiber.MethodPost, "/oauth2/token", s.token},
+		{fiber.MethodGet, "/.well-known/oauth-authorization-server", s.asMetadata},
+		{fiber.MethodGet, "/.well-known/openid-configuration", s.asMetadata},
 	}
 }
 

@@ -711,7 +711,7 @@ func TestJWKSRoute(t *testing.T) {
 }
 
 func TestOpenAPIListsEveryRoute(t *testing.T) {
-	h := newHarness(t, WithJWKS(fixedJWKS{}))
+	h := newHarness(t, WithJWKS(fixedJWKS{}), WithTokens(&fakeTokens{}, "http://x"))
 	resp, doc := h.get("/openapi.json")
 	if resp.StatusCode != 200 || doc["openapi"] != "3.1.0" {
 		t.Fatalf("openapi: %d %v", resp.StatusCode, doc["openapi"])

@@ -48,7 +48,7 @@ Run a bundle's tests:         verdict bundle test policies/quickstart`,
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServe(), newDecide(), newBundle(), newKeys(), newVersion())
+	root.AddCommand(newServe(), newDecide(), newBundle(), newKeys(), newClient(), newVersion())
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/server"
@@ -106,8 +107,13 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		}
 	}
 	load()
+	issuer, err := authn.NewTokenIssuer(cfg.IssuerConfig(), st.keys, time.Now)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version),
-		server.WithJWKS(st.keys), server.WithStore(st.store))
+		server.WithJWKS(st.keys), server.WithStore(st.store),
+		server.WithTokens(authn.NewTokenService(st.clients, issuer, time.Now), cfg.IssuerConfig().Issuer))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/verdictpdp/verdict/authn"
@@ -43,10 +46,108 @@ func (k keyStore) DeleteKey(ctx context.Context, kid string) error {
 	return err
 }
 
-// state is the durable state of a data dir: the store and the key ring.
+// clientStore adapts the store's clients to what the registry needs.
+type clientStore struct {
+	st store.Clients
+	ns string
+}
+
+var _ authn.ClientStore = clientStore{}
+
+func clientErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", authn.ErrUnknownClient, err)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("%w: %w", authn.ErrClientExists, err)
+	}
+	return err
+}
+
+func (c clientStore) CreateClient(ctx context.Context, cl authn.Client) error {
+	return clientErr(c.st.CreateClient(ctx, c.ns, store.Client(cl)))
+}
+
+func (c clientStore) UpdateClient(ctx context.Context, cl authn.Client) error {
+	return clientErr(c.st.UpdateClient(ctx, c.ns, store.Client(cl)))
+}
+
+func (c clientStore) Client(ctx context.Context, id string) (authn.Client, error) {
+	cl, err := c.st.Client(ctx, c.ns, id)
+	return authn.Client(cl), clientErr(err)
+}
+
+func (c clientStore) ListClients(ctx context.Context) ([]authn.Client, error) {
+	cs, err := c.st.ListClients(ctx, c.ns)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]authn.Client, len(cs))
+	for i, cl := range cs {
+		out[i] = authn.Client(cl)
+	}
+	return out, nil
+}
+
+func (c clientStore) DeleteClient(ctx context.Context, id string) error {
+	return clientErr(c.st.DeleteClient(ctx, c.ns, id))
+}
+
+// pepperFile holds the server pepper client secrets are HMACed with. It is
+// made on first start; losing it invalidates every client secret.
+const pepperFile = "pepper"
+
+// loadPepper reads the data dir's pepper, making it (mode 0600, written to
+// a temporary file and renamed, so a crash leaves none or a whole one) when
+// absent.
+func loadPepper(dir string) ([]byte, error) {
+	path := filepath.Join(dir, pepperFile)
+	p, err := os.ReadFile(path)
+	if err == nil {
+		if len(p) < 32 {
+			return nil, fmt.Errorf("pepper file %s is shorter than 32 bytes", path)
+		}
+		return p, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	p, err = authn.NewPepper()
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(dir, ".pepper-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(p); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// state is the durable state of a data dir: the store, the key ring and the
+// client registry.
 type state struct {
-	store *store.Bolt
-	keys  *authn.Keyring
+	store   *store.Bolt
+	keys    *authn.Keyring
+	clients *authn.Clients
 }
 
 // openState opens the data dir's store and loads (on first start: makes) the
@@ -68,7 +169,17 @@ func openState(ctx context.Context, cfg config.Config) (*state, error) {
 		st.Close()
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	return &state{store: st, keys: ring}, nil
+	pepper, err := loadPepper(cfg.DataDir)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("pepper: %w", err)
+	}
+	clients, err := authn.NewClients(clientStore{st: st, ns: store.DefaultNamespace}, pepper, time.Now)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &state{store: st, keys: ring, clients: clients}, nil
 }
 
 func (s *state) Close() error { return s.store.Close() }

@@ -39,8 +39,33 @@ type Config struct {
 	SkipBundleTests bool `yaml:"skip_bundle_tests"`
 	// Keys configures the signing keys of the token service.
 	Keys authn.KeyConfig `yaml:"keys"`
+	// Tokens configures the access tokens the token service issues.
+	Tokens Tokens `yaml:"tokens"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
+}
+
+// Tokens configures the token service.
+type Tokens struct {
+	// Issuer is the iss of Verdict's tokens and the base of its metadata
+	// URLs; empty means http://<server.addr>.
+	Issuer string `yaml:"issuer"`
+	// Audience is the aud of Verdict's tokens.
+	Audience string `yaml:"audience"`
+}
+
+// IssuerConfig returns the token issuer's configuration: the lifetime is
+// keys.access_token_ttl, which the key rotation schedule is built on.
+func (c Config) IssuerConfig() authn.IssuerConfig {
+	iss := c.Tokens.Issuer
+	if iss == "" {
+		iss = "http://" + c.Server.Addr
+	}
+	ttl := c.Keys.AccessTokenTTL
+	if ttl == 0 {
+		ttl = authn.DefaultKeyConfig().AccessTokenTTL
+	}
+	return authn.IssuerConfig{Issuer: strings.TrimSuffix(iss, "/"), Audience: c.Tokens.Audience, AccessTokenTTL: ttl}
 }
 
 // Log configures the slog logger.
@@ -59,6 +84,7 @@ func Default() Config {
 		Engine:       engine.DefaultLimits(),
 		BundleLimits: bundles.DefaultLimits(),
 		Keys:         authn.DefaultKeyConfig(),
+		Tokens:       Tokens{Audience: "verdict"},
 		Log:          Log{Level: "info", Format: "text"},
 	}
 }
@@ -111,7 +137,7 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format must be text or json, got %q", c.Log.Format))
 	}
-	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate())
+	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate())
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/verdictpdp/verdict/authn"
+)
+
+func newClient() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "client",
+		Short: "Manage the OAuth clients that may get tokens",
+		Long: `Manage OAuth clients kept in the data dir. A client's secret is printed once,
+when it is made or rotated, and stored only as an HMAC: keep it then.
+
+These commands open the data dir directly, so they need verdict serve stopped
+(bbolt admits one process at a time).`,
+	}
+	cmd.AddCommand(newClientAdd(), newClientList(), newClientRotate(), newClientRemove())
+	return cmd
+}
+
+func newClientAdd() *cobra.Command {
+	var (
+		sf       stateFlags
+		spec     authn.ClientSpec
+		jwksFile string
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "add --id ID --scope S... [--grant G]...",
+		Short: "Add a client and print its secret (shown once)",
+		Example: `  verdict client add --id gateway --scope verdict:decide
+  verdict client add --id ci --scope verdict:bundles:write --grant client_credentials
+  verdict client add --id svc --scope verdict:decide --jwks svc-keys.json --no-secret`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := sf.config(cmd)
+			if err != nil {
+				return err
+			}
+			if jwksFile != "" {
+				if spec.JWKS, err = os.ReadFile(jwksFile); err != nil {
+					return err
+				}
+			}
+			st, err := openState(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			cl, secret, err := st.clients.Add(cmd.Context(), spec)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return json.NewEncoder(out).Encode(map[string]any{"client_id": cl.ID, "client_secret": secret, "scopes": cl.Scopes, "grants": cl.Grants})
+			}
+			fmt.Fprintf(out, "client %s added (scopes %s; grants %s)\n", cl.ID, strings.Join(cl.Scopes, " "), strings.Join(cl.Grants, " "))
+			if secret != "" {
+				fmt.Fprintf(out, "client_secret: %s\n(shown once: store it now)\n", secret)
+			}
+			return nil
+		},
+	}
+	sf.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&spec.ID, "id", "", "client id (letters, digits, . _ : -)")
+	f.StringArrayVar(&spec.Scopes, "scope", nil, "scope the client may ask for (repeatable), e.g. verdict:decide")
+	f.StringArrayVar(&spec.Grants, "grant", nil, "grant type: client_credentials (default), refresh_token, token-exchange (repeatable)")
+	f.StringVar(&jwksFile, "jwks", "", "file with the client's public JWK set, for private_key_jwt")
+	f.BoolVar(&spec.NoSecret, "no-secret", false, "no secret: the client authenticates with private_key_jwt only (needs --jwks)")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newClientList() *cobra.Command {
+	var (
+		sf     stateFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List clients (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := sf.config(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := openState(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			cs, err := st.clients.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(cs)
+			}
+			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSCOPES\tGRANTS\tSECRET\tJWKS")
+			for _, c := range cs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\n", c.ID, strings.Join(c.Scopes, " "), strings.Join(c.Grants, " "), c.HasSecret, c.HasJWKS)
+			}
+			return tw.Flush()
+		},
+	}
+	sf.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newClientRotate() *cobra.Command {
+	var sf stateFlags
+	cmd := &cobra.Command{
+		Use:   "rotate-secret ID",
+		Short: "Give a client a new secret (printed once); the old one stops working",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := sf.config(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := openState(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			secret, err := st.clients.RotateSecret(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "client_secret: %s\n(shown once: store it now)\n", secret)
+			return nil
+		},
+	}
+	sf.add(cmd)
+	return cmd
+}
+
+func newClientRemove() *cobra.Command {
+	var sf stateFlags
+	cmd := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a client",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := sf.config(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := openState(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.clients.Remove(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "client %s removed\n", args[0])
+			return nil
+		},
+	}
+	sf.add(cmd)
+	return cmd
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	gojwt "github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// TestClientCredentialsEndToEnd: a client added with the CLI gets a token
+// from a running server through golang.org/x/oauth2, and golang-jwt verifies
+// it against the server's JWKS.
+func TestClientCredentialsEndToEnd(t *testing.T) {
+	dataDir := t.TempDir()
+	code, out, errOut := cli(t, "", "client", "add", "--id", "gateway", "--scope", "verdict:decide", "--scope", "read", "--data-dir", dataDir)
+	if code != 0 {
+		t.Fatalf("client add: %d %s", code, errOut)
+	}
+	m := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no secret printed: %s", out)
+	}
+	secret := m[1]
+	if code, out, _ := cli(t, "", "client", "list", "--data-dir", dataDir); code != 0 || strings.Contains(out, secret) || !strings.Contains(out, "gateway") {
+		t.Fatalf("client list: %d %s", code, out)
+	}
+
+	addr := freeAddr(t)
+	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var sout, serr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &sout, &serr)
+	}()
+	defer func() {
+		cancel()
+		<-done
+		if strings.Contains(serr.String(), secret) {
+			t.Error("the client secret was logged")
+		}
+	}()
+	base := "http://" + addr
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	var meta map[string]any
+	getJSON(t, base+"/.well-known/oauth-authorization-server", &meta)
+	if meta["token_endpoint"] != base+"/oauth2/token" {
+		t.Fatalf("metadata: %v", meta)
+	}
+	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
+		cc := clientcredentials.Config{ClientID: "gateway", ClientSecret: secret, TokenURL: meta["token_endpoint"].(string), Scopes: []string{"verdict:decide"}, AuthStyle: style}
+		tok, err := cc.Token(context.Background())
+		if err != nil {
+			t.Fatalf("auth style %v: %v\n%s", style, err, serr.String())
+		}
+		var jwks struct {
+			Keys []map[string]string `json:"keys"`
+		}
+		getJSON(t, meta["jwks_uri"].(string), &jwks)
+		parsed, err := gojwt.Parse(tok.AccessToken, func(tk *gojwt.Token) (any, error) {
+			for _, k := range jwks.Keys {
+				if k["kid"] == tk.Header["kid"] {
+					x, _ := base64.RawURLEncoding.DecodeString(k["x"])
+					y, _ := base64.RawURLEncoding.DecodeString(k["y"])
+					return &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}, nil
+				}
+			}
+			return nil, gojwt.ErrTokenUnverifiable
+		}, gojwt.WithValidMethods([]string{"ES256"}), gojwt.WithIssuer(base), gojwt.WithAudience("verdict"), gojwt.WithExpirationRequired())
+		if err != nil {
+			t.Fatalf("golang-jwt rejects the token: %v", err)
+		}
+		if c := parsed.Claims.(gojwt.MapClaims); c["client_id"] != "gateway" || c["scope"] != "verdict:decide" || parsed.Header["typ"] != "at+jwt" {
+			t.Fatalf("token: %v %v", parsed.Header, c)
+		}
+	}
+	bad := clientcredentials.Config{ClientID: "gateway", ClientSecret: "wrong", TokenURL: base + "/oauth2/token"}
+	if _, err := bad.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "invalid_client") {
+		t.Fatalf("a wrong secret: %v", err)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+}

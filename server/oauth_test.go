@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/verdictpdp/verdict/authn"
+)
+
+// fakeTokens records what the HTTP layer passed on; the protocol logic
+// itself is tested in authn and end to end in cmd/verdict.
+type fakeTokens struct {
+	mu  sync.Mutex
+	got []authn.TokenRequest
+}
+
+func (f *fakeTokens) Token(_ context.Context, r authn.TokenRequest) (authn.TokenResponse, error) {
+	f.mu.Lock()
+	f.got = append(f.got, r)
+	f.mu.Unlock()
+	if r.ClientSecret != "right" {
+		return authn.TokenResponse{}, &authn.OAuthError{Code: authn.OAuthInvalidClient, Description: "client authentication failed"}
+	}
+	return authn.TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: 300, Scope: r.Scope}, nil
+}
+
+func (f *fakeTokens) GrantTypes() []string { return []string{authn.GrantClientCredentials} }
+
+func formPost(t *testing.T, h *harness, ctype, body string, hdr ...string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/oauth2/token", strings.NewReader(body))
+	req.Header.Set("Content-Type", ctype)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("not JSON: %q", raw)
+	}
+	return resp, m
+}
+
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+func TestTokenEndpointProtocol(t *testing.T) {
+	ft := &fakeTokens{}
+	h := newHarness(t, WithTokens(ft, "http://verdict.test/"))
+	const form = "application/x-www-form-urlencoded"
+	cases := []struct {
+		name, ctype, body string
+		hdr               []string
+		status            int
+		code              string
+		wwwAuth           bool
+	}{
+		{"basic ok", form, "grant_type=client_credentials&scope=a", []string{"Authorization", basic("gw:1", "right")}, 200, "", false},
+		{"post ok", form, "grant_type=client_credentials&client_id=gw&client_secret=right", nil, 200, "", false},
+		{"basic wrong secret", form, "grant_type=client_credentials", []string{"Authorization", basic("gw", "wrong")}, 401, "invalid_client", true},
+		{"post wrong secret", form, "grant_type=client_credentials&client_id=gw&client_secret=wrong", nil, 401, "invalid_client", false},
+		{"malformed basic", form, "grant_type=client_credentials", []string{"Authorization", "Basic !!!"}, 401, "invalid_client", true},
+		{"two methods", form, "grant_type=client_credentials&client_secret=right", []string{"Authorization", basic("gw", "right")}, 400, "invalid_request", false},
+		{"id mismatch", form, "grant_type=client_credentials&client_id=other", []string{"Authorization", basic("gw", "right")}, 400, "invalid_request", false},
+		{"repeated parameter", form, "grant_type=client_credentials&scope=a&scope=b&client_id=gw&client_secret=right", nil, 400, "invalid_request", false},
+		{"json body", "application/json", `{"grant_type":"client_credentials"}`, nil, 400, "invalid_request", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, m := formPost(t, h, tc.ctype, tc.body, tc.hdr...)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, m)
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("Cache-Control %q", resp.Header.Get("Cache-Control"))
+			}
+			if tc.code != "" && m["error"] != tc.code {
+				t.Fatalf("error %v, want %s", m, tc.code)
+			}
+			if got := resp.Header.Get("WWW-Authenticate") != ""; got != tc.wwwAuth {
+				t.Fatalf("WWW-Authenticate present %v, want %v", got, tc.wwwAuth)
+			}
+		})
+	}
+	ft.mu.Lock()
+	first := ft.got[0]
+	ft.mu.Unlock()
+	if first.ClientID != "gw:1" || first.ClientSecret != "right" || first.Scope != "a" || first.GrantType != "client_credentials" {
+		t.Fatalf("Basic credentials were not form-decoded: %+v", first)
+	}
+	_, meta := h.get("/.well-known/oauth-authorization-server")
+	if meta["issuer"] != "http://verdict.test" || meta["token_endpoint"] != "http://verdict.test/oauth2/token" || meta["jwks_uri"] != "http://verdict.test/.well-known/jwks.json" {
+		t.Fatalf("metadata: %v", meta)
+	}
+	if _, oidc := h.get("/.well-known/openid-configuration"); oidc["issuer"] != meta["issuer"] {
+		t.Fatalf("openid-configuration differs: %v", oidc)
+	}
+	if resp, _ := newHarness(t).get("/.well-known/oauth-authorization-server"); resp.StatusCode != 404 {
+		t.Fatalf("metadata without a token service: %d", resp.StatusCode)
+	}
+}
