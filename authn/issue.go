@@ -52,6 +52,7 @@ func (c IssuerConfig) Validate() error {
 type AccessToken struct {
 	Token     string
 	JTI       string
+	IssuedAt  time.Time
 	ExpiresAt time.Time
 	Scopes    []string
 }
@@ -120,7 +121,7 @@ func (t *TokenIssuer) Issue(clientID, subject string, scopes []string, extra map
 	if err != nil {
 		return AccessToken{}, fmt.Errorf("signing token: %w", err)
 	}
-	return AccessToken{Token: string(signed), JTI: jti, ExpiresAt: exp, Scopes: scopes}, nil
+	return AccessToken{Token: string(signed), JTI: jti, IssuedAt: now, ExpiresAt: exp, Scopes: scopes}, nil
 }
 
 // randomID returns 128 random bits, base64url.

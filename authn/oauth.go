@@ -112,7 +112,7 @@ func (s *TokenService) Token(ctx context.Context, req TokenRequest) (TokenRespon
 	return TokenResponse{
 		AccessToken: at.Token,
 		TokenType:   "Bearer",
-		ExpiresIn:   int64(at.ExpiresAt.Sub(s.now()).Round(time.Second).Seconds()),
+		ExpiresIn:   int64(at.ExpiresAt.Sub(at.IssuedAt).Seconds()),
 		Scope:       strings.Join(scopes, " "),
 	}, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/verdictpdp/verdict/authn"
 )
@@ -27,6 +29,36 @@ func WithTokens(t Tokens, issuer string) Option {
 		s.tokens = t
 		s.issuer = strings.TrimSuffix(issuer, "/")
 	}
+}
+
+// tokenLimits count failed token requests per IP address and per client id
+// (fiber's limiter, counting only responses >= 400) and answer 429 with
+// Retry-After once either passes the limit. The counters live in process
+// memory (limitStore); with several replicas each counts its own.
+func (s *Server) tokenLimits() []fiber.Handler {
+	reached := func(c *fiber.Ctx) error {
+		s.log.Warn("token requests rate limited", "request_id", requestID(c), "ip", c.IP())
+		return s.oauthFail(c, fiber.StatusTooManyRequests, "too_many_requests", "too many failed token requests; retry after the time in Retry-After")
+	}
+	st := newLimitStore()
+	byIP := limiter.New(limiter.Config{
+		Storage: st,
+		Max:     s.cfg.TokenFailures.Max, Expiration: s.cfg.TokenFailures.Window,
+		SkipSuccessfulRequests: true, LimitReached: reached,
+		KeyGenerator: func(c *fiber.Ctx) string { return "ip:" + c.IP() },
+	})
+	byClient := limiter.New(limiter.Config{
+		Storage: st,
+		Max:     s.cfg.TokenFailures.Max, Expiration: s.cfg.TokenFailures.Window,
+		SkipSuccessfulRequests: true, LimitReached: reached,
+		KeyGenerator: func(c *fiber.Ctx) string {
+			if id, _, ok := parseBasic(c.Get(fiber.HeaderAuthorization)); ok {
+				return "client:" + id
+			}
+			return "client:" + utils.CopyString(c.FormValue("client_id"))
+		},
+	})
+	return []fiber.Handler{byIP, byClient}
 }
 
 // oauthError is the RFC 6749 §5.2 error body. The token endpoint answers in

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -10,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/bundles"
 )
 
 // fakeTokens records what the HTTP layer passed on; the protocol logic
@@ -110,5 +113,62 @@ func TestTokenEndpointProtocol(t *testing.T) {
 	}
 	if resp, _ := newHarness(t).get("/.well-known/oauth-authorization-server"); resp.StatusCode != 404 {
 		t.Fatalf("metadata without a token service: %d", resp.StatusCode)
+	}
+}
+
+func TestFailedTokenRequestsAreRateLimited(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.TokenFailures = RateLimit{Max: 3, Window: time.Minute}
+	mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
+	h := start(t, cfg, mgr, WithTokens(&fakeTokens{}, "http://x"))
+	const form = "application/x-www-form-urlencoded"
+	for i := 0; i < 3; i++ {
+		if resp, _ := formPost(t, h, form, "grant_type=client_credentials&client_id=gw&client_secret=wrong"); resp.StatusCode != 401 {
+			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
+		}
+	}
+	resp, m := formPost(t, h, form, "grant_type=client_credentials&client_id=gw&client_secret=right")
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || m["error"] != "too_many_requests" {
+		t.Fatalf("after 3 failures: %d %v %v", resp.StatusCode, resp.Header, m)
+	}
+	// Successes do not count: another server, many good requests.
+	h2 := start(t, cfg, mgr, WithTokens(&fakeTokens{}, "http://x"))
+	for i := 0; i < 6; i++ {
+		if resp, _ := formPost(t, h2, form, "grant_type=client_credentials&client_id=gw&client_secret=right"); resp.StatusCode != 200 {
+			t.Fatalf("good request %d: %d", i, resp.StatusCode)
+		}
+	}
+}
+
+func TestLimitStoreExpires(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newLimitStore()
+	s.now = func() time.Time { return now }
+	s.Set("a", []byte("1"), time.Second)
+	s.Set("b", []byte("2"), 0)
+	if v, _ := s.Get("a"); string(v) != "1" {
+		t.Fatalf("a = %q", v)
+	}
+	now = now.Add(time.Second)
+	if v, _ := s.Get("a"); v != nil {
+		t.Fatalf("expired entry served: %q", v)
+	}
+	for i := 0; i < 200; i++ {
+		s.Set(fmt.Sprintf("short-%d", i), []byte("x"), time.Millisecond)
+	}
+	now = now.Add(time.Second)
+	// Live entries are added until the map has doubled: the sweep must
+	// then drop the 200 expired ones.
+	for i := 0; i < 300; i++ {
+		s.Set(fmt.Sprintf("live-%d", i), []byte("x"), time.Hour)
+	}
+	s.mu.Lock()
+	n := len(s.m)
+	s.mu.Unlock()
+	if n > 302 {
+		t.Fatalf("expired entries were never swept: %d left", n)
+	}
+	if v, _ := s.Get("b"); string(v) != "2" {
+		t.Fatal("an entry without expiry was dropped")
 	}
 }

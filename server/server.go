@@ -43,6 +43,10 @@ type Config struct {
 	// the detailed cause of a failure, which name policies and rules. When
 	// false such a request is refused with 403.
 	AllowExplain bool `yaml:"allow_explain"`
+	// TokenFailures limits failed token requests (bad client credentials
+	// above all) per client id and per IP address: past Max failures in
+	// Window, 429 with Retry-After.
+	TokenFailures RateLimit `yaml:"token_failures"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on stop.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Cache sizes the decision cache; MaxCost 0 turns it off.
@@ -67,6 +71,7 @@ func DefaultConfig() Config {
 		IdleTimeout:        120 * time.Second,
 		ShutdownTimeout:    15 * time.Second,
 		RequestTimeout:     5 * time.Second,
+		TokenFailures:      RateLimit{Max: 10, Window: time.Minute},
 		AllowExplain:       true,
 		Cache:              cache.Default(),
 		NoCacheContextKeys: []string{"now", "time", "timestamp", "current_time"},
@@ -91,8 +96,17 @@ func (c Config) Validate() error {
 	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("server timeouts must be positive"))
 	}
+	if c.TokenFailures.Max <= 0 || c.TokenFailures.Window <= 0 {
+		errs = append(errs, errors.New("server token_failures max and window must be positive"))
+	}
 	errs = append(errs, c.Cache.Validate())
 	return errors.Join(errs...)
+}
+
+// RateLimit is a number of events allowed per window.
+type RateLimit struct {
+	Max    int           `yaml:"max"`
+	Window time.Duration `yaml:"window"`
 }
 
 // DecisionCache is what the server needs of a decision cache.
@@ -209,19 +223,21 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 type route struct {
 	method, path string
 	handler      fiber.Handler
+	// before are middleware run ahead of handler on this route only.
+	before []fiber.Handler
 }
 
 func (s *Server) table() []route {
 	return []route{
-		{fiber.MethodGet, "/healthz", s.healthz},
-		{fiber.MethodGet, "/readyz", s.readyz},
-		{fiber.MethodGet, "/v1/status", s.status},
-		{fiber.MethodPost, "/v1/decide", s.decide},
-		{fiber.MethodGet, "/openapi.json", s.openapi},
-		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler},
-		{fiber.MethodPost, "/oauth2/token", s.token},
-		{fiber.MethodGet, "/.well-known/oauth-authorization-server", s.asMetadata},
-		{fiber.MethodGet, "/.well-known/openid-configuration", s.asMetadata},
+		{fiber.MethodGet, "/healthz", s.healthz, nil},
+		{fiber.MethodGet, "/readyz", s.readyz, nil},
+		{fiber.MethodGet, "/v1/status", s.status, nil},
+		{fiber.MethodPost, "/v1/decide", s.decide, nil},
+		{fiber.MethodGet, "/openapi.json", s.openapi, nil},
+		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler, nil},
+		{fiber.MethodPost, "/oauth2/token", s.token, s.tokenLimits()},
+		{fiber.MethodGet, "/.well-known/oauth-authorization-server", s.asMetadata, nil},
+		{fiber.MethodGet, "/.well-known/openid-configuration", s.asMetadata, nil},
 	}
 }
 
@@ -231,9 +247,10 @@ func (s *Server) routes() {
 	allow := map[string][]string{}
 	var order []string
 	for _, r := range s.table() {
-		s.app.Add(r.method, r.path, r.handler)
+		hs := append(append([]fiber.Handler(nil), r.before...), r.handler)
+		s.app.Add(r.method, r.path, hs...)
 		if r.method == fiber.MethodGet {
-			s.app.Add(fiber.MethodHead, r.path, r.handler)
+			s.app.Add(fiber.MethodHead, r.path, hs...)
 		}
 		if _, seen := allow[r.path]; !seen {
 			order = append(order, r.path)
