@@ -14,9 +14,9 @@ all: lint test build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/verdict
 
-## run: build and serve the quickstart bundle on $(ADDR) (embedded default, nothing else needed)
+## run: build and serve the quickstart bundle on $(ADDR) in dev mode (no caller authentication on loopback)
 run: build
-	./$(BIN) serve --addr $(ADDR) --bundle $(BUNDLE)
+	./$(BIN) serve --dev --addr $(ADDR) --bundle $(BUNDLE)
 
 ## test: the whole suite with the race detector, the latency budgets, and every example bundle's own tests
 test:

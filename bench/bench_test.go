@@ -71,7 +71,7 @@ func newServer(tb testing.TB, path string, cached bool) *server.Server {
 	if !cached {
 		cfg.Cache.MaxCost = 0
 	}
-	srv, err := server.New(cfg, manager(tb, path), nil)
+	srv, err := server.New(cfg, manager(tb, path), nil, server.WithAuth(nil, true))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
 )
@@ -49,16 +51,64 @@ type Request struct {
 // entities are the fields an evaluation item may override as a whole.
 var entities = []string{"subject", "action", "resource", "context"}
 
+// SubjectTokenFunc verifies a decide request's subject_token and returns its
+// claims.
+type SubjectTokenFunc func(token string) (map[string]any, error)
+
+// applySubjectToken verifies doc's subject_token, if any, with verify: its
+// claims become the input's token, and the subject defaults to
+// {type: "user", id: <sub>} (an id the request gives wins).
+func applySubjectToken(doc map[string]any, verify SubjectTokenFunc) error {
+	raw, ok := doc["subject_token"]
+	if !ok || raw == nil {
+		return nil
+	}
+	delete(doc, "subject_token")
+	tok, ok := raw.(string)
+	if !ok || tok == "" {
+		return newError(400, CodeInvalidInput, "subject_token: must be a non-empty string (a JWT)")
+	}
+	if verify == nil {
+		return newError(400, CodeInvalidInput, "subject_token: not supported here (it needs a server that verifies tokens)")
+	}
+	claims, err := verify(tok)
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return ae
+		}
+		return newError(400, CodeInvalidSubjectTokn, "subject_token: "+reason(err))
+	}
+	doc["token"] = claims
+	subject, _ := doc["subject"].(map[string]any)
+	if _, present := doc["subject"]; present && subject == nil {
+		return nil // a wrongly typed subject is reported by ParseInput
+	}
+	if subject == nil {
+		subject = map[string]any{"type": "user"}
+		doc["subject"] = subject
+	}
+	if _, ok := subject["id"]; !ok {
+		sub, _ := claims["sub"].(string)
+		subject["id"] = sub
+	}
+	return nil
+}
+
 // ParseRequest validates the body of /v1/decide: at most maxDepth levels of
 // JSON and maxBatch evaluations. Any caller-sent "token" is dropped: token
-// claims come only from verified credentials. Errors are client errors with
-// a status (400) and a message naming the field.
-func ParseRequest(body []byte, maxDepth, maxBatch int) (*Request, error) {
+// claims come only from verified credentials, here a subject_token verified
+// by subjectToken (nil: subject_token is refused). Errors are client errors
+// with a status (400) and a message naming the field.
+func ParseRequest(body []byte, maxDepth, maxBatch int, subjectToken SubjectTokenFunc) (*Request, error) {
 	doc, err := decodeObject(body, maxDepth)
 	if err != nil {
 		return nil, err
 	}
 	delete(doc, "token")
+	if err := applySubjectToken(doc, subjectToken); err != nil {
+		return nil, err
+	}
 	r := &Request{Semantic: ExecuteAll}
 	if v, ok := doc["explain"]; ok {
 		b, ok := v.(bool)
@@ -132,7 +182,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	}
 	// The body is parsed into fresh Go values here; nothing of Fiber's
 	// buffers outlives the handler.
-	req, err := ParseRequest(c.Body(), s.cfg.MaxDepth, s.cfg.MaxBatch)
+	req, err := ParseRequest(c.Body(), s.cfg.MaxDepth, s.cfg.MaxBatch, s.subjectTokens(c))
 	if err != nil {
 		return err
 	}
@@ -146,6 +196,22 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	return c.JSON(Respond(req, func(in *engine.Input) DecisionResponse {
 		return s.evaluate(ctx, rid, active, in, req.Explain)
 	}))
+}
+
+// subjectTokens verifies subject tokens with the server's verifier; an
+// unavailable verifier is a 503, never a pass.
+func (s *Server) subjectTokens(c *fiber.Ctx) SubjectTokenFunc {
+	if s.verifier == nil {
+		return nil
+	}
+	return func(tok string) (map[string]any, error) {
+		claims, err := s.verifier.Verify(c.UserContext(), tok)
+		if errors.Is(err, authn.ErrUnavailable) {
+			c.Set(fiber.HeaderRetryAfter, "1")
+			return nil, newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the subject token cannot be checked now; retry")
+		}
+		return claims, err
+	}
 }
 
 // BatchResponse is the answer to a batch request.

@@ -20,7 +20,7 @@ func FuzzParseRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := ParseRequest(b, 64, 100)
+		req, err := ParseRequest(b, 64, 100, nil)
 		if err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) || ae.Status != 400 {

@@ -139,6 +139,8 @@ type Server struct {
 	store      Pinger
 	tokens     Tokens
 	issuer     string
+	verifier   Verifier
+	authOpen   bool
 }
 
 // Option changes how New builds a server.
@@ -232,7 +234,7 @@ func (s *Server) table() []route {
 		{fiber.MethodGet, "/healthz", s.healthz, nil},
 		{fiber.MethodGet, "/readyz", s.readyz, nil},
 		{fiber.MethodGet, "/v1/status", s.status, nil},
-		{fiber.MethodPost, "/v1/decide", s.decide, nil},
+		{fiber.MethodPost, "/v1/decide", s.decide, []fiber.Handler{s.requireScope(ScopeDecide)}},
 		{fiber.MethodGet, "/openapi.json", s.openapi, nil},
 		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler, nil},
 		{fiber.MethodPost, "/oauth2/token", s.token, s.tokenLimits()},

@@ -71,7 +71,9 @@ func activate(t *testing.T, mgr *bundles.Manager, files map[string]string) *bund
 
 func start(t *testing.T, cfg Config, mgr *bundles.Manager, opts ...Option) *harness {
 	t.Helper()
-	srv, err := New(cfg, mgr, nil, opts...)
+	// Decision routes are open unless a test configures authentication
+	// (later options win); auth_test.go covers the closed default.
+	srv, err := New(cfg, mgr, nil, append([]Option{WithAuth(nil, true)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 			if len(body) > def.BodyLimit {
 				return fmt.Errorf("input is over the %d-byte limit", def.BodyLimit)
 			}
-			req, err := server.ParseRequest(body, def.MaxDepth, def.MaxBatch)
+			req, err := server.ParseRequest(body, def.MaxDepth, def.MaxBatch, nil)
 			if err != nil {
 				return fmt.Errorf("input: %w", err)
 			}

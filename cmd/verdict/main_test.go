@@ -144,8 +144,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestServe runs `verdict serve` in process on a real port, asks for a
-// decision, then stops it as SIGTERM would (context cancellation).
+// TestServe runs `verdict serve --dev` in process on a loopback port (no
+// caller authentication), asks for a decision, then stops it as SIGTERM
+// would (context cancellation).
 func TestServe(t *testing.T) {
 	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy, "p_test.yaml": tests})
 	addr := freeAddr(t)
@@ -154,7 +155,7 @@ func TestServe(t *testing.T) {
 	done := make(chan int, 1)
 	var out, errb bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &out, &errb)
+		done <- run(ctx, []string{"serve", "--dev", "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &out, &errb)
 	}()
 	var resp *http.Response
 	var err error

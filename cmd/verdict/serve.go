@@ -17,6 +17,7 @@ import (
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/server"
+	"github.com/verdictpdp/verdict/store"
 )
 
 func newServe() *cobra.Command {
@@ -111,9 +112,24 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	vc := cfg.VerifierConfig()
+	vc.Logger = log
+	verifier, err := authn.NewVerifier(vc, st.keys, revocations{st: st.store, ns: store.DefaultNamespace}, time.Now)
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
+	open := cfg.Dev && loopbackAddr(cfg.Server.Addr)
+	switch {
+	case open:
+		log.Warn("!!! --dev on a loopback address: /v1/decide answers WITHOUT caller authentication !!!")
+	case cfg.Dev:
+		log.Warn("--dev on a non-loopback address: caller authentication stays on")
+	}
 	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version),
 		server.WithJWKS(st.keys), server.WithStore(st.store),
-		server.WithTokens(authn.NewTokenService(st.clients, issuer, time.Now), cfg.IssuerConfig().Issuer))
+		server.WithTokens(authn.NewTokenService(st.clients, issuer, time.Now), cfg.IssuerConfig().Issuer),
+		server.WithAuth(verifier, open))
 	if err != nil {
 		return err
 	}
@@ -121,9 +137,6 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return err
-	}
-	if !isLoopback(ln.Addr()) {
-		log.Warn("listening on a non-loopback address: callers are not authenticated yet; protect this port", "addr", ln.Addr().String())
 	}
 	go func() {
 		for {
@@ -145,9 +158,17 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	return err
 }
 
-func isLoopback(a net.Addr) bool {
-	tcp, ok := a.(*net.TCPAddr)
-	return ok && tcp.IP.IsLoopback()
+// loopbackAddr reports whether host:port names only this machine.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // maintain runs the key ring's schedule (a pending key starting to sign,

@@ -93,6 +93,18 @@ func (c clientStore) DeleteClient(ctx context.Context, id string) error {
 	return clientErr(c.st.DeleteClient(ctx, c.ns, id))
 }
 
+// revocations adapts the store's revoked token ids to the verifier.
+type revocations struct {
+	st store.Revocations
+	ns string
+}
+
+var _ authn.RevocationChecker = revocations{}
+
+func (r revocations) Revoked(ctx context.Context, jti string) (bool, error) {
+	return r.st.Revoked(ctx, r.ns, jti)
+}
+
 // pepperFile holds the server pepper client secrets are HMACed with. It is
 // made on first start; losing it invalidates every client secret.
 const pepperFile = "pepper"

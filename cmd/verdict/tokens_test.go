@@ -93,6 +93,37 @@ func TestClientCredentialsEndToEnd(t *testing.T) {
 			t.Fatalf("token: %v %v", parsed.Header, c)
 		}
 	}
+	// The token is what /v1/decide wants; without one the answer is 401.
+	cc := clientcredentials.Config{ClientID: "gateway", ClientSecret: secret, TokenURL: base + "/oauth2/token", Scopes: []string{"verdict:decide"}}
+	decide := `{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":"alice"}}}`
+	resp, err := cc.Client(context.Background()).Post(base+"/v1/decide", "application/json", strings.NewReader(decide))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]any
+	json.NewDecoder(resp.Body).Decode(&d)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || d["decision"] != true {
+		t.Fatalf("decide with the token: %d %v", resp.StatusCode, d)
+	}
+	resp, err = http.Post(base+"/v1/decide", "application/json", strings.NewReader(decide))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Fatalf("decide without a token: %d %v", resp.StatusCode, resp.Header)
+	}
+	// A token with only another scope is refused with 403.
+	other := clientcredentials.Config{ClientID: "gateway", ClientSecret: secret, TokenURL: base + "/oauth2/token", Scopes: []string{"read"}}
+	resp, err = other.Client(context.Background()).Post(base+"/v1/decide", "application/json", strings.NewReader(decide))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("decide with the wrong scope: %d", resp.StatusCode)
+	}
 	bad := clientcredentials.Config{ClientID: "gateway", ClientSecret: "wrong", TokenURL: base + "/oauth2/token"}
 	if _, err := bad.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "invalid_client") {
 		t.Fatalf("a wrong secret: %v", err)

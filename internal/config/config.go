@@ -52,6 +52,22 @@ type Tokens struct {
 	Issuer string `yaml:"issuer"`
 	// Audience is the aud of Verdict's tokens.
 	Audience string `yaml:"audience"`
+	// TrustedIssuers are other issuers whose tokens callers may present
+	// (OIDC discovery or JWKS URL).
+	TrustedIssuers []authn.TrustedIssuer `yaml:"trusted_issuers"`
+}
+
+// VerifierConfig returns the caller-token verifier's configuration: Verdict
+// itself plus the trusted issuers, with keys.clock_skew.
+func (c Config) VerifierConfig() authn.VerifierConfig {
+	ic := c.IssuerConfig()
+	vc := authn.DefaultVerifierConfig()
+	vc.Self = authn.TrustedIssuer{Issuer: ic.Issuer, Audiences: []string{ic.Audience}}
+	vc.External = c.Tokens.TrustedIssuers
+	if c.Keys.ClockSkew > 0 {
+		vc.ClockSkew = c.Keys.ClockSkew
+	}
+	return vc
 }
 
 // IssuerConfig returns the token issuer's configuration: the lifetime is
@@ -137,7 +153,7 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format must be text or json, got %q", c.Log.Format))
 	}
-	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate())
+	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate(), c.VerifierConfig().Validate())
 	return errors.Join(errs...)
 }
 

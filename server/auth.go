@@ -1,0 +1,93 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/verdictpdp/verdict/authn"
+)
+
+// Scopes the routes require.
+const (
+	ScopeDecide       = "verdict:decide"
+	ScopeBundlesWrite = "verdict:bundles:write"
+	ScopeAdmin        = "verdict:admin"
+)
+
+// Error codes of caller authentication.
+const (
+	CodeUnauthorized       = "unauthorized"
+	CodeForbidden          = "insufficient_scope"
+	CodeUnavailable        = "unavailable"
+	CodeInvalidSubjectTokn = "invalid_subject_token"
+)
+
+// Verifier is what the server needs to check bearer tokens.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (authn.Claims, error)
+}
+
+// WithAuth makes the decision routes require a Bearer token with their
+// scope, verified by v; v also verifies a decide request's subject_token.
+// open, when true, lets decision routes through without a token (serve
+// --dev on a loopback address); subject tokens are still verified.
+func WithAuth(v Verifier, open bool) Option {
+	return func(s *Server) {
+		s.verifier = v
+		s.authOpen = open
+	}
+}
+
+const callerClaims = "verdict.caller"
+
+// requireScope answers 401 without a valid Bearer token and 403 without
+// scope, as RFC 6750 says, and 503 when the token cannot be checked now
+// (never letting it through).
+func (s *Server) requireScope(scope string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if s.authOpen {
+			return c.Next()
+		}
+		if s.verifier == nil {
+			// No verifier configured: nothing can be authenticated, so
+			// nothing gets through.
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
+			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; no request can be authenticated")
+		}
+		scheme, tok, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
+			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "a Bearer token is required")
+		}
+		claims, err := s.verifier.Verify(c.UserContext(), strings.TrimSpace(tok))
+		switch {
+		case errors.Is(err, authn.ErrUnavailable):
+			s.log.Warn("caller token could not be checked", "request_id", requestID(c), "error", err)
+			c.Set(fiber.HeaderRetryAfter, "1")
+			return newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the token cannot be checked now; retry")
+		case err != nil:
+			s.log.Info("caller token rejected", "request_id", requestID(c), "error", err)
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
+			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid token: "+reason(err))
+		}
+		if !slices.Contains(claims.Scopes(), scope) {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="insufficient_scope", scope="`+scope+`"`)
+			return newError(fiber.StatusForbidden, CodeForbidden, "the token lacks scope "+scope)
+		}
+		c.Locals(callerClaims, claims)
+		return c.Next()
+	}
+}
+
+// reason is the verifier's short, non-secret reason for a rejection.
+func reason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, authn.ErrInvalidToken.Error()+": "); i >= 0 {
+		return msg[i+len(authn.ErrInvalidToken.Error())+2:]
+	}
+	return msg
+}
