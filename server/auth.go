@@ -44,43 +44,55 @@ func WithAuth(v Verifier, open bool) Option {
 
 const callerClaims = "verdict.caller"
 
+// requireAdmin guards the admin routes: a Bearer token with verdict:admin,
+// always. Unlike the decision routes, --dev never opens them.
+func (s *Server) requireAdmin() fiber.Handler {
+	return func(c *fiber.Ctx) error { return s.checkToken(c, ScopeAdmin) }
+}
+
 // requireScope answers 401 without a valid Bearer token and 403 without
 // scope, as RFC 6750 says, and 503 when the token cannot be checked now
-// (never letting it through).
+// (never letting it through). With authOpen the route needs no token.
 func (s *Server) requireScope(scope string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if s.authOpen {
 			return c.Next()
 		}
-		if s.verifier == nil {
-			// No verifier configured: nothing can be authenticated, so
-			// nothing gets through.
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
-			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; no request can be authenticated")
-		}
-		scheme, tok, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
-			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "a Bearer token is required")
-		}
-		claims, err := s.verifier.Verify(c.UserContext(), strings.TrimSpace(tok))
-		switch {
-		case errors.Is(err, authn.ErrUnavailable):
-			s.log.Warn("caller token could not be checked", "request_id", requestID(c), "error", err)
-			c.Set(fiber.HeaderRetryAfter, "1")
-			return newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the token cannot be checked now; retry")
-		case err != nil:
-			s.log.Info("caller token rejected", "request_id", requestID(c), "error", err)
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
-			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid token: "+reason(err))
-		}
-		if !slices.Contains(claims.Scopes(), scope) {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="insufficient_scope", scope="`+scope+`"`)
-			return newError(fiber.StatusForbidden, CodeForbidden, "the token lacks scope "+scope)
-		}
-		c.Locals(callerClaims, claims)
-		return c.Next()
+		return s.checkToken(c, scope)
 	}
+}
+
+// checkToken lets the request through only with a valid Bearer token that
+// has scope.
+func (s *Server) checkToken(c *fiber.Ctx, scope string) error {
+	if s.verifier == nil {
+		// No verifier configured: nothing can be authenticated, so
+		// nothing gets through.
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
+		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; no request can be authenticated")
+	}
+	scheme, tok, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
+		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "a Bearer token is required")
+	}
+	claims, err := s.verifier.Verify(c.UserContext(), strings.TrimSpace(tok))
+	switch {
+	case errors.Is(err, authn.ErrUnavailable):
+		s.log.Warn("caller token could not be checked", "request_id", requestID(c), "error", err)
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the token cannot be checked now; retry")
+	case err != nil:
+		s.log.Info("caller token rejected", "request_id", requestID(c), "error", err)
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
+		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid token: "+reason(err))
+	}
+	if !slices.Contains(claims.Scopes(), scope) {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="insufficient_scope", scope="`+scope+`"`)
+		return newError(fiber.StatusForbidden, CodeForbidden, "the token lacks scope "+scope)
+	}
+	c.Locals(callerClaims, claims)
+	return c.Next()
 }
 
 // reason is the verifier's short, non-secret reason for a rejection.

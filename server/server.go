@@ -134,13 +134,14 @@ type Server struct {
 	started time.Time
 	version string
 	// openapiDoc is the OpenAPI document, rendered to JSON once.
-	openapiDoc []byte
-	jwks       JWKS
-	store      Pinger
-	tokens     Tokens
-	issuer     string
-	verifier   Verifier
-	authOpen   bool
+	openapiDoc  []byte
+	jwks        JWKS
+	store       Pinger
+	tokens      Tokens
+	issuer      string
+	verifier    Verifier
+	authOpen    bool
+	clientAdmin ClientAdmin
 }
 
 // Option changes how New builds a server.
@@ -230,6 +231,7 @@ type route struct {
 }
 
 func (s *Server) table() []route {
+	admin := []fiber.Handler{s.requireAdmin()}
 	return []route{
 		{fiber.MethodGet, "/healthz", s.healthz, nil},
 		{fiber.MethodGet, "/readyz", s.readyz, nil},
@@ -240,6 +242,11 @@ func (s *Server) table() []route {
 		{fiber.MethodPost, "/oauth2/token", s.token, s.tokenLimits()},
 		{fiber.MethodGet, "/.well-known/oauth-authorization-server", s.asMetadata, nil},
 		{fiber.MethodGet, "/.well-known/openid-configuration", s.asMetadata, nil},
+		{fiber.MethodPost, "/v1/admin/clients", s.addClient, admin},
+		{fiber.MethodGet, "/v1/admin/clients", s.listClients, admin},
+		{fiber.MethodGet, "/v1/admin/clients/:id", s.getClient, admin},
+		{fiber.MethodDelete, "/v1/admin/clients/:id", s.removeClient, admin},
+		{fiber.MethodPost, "/v1/admin/clients/:id/rotate-secret", s.rotateClientSecret, admin},
 	}
 }
 

@@ -129,7 +129,7 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version),
 		server.WithJWKS(st.keys), server.WithStore(st.store),
 		server.WithTokens(authn.NewTokenService(st.clients, issuer, time.Now), cfg.IssuerConfig().Issuer),
-		server.WithAuth(verifier, open))
+		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,166 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/verdictpdp/verdict/authn"
+)
+
+// ClientAdmin is what the admin routes need of the client registry.
+type ClientAdmin interface {
+	Add(ctx context.Context, spec authn.ClientSpec) (authn.Client, string, error)
+	List(ctx context.Context) ([]authn.ClientInfo, error)
+	Get(ctx context.Context, id string) (authn.ClientInfo, error)
+	Remove(ctx context.Context, id string) error
+	RotateSecret(ctx context.Context, id string) (string, error)
+}
+
+var _ ClientAdmin = (*authn.Clients)(nil)
+
+// WithClientAdmin serves /v1/admin/clients (scope verdict:admin).
+func WithClientAdmin(c ClientAdmin) Option {
+	return func(s *Server) { s.clientAdmin = c }
+}
+
+// Codes of the admin routes.
+const (
+	CodeConflict = "conflict"
+)
+
+// clientErr maps the registry's errors to responses; validation problems
+// are the caller's (400), everything else is internal.
+func clientErr(err error) error {
+	switch {
+	case errors.Is(err, authn.ErrUnknownClient):
+		return newError(fiber.StatusNotFound, CodeNotFound, "no such client")
+	case errors.Is(err, authn.ErrClientExists):
+		return newError(fiber.StatusConflict, CodeConflict, "a client with that id exists")
+	case errors.Is(err, errInvalidSpec):
+		return newError(fiber.StatusBadRequest, CodeInvalidInput, err.Error())
+	}
+	return err
+}
+
+var errInvalidSpec = errors.New("invalid client")
+
+func (s *Server) adminReady(c *fiber.Ctx) error {
+	if s.clientAdmin == nil {
+		return newError(fiber.StatusNotFound, CodeNotFound, "this server has no client registry")
+	}
+	return nil
+}
+
+// addClient is POST /v1/admin/clients: {id, scopes, grants, jwks, no_secret}
+// → 201 {client, client_secret (shown once)}.
+func (s *Server) addClient(c *fiber.Ctx) error {
+	if err := s.adminReady(c); err != nil {
+		return err
+	}
+	if !isJSON(c.Get(fiber.HeaderContentType)) {
+		return newError(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type must be application/json")
+	}
+	doc, err := decodeObject(c.Body(), s.cfg.MaxDepth)
+	if err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(doc)
+	var in struct {
+		ID       string          `json:"id"`
+		Scopes   []string        `json:"scopes"`
+		Grants   []string        `json:"grants"`
+		JWKS     json.RawMessage `json:"jwks"`
+		NoSecret bool            `json:"no_secret"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return newError(fiber.StatusBadRequest, CodeInvalidInput, "fields have the wrong types: "+jsonMsg(err))
+	}
+	spec := authn.ClientSpec{ID: in.ID, Scopes: in.Scopes, Grants: in.Grants, NoSecret: in.NoSecret}
+	if len(in.JWKS) > 0 && string(in.JWKS) != "null" {
+		spec.JWKS = in.JWKS
+	}
+	if err := spec.Validate(); err != nil {
+		return clientErr(errors.Join(errInvalidSpec, err))
+	}
+	cl, secret, err := s.clientAdmin.Add(c.UserContext(), spec)
+	if err != nil {
+		return clientErr(err)
+	}
+	info, err := s.clientAdmin.Get(c.UserContext(), cl.ID)
+	if err != nil {
+		return clientErr(err)
+	}
+	s.log.Info("client added", "request_id", requestID(c), "client_id", cl.ID, "by", callerID(c))
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	out := fiber.Map{"client": info}
+	if secret != "" {
+		out["client_secret"] = secret
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+func (s *Server) listClients(c *fiber.Ctx) error {
+	if err := s.adminReady(c); err != nil {
+		return err
+	}
+	cs, err := s.clientAdmin.List(c.UserContext())
+	if err != nil {
+		return err
+	}
+	if cs == nil {
+		cs = []authn.ClientInfo{}
+	}
+	return c.JSON(fiber.Map{"clients": cs})
+}
+
+func (s *Server) getClient(c *fiber.Ctx) error {
+	if err := s.adminReady(c); err != nil {
+		return err
+	}
+	info, err := s.clientAdmin.Get(c.UserContext(), utils.CopyString(c.Params("id")))
+	if err != nil {
+		return clientErr(err)
+	}
+	return c.JSON(info)
+}
+
+func (s *Server) removeClient(c *fiber.Ctx) error {
+	if err := s.adminReady(c); err != nil {
+		return err
+	}
+	id := utils.CopyString(c.Params("id"))
+	if err := s.clientAdmin.Remove(c.UserContext(), id); err != nil {
+		return clientErr(err)
+	}
+	s.log.Info("client removed", "request_id", requestID(c), "client_id", id, "by", callerID(c))
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Server) rotateClientSecret(c *fiber.Ctx) error {
+	if err := s.adminReady(c); err != nil {
+		return err
+	}
+	id := utils.CopyString(c.Params("id"))
+	secret, err := s.clientAdmin.RotateSecret(c.UserContext(), id)
+	if err != nil {
+		return clientErr(err)
+	}
+	s.log.Info("client secret rotated", "request_id", requestID(c), "client_id", id, "by", callerID(c))
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"client_id": id, "client_secret": secret})
+}
+
+// callerID names the authenticated caller for audit lines.
+func callerID(c *fiber.Ctx) string {
+	if cl, ok := c.Locals(callerClaims).(authn.Claims); ok {
+		if id, _ := cl["client_id"].(string); id != "" {
+			return id
+		}
+		return cl.Subject()
+	}
+	return "unauthenticated (dev)"
+}
