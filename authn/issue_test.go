@@ -102,3 +102,24 @@ func TestIssuerConfigValidate(t *testing.T) {
 		t.Fatal("want errors for a non-URL issuer, no audience and no lifetime")
 	}
 }
+
+func BenchmarkIssue(b *testing.B) {
+	for _, alg := range []string{AlgES256, AlgEdDSA, AlgRS256} {
+		b.Run(alg, func(b *testing.B) {
+			cfg := DefaultKeyConfig()
+			cfg.Alg = alg
+			cfg.RSABits = 2048
+			ring, _ := NewKeyring(cfg, newMemStore(), time.Now)
+			if err := ring.Load(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			iss, _ := NewTokenIssuer(IssuerConfig{Issuer: "https://verdict.test", Audience: "verdict", AccessTokenTTL: 5 * time.Minute}, ring, time.Now)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := iss.Issue("gw", "gw", []string{"verdict:decide"}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
