@@ -92,6 +92,9 @@ type RefreshToken struct {
 	// that revoking the family revokes them too.
 	AccessJTIs []string `json:"access_jtis,omitempty"`
 	Revoked    bool     `json:"revoked,omitempty"`
+	// Claims are extra claims (such as act) every access token of the
+	// family carries.
+	Claims map[string]any `json:"claims,omitempty"`
 }
 
 // Refresh stores refresh-token families.
