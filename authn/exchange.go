@@ -179,22 +179,45 @@ func NewExchanger(cfg ExchangeConfig, clients *Clients, subjects ExternalVerifie
 // only. Any other error (the verifier could not check the token, signing
 // failed) is returned as it is, for a 5xx.
 func (x *Exchanger) Exchange(ctx context.Context, client Client, req ExchangeRequest) (AccessToken, error) {
+	g, err := x.Resolve(ctx, client, req)
+	if err != nil {
+		return AccessToken{}, err
+	}
+	at, err := x.issuer.Issue(client.ID, g.Subject, g.Scopes, g.Claims)
+	if err != nil {
+		return AccessToken{}, fmt.Errorf("token exchange: %w", err)
+	}
+	return at, nil
+}
+
+// Grant is what an exchange grants: the token's subject, scopes and extra
+// claims (copied claims and act).
+type Grant struct {
+	Subject string
+	Scopes  []string
+	Claims  map[string]any
+}
+
+// Resolve checks an exchange request as Exchange does and returns what
+// the new token would carry, without issuing it (so that the caller may
+// issue it with a refresh token instead). Errors are those of Exchange.
+func (x *Exchanger) Resolve(ctx context.Context, client Client, req ExchangeRequest) (Grant, error) {
 	switch req.SubjectTokenType {
 	case TokenTypeJWT, TokenTypeAccessToken:
 	case "":
-		return AccessToken{}, oauthErr(OAuthInvalidRequest, "subject_token_type is required")
+		return Grant{}, oauthErr(OAuthInvalidRequest, "subject_token_type is required")
 	default:
-		return AccessToken{}, oauthErr(OAuthInvalidRequest, "subject_token_type must be "+TokenTypeJWT+" or "+TokenTypeAccessToken)
+		return Grant{}, oauthErr(OAuthInvalidRequest, "subject_token_type must be "+TokenTypeJWT+" or "+TokenTypeAccessToken)
 	}
 	if req.RequestedTokenType != "" && req.RequestedTokenType != TokenTypeAccessToken {
-		return AccessToken{}, oauthErr(OAuthInvalidRequest, "requested_token_type must be "+TokenTypeAccessToken)
+		return Grant{}, oauthErr(OAuthInvalidRequest, "requested_token_type must be "+TokenTypeAccessToken)
 	}
 	if req.SubjectToken == "" {
-		return AccessToken{}, oauthErr(OAuthInvalidRequest, "subject_token is required")
+		return Grant{}, oauthErr(OAuthInvalidRequest, "subject_token is required")
 	}
 	own := x.issuer.cfg.Audience
 	if (req.Audience != "" && req.Audience != own) || (req.Resource != "" && req.Resource != own) {
-		return AccessToken{}, oauthErr(OAuthInvalidTarget, "this server issues tokens for audience "+strconv.Quote(own)+" only")
+		return Grant{}, oauthErr(OAuthInvalidTarget, "this server issues tokens for audience "+strconv.Quote(own)+" only")
 	}
 
 	// The client's own limits are checked before the subject token, so a
@@ -203,11 +226,11 @@ func (x *Exchanger) Exchange(ctx context.Context, client Client, req ExchangeReq
 	if err := x.clients.Allowed(client, GrantTokenExchange, scopes); err != nil {
 		switch {
 		case errors.Is(err, ErrUnauthorizedClient):
-			return AccessToken{}, oauthErr(OAuthUnauthorizedClient, "this client may not use token exchange")
+			return Grant{}, oauthErr(OAuthUnauthorizedClient, "this client may not use token exchange")
 		case errors.Is(err, ErrInvalidScope):
-			return AccessToken{}, oauthErr(OAuthInvalidScope, err.Error())
+			return Grant{}, oauthErr(OAuthInvalidScope, err.Error())
 		}
-		return AccessToken{}, err
+		return Grant{}, err
 	}
 	if len(scopes) == 0 {
 		scopes = client.Scopes
@@ -218,18 +241,18 @@ func (x *Exchanger) Exchange(ctx context.Context, client Client, req ExchangeReq
 	case errors.Is(err, ErrInvalidToken):
 		// %v, not %w: the server must see an OAuth error, not a bad bearer
 		// token of its own caller.
-		return AccessToken{}, fmt.Errorf("%w: %v", oauthErr(OAuthInvalidGrant, "subject_token is invalid, expired or not from a trusted issuer"), err)
+		return Grant{}, fmt.Errorf("%w: %v", oauthErr(OAuthInvalidGrant, "subject_token is invalid, expired or not from a trusted issuer"), err)
 	case err != nil:
-		return AccessToken{}, fmt.Errorf("token exchange: verifying subject_token: %w", err)
+		return Grant{}, fmt.Errorf("token exchange: verifying subject_token: %w", err)
 	}
 
 	iss := claims.Issuer()
 	if iss == x.issuer.cfg.Issuer {
-		return AccessToken{}, oauthErr(OAuthInvalidGrant, "exchange is for tokens of other issuers")
+		return Grant{}, oauthErr(OAuthInvalidGrant, "exchange is for tokens of other issuers")
 	}
 	m, ok := x.mappings[iss]
 	if !ok {
-		return AccessToken{}, oauthErr(OAuthInvalidGrant, "tokens of this issuer cannot be exchanged")
+		return Grant{}, oauthErr(OAuthInvalidGrant, "tokens of this issuer cannot be exchanged")
 	}
 	var sub string
 	switch v := claims[m.Subject].(type) {
@@ -239,10 +262,10 @@ func (x *Exchanger) Exchange(ctx context.Context, client Client, req ExchangeReq
 		sub = strconv.FormatInt(v, 10)
 	}
 	if sub == "" {
-		return AccessToken{}, oauthErr(OAuthInvalidGrant, "subject_token has no usable "+m.Subject+" claim")
+		return Grant{}, oauthErr(OAuthInvalidGrant, "subject_token has no usable "+m.Subject+" claim")
 	}
 	if len(m.Prefix)+len(sub) > maxClaimStrLen {
-		return AccessToken{}, oauthErr(OAuthInvalidGrant, "subject_token's "+m.Subject+" claim is too long")
+		return Grant{}, oauthErr(OAuthInvalidGrant, "subject_token's "+m.Subject+" claim is too long")
 	}
 
 	// The claims may be shared with the verifier's cache: they are only
@@ -259,9 +282,5 @@ func (x *Exchanger) Exchange(ctx context.Context, client Client, req ExchangeReq
 	}
 	extra["act"] = act
 
-	at, err := x.issuer.Issue(client.ID, m.Prefix+sub, scopes, extra)
-	if err != nil {
-		return AccessToken{}, fmt.Errorf("token exchange: %w", err)
-	}
-	return at, nil
+	return Grant{Subject: m.Prefix + sub, Scopes: scopes, Claims: extra}, nil
 }

@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,68 +30,200 @@ func (e *OAuthError) Error() string { return e.Code + ": " + e.Description }
 
 func oauthErr(code, desc string) *OAuthError { return &OAuthError{Code: code, Description: desc} }
 
-// TokenRequest is a token request with its client credentials, as the HTTP
-// layer read them (client_secret_basic or client_secret_post).
+// ClientCredentials are how a client authenticated a request: a secret
+// (client_secret_basic or client_secret_post) or a private_key_jwt
+// assertion.
+type ClientCredentials struct {
+	ClientID            string
+	ClientSecret        string
+	ClientAssertionType string
+	ClientAssertion     string
+}
+
+// TokenRequest is a token request as the HTTP layer read it.
 type TokenRequest struct {
+	ClientCredentials
 	GrantType string
 	// Scope is the space-separated scope parameter; empty asks for every
-	// scope the client has.
-	Scope        string
-	ClientID     string
-	ClientSecret string
+	// scope the client (or the refresh family) has.
+	Scope string
+	// RefreshToken is the refresh_token grant's token.
+	RefreshToken string
+	// Token exchange (RFC 8693) parameters.
+	SubjectToken       string
+	SubjectTokenType   string
+	RequestedTokenType string
+	Audience           string
+	Resource           string
+	ActorToken         string
 }
 
-// TokenResponse is the RFC 6749 §5.1 answer.
+// TokenResponse is the RFC 6749 §5.1 answer (with RFC 8693's
+// issued_token_type for an exchange).
 type TokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	Scope        string `json:"scope,omitempty"`
-	RefreshToken string `json:"refresh_token,omitempty"`
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope,omitempty"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
+	// JTI is the access token's id, for audit logs (not sent).
+	JTI string `json:"-"`
 }
 
-// TokenService answers token requests. It is safe for concurrent use.
+// TokenService answers token, revocation and introspection requests. It is
+// safe for concurrent use. The grants and client authentication methods
+// beyond client_credentials with a secret are enabled by its options.
 type TokenService struct {
-	clients *Clients
-	issuer  *TokenIssuer
-	now     func() time.Time
+	clients      *Clients
+	issuer       *TokenIssuer
+	now          func() time.Time
+	refresher    *Refresher
+	exchanger    *Exchanger
+	assertions   *AssertionVerifier
+	revoker      *Revoker
+	introspector *Introspector
+}
+
+// ServiceOption enables a part of the token service.
+type ServiceOption func(*TokenService)
+
+// WithRefresh enables the refresh_token grant; token exchange then issues a
+// refresh token to clients allowed that grant.
+func WithRefresh(r *Refresher) ServiceOption { return func(s *TokenService) { s.refresher = r } }
+
+// WithExchange enables the RFC 8693 token-exchange grant.
+func WithExchange(x *Exchanger) ServiceOption { return func(s *TokenService) { s.exchanger = x } }
+
+// WithAssertions enables private_key_jwt client authentication.
+func WithAssertions(a *AssertionVerifier) ServiceOption {
+	return func(s *TokenService) { s.assertions = a }
+}
+
+// WithRevocation enables revocation (RFC 7009) and introspection (RFC 7662).
+func WithRevocation(rv *Revoker, in *Introspector) ServiceOption {
+	return func(s *TokenService) { s.revoker, s.introspector = rv, in }
 }
 
 // NewTokenService returns a token service over the client registry and the
 // access-token issuer.
-func NewTokenService(clients *Clients, issuer *TokenIssuer, now func() time.Time) *TokenService {
+func NewTokenService(clients *Clients, issuer *TokenIssuer, now func() time.Time, opts ...ServiceOption) *TokenService {
 	if now == nil {
 		now = time.Now
 	}
-	return &TokenService{clients: clients, issuer: issuer, now: now}
+	s := &TokenService{clients: clients, issuer: issuer, now: now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
-// GrantTypes lists the grant types Token accepts today.
-func (s *TokenService) GrantTypes() []string { return []string{GrantClientCredentials} }
+// GrantTypes lists the grant types Token accepts.
+func (s *TokenService) GrantTypes() []string {
+	g := []string{GrantClientCredentials}
+	if s.refresher != nil {
+		g = append(g, GrantRefreshToken)
+	}
+	if s.exchanger != nil {
+		g = append(g, GrantTokenExchange)
+	}
+	return g
+}
 
-// Token authenticates the client and issues an access token. Protocol
-// failures come back as *OAuthError (invalid_client for any authentication
-// failure, without saying which part was wrong); anything else (a store or
-// signing failure) as a plain error, which the HTTP layer turns into a 5xx.
+// AuthMethods lists the client authentication methods accepted.
+func (s *TokenService) AuthMethods() []string {
+	m := []string{"client_secret_basic", "client_secret_post"}
+	if s.assertions != nil {
+		m = append(m, "private_key_jwt")
+	}
+	return m
+}
+
+// Authenticate checks a client's credentials. Any failure to authenticate is
+// an *OAuthError invalid_client that does not say which part was wrong;
+// other failures (the store) come back as they are.
+func (s *TokenService) Authenticate(ctx context.Context, cc ClientCredentials) (Client, error) {
+	var (
+		cl  Client
+		err error
+	)
+	switch {
+	case cc.ClientAssertionType != "" || cc.ClientAssertion != "":
+		if cc.ClientSecret != "" {
+			return Client{}, oauthErr(OAuthInvalidRequest, "use one client authentication method, not a secret and an assertion both")
+		}
+		if s.assertions == nil {
+			return Client{}, oauthErr(OAuthInvalidClient, "private_key_jwt is not enabled on this server")
+		}
+		cl, err = s.assertions.Authenticate(ctx, cc.ClientID, cc.ClientAssertionType, cc.ClientAssertion)
+	case cc.ClientID == "" || cc.ClientSecret == "":
+		return Client{}, oauthErr(OAuthInvalidClient, "client authentication is required (client_secret_basic, client_secret_post or private_key_jwt)")
+	default:
+		cl, err = s.clients.Authenticate(ctx, cc.ClientID, cc.ClientSecret)
+	}
+	if errors.Is(err, ErrInvalidClient) {
+		return Client{}, oauthErr(OAuthInvalidClient, "client authentication failed")
+	}
+	return cl, err
+}
+
+// Token authenticates the client and answers the grant. Protocol failures
+// come back as *OAuthError; anything else (a store or signing failure) as a
+// plain error, which the HTTP layer turns into a 5xx.
 func (s *TokenService) Token(ctx context.Context, req TokenRequest) (TokenResponse, error) {
 	switch req.GrantType {
 	case "":
 		return TokenResponse{}, oauthErr(OAuthInvalidRequest, "grant_type is required")
 	case GrantClientCredentials:
-	case GrantRefreshToken, GrantTokenExchange:
-		return TokenResponse{}, oauthErr(OAuthUnsupportedGrantType, "grant_type "+req.GrantType+" is not supported by this server yet")
+	case GrantRefreshToken:
+		if s.refresher == nil {
+			return TokenResponse{}, oauthErr(OAuthUnsupportedGrantType, "grant_type refresh_token is not enabled on this server")
+		}
+	case GrantTokenExchange:
+		if s.exchanger == nil {
+			return TokenResponse{}, oauthErr(OAuthUnsupportedGrantType, "token exchange is not enabled on this server")
+		}
 	default:
 		return TokenResponse{}, oauthErr(OAuthUnsupportedGrantType, "grant_type "+req.GrantType+" is not supported")
 	}
-	if req.ClientID == "" || req.ClientSecret == "" {
-		return TokenResponse{}, oauthErr(OAuthInvalidClient, "client authentication is required (client_secret_basic or client_secret_post)")
-	}
-	cl, err := s.clients.Authenticate(ctx, req.ClientID, req.ClientSecret)
-	if errors.Is(err, ErrInvalidClient) {
-		return TokenResponse{}, oauthErr(OAuthInvalidClient, "client authentication failed")
-	}
+	cl, err := s.Authenticate(ctx, req.ClientCredentials)
 	if err != nil {
 		return TokenResponse{}, err
+	}
+	switch req.GrantType {
+	case GrantRefreshToken:
+		if req.RefreshToken == "" {
+			return TokenResponse{}, oauthErr(OAuthInvalidRequest, "refresh_token is required")
+		}
+		at, next, err := s.refresher.Refresh(ctx, cl, req.RefreshToken, req.Scope)
+		if err != nil {
+			return TokenResponse{}, err
+		}
+		return s.response(at, next, ""), nil
+	case GrantTokenExchange:
+		if req.ActorToken != "" {
+			return TokenResponse{}, oauthErr(OAuthInvalidRequest, "actor_token is not supported")
+		}
+		g, err := s.exchanger.Resolve(ctx, cl, ExchangeRequest{
+			SubjectToken: req.SubjectToken, SubjectTokenType: req.SubjectTokenType,
+			RequestedTokenType: req.RequestedTokenType, Scope: req.Scope,
+			Audience: req.Audience, Resource: req.Resource,
+		})
+		if err != nil {
+			return TokenResponse{}, err
+		}
+		if s.refresher != nil && slices.Contains(cl.Grants, GrantRefreshToken) {
+			at, rt, err := s.refresher.Start(ctx, cl.ID, g.Subject, g.Scopes, g.Claims)
+			if err != nil {
+				return TokenResponse{}, err
+			}
+			return s.response(at, rt, TokenTypeAccessToken), nil
+		}
+		at, err := s.issuer.Issue(cl.ID, g.Subject, g.Scopes, g.Claims)
+		if err != nil {
+			return TokenResponse{}, err
+		}
+		return s.response(at, "", TokenTypeAccessToken), nil
 	}
 	scopes := strings.Fields(req.Scope)
 	if err := s.clients.Allowed(cl, req.GrantType, scopes); err != nil {
@@ -109,10 +242,46 @@ func (s *TokenService) Token(ctx context.Context, req TokenRequest) (TokenRespon
 	if err != nil {
 		return TokenResponse{}, err
 	}
+	return s.response(at, "", ""), nil
+}
+
+func (s *TokenService) response(at AccessToken, refresh, issuedType string) TokenResponse {
 	return TokenResponse{
-		AccessToken: at.Token,
-		TokenType:   "Bearer",
-		ExpiresIn:   int64(at.ExpiresAt.Sub(at.IssuedAt).Seconds()),
-		Scope:       strings.Join(scopes, " "),
-	}, nil
+		AccessToken:     at.Token,
+		IssuedTokenType: issuedType,
+		TokenType:       "Bearer",
+		ExpiresIn:       int64(at.ExpiresAt.Sub(at.IssuedAt).Seconds()),
+		Scope:           strings.Join(at.Scopes, " "),
+		RefreshToken:    refresh,
+		JTI:             at.JTI,
+	}
+}
+
+// Revoke authenticates the client and revokes one of its tokens (RFC 7009):
+// nil for unknown tokens too. Without revocation enabled it is
+// unsupported_token_type.
+func (s *TokenService) Revoke(ctx context.Context, cc ClientCredentials, token, hint string) error {
+	if s.revoker == nil {
+		return oauthErr("unsupported_token_type", "revocation is not enabled on this server")
+	}
+	cl, err := s.Authenticate(ctx, cc)
+	if err != nil {
+		return err
+	}
+	return s.revoker.Revoke(ctx, cl, token, hint)
+}
+
+// Introspect authenticates the caller (any client) and describes a token
+// (RFC 7662): {"active": false} for anything not active.
+func (s *TokenService) Introspect(ctx context.Context, cc ClientCredentials, token string) (IntrospectResponse, error) {
+	if s.introspector == nil {
+		return IntrospectResponse{}, oauthErr(OAuthInvalidRequest, "introspection is not enabled on this server")
+	}
+	if _, err := s.Authenticate(ctx, cc); err != nil {
+		return IntrospectResponse{}, err
+	}
+	if token == "" {
+		return IntrospectResponse{}, oauthErr(OAuthInvalidRequest, "token is required")
+	}
+	return s.introspector.Introspect(ctx, token), nil
 }

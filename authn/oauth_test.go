@@ -40,14 +40,14 @@ func TestClientCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := ts.Token(ctx, TokenRequest{GrantType: GrantClientCredentials, ClientID: "gw", ClientSecret: secret})
+	resp, err := ts.Token(ctx, TokenRequest{GrantType: GrantClientCredentials, ClientCredentials: ClientCredentials{ClientID: "gw", ClientSecret: secret}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resp.TokenType != "Bearer" || resp.Scope != "verdict:decide read" || resp.ExpiresIn != 300 || strings.Count(resp.AccessToken, ".") != 2 {
 		t.Fatalf("response: %+v", resp)
 	}
-	resp, err = ts.Token(ctx, TokenRequest{GrantType: GrantClientCredentials, Scope: "read", ClientID: "gw", ClientSecret: secret})
+	resp, err = ts.Token(ctx, TokenRequest{GrantType: GrantClientCredentials, Scope: "read", ClientCredentials: ClientCredentials{ClientID: "gw", ClientSecret: secret}})
 	if err != nil || resp.Scope != "read" {
 		t.Fatalf("narrowed scope: %+v %v", resp, err)
 	}
@@ -56,14 +56,14 @@ func TestClientCredentials(t *testing.T) {
 		req  TokenRequest
 		code string
 	}{
-		{"no grant type", TokenRequest{ClientID: "gw", ClientSecret: secret}, OAuthInvalidRequest},
-		{"unknown grant type", TokenRequest{GrantType: "password", ClientID: "gw", ClientSecret: secret}, OAuthUnsupportedGrantType},
-		{"refresh not built yet", TokenRequest{GrantType: GrantRefreshToken, ClientID: "gw", ClientSecret: secret}, OAuthUnsupportedGrantType},
-		{"wrong secret", TokenRequest{GrantType: GrantClientCredentials, ClientID: "gw", ClientSecret: "nope"}, OAuthInvalidClient},
-		{"unknown client", TokenRequest{GrantType: GrantClientCredentials, ClientID: "who", ClientSecret: secret}, OAuthInvalidClient},
+		{"no grant type", TokenRequest{ClientCredentials: ClientCredentials{ClientID: "gw", ClientSecret: secret}}, OAuthInvalidRequest},
+		{"unknown grant type", TokenRequest{GrantType: "password", ClientCredentials: ClientCredentials{ClientID: "gw", ClientSecret: secret}}, OAuthUnsupportedGrantType},
+		{"refresh not enabled", TokenRequest{GrantType: GrantRefreshToken, ClientCredentials: ClientCredentials{ClientID: "gw", ClientSecret: secret}}, OAuthUnsupportedGrantType},
+		{"wrong secret", TokenRequest{GrantType: GrantClientCredentials, ClientCredentials: ClientCredentials{ClientID: "gw", ClientSecret: "nope"}}, OAuthInvalidClient},
+		{"unknown client", TokenRequest{GrantType: GrantClientCredentials, ClientCredentials: ClientCredentials{ClientID: "who", ClientSecret: secret}}, OAuthInvalidClient},
 		{"no credentials", TokenRequest{GrantType: GrantClientCredentials}, OAuthInvalidClient},
-		{"scope not granted", TokenRequest{GrantType: GrantClientCredentials, Scope: "verdict:admin", ClientID: "gw", ClientSecret: secret}, OAuthInvalidScope},
-		{"grant not allowed", TokenRequest{GrantType: GrantClientCredentials, ClientID: "rt", ClientSecret: rsecret}, OAuthUnauthorizedClient},
+		{"scope not granted", TokenRequest{GrantType: GrantClientCredentials, Scope: "verdict:admin", ClientCredentials: ClientCredentials{ClientID: "gw", ClientSecret: secret}}, OAuthInvalidScope},
+		{"grant not allowed", TokenRequest{GrantType: GrantClientCredentials, ClientCredentials: ClientCredentials{ClientID: "rt", ClientSecret: rsecret}}, OAuthUnauthorizedClient},
 	}
 	for _, tc := range cases {
 		_, err := ts.Token(ctx, tc.req)

@@ -18,7 +18,10 @@ import (
 // Tokens is what the server needs of the token service.
 type Tokens interface {
 	Token(ctx context.Context, req authn.TokenRequest) (authn.TokenResponse, error)
+	Revoke(ctx context.Context, cc authn.ClientCredentials, token, hint string) error
+	Introspect(ctx context.Context, cc authn.ClientCredentials, token string) (authn.IntrospectResponse, error)
 	GrantTypes() []string
+	AuthMethods() []string
 }
 
 // WithTokens serves the OAuth 2.0 token endpoint and the authorization
@@ -73,63 +76,128 @@ func (s *Server) oauthFail(c *fiber.Ctx, status int, code, desc string) error {
 	return c.Status(status).JSON(oauthError{Error: code, Description: desc})
 }
 
-// token is POST /oauth2/token (RFC 6749 §3.2): a form-encoded request, the
-// client authenticated by client_secret_basic or client_secret_post.
-func (s *Server) token(c *fiber.Ctx) error {
-	if s.tokens == nil {
-		return newError(fiber.StatusNotFound, CodeNotFound, "this server issues no tokens")
-	}
+// oauthForm reads a form-encoded OAuth request and its client credentials
+// (client_secret_basic, client_secret_post or private_key_jwt). On a
+// protocol error it has written the answer and returns ok false.
+func (s *Server) oauthForm(c *fiber.Ctx) (form url.Values, cc authn.ClientCredentials, basic bool, ok bool, err error) {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("Pragma", "no-cache")
 	mt, _, _ := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if mt != "application/x-www-form-urlencoded" {
-		return s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
+		return nil, cc, false, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
 	}
-	form, err := url.ParseQuery(string(c.Body()))
-	if err != nil {
-		return s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "malformed form body")
+	form, perr := url.ParseQuery(string(c.Body()))
+	if perr != nil {
+		return nil, cc, false, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "malformed form body")
 	}
 	for k, v := range form {
 		if len(v) > 1 {
-			return s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "parameter "+k+" is repeated")
+			return nil, cc, false, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "parameter "+k+" is repeated")
 		}
 	}
-	req := authn.TokenRequest{GrantType: form.Get("grant_type"), Scope: form.Get("scope")}
-	basic := false
+	cc = authn.ClientCredentials{
+		ClientID:            form.Get("client_id"),
+		ClientSecret:        form.Get("client_secret"),
+		ClientAssertionType: form.Get("client_assertion_type"),
+		ClientAssertion:     form.Get("client_assertion"),
+	}
 	if h := c.Get(fiber.HeaderAuthorization); h != "" {
-		id, secret, ok := parseBasic(h)
-		if !ok {
+		id, secret, good := parseBasic(h)
+		if !good {
 			c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="verdict"`)
-			return s.oauthFail(c, fiber.StatusUnauthorized, authn.OAuthInvalidClient, "malformed Basic credentials")
+			return nil, cc, true, false, s.oauthFail(c, fiber.StatusUnauthorized, authn.OAuthInvalidClient, "malformed Basic credentials")
 		}
-		if form.Has("client_secret") {
-			return s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "use one client authentication method, not Basic and client_secret both")
+		if cc.ClientSecret != "" || cc.ClientAssertion != "" {
+			return nil, cc, true, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "use one client authentication method, not Basic and another both")
 		}
-		if fid := form.Get("client_id"); fid != "" && fid != id {
-			return s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "client_id differs from the Basic credentials")
+		if cc.ClientID != "" && cc.ClientID != id {
+			return nil, cc, true, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "client_id differs from the Basic credentials")
 		}
-		req.ClientID, req.ClientSecret, basic = id, secret, true
-	} else {
-		req.ClientID, req.ClientSecret = form.Get("client_id"), form.Get("client_secret")
+		cc.ClientID, cc.ClientSecret, basic = id, secret, true
 	}
-	resp, err := s.tokens.Token(c.UserContext(), req)
+	return form, cc, basic, true, nil
+}
+
+// oauthOutcome answers err the OAuth way; nil err means the caller answers.
+func (s *Server) oauthOutcome(c *fiber.Ctx, err error, basic bool, cc authn.ClientCredentials, what string) error {
 	var oe *authn.OAuthError
-	switch {
-	case errors.As(err, &oe):
-		status := fiber.StatusBadRequest
-		if oe.Code == authn.OAuthInvalidClient {
-			status = fiber.StatusUnauthorized
-			if basic {
-				c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="verdict"`)
-			}
-		}
-		s.log.Info("token request refused", "request_id", requestID(c), "client_id", req.ClientID,
-			"grant_type", req.GrantType, "error", oe.Code)
-		return s.oauthFail(c, status, oe.Code, oe.Description)
-	case err != nil:
+	if !errors.As(err, &oe) {
 		return err
 	}
-	s.log.Info("token issued", "request_id", requestID(c), "client_id", req.ClientID, "grant_type", req.GrantType, "scope", resp.Scope)
+	status := fiber.StatusBadRequest
+	if oe.Code == authn.OAuthInvalidClient {
+		status = fiber.StatusUnauthorized
+		if basic {
+			c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="verdict"`)
+		}
+	}
+	s.log.Info(what+" refused", "audit", true, "request_id", requestID(c), "client_id", cc.ClientID, "error", oe.Code)
+	return s.oauthFail(c, status, oe.Code, oe.Description)
+}
+
+// token is POST /oauth2/token (RFC 6749 §3.2; RFC 8693 for token exchange).
+func (s *Server) token(c *fiber.Ctx) error {
+	if s.tokens == nil {
+		return newError(fiber.StatusNotFound, CodeNotFound, "this server issues no tokens")
+	}
+	form, cc, basic, ok, err := s.oauthForm(c)
+	if !ok {
+		return err
+	}
+	req := authn.TokenRequest{
+		ClientCredentials:  cc,
+		GrantType:          form.Get("grant_type"),
+		Scope:              form.Get("scope"),
+		RefreshToken:       form.Get("refresh_token"),
+		SubjectToken:       form.Get("subject_token"),
+		SubjectTokenType:   form.Get("subject_token_type"),
+		RequestedTokenType: form.Get("requested_token_type"),
+		Audience:           form.Get("audience"),
+		Resource:           form.Get("resource"),
+		ActorToken:         form.Get("actor_token"),
+	}
+	resp, err := s.tokens.Token(c.UserContext(), req)
+	if err != nil {
+		return s.oauthOutcome(c, err, basic, cc, "token request")
+	}
+	s.log.Info("token issued", "audit", true, "request_id", requestID(c), "client_id", cc.ClientID,
+		"grant_type", req.GrantType, "scope", resp.Scope, "jti", resp.JTI, "refresh", resp.RefreshToken != "")
+	return c.JSON(resp)
+}
+
+// revoke is POST /oauth2/revoke (RFC 7009): 200 for unknown tokens too.
+func (s *Server) revoke(c *fiber.Ctx) error {
+	if s.tokens == nil {
+		return newError(fiber.StatusNotFound, CodeNotFound, "this server issues no tokens")
+	}
+	form, cc, basic, ok, err := s.oauthForm(c)
+	if !ok {
+		return err
+	}
+	if form.Get("token") == "" {
+		return s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "token is required")
+	}
+	if err := s.tokens.Revoke(c.UserContext(), cc, form.Get("token"), form.Get("token_type_hint")); err != nil {
+		return s.oauthOutcome(c, err, basic, cc, "revocation")
+	}
+	return c.SendStatus(fiber.StatusOK)
+}
+
+// introspect is POST /oauth2/introspect (RFC 7662), for authenticated
+// clients only: {"active": false} and nothing else for any token that is
+// not active.
+func (s *Server) introspect(c *fiber.Ctx) error {
+	if s.tokens == nil {
+		return newError(fiber.StatusNotFound, CodeNotFound, "this server issues no tokens")
+	}
+	form, cc, basic, ok, err := s.oauthForm(c)
+	if !ok {
+		return err
+	}
+	resp, err := s.tokens.Introspect(c.UserContext(), cc, form.Get("token"))
+	if err != nil {
+		return s.oauthOutcome(c, err, basic, cc, "introspection")
+	}
 	return c.JSON(resp)
 }
 
@@ -168,7 +236,9 @@ func (s *Server) asMetadata(c *fiber.Ctx) error {
 		"token_endpoint":                        s.issuer + "/oauth2/token",
 		"jwks_uri":                              s.issuer + "/.well-known/jwks.json",
 		"grant_types_supported":                 s.tokens.GrantTypes(),
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"token_endpoint_auth_methods_supported": s.tokens.AuthMethods(),
+		"revocation_endpoint":                   s.issuer + "/oauth2/revoke",
+		"introspection_endpoint":                s.issuer + "/oauth2/introspect",
 		"response_types_supported":              []string{},
 		"scopes_supported":                      []string{"verdict:decide", "verdict:bundles:write", "verdict:admin"},
 	})

@@ -34,7 +34,22 @@ func (f *fakeTokens) Token(_ context.Context, r authn.TokenRequest) (authn.Token
 	return authn.TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: 300, Scope: r.Scope}, nil
 }
 
-func (f *fakeTokens) GrantTypes() []string { return []string{authn.GrantClientCredentials} }
+func (f *fakeTokens) GrantTypes() []string  { return []string{authn.GrantClientCredentials} }
+func (f *fakeTokens) AuthMethods() []string { return []string{"client_secret_basic"} }
+
+func (f *fakeTokens) Revoke(_ context.Context, cc authn.ClientCredentials, token, _ string) error {
+	if cc.ClientSecret != "right" {
+		return &authn.OAuthError{Code: authn.OAuthInvalidClient, Description: "client authentication failed"}
+	}
+	return nil
+}
+
+func (f *fakeTokens) Introspect(_ context.Context, cc authn.ClientCredentials, token string) (authn.IntrospectResponse, error) {
+	if cc.ClientSecret != "right" {
+		return authn.IntrospectResponse{}, &authn.OAuthError{Code: authn.OAuthInvalidClient, Description: "client authentication failed"}
+	}
+	return authn.IntrospectResponse{Active: token == "live"}, nil
+}
 
 func formPost(t *testing.T, h *harness, ctype, body string, hdr ...string) (*http.Response, map[string]any) {
 	t.Helper()
@@ -77,6 +92,7 @@ func TestTokenEndpointProtocol(t *testing.T) {
 		{"post wrong secret", form, "grant_type=client_credentials&client_id=gw&client_secret=wrong", nil, 401, "invalid_client", false},
 		{"malformed basic", form, "grant_type=client_credentials", []string{"Authorization", "Basic !!!"}, 401, "invalid_client", true},
 		{"two methods", form, "grant_type=client_credentials&client_secret=right", []string{"Authorization", basic("gw", "right")}, 400, "invalid_request", false},
+		{"basic and assertion", form, "grant_type=client_credentials&client_assertion=x", []string{"Authorization", basic("gw", "right")}, 400, "invalid_request", false},
 		{"id mismatch", form, "grant_type=client_credentials&client_id=other", []string{"Authorization", basic("gw", "right")}, 400, "invalid_request", false},
 		{"repeated parameter", form, "grant_type=client_credentials&scope=a&scope=b&client_id=gw&client_secret=right", nil, 400, "invalid_request", false},
 		{"json body", "application/json", `{"grant_type":"client_credentials"}`, nil, 400, "invalid_request", false},
@@ -170,5 +186,41 @@ func TestLimitStoreExpires(t *testing.T) {
 	}
 	if v, _ := s.Get("b"); string(v) != "2" {
 		t.Fatal("an entry without expiry was dropped")
+	}
+}
+
+func TestRevokeAndIntrospectRoutes(t *testing.T) {
+	h := newHarness(t, WithTokens(&fakeTokens{}, "http://x"))
+	post := func(path, body string, hdr ...string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodPost, h.url+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp, raw
+	}
+	if resp, _ := post("/oauth2/revoke", "token=abc", "Authorization", basic("gw", "right")); resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if resp, raw := post("/oauth2/revoke", "", "Authorization", basic("gw", "right")); resp.StatusCode != 400 || !strings.Contains(string(raw), "invalid_request") {
+		t.Fatalf("revoke without token: %d %s", resp.StatusCode, raw)
+	}
+	if resp, _ := post("/oauth2/revoke", "token=abc", "Authorization", basic("gw", "wrong")); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("revoke with a wrong secret: %d", resp.StatusCode)
+	}
+	if resp, raw := post("/oauth2/introspect", "token=dead", "Authorization", basic("gw", "right")); resp.StatusCode != 200 || string(raw) != `{"active":false}` {
+		t.Fatalf("introspect inactive: %d %s", resp.StatusCode, raw)
+	}
+	if resp, raw := post("/oauth2/introspect", "token=live", "Authorization", basic("gw", "right")); resp.StatusCode != 200 || !strings.Contains(string(raw), `"active":true`) {
+		t.Fatalf("introspect active: %d %s", resp.StatusCode, raw)
+	}
+	if resp, _ := post("/oauth2/introspect", "token=live"); resp.StatusCode != 401 {
+		t.Fatalf("introspect unauthenticated: %d", resp.StatusCode)
 	}
 }

@@ -232,6 +232,7 @@ type route struct {
 
 func (s *Server) table() []route {
 	admin := []fiber.Handler{s.requireAdmin()}
+	limits := s.tokenLimits()
 	return []route{
 		{fiber.MethodGet, "/healthz", s.healthz, nil},
 		{fiber.MethodGet, "/readyz", s.readyz, nil},
@@ -239,7 +240,9 @@ func (s *Server) table() []route {
 		{fiber.MethodPost, "/v1/decide", s.decide, []fiber.Handler{s.requireScope(ScopeDecide)}},
 		{fiber.MethodGet, "/openapi.json", s.openapi, nil},
 		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler, nil},
-		{fiber.MethodPost, "/oauth2/token", s.token, s.tokenLimits()},
+		{fiber.MethodPost, "/oauth2/token", s.token, limits},
+		{fiber.MethodPost, "/oauth2/revoke", s.revoke, limits},
+		{fiber.MethodPost, "/oauth2/introspect", s.introspect, limits},
 		{fiber.MethodGet, "/.well-known/oauth-authorization-server", s.asMetadata, nil},
 		{fiber.MethodGet, "/.well-known/openid-configuration", s.asMetadata, nil},
 		{fiber.MethodPost, "/v1/admin/clients", s.addClient, admin},

@@ -126,9 +126,13 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	case cfg.Dev:
 		log.Warn("--dev on a non-loopback address: caller authentication stays on")
 	}
+	tokens, err := tokenService(cfg, st, issuer, verifier, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version),
 		server.WithJWKS(st.keys), server.WithStore(st.store),
-		server.WithTokens(authn.NewTokenService(st.clients, issuer, time.Now), cfg.IssuerConfig().Issuer),
+		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients))
 	if err != nil {
 		return err
@@ -193,4 +197,42 @@ func maintain(ctx context.Context, st *state, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// tokenService assembles the token service: client_credentials, refresh
+// tokens, revocation and introspection and private_key_jwt always; token
+// exchange when tokens.exchange maps at least one trusted issuer.
+func tokenService(cfg config.Config, st *state, issuer *authn.TokenIssuer, verifier *authn.Verifier, log *slog.Logger) (*authn.TokenService, error) {
+	ns := store.DefaultNamespace
+	rc := cfg.RefreshConfig()
+	rc.Logger = log
+	families := refreshStore{st: st.store, ns: ns}
+	revs := revocations{st: st.store, ns: ns}
+	refresher, err := authn.NewRefresher(rc, issuer, families, revs, verifier, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	revoker, err := authn.NewRevoker(rc, verifier, families, revs, verifier, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	introspector, err := authn.NewIntrospector(rc, verifier, families, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	assertions, err := authn.NewAssertionVerifier(cfg.AssertionConfig(), st.clients, oneTime{st: st.store, ns: ns}, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	opts := []authn.ServiceOption{
+		authn.WithRefresh(refresher), authn.WithRevocation(revoker, introspector), authn.WithAssertions(assertions),
+	}
+	if len(cfg.Tokens.Exchange.Mappings) > 0 {
+		x, err := authn.NewExchanger(cfg.Tokens.Exchange, st.clients, verifier, issuer)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, authn.WithExchange(x))
+	}
+	return authn.NewTokenService(st.clients, issuer, time.Now, opts...), nil
 }

@@ -99,10 +99,64 @@ type revocations struct {
 	ns string
 }
 
-var _ authn.RevocationChecker = revocations{}
+var (
+	_ authn.RevocationChecker = revocations{}
+	_ authn.RevocationStore   = revocations{}
+	_ authn.OneTimeIDs        = oneTime{}
+)
 
 func (r revocations) Revoked(ctx context.Context, jti string) (bool, error) {
 	return r.st.Revoked(ctx, r.ns, jti)
+}
+
+// refreshStore adapts the store's refresh families to the refresher.
+type refreshStore struct {
+	st store.Refresh
+	ns string
+}
+
+var _ authn.RefreshStore = refreshStore{}
+
+func familyErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", authn.ErrUnknownFamily, err)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("%w: %w", authn.ErrFamilyConflict, err)
+	}
+	return err
+}
+
+func (r refreshStore) CreateFamily(ctx context.Context, t authn.RefreshToken) error {
+	return familyErr(r.st.CreateFamily(ctx, r.ns, store.RefreshToken(t)))
+}
+
+func (r refreshStore) Rotate(ctx context.Context, family string, oldHash []byte, next authn.RefreshToken) error {
+	return familyErr(r.st.Rotate(ctx, r.ns, family, oldHash, store.RefreshToken(next)))
+}
+
+func (r refreshStore) Family(ctx context.Context, family string) (authn.RefreshToken, error) {
+	t, err := r.st.Family(ctx, r.ns, family)
+	return authn.RefreshToken(t), familyErr(err)
+}
+
+func (r refreshStore) RevokeFamily(ctx context.Context, family string) (authn.RefreshToken, error) {
+	t, err := r.st.RevokeFamily(ctx, r.ns, family)
+	return authn.RefreshToken(t), familyErr(err)
+}
+
+func (r revocations) Revoke(ctx context.Context, jti string, exp time.Time) error {
+	return r.st.Revoke(ctx, r.ns, jti, exp)
+}
+
+// oneTime adapts the store's one-time ids to the assertion verifier.
+type oneTime struct {
+	st store.OneTime
+	ns string
+}
+
+func (o oneTime) UseOnce(ctx context.Context, jti string, exp time.Time) (bool, error) {
+	return o.st.UseOnce(ctx, o.ns, jti, exp)
 }
 
 // pepperFile holds the server pepper client secrets are HMACed with. It is

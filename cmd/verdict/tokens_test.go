@@ -114,6 +114,45 @@ func TestClientCredentialsEndToEnd(t *testing.T) {
 	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "Bearer") {
 		t.Fatalf("decide without a token: %d %v", resp.StatusCode, resp.Header)
 	}
+	// Introspection sees it active; after revocation it is inactive and
+	// /v1/decide refuses it at once.
+	tok, err := cc.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := func(path, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("gateway", secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	if code, body := form("/oauth2/introspect", "token="+tok.AccessToken); code != 200 || !strings.Contains(body, `"active":true`) || !strings.Contains(body, `"client_id":"gateway"`) {
+		t.Fatalf("introspect: %d %s", code, body)
+	}
+	if code, body := form("/oauth2/revoke", "token="+tok.AccessToken); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	if code, body := form("/oauth2/introspect", "token="+tok.AccessToken); code != 200 || body != `{"active":false}` {
+		t.Fatalf("introspect after revoke: %d %s", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(decide))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("a revoked token was accepted: %d", resp.StatusCode)
+	}
 	// A token with only another scope is refused with 403.
 	other := clientcredentials.Config{ClientID: "gateway", ClientSecret: secret, TokenURL: base + "/oauth2/token", Scopes: []string{"read"}}
 	resp, err = other.Client(context.Background()).Post(base+"/v1/decide", "application/json", strings.NewReader(decide))

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -55,6 +56,36 @@ type Tokens struct {
 	// TrustedIssuers are other issuers whose tokens callers may present
 	// (OIDC discovery or JWKS URL).
 	TrustedIssuers []authn.TrustedIssuer `yaml:"trusted_issuers"`
+	// RefreshTTL is the lifetime of a refresh-token family (default 24h).
+	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// Exchange maps the trusted issuers whose tokens may be exchanged
+	// (RFC 8693) for Verdict tokens; none means token exchange is off.
+	Exchange authn.ExchangeConfig `yaml:"exchange"`
+}
+
+// RefreshConfig returns the refresh/revocation configuration.
+func (c Config) RefreshConfig() authn.RefreshConfig {
+	rc := authn.DefaultRefreshConfig()
+	ic := c.IssuerConfig()
+	rc.Issuer = ic.Issuer
+	rc.AccessTokenTTL = ic.AccessTokenTTL
+	if c.Tokens.RefreshTTL > 0 {
+		rc.RefreshTTL = c.Tokens.RefreshTTL
+	}
+	return rc
+}
+
+// AssertionConfig returns the private_key_jwt configuration: assertions for
+// this server's token endpoint or issuer.
+func (c Config) AssertionConfig() authn.AssertionConfig {
+	ac := authn.DefaultAssertionConfig()
+	ic := c.IssuerConfig()
+	ac.Issuer = ic.Issuer
+	ac.TokenEndpoint = ic.Issuer + "/oauth2/token"
+	if c.Keys.ClockSkew > 0 {
+		ac.ClockSkew = c.Keys.ClockSkew
+	}
+	return ac
 }
 
 // VerifierConfig returns the caller-token verifier's configuration: Verdict
@@ -153,7 +184,11 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format must be text or json, got %q", c.Log.Format))
 	}
-	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate(), c.VerifierConfig().Validate())
+	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate(), c.VerifierConfig().Validate(),
+		c.RefreshConfig().Validate(), c.AssertionConfig().Validate())
+	if len(c.Tokens.Exchange.Mappings) > 0 {
+		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
+	}
 	return errors.Join(errs...)
 }
 
