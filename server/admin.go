@@ -164,3 +164,67 @@ func callerID(c *fiber.Ctx) string {
 	}
 	return "unauthenticated (dev)"
 }
+
+// KeyAdmin is what the admin routes need of the signing-key ring.
+type KeyAdmin interface {
+	List() []authn.KeyInfo
+	Rotate(ctx context.Context) (authn.Key, error)
+	Revoke(ctx context.Context, kid string) error
+}
+
+var _ KeyAdmin = (*authn.Keyring)(nil)
+
+// WithKeyAdmin serves /v1/admin/keys (scope verdict:admin).
+func WithKeyAdmin(k KeyAdmin) Option {
+	return func(s *Server) { s.keyAdmin = k }
+}
+
+func (s *Server) keysReady() error {
+	if s.keyAdmin == nil {
+		return newError(fiber.StatusNotFound, CodeNotFound, "this server has no signing keys")
+	}
+	return nil
+}
+
+// listKeys is GET /v1/admin/keys: every key without its private part.
+func (s *Server) listKeys(c *fiber.Ctx) error {
+	if err := s.keysReady(); err != nil {
+		return err
+	}
+	ks := s.keyAdmin.List()
+	if ks == nil {
+		ks = []authn.KeyInfo{}
+	}
+	return c.JSON(fiber.Map{"keys": ks})
+}
+
+// rotateKeys is POST /v1/admin/keys/rotate: a new key, published now and
+// signing after one JWKS max-age.
+func (s *Server) rotateKeys(c *fiber.Ctx) error {
+	if err := s.keysReady(); err != nil {
+		return err
+	}
+	k, err := s.keyAdmin.Rotate(c.UserContext())
+	if err != nil {
+		return err
+	}
+	s.log.Info("signing key rotated", "audit", true, "request_id", requestID(c), "kid", k.KID, "alg", k.Alg,
+		"sign_from", k.SignFrom, "by", callerID(c))
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"kid": k.KID, "alg": k.Alg, "sign_from": k.SignFrom})
+}
+
+// revokeKey is POST /v1/admin/keys/:kid/revoke: the emergency stop.
+func (s *Server) revokeKey(c *fiber.Ctx) error {
+	if err := s.keysReady(); err != nil {
+		return err
+	}
+	kid := utils.CopyString(c.Params("kid"))
+	if err := s.keyAdmin.Revoke(c.UserContext(), kid); err != nil {
+		if errors.Is(err, authn.ErrUnknownKey) {
+			return newError(fiber.StatusNotFound, CodeNotFound, "no such key")
+		}
+		return err
+	}
+	s.log.Warn("signing key revoked", "audit", true, "request_id", requestID(c), "kid", kid, "by", callerID(c))
+	return c.JSON(fiber.Map{"keys": s.keyAdmin.List()})
+}

@@ -160,3 +160,40 @@ func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func TestAdminKeys(t *testing.T) {
+	kit := newAuthKit(t)
+	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &memKeys{m: map[string]authn.Key{}}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ring.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, DefaultConfig(), bundles.NewManager(bundles.DefaultConfig(), nil), WithAuth(kit.verifier, true), WithKeyAdmin(ring))
+	admin := kit.token(t, "ops", ScopeAdmin)
+	if code, _ := adminReq(t, h, "POST", "/v1/admin/keys/rotate", kit.token(t, "gw", ScopeDecide), ""); code != 403 {
+		t.Fatalf("rotate without admin scope: %d", code)
+	}
+	code, m := adminReq(t, h, "GET", "/v1/admin/keys", admin, "")
+	if code != 200 || len(m["keys"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", code, m)
+	}
+	first := m["keys"].([]any)[0].(map[string]any)["kid"].(string)
+	code, m = adminReq(t, h, "POST", "/v1/admin/keys/rotate", admin, "")
+	if code != 201 || m["kid"] == first {
+		t.Fatalf("rotate: %d %v", code, m)
+	}
+	if _, m := adminReq(t, h, "GET", "/v1/admin/keys", admin, ""); len(m["keys"].([]any)) != 2 || strings.Contains(toJSON(m), `"d"`) {
+		t.Fatalf("after rotate: %v", m)
+	}
+	if code, _ := adminReq(t, h, "POST", "/v1/admin/keys/"+first+"/revoke", admin, ""); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	if _, ok := ring.PublicKey(first); ok {
+		t.Fatal("a revoked key still verifies")
+	}
+	if code, _ := adminReq(t, h, "POST", "/v1/admin/keys/nosuch/revoke", admin, ""); code != 404 {
+		t.Fatalf("unknown kid: %d", code)
+	}
+}

@@ -142,6 +142,7 @@ type Server struct {
 	verifier    Verifier
 	authOpen    bool
 	clientAdmin ClientAdmin
+	keyAdmin    KeyAdmin
 }
 
 // Option changes how New builds a server.
@@ -250,6 +251,9 @@ func (s *Server) table() []route {
 		{fiber.MethodGet, "/v1/admin/clients/:id", s.getClient, admin},
 		{fiber.MethodDelete, "/v1/admin/clients/:id", s.removeClient, admin},
 		{fiber.MethodPost, "/v1/admin/clients/:id/rotate-secret", s.rotateClientSecret, admin},
+		{fiber.MethodGet, "/v1/admin/keys", s.listKeys, admin},
+		{fiber.MethodPost, "/v1/admin/keys/rotate", s.rotateKeys, admin},
+		{fiber.MethodPost, "/v1/admin/keys/:kid/revoke", s.revokeKey, admin},
 	}
 }
 

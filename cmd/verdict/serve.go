@@ -133,7 +133,7 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version),
 		server.WithJWKS(st.keys), server.WithStore(st.store),
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
-		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients))
+		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients), server.WithKeyAdmin(st.keys))
 	if err != nil {
 		return err
 	}
