@@ -188,8 +188,14 @@ func maintain(ctx context.Context, st *state, log *slog.Logger) {
 			return
 		case <-tick.C:
 		}
+		before := keyStates(st.keys.List())
 		if err := st.keys.Tick(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("signing-key maintenance failed; keys unchanged", "error", err)
+		}
+		for kid, state := range keyStates(st.keys.List()) {
+			if before[kid] != state {
+				log.Info("signing key changed state", "audit", true, "kid", kid, "from", before[kid], "to", state)
+			}
 		}
 		if sweeps++; sweeps%6 == 0 {
 			if _, err := st.store.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
@@ -235,4 +241,12 @@ func tokenService(cfg config.Config, st *state, issuer *authn.TokenIssuer, verif
 		opts = append(opts, authn.WithExchange(x))
 	}
 	return authn.NewTokenService(st.clients, issuer, time.Now, opts...), nil
+}
+
+func keyStates(ks []authn.KeyInfo) map[string]authn.KeyState {
+	m := make(map[string]authn.KeyState, len(ks))
+	for _, k := range ks {
+		m[k.KID] = k.State
+	}
+	return m
 }

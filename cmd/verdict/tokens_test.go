@@ -180,3 +180,84 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatalf("%s: %v", url, err)
 	}
 }
+
+// serveAt runs `verdict serve` on addr over dataDir until the returned stop
+// is called; it waits until the server answers.
+func serveAt(t *testing.T, addr, dataDir string) (stop func()) {
+	t.Helper()
+	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var sout, serr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &sout, &serr)
+	}()
+	for i := 0; i < 200; i++ {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			return func() {
+				cancel()
+				if code := <-done; code != 0 {
+					t.Errorf("serve exit %d: %s", code, serr.String())
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	t.Fatalf("serve never answered: %s", serr.String())
+	return nil
+}
+
+// TestStateSurvivesRestart: a revoked token stays revoked, and the signing
+// key and clients stay the same, across a restart on the same data dir.
+func TestStateSurvivesRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	_, out, _ := cli(t, "", "client", "add", "--id", "gw", "--scope", "verdict:decide", "--data-dir", dataDir)
+	secret := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]
+	addr := freeAddr(t)
+	base := "http://" + addr
+	cc := clientcredentials.Config{ClientID: "gw", ClientSecret: secret, TokenURL: base + "/oauth2/token"}
+	decide := func(tok string) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(`{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":"alice"}}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	stop := serveAt(t, addr, dataDir)
+	revoked, err := cc.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := cc.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/revoke", strings.NewReader("token="+revoked.AccessToken))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("gw", secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	stop()
+
+	stop = serveAt(t, addr, dataDir)
+	defer stop()
+	if code := decide(revoked.AccessToken); code != 401 {
+		t.Fatalf("the revoked token works again after a restart: %d", code)
+	}
+	if code := decide(kept.AccessToken); code != 200 {
+		t.Fatalf("a token from before the restart (same key) is refused: %d", code)
+	}
+	if _, err := cc.Token(context.Background()); err != nil {
+		t.Fatalf("the client's secret stopped working after a restart: %v", err)
+	}
+}
