@@ -41,16 +41,13 @@ func newClientAdd() *cobra.Command {
   verdict client add --id svc --scope verdict:decide --jwks svc-keys.json --no-secret`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := sf.config(cmd)
-			if err != nil {
-				return err
-			}
 			if jwksFile != "" {
+				var err error
 				if spec.JWKS, err = os.ReadFile(jwksFile); err != nil {
 					return err
 				}
 			}
-			st, err := openState(cmd.Context(), cfg)
+			st, err := sf.open(cmd)
 			if err != nil {
 				return err
 			}
@@ -91,11 +88,7 @@ func newClientList() *cobra.Command {
 		Short: "List clients (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := sf.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openState(cmd.Context(), cfg)
+			st, err := sf.open(cmd)
 			if err != nil {
 				return err
 			}
@@ -130,11 +123,7 @@ func newClientRotate() *cobra.Command {
 		Short: "Give a client a new secret (printed once); the old one stops working",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := sf.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openState(cmd.Context(), cfg)
+			st, err := sf.open(cmd)
 			if err != nil {
 				return err
 			}
@@ -158,11 +147,7 @@ func newClientRemove() *cobra.Command {
 		Short: "Remove a client",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := sf.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openState(cmd.Context(), cfg)
+			st, err := sf.open(cmd)
 			if err != nil {
 				return err
 			}

@@ -37,6 +37,15 @@ func (f *stateFlags) config(cmd *cobra.Command) (config.Config, error) {
 	return cfg, nil
 }
 
+// open loads the configuration and opens the data dir's state.
+func (f *stateFlags) open(cmd *cobra.Command) (*state, error) {
+	cfg, err := f.config(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return openState(cmd.Context(), cfg)
+}
+
 func newKeys() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
@@ -62,11 +71,7 @@ func newKeysList() *cobra.Command {
 		Short: "List signing keys and their state (pending, signing, retired, revoked)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := sf.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openState(cmd.Context(), cfg)
+			st, err := sf.open(cmd)
 			if err != nil {
 				return err
 			}
@@ -111,11 +116,7 @@ longest access-token lifetime + clock skew + JWKS max-age after it stops
 signing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := sf.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openState(cmd.Context(), cfg)
+			st, err := sf.open(cmd)
 			if err != nil {
 				return err
 			}
@@ -139,11 +140,7 @@ func newKeysRevoke() *cobra.Command {
 		Short: "Emergency: unpublish a key at once; tokens it signed stop verifying",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := sf.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openState(cmd.Context(), cfg)
+			st, err := sf.open(cmd)
 			if err != nil {
 				return err
 			}
