@@ -69,6 +69,8 @@ type TokenResponse struct {
 	RefreshToken    string `json:"refresh_token,omitempty"`
 	// JTI is the access token's id, for audit logs (not sent).
 	JTI string `json:"-"`
+	// ClientID is the authenticated client, for audit logs (not sent).
+	ClientID string `json:"-"`
 }
 
 // TokenService answers token, revocation and introspection requests. It is
@@ -199,7 +201,7 @@ func (s *TokenService) Token(ctx context.Context, req TokenRequest) (TokenRespon
 		if err != nil {
 			return TokenResponse{}, err
 		}
-		return s.response(at, next, ""), nil
+		return s.response(cl, at, next, ""), nil
 	case GrantTokenExchange:
 		if req.ActorToken != "" {
 			return TokenResponse{}, oauthErr(OAuthInvalidRequest, "actor_token is not supported")
@@ -217,13 +219,13 @@ func (s *TokenService) Token(ctx context.Context, req TokenRequest) (TokenRespon
 			if err != nil {
 				return TokenResponse{}, err
 			}
-			return s.response(at, rt, TokenTypeAccessToken), nil
+			return s.response(cl, at, rt, TokenTypeAccessToken), nil
 		}
 		at, err := s.issuer.Issue(cl.ID, g.Subject, g.Scopes, g.Claims)
 		if err != nil {
 			return TokenResponse{}, err
 		}
-		return s.response(at, "", TokenTypeAccessToken), nil
+		return s.response(cl, at, "", TokenTypeAccessToken), nil
 	}
 	scopes := strings.Fields(req.Scope)
 	if err := s.clients.Allowed(cl, req.GrantType, scopes); err != nil {
@@ -242,11 +244,12 @@ func (s *TokenService) Token(ctx context.Context, req TokenRequest) (TokenRespon
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	return s.response(at, "", ""), nil
+	return s.response(cl, at, "", ""), nil
 }
 
-func (s *TokenService) response(at AccessToken, refresh, issuedType string) TokenResponse {
+func (s *TokenService) response(cl Client, at AccessToken, refresh, issuedType string) TokenResponse {
 	return TokenResponse{
+		ClientID:        cl.ID,
 		AccessToken:     at.Token,
 		IssuedTokenType: issuedType,
 		TokenType:       "Bearer",

@@ -359,7 +359,7 @@ func (r *Refresher) Refresh(ctx context.Context, client Client, refreshToken, sc
 	}
 	hash := refreshHash(refreshToken)
 	if !hashEqual(hash, fam.TokenHash) {
-		r.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected",
+		r.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected", slog.Bool("audit", true),
 			slog.String("client_id", client.ID), slog.String("family", family))
 		if _, err := r.revoke(ctx, family); err != nil {
 			return AccessToken{}, "", err

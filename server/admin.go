@@ -94,7 +94,7 @@ func (s *Server) addClient(c *fiber.Ctx) error {
 	if err != nil {
 		return clientErr(err)
 	}
-	s.log.Info("client added", "request_id", requestID(c), "client_id", cl.ID, "by", callerID(c))
+	s.log.Info("client added", "audit", true, "request_id", requestID(c), "client_id", cl.ID, "by", callerID(c))
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	out := fiber.Map{"client": info}
 	if secret != "" {
@@ -136,7 +136,7 @@ func (s *Server) removeClient(c *fiber.Ctx) error {
 	if err := s.clientAdmin.Remove(c.UserContext(), id); err != nil {
 		return clientErr(err)
 	}
-	s.log.Info("client removed", "request_id", requestID(c), "client_id", id, "by", callerID(c))
+	s.log.Info("client removed", "audit", true, "request_id", requestID(c), "client_id", id, "by", callerID(c))
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
@@ -149,7 +149,7 @@ func (s *Server) rotateClientSecret(c *fiber.Ctx) error {
 	if err != nil {
 		return clientErr(err)
 	}
-	s.log.Info("client secret rotated", "request_id", requestID(c), "client_id", id, "by", callerID(c))
+	s.log.Info("client secret rotated", "audit", true, "request_id", requestID(c), "client_id", id, "by", callerID(c))
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"client_id": id, "client_secret": secret})
 }

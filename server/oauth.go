@@ -122,6 +122,13 @@ func (s *Server) oauthForm(c *fiber.Ctx) (form url.Values, cc authn.ClientCreden
 func (s *Server) oauthOutcome(c *fiber.Ctx, err error, basic bool, cc authn.ClientCredentials, what string) error {
 	var oe *authn.OAuthError
 	if !errors.As(err, &oe) {
+		if errors.Is(err, authn.ErrUnavailable) {
+			// A store or an issuer's keys cannot be reached now: nothing
+			// was decided, and the client may retry.
+			s.log.Warn(what+" could not be answered now", "request_id", requestID(c), "client_id", cc.ClientID, "error", err)
+			c.Set(fiber.HeaderRetryAfter, "1")
+			return s.oauthFail(c, fiber.StatusServiceUnavailable, "temporarily_unavailable", "try again shortly")
+		}
 		return err
 	}
 	status := fiber.StatusBadRequest
@@ -160,7 +167,7 @@ func (s *Server) token(c *fiber.Ctx) error {
 	if err != nil {
 		return s.oauthOutcome(c, err, basic, cc, "token request")
 	}
-	s.log.Info("token issued", "audit", true, "request_id", requestID(c), "client_id", cc.ClientID,
+	s.log.Info("token issued", "audit", true, "request_id", requestID(c), "client_id", resp.ClientID,
 		"grant_type", req.GrantType, "scope", resp.Scope, "jti", resp.JTI, "refresh", resp.RefreshToken != "")
 	return c.JSON(resp)
 }

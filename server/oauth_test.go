@@ -28,6 +28,9 @@ func (f *fakeTokens) Token(_ context.Context, r authn.TokenRequest) (authn.Token
 	f.mu.Lock()
 	f.got = append(f.got, r)
 	f.mu.Unlock()
+	if r.ClientSecret == "down" {
+		return authn.TokenResponse{}, fmt.Errorf("store: %w", authn.ErrUnavailable)
+	}
 	if r.ClientSecret != "right" {
 		return authn.TokenResponse{}, &authn.OAuthError{Code: authn.OAuthInvalidClient, Description: "client authentication failed"}
 	}
@@ -95,6 +98,7 @@ func TestTokenEndpointProtocol(t *testing.T) {
 		{"basic and assertion", form, "grant_type=client_credentials&client_assertion=x", []string{"Authorization", basic("gw", "right")}, 400, "invalid_request", false},
 		{"id mismatch", form, "grant_type=client_credentials&client_id=other", []string{"Authorization", basic("gw", "right")}, 400, "invalid_request", false},
 		{"repeated parameter", form, "grant_type=client_credentials&scope=a&scope=b&client_id=gw&client_secret=right", nil, 400, "invalid_request", false},
+		{"store unavailable", form, "grant_type=client_credentials&client_id=gw&client_secret=down", nil, 503, "temporarily_unavailable", false},
 		{"json body", "application/json", `{"grant_type":"client_credentials"}`, nil, 400, "invalid_request", false},
 	}
 	for _, tc := range cases {

@@ -61,12 +61,12 @@ func TestKeysLifecycle(t *testing.T) {
 func TestKeysAlgFromConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := dir + "/v.yaml"
-	writeFile(t, cfg, "keys: {alg: EdDSA}\n")
+	writeFile(t, cfg, "data_dir: state\nkeys: {alg: EdDSA}\n")
 	code, out, errOut := cli(t, "", "keys", "list", "--json", "--config", cfg)
 	if code != 0 || !strings.Contains(out, `"EdDSA"`) {
 		t.Fatalf("EdDSA from config: %d %s %s", code, out, errOut)
 	}
-	writeFile(t, cfg, "keys: {alg: RS256, rsa_bits: 1024}\n")
+	writeFile(t, cfg, "data_dir: state\nkeys: {alg: RS256, rsa_bits: 1024}\n")
 	if code, _, errOut := cli(t, "", "keys", "list", "--config", cfg); code != 2 || !strings.Contains(errOut, "2048") {
 		t.Fatalf("RSA 1024 must be refused: %d %s", code, errOut)
 	}

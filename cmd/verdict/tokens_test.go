@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
@@ -259,5 +261,61 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 	if _, err := cc.Token(context.Background()); err != nil {
 		t.Fatalf("the client's secret stopped working after a restart: %v", err)
+	}
+}
+
+// TestPrivateKeyJWTEndToEnd: a client registered with only a public JWKS
+// gets a token with a signed assertion; replaying the assertion fails.
+func TestPrivateKeyJWTEndToEnd(t *testing.T) {
+	dataDir := t.TempDir()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+	pad := func(n *big.Int) []byte { return n.FillBytes(make([]byte, 32)) }
+	jwks := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","x":%q,"y":%q,"kid":"svc-1","alg":"ES256","use":"sig"}]}`, b64(pad(priv.X)), b64(pad(priv.Y)))
+	jwksFile := dataDir + "/svc.jwks"
+	writeFile(t, jwksFile, jwks)
+	if code, out, errOut := cli(t, "", "client", "add", "--id", "svc", "--scope", "verdict:decide", "--jwks", jwksFile, "--no-secret", "--data-dir", dataDir); code != 0 || strings.Contains(out, "client_secret") {
+		t.Fatalf("client add --no-secret: %d %s %s", code, out, errOut)
+	}
+	addr := freeAddr(t)
+	base := "http://" + addr
+	stop := serveAt(t, addr, dataDir)
+	defer stop()
+
+	now := time.Now()
+	tok := gojwt.NewWithClaims(gojwt.SigningMethodES256, gojwt.MapClaims{
+		"iss": "svc", "sub": "svc", "aud": base + "/oauth2/token",
+		"iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(), "jti": "assert-1",
+	})
+	tok.Header["kid"] = "svc-1"
+	assertion, err := tok.SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := "grant_type=client_credentials&client_id=svc&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=" + assertion
+	post := func() (int, map[string]any) {
+		resp, err := http.Post(base+"/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader(form))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	code, m := post()
+	if code != 200 || m["access_token"] == nil {
+		t.Fatalf("private_key_jwt: %d %v", code, m)
+	}
+	if code, m := post(); code != 401 || m["error"] != "invalid_client" {
+		t.Fatalf("a replayed assertion: %d %v", code, m)
+	}
+	var meta map[string]any
+	getJSON(t, base+"/.well-known/oauth-authorization-server", &meta)
+	if !strings.Contains(fmt.Sprint(meta["token_endpoint_auth_methods_supported"]), "private_key_jwt") {
+		t.Fatalf("metadata: %v", meta)
 	}
 }

@@ -186,6 +186,9 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate(), c.VerifierConfig().Validate(),
 		c.RefreshConfig().Validate(), c.AssertionConfig().Validate())
+	if c.Tokens.RefreshTTL < 0 {
+		errs = append(errs, errors.New("tokens.refresh_ttl must not be negative (0 means 24h)"))
+	}
 	if len(c.Tokens.Exchange.Mappings) > 0 {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
 	}
