@@ -19,6 +19,8 @@ type Config struct {
 	Engine engine.Limits
 	// SkipTests activates bundles without running their *_test.yaml cases.
 	SkipTests bool
+	// Signing says which bundles are trusted; the zero value trusts any.
+	Signing SigningConfig
 }
 
 // DefaultConfig returns the default limits, with tests run before activation.

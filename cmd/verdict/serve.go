@@ -53,7 +53,7 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 				cfg.Server.Addr = addr
 			}
 			if f.Changed("bundle") {
-				cfg.Bundles = paths
+				cfg.Bundles.Paths = paths
 			}
 			if f.Changed("data-dir") {
 				cfg.DataDir = dataDir
@@ -98,11 +98,11 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	go maintain(ctx, st, log)
 	mgr := bundles.NewManager(cfg.BundleConfig(), log)
 	load := func() {
-		if len(cfg.Bundles) == 0 {
+		if len(cfg.Bundles.Paths) == 0 {
 			log.Warn("no bundle given (--bundle PATH): not ready, and every decision is a deny")
 			return
 		}
-		if _, err := mgr.LoadPaths(ctx, cfg.Bundles); err != nil {
+		if _, err := mgr.LoadPaths(ctx, cfg.Bundles.Paths); err != nil {
 			// The manager logged it; this is the same list, one problem a line.
 			fmt.Fprintf(cmd.ErrOrStderr(), "bundle rejected:\n%v\n", err)
 		}
@@ -153,7 +153,7 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 			}
 		}
 	}()
-	log.Info("verdict listening", "addr", "http://"+ln.Addr().String(), "bundles", cfg.Bundles, "data_dir", cfg.DataDir)
+	log.Info("verdict listening", "addr", "http://"+ln.Addr().String(), "bundles", cfg.Bundles.Paths, "data_dir", cfg.DataDir)
 	err = srv.Serve(ctx, ln)
 	log.Info("verdict stopped")
 	if errors.Is(err, context.Canceled) {

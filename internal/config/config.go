@@ -28,8 +28,8 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Dev marks a local developer setup; it is announced loudly at start.
 	Dev bool `yaml:"dev"`
-	// Bundles are the bundle paths (directories or .tar.gz) served together.
-	Bundles []string `yaml:"bundles"`
+	// Bundles says which bundles are served and how they are trusted.
+	Bundles Bundles `yaml:"bundles"`
 	// Server configures the HTTP listener and the decision cache.
 	Server server.Config `yaml:"server"`
 	// Engine bounds every evaluation.
@@ -44,6 +44,52 @@ type Config struct {
 	Tokens Tokens `yaml:"tokens"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
+}
+
+// Bundles is the bundles section. In the file it is either a list of paths
+// (the short form) or a mapping with the keys below.
+type Bundles struct {
+	// Paths are bundle directories or .tar.gz files served together,
+	// combined deny-overrides. With none, serve activates the revision last
+	// activated through the bundle API (kept in the store).
+	Paths []string `yaml:"paths"`
+	// RequireSignature rejects every bundle, from disk or pushed, without a
+	// valid .signatures.json made with one of Keys. Unset means true, or
+	// false under dev.
+	RequireSignature *bool `yaml:"require_signature"`
+	// Keys are the public keys bundle signatures are verified with, by key
+	// id.
+	Keys map[string]bundles.VerificationKey `yaml:"keys"`
+	// Watch reloads directory paths when a file in them changes.
+	Watch bool `yaml:"watch"`
+}
+
+// UnmarshalYAML reads the short form (a list of paths) or the mapping,
+// rejecting unknown keys.
+func (b *Bundles) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.SequenceNode {
+		return n.Decode(&b.Paths)
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: bundles must be a list of paths or a mapping", n.Line)
+	}
+	known := map[string]bool{"paths": true, "require_signature": true, "keys": true, "watch": true}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; !known[k] {
+			return fmt.Errorf("line %d: field %s not found in bundles (paths, require_signature, keys, watch)", n.Content[i].Line, k)
+		}
+	}
+	type plain Bundles
+	return n.Decode((*plain)(b))
+}
+
+// SignatureRequired reports whether bundles must be signed: the configured
+// value, else true outside dev.
+func (c Config) SignatureRequired() bool {
+	if c.Bundles.RequireSignature != nil {
+		return *c.Bundles.RequireSignature
+	}
+	return !c.Dev
 }
 
 // Tokens configures the token service.
@@ -157,9 +203,15 @@ func Load(path string) (Config, error) {
 	// Paths in the file are relative to the file, so that it works from any
 	// working directory.
 	base := filepath.Dir(path)
-	for i, b := range cfg.Bundles {
+	for i, b := range cfg.Bundles.Paths {
 		if !filepath.IsAbs(b) {
-			cfg.Bundles[i] = filepath.Join(base, b)
+			cfg.Bundles.Paths[i] = filepath.Join(base, b)
+		}
+	}
+	for kid, k := range cfg.Bundles.Keys {
+		if k.KeyFile != "" && !filepath.IsAbs(k.KeyFile) {
+			k.KeyFile = filepath.Join(base, k.KeyFile)
+			cfg.Bundles.Keys[kid] = k
 		}
 	}
 	var set struct {
@@ -197,7 +249,8 @@ func (c Config) Validate() error {
 
 // BundleConfig returns the bundle manager's configuration.
 func (c Config) BundleConfig() bundles.Config {
-	return bundles.Config{Limits: c.BundleLimits, Engine: c.Engine, SkipTests: c.SkipBundleTests}
+	return bundles.Config{Limits: c.BundleLimits, Engine: c.Engine, SkipTests: c.SkipBundleTests,
+		Signing: bundles.SigningConfig{Required: c.SignatureRequired(), Keys: c.Bundles.Keys}}
 }
 
 func (l Log) level() (slog.Level, error) {

@@ -86,8 +86,8 @@ func TestPathsAreRelativeToTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Dir(p)
-	if cfg.Bundles[0] != filepath.Join(dir, "policies/a") || cfg.Bundles[1] != "/abs/b" || cfg.DataDir != filepath.Join(dir, "state") {
-		t.Fatalf("paths: %v %s", cfg.Bundles, cfg.DataDir)
+	if cfg.Bundles.Paths[0] != filepath.Join(dir, "policies/a") || cfg.Bundles.Paths[1] != "/abs/b" || cfg.DataDir != filepath.Join(dir, "state") {
+		t.Fatalf("paths: %v %s", cfg.Bundles.Paths, cfg.DataDir)
 	}
 	cfg, _ = Load(write(t, "log: {level: warn}\n"))
 	if cfg.DataDir != "./verdict-data" {
@@ -102,5 +102,52 @@ func TestEmptyDataDirInFileIsInvalid(t *testing.T) {
 	}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "data_dir") {
 		t.Fatalf("want a data_dir error, got %v", err)
+	}
+}
+
+func TestBundlesSection(t *testing.T) {
+	p := write(t, `
+bundles:
+  paths: [policies/a]
+  require_signature: false
+  watch: true
+  keys:
+    ci: {algorithm: ES256, key_file: keys/ci.pem}
+`)
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(p)
+	if len(cfg.Bundles.Paths) != 1 || cfg.Bundles.Paths[0] != filepath.Join(dir, "policies/a") || !cfg.Bundles.Watch {
+		t.Fatalf("bundles: %+v", cfg.Bundles)
+	}
+	if k := cfg.Bundles.Keys["ci"]; k.Algorithm != "ES256" || k.KeyFile != filepath.Join(dir, "keys/ci.pem") {
+		t.Fatalf("key: %+v", k)
+	}
+	if cfg.SignatureRequired() {
+		t.Fatal("require_signature: false was not applied")
+	}
+	if _, err := Load(write(t, "bundles: {pathz: [a]}\n")); err == nil || !strings.Contains(err.Error(), "pathz") {
+		t.Fatalf("an unknown key under bundles: want an error naming it, got %v", err)
+	}
+	if _, err := Load(write(t, "bundles: policies/a\n")); err == nil {
+		t.Fatal("a scalar bundles: want an error")
+	}
+}
+
+func TestSignatureRequiredByDefaultOutsideDev(t *testing.T) {
+	cfg := Default()
+	if !cfg.SignatureRequired() {
+		t.Fatal("production default must require signatures")
+	}
+	cfg.Dev = true
+	if cfg.SignatureRequired() {
+		t.Fatal("dev default must not require signatures")
+	}
+	yes := true
+	cfg.Bundles.RequireSignature = &yes
+	if !cfg.SignatureRequired() {
+		t.Fatal("an explicit require_signature: true wins over dev")
 	}
 }
