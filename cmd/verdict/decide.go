@@ -18,15 +18,19 @@ func newDecide() *cobra.Command {
 	var (
 		paths   []string
 		input   string
-		explain bool
-		cfgPath string
+		explain   bool
+		cfgPath   string
+		skipTests bool
 	)
 	cmd := &cobra.Command{
 		Use:   "decide --bundle PATH [--input FILE|-]",
 		Short: "Evaluate a request against a bundle locally and print the decision JSON",
 		Long: `Evaluate a request locally, without a server, and print the decision as
 POST /v1/decide would answer it. The input is the /v1/decide request body
-(a single request or a batch with "evaluations"), read from --input or stdin.`,
+(a single request or a batch with "evaluations"), read from --input or stdin.
+
+As under serve, a bundle whose own test cases fail is rejected; --skip-tests
+decides anyway, to debug a failing case.`,
 		Example: `  echo '{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"document","id":"1"}}' \
     | verdict decide --bundle policies/quickstart`,
 		Args: cobra.NoArgs,
@@ -62,7 +66,9 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 			if err != nil {
 				return fmt.Errorf("input: %w", err)
 			}
-			mgr := bundles.NewManager(cfg.BundleConfig(), nil)
+			bc := cfg.BundleConfig()
+			bc.SkipTests = bc.SkipTests || skipTests
+			mgr := bundles.NewManager(bc, nil)
 			active, err := mgr.LoadPaths(cmd.Context(), paths)
 			if err != nil {
 				return fmt.Errorf("bundle rejected:\n%w", err)
@@ -80,5 +86,6 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 	f.StringVar(&input, "input", "-", "file with the request JSON, or - for stdin")
 	f.BoolVar(&explain, "explain", false, "include a trace of every rule evaluated")
 	f.StringVar(&cfgPath, "config", "", "configuration file whose engine and bundle limits apply (as under serve)")
+	f.BoolVar(&skipTests, "skip-tests", false, "decide even if the bundle's own test cases fail")
 	return cmd
 }
