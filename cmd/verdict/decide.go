@@ -16,8 +16,8 @@ import (
 
 func newDecide() *cobra.Command {
 	var (
-		paths   []string
-		input   string
+		paths     []string
+		input     string
 		explain   bool
 		cfgPath   string
 		skipTests bool
