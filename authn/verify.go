@@ -33,7 +33,10 @@ var (
 	// ErrInvalidToken is wrapped by every rejection of the token itself:
 	// malformed, badly signed, expired, wrong issuer or audience, revoked.
 	// The server answers 401 invalid_token. The message after it names the
-	// reason (never the token) and is safe to log, not to show.
+	// reason (never the token): it quotes at most a few truncated fields of
+	// the caller's own token and public facts about the keys (as published
+	// in the JWKS), so it is safe to log and to show the caller, as RFC 6750
+	// error_description does.
 	ErrInvalidToken = errors.New("invalid token")
 	// ErrUnavailable means the token could not be checked: the revocation
 	// store failed, an issuer's keys could not be fetched yet, the caller's
@@ -72,6 +75,17 @@ var allowedAlgs = map[string]algSpec{
 	"EdDSA": {jwa.EdDSA(), "OKP", "Ed25519"},
 	"RS256": {jwa.RS256(), "RSA", ""},
 	"PS256": {jwa.PS256(), "RSA", ""},
+}
+
+// VerifiableAlgs lists, sorted, the JWS algorithms Verdict verifies (in
+// caller tokens and private_key_jwt client assertions), for metadata.
+func VerifiableAlgs() []string {
+	algs := make([]string, 0, len(allowedAlgs))
+	for a := range allowedAlgs {
+		algs = append(algs, a)
+	}
+	slices.Sort(algs)
+	return algs
 }
 
 // KeySource gives the public key with a kid, for Verdict's own tokens.
@@ -413,6 +427,7 @@ type verified struct {
 	claims Claims
 	until  time.Time // min(exp, verification start + CacheTTL)
 	jti    string    // revocable jti (own tokens), "" otherwise
+	kid    string    // signing key of own tokens, "" otherwise
 	epoch  uint64    // tombstone epoch when verification started
 }
 
@@ -539,6 +554,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	key := sha256.Sum256([]byte(token))
 
 	if e, ok := v.cache.Get(key); ok && start.Before(e.until) {
+		// An emergency key revoke must stop the key's tokens at once,
+		// cached or not: the key ring answers from memory.
+		if e.kid != "" {
+			if _, ok := v.self.PublicKey(e.kid); !ok {
+				v.cache.Del(key)
+				return nil, invalid("unknown key id %s", short(e.kid))
+			}
+		}
 		switch v.tombs.check(key, e) {
 		case tombNone:
 			return e.claims, nil
@@ -548,7 +571,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		// tombForgotten: verify again.
 	}
 
-	claims, tr, exp, err := v.verify(ctx, token, start)
+	claims, tr, kid, exp, err := v.verify(ctx, token, start)
 	if err != nil {
 		return nil, err
 	}
@@ -558,6 +581,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	}
 	if tr.self {
 		e.jti = claims.JTI()
+		e.kid = kid
 	}
 	if start.Before(e.until) {
 		v.cache.Set(key, e)
@@ -581,9 +605,10 @@ func (v *Verifier) ForgetJTI(jti string) {
 	}
 }
 
-// verify does the full check of a token not served from the cache.
-func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Claims, *trusted, time.Time, error) {
-	fail := func(err error) (Claims, *trusted, time.Time, error) { return nil, nil, time.Time{}, err }
+// verify does the full check of a token not served from the cache. It
+// returns the claims, the issuer, the key id and the expiry.
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Claims, *trusted, string, time.Time, error) {
+	fail := func(err error) (Claims, *trusted, string, time.Time, error) { return nil, nil, "", time.Time{}, err }
 
 	hdr, claims, payload, err := parseToken(token)
 	if err != nil {
@@ -657,7 +682,7 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Cla
 			return fail(invalid("token revoked"))
 		}
 	}
-	return claims, tr, exp, nil
+	return claims, tr, hdr.kid, exp, nil
 }
 
 // checkClaims checks the registered claims of a signature-verified token

@@ -919,6 +919,27 @@ func TestVerifyCacheAndRevocation(t *testing.T) {
 	}
 }
 
+// TestRevokedKeyStopsCachedTokens: an emergency key revoke rejects the
+// key's tokens at once, even those whose verification is cached.
+func TestRevokedKeyStopsCachedTokens(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t, AlgES256, nil)
+	ctx := context.Background()
+	tok := e.own(t, nil)
+	mustVerify(t, e.v, tok)
+	e.v.cache.Wait()
+	mustVerify(t, e.v, tok) // a cache hit
+	_, meta, err := e.ring.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ring.Revoke(ctx, meta.KID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.v.Verify(ctx, tok)
+	wantInvalid(t, err, "unknown key id")
+}
+
 // TestForgetJTIDuringRevocationCheck: the store answers "not revoked"
 // just before the revocation lands; ForgetJTI still wins, for this call
 // and the next (nothing was cached).

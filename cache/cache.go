@@ -106,6 +106,14 @@ func (c *Cache[K, V]) Set(key K, val V) {
 	c.rc.SetWithTTL(c.keyFn(key), entry[K, V]{key: key, val: val}, 1, c.ttl)
 }
 
+// Del drops the entry stored under key (and any entry sharing its index,
+// which only costs that entry a miss).
+func (c *Cache[K, V]) Del(key K) {
+	if c != nil {
+		c.rc.Del(c.keyFn(key))
+	}
+}
+
 // Wait blocks until buffered writes are applied (for tests and benchmarks).
 func (c *Cache[K, V]) Wait() {
 	if c != nil {

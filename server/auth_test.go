@@ -115,6 +115,10 @@ func TestDecideRequiresAToken(t *testing.T) {
 		{"no token", "", 401, CodeUnauthorized, `Bearer realm="verdict"`},
 		{"not bearer", "Basic Z3c6eA==", 401, CodeUnauthorized, `Bearer realm="verdict"`},
 		{"garbage", "Bearer abc", 401, CodeUnauthorized, `error="invalid_token"`},
+		// Headers past fasthttp's default 4 KiB buffer still reach the
+		// verifier, which applies its own 8 KiB limit.
+		{"6 KiB", "Bearer " + strings.Repeat("a", 6<<10), 401, CodeUnauthorized, `error="invalid_token"`},
+		{"over 8 KiB", "Bearer " + strings.Repeat("a", 9<<10), 401, CodeUnauthorized, `error="invalid_token"`},
 		{"tampered", "Bearer " + good[:len(good)-4] + "AAAA", 401, CodeUnauthorized, `error="invalid_token"`},
 		{"no scope", "Bearer " + kit.token(t, "gw", "read"), 403, CodeForbidden, `error="insufficient_scope"`},
 		{"good", "Bearer " + good, 200, "", ""},

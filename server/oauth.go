@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -41,6 +42,8 @@ func WithTokens(t Tokens, issuer string) Option {
 func (s *Server) tokenLimits() []fiber.Handler {
 	reached := func(c *fiber.Ctx) error {
 		s.log.Warn("token requests rate limited", "request_id", requestID(c), "ip", c.IP())
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		c.Set("Pragma", "no-cache")
 		return s.oauthFail(c, fiber.StatusTooManyRequests, "too_many_requests", "too many failed token requests; retry after the time in Retry-After")
 	}
 	st := newLimitStore()
@@ -54,14 +57,22 @@ func (s *Server) tokenLimits() []fiber.Handler {
 		Storage: st,
 		Max:     s.cfg.TokenFailures.Max, Expiration: s.cfg.TokenFailures.Window,
 		SkipSuccessfulRequests: true, LimitReached: reached,
-		KeyGenerator: func(c *fiber.Ctx) string {
-			if id, _, ok := parseBasic(c.Get(fiber.HeaderAuthorization)); ok {
-				return "client:" + id
-			}
-			return "client:" + utils.CopyString(c.FormValue("client_id"))
-		},
+		// A request that names no client (private_key_jwt may leave
+		// client_id out) is counted by IP only: one shared "no client"
+		// bucket would let anyone lock out every such request.
+		Next:         func(c *fiber.Ctx) bool { return limitClientID(c) == "" },
+		KeyGenerator: func(c *fiber.Ctx) string { return "client:" + limitClientID(c) },
 	})
 	return []fiber.Handler{byIP, byClient}
+}
+
+// limitClientID is the client id a token request names (Basic user, else
+// the client_id form field), copied out of Fiber's buffers; "" for none.
+func limitClientID(c *fiber.Ctx) string {
+	if id, _, ok := parseBasic(c.Get(fiber.HeaderAuthorization)); ok {
+		return id
+	}
+	return utils.CopyString(c.FormValue("client_id"))
 }
 
 // oauthError is the RFC 6749 §5.2 error body. The token endpoint answers in
@@ -238,15 +249,26 @@ func (s *Server) asMetadata(c *fiber.Ctx) error {
 	if s.tokens == nil {
 		return newError(fiber.StatusNotFound, CodeNotFound, "this server issues no tokens")
 	}
-	return c.JSON(fiber.Map{
+	methods := s.tokens.AuthMethods()
+	md := fiber.Map{
 		"issuer":                                s.issuer,
 		"token_endpoint":                        s.issuer + "/oauth2/token",
 		"jwks_uri":                              s.issuer + "/.well-known/jwks.json",
 		"grant_types_supported":                 s.tokens.GrantTypes(),
-		"token_endpoint_auth_methods_supported": s.tokens.AuthMethods(),
+		"token_endpoint_auth_methods_supported": methods,
 		"revocation_endpoint":                   s.issuer + "/oauth2/revoke",
-		"introspection_endpoint":                s.issuer + "/oauth2/introspect",
-		"response_types_supported":              []string{},
-		"scopes_supported":                      []string{"verdict:decide", "verdict:bundles:write", "verdict:admin"},
-	})
+		"revocation_endpoint_auth_methods_supported":    methods,
+		"introspection_endpoint":                        s.issuer + "/oauth2/introspect",
+		"introspection_endpoint_auth_methods_supported": methods,
+		"response_types_supported":                      []string{},
+		"scopes_supported":                              []string{ScopeDecide, ScopeBundlesWrite, ScopeAdmin},
+	}
+	if slices.Contains(methods, "private_key_jwt") {
+		// RFC 8414 §2: required when private_key_jwt is offered.
+		algs := authn.VerifiableAlgs()
+		md["token_endpoint_auth_signing_alg_values_supported"] = algs
+		md["revocation_endpoint_auth_signing_alg_values_supported"] = algs
+		md["introspection_endpoint_auth_signing_alg_values_supported"] = algs
+	}
+	return c.JSON(md)
 }

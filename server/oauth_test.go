@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -151,12 +152,52 @@ func TestFailedTokenRequestsAreRateLimited(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || m["error"] != "too_many_requests" {
 		t.Fatalf("after 3 failures: %d %v %v", resp.StatusCode, resp.Header, m)
 	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Fatalf("a 429 from the token endpoint needs Cache-Control: no-store, got %q", cc)
+	}
 	// Successes do not count: another server, many good requests.
 	h2 := start(t, cfg, mgr, WithTokens(&fakeTokens{}, "http://x"))
 	for i := 0; i < 6; i++ {
 		if resp, _ := formPost(t, h2, form, "grant_type=client_credentials&client_id=gw&client_secret=right"); resp.StatusCode != 200 {
 			t.Fatalf("good request %d: %d", i, resp.StatusCode)
 		}
+	}
+}
+
+// fromIP returns a client whose connections come from ip (any 127.0.0.0/8
+// address is local on Linux), so a test can be several callers.
+func fromIP(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// TestRequestsWithoutClientIDShareNoBucket: failures that name no client
+// count against their IP only, never against a bucket every such request
+// shares.
+func TestRequestsWithoutClientIDShareNoBucket(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.TokenFailures = RateLimit{Max: 2, Window: time.Minute}
+	h := start(t, cfg, bundles.NewManager(bundles.DefaultConfig(), nil), WithTokens(&fakeTokens{}, "http://x"))
+	post := func(c *http.Client, body string) int {
+		resp, err := c.Post(h.url+"/oauth2/token", "application/x-www-form-urlencoded", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	a, b := fromIP(t, "127.0.0.2"), fromIP(t, "127.0.0.3")
+	for i := 0; i < 2; i++ {
+		if code := post(a, "grant_type=client_credentials&client_secret=wrong"); code != 401 {
+			t.Fatalf("failure %d: %d", i, code)
+		}
+	}
+	if code := post(a, "grant_type=client_credentials&client_secret=right"); code != 429 {
+		t.Fatalf("the failing IP must be limited: %d", code)
+	}
+	if code := post(b, "grant_type=client_credentials&client_secret=right"); code != 200 {
+		t.Fatalf("another IP without a client_id was limited by the first one's failures: %d", code)
 	}
 }
 

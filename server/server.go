@@ -207,8 +207,12 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 		o(s)
 	}
 	s.app = fiber.New(fiber.Config{
-		AppName:               "verdict",
-		BodyLimit:             cfg.BodyLimit,
+		AppName:   "verdict",
+		BodyLimit: cfg.BodyLimit,
+		// Request headers must hold a bearer token of up to 8 KiB (the
+		// verifier's limit) beside the usual headers; fasthttp's default
+		// 4 KiB would refuse it before any handler runs.
+		ReadBufferSize:        headerBufferBytes,
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
@@ -222,6 +226,9 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	s.routes()
 	return s, nil
 }
+
+// headerBufferBytes bounds the request line and headers together.
+const headerBufferBytes = 16 << 10
 
 // route is one documented route; every route is in openapi.yaml.
 type route struct {

@@ -318,4 +318,8 @@ func TestPrivateKeyJWTEndToEnd(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(meta["token_endpoint_auth_methods_supported"]), "private_key_jwt") {
 		t.Fatalf("metadata: %v", meta)
 	}
+	// RFC 8414 §2: with private_key_jwt the signing algorithms are listed.
+	if algs := fmt.Sprint(meta["token_endpoint_auth_signing_alg_values_supported"]); !strings.Contains(algs, "ES256") || strings.Contains(algs, "HS256") {
+		t.Fatalf("token_endpoint_auth_signing_alg_values_supported: %v", algs)
+	}
 }
