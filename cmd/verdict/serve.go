@@ -119,6 +119,11 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		return err
 	}
 	defer verifier.Close()
+	if cfg.Tokens.Issuer == "" && unspecifiedAddr(cfg.Server.Addr) {
+		log.Warn("tokens.issuer is not set and the server listens on every address: tokens name iss "+
+			cfg.IssuerConfig().Issuer+", which callers cannot reach; set tokens.issuer to the URL callers use",
+			"addr", cfg.Server.Addr)
+	}
 	open := cfg.Dev && loopbackAddr(cfg.Server.Addr)
 	switch {
 	case open:
@@ -173,6 +178,20 @@ func loopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// unspecifiedAddr reports whether host:port listens on every address
+// (0.0.0.0, ::, or no host).
+func unspecifiedAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
 }
 
 // maintain runs the key ring's schedule (a pending key starting to sign,
