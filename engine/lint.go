@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Severity ranks a lint finding.
+type Severity int
+
+const (
+	// Warning is a finding that does not fail a lint run unless asked
+	// (verdict bundle lint --strict).
+	Warning Severity = iota
+	// Error is a finding that fails a lint run: the policy is wrong or
+	// cannot be loaded.
+	Error
+)
+
+// String returns "warning" or "error".
+func (s Severity) String() string {
+	if s == Error {
+		return "error"
+	}
+	return "warning"
+}
+
+// MarshalJSON writes the severity as its name.
+func (s Severity) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// Finding is one problem a linter found in a policy source, located at
+// File:Line:Col (1-based; 0 when unknown). Check is the stable id of the
+// check that produced it, such as "unreachable-rule".
+type Finding struct {
+	File     string   `json:"file"`
+	Line     int      `json:"line"`
+	Col      int      `json:"col"`
+	Severity Severity `json:"severity"`
+	Check    string   `json:"check"`
+	Message  string   `json:"message"`
+}
+
+// String formats the finding as "file:line:col: severity: message [check]",
+// leaving out the parts of the position that are unknown.
+func (f Finding) String() string {
+	var b strings.Builder
+	b.WriteString(f.File)
+	if f.Line > 0 {
+		fmt.Fprintf(&b, ":%d", f.Line)
+		if f.Col > 0 {
+			fmt.Fprintf(&b, ":%d", f.Col)
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	fmt.Fprintf(&b, "%s: %s [%s]", f.Severity, f.Message, f.Check)
+	return b.String()
+}
+
+// RuleInfo locates one rule of a policy module, for test coverage and lint.
+// Rule is the rule's id in a CEL file, or its head in Rego
+// ("allows contains \"owner\"", "decision").
+type RuleInfo struct {
+	Policy string `json:"policy"`
+	Rule   string `json:"rule"`
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Col    int    `json:"col"`
+}
