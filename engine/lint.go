@@ -31,9 +31,11 @@ func (s Severity) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()
 
 // Finding is one problem a linter found in a policy source, located at
 // File:Line:Col (1-based; 0 when unknown). Check is the stable id of the
-// check that produced it, such as "unreachable-rule".
+// check that produced it, such as "unreachable-rule"; Rule, when not empty,
+// is the id of the rule it is about.
 type Finding struct {
 	File     string   `json:"file"`
+	Rule     string   `json:"rule,omitempty"`
 	Line     int      `json:"line"`
 	Col      int      `json:"col"`
 	Severity Severity `json:"severity"`

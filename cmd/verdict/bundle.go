@@ -22,7 +22,7 @@ func newBundle() *cobra.Command {
 		Use:   "bundle",
 		Short: "Work with policy bundles",
 	}
-	cmd.AddCommand(newBundleTest())
+	cmd.AddCommand(newBundleTest(), newBundleLint())
 	return cmd
 }
 

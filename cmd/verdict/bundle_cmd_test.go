@@ -87,3 +87,49 @@ func TestBundleTestJSON(t *testing.T) {
 		t.Fatalf("rejected --json: %d %v\n%s", code, err, out)
 	}
 }
+
+func TestBundleLint(t *testing.T) {
+	clean := bundleDir(t, map[string]string{"p.verdict.yaml": policy, "p_test.yaml": tests})
+	code, out, errOut := cli(t, "", "bundle", "lint", clean)
+	if code != 0 || out != "" || !strings.Contains(errOut, "no problems found") {
+		t.Fatalf("clean: %d\n%s\n%s", code, out, errOut)
+	}
+	// An untested rule is a warning: exit 0, unless warnings fail.
+	warn := bundleDir(t, map[string]string{"p.verdict.yaml": twoRules, "p_test.yaml": tests})
+	code, out, errOut = cli(t, "", "bundle", "lint", warn)
+	want := `p.verdict.yaml:8:5: warning: rule "admins" is not exercised by any test case: add a case to a *_test.yaml file that makes it match [untested-rule]` + "\n"
+	if code != 0 || out != want || !strings.Contains(errOut, "0 errors, 1 warning") {
+		t.Fatalf("warning: %d\n%s\n%s", code, out, errOut)
+	}
+	for _, flag := range [][]string{{"--strict"}, {"--fail-on", "warning"}} {
+		if code, _, _ := cli(t, "", append(append([]string{"bundle", "lint"}, flag...), warn)...); code != 1 {
+			t.Fatalf("%v: exit %d, want 1", flag, code)
+		}
+	}
+	bad := bundleDir(t, map[string]string{"p.verdict.yaml": policy + "  - id: none\n    effect: deny\n    condition: 1 > 2\n", "p_test.yaml": tests})
+	code, out, _ = cli(t, "", "bundle", "lint", bad)
+	if code != 1 || !strings.Contains(out, `p.verdict.yaml:10:16: error: rule "none": the condition is always false, so the rule never matches [constant-false]`) {
+		t.Fatalf("error: %d\n%s", code, out)
+	}
+	code, out, _ = cli(t, "", "bundle", "lint", "--json", bad)
+	var rep struct {
+		Findings []struct {
+			File, Check, Severity, Rule string
+			Line, Col                   int
+		}
+		Errors, Warnings int
+		Failed           bool
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || !rep.Failed || rep.Errors != 1 || len(rep.Findings) != 1 {
+		t.Fatalf("--json: %d %v\n%s", code, err, out)
+	}
+	if f := rep.Findings[0]; f.File != "p.verdict.yaml" || f.Line != 10 || f.Col != 16 || f.Check != "constant-false" || f.Severity != "error" || f.Rule != "none" {
+		t.Fatalf("--json finding = %+v", f)
+	}
+	if code, out, _ := cli(t, "", "bundle", "lint", filepath.Join(clean, "missing")); code != 1 || !strings.Contains(out, "error: bundle: stat") || !strings.Contains(out, "[read]") {
+		t.Fatalf("missing bundle: %d\n%s", code, out)
+	}
+	if code, _, errOut := cli(t, "", "bundle", "lint", "--fail-on", "info", clean); code != 2 || !strings.Contains(errOut, `invalid --fail-on "info"`) {
+		t.Fatalf("bad --fail-on: %d %s", code, errOut)
+	}
+}
