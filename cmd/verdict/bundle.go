@@ -45,7 +45,12 @@ runs only the cases whose name it matches; when none matches the command says
 so and exits 0.
 
 After the run it prints rule coverage: how many rules some case exercised, and
-every rule none did, with its file:line. A CEL rule is exercised when a case
+every rule none did, with its file:line:
+
+  coverage: 5/6 rules exercised
+  not exercised: documents.verdict.yaml:63 rule "locked-documents"
+
+A CEL rule is exercised when a case
 made it match (it applied to the action and resource type and its condition
 was true); a Rego rule of the entrypoint's package when its body succeeded
 for some case (default rules are left out). --coverage-json FILE also writes

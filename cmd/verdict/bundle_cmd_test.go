@@ -133,3 +133,17 @@ func TestBundleLint(t *testing.T) {
 		t.Fatalf("bad --fail-on: %d %s", code, errOut)
 	}
 }
+
+func TestBundleHelp(t *testing.T) {
+	for cmd, want := range map[string][]string{
+		"test": {"--run", "--json", "--coverage-json", "not exercised", "verdict bundle test -v --run"},
+		"lint": {"file:line:col: severity: message [check-id]", "--strict", "--fail-on", "unreachable-rule", "untested-rule", "rego-unused-var", "verdict bundle lint --strict"},
+	} {
+		code, out, _ := cli(t, "", "bundle", cmd, "--help")
+		for _, w := range want {
+			if code != 0 || !strings.Contains(out, w) {
+				t.Errorf("bundle %s --help: %d, no %q in\n%s", cmd, code, w, out)
+			}
+		}
+	}
+}
