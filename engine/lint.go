@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // Severity ranks a lint finding.
@@ -46,19 +45,7 @@ type Finding struct {
 // String formats the finding as "file:line:col: severity: message [check]",
 // leaving out the parts of the position that are unknown.
 func (f Finding) String() string {
-	var b strings.Builder
-	b.WriteString(f.File)
-	if f.Line > 0 {
-		fmt.Fprintf(&b, ":%d", f.Line)
-		if f.Col > 0 {
-			fmt.Fprintf(&b, ":%d", f.Col)
-		}
-	}
-	if b.Len() > 0 {
-		b.WriteString(": ")
-	}
-	fmt.Fprintf(&b, "%s: %s [%s]", f.Severity, f.Message, f.Check)
-	return b.String()
+	return fmt.Sprintf("%s%s: %s [%s]", located(f.File, f.Line, f.Col), f.Severity, f.Message, f.Check)
 }
 
 // RuleInfo locates one rule of a policy module, for test coverage and lint.
