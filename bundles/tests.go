@@ -175,23 +175,27 @@ func RunTests(ctx context.Context, snap *engine.Snapshot, cases []TestCase) []Te
 	out := make([]TestResult, 0, len(cases))
 	for _, tc := range cases {
 		in := *tc.Input
-		d := snap.Decide(ctx, &in, false)
-		r := TestResult{Case: tc, Decision: d}
-		switch {
-		case d.Allow != tc.Want:
-			r.Failure = fmt.Sprintf("decision = %v, want %v (reasons %v)", d.Allow, tc.Want, d.Reasons)
-			if d.Err != nil {
-				r.Failure += ": " + d.Err.Error()
-			}
-		case d.Err != nil && !slices.Contains(tc.WantReasons, engine.ClassifyErr(d.Err)):
-			r.Failure = fmt.Sprintf("denied because evaluation failed: %v (if that is intended, expect {decision: false, reasons: [%s]})",
-				d.Err, engine.ClassifyErr(d.Err))
-		case tc.WantReasons != nil && !sameSet(d.Reasons, tc.WantReasons):
-			r.Failure = fmt.Sprintf("reasons = %v, want %v", d.Reasons, tc.WantReasons)
-		}
-		out = append(out, r)
+		out = append(out, result(tc, snap.Decide(ctx, &in, false)))
 	}
 	return out
+}
+
+// result judges decision d against what tc expects.
+func result(tc TestCase, d engine.Decision) TestResult {
+	r := TestResult{Case: tc, Decision: d}
+	switch {
+	case d.Allow != tc.Want:
+		r.Failure = fmt.Sprintf("decision = %v, want %v (reasons %v)", d.Allow, tc.Want, d.Reasons)
+		if d.Err != nil {
+			r.Failure += ": " + d.Err.Error()
+		}
+	case d.Err != nil && !slices.Contains(tc.WantReasons, engine.ClassifyErr(d.Err)):
+		r.Failure = fmt.Sprintf("denied because evaluation failed: %v (if that is intended, expect {decision: false, reasons: [%s]})",
+			d.Err, engine.ClassifyErr(d.Err))
+	case tc.WantReasons != nil && !sameSet(d.Reasons, tc.WantReasons):
+		r.Failure = fmt.Sprintf("reasons = %v, want %v", d.Reasons, tc.WantReasons)
+	}
+	return r
 }
 
 func sameSet(a, b []string) bool {

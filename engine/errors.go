@@ -17,18 +17,23 @@ type CompileError struct {
 // Error formats the problem as "file:line:col: message", leaving out the
 // parts that are unknown.
 func (e CompileError) Error() string {
+	return located(e.File, e.Line, e.Col) + e.Message
+}
+
+// located returns "file:line:col: ", leaving out the parts that are unknown
+// (a zero line or column), or "" when all are.
+func located(file string, line, col int) string {
 	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-		if e.Col > 0 {
-			fmt.Fprintf(&b, ":%d", e.Col)
+	b.WriteString(file)
+	if line > 0 {
+		fmt.Fprintf(&b, ":%d", line)
+		if col > 0 {
+			fmt.Fprintf(&b, ":%d", col)
 		}
 	}
 	if b.Len() > 0 {
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Message)
 	return b.String()
 }
 

@@ -64,6 +64,16 @@ func (s *Snapshot) Revision() string { return s.revision }
 // input, so that they may be cached.
 func (s *Snapshot) Cacheable() bool { return !s.timeDependent }
 
+// Modules returns the snapshot's modules in evaluation order, in a new
+// slice. Tools use it to reach engine-specific features (test coverage);
+// the serving path never needs it.
+func (s *Snapshot) Modules() []Evaluator {
+	if s == nil {
+		return nil
+	}
+	return append([]Evaluator(nil), s.modules...)
+}
+
 // Counts returns a copy of the number of policies per engine kind.
 func (s *Snapshot) Counts() map[string]int {
 	out := make(map[string]int, len(s.counts))

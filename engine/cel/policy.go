@@ -44,7 +44,7 @@ type rule struct {
 	Actions     []string  `yaml:"actions"`
 	Resources   []string  `yaml:"resources"`
 	Condition   yaml.Node `yaml:"condition"`
-	line        int
+	line, col   int
 }
 
 // UnmarshalYAML keeps the rule's line for error messages and rejects keys a
@@ -60,7 +60,7 @@ func (r *rule) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	*r = rule(p)
-	r.line = n.Line
+	r.line, r.col = n.Line, n.Column
 	return nil
 }
 

@@ -124,6 +124,7 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Policy, erro
 		query:         pq,
 		timeout:       opts.Limits.Timeout,
 		timeDependent: timeDependent(compiler.Modules, caps),
+		rules:         entrypointRules(compiler.Modules, entry),
 	}, nil
 }
 

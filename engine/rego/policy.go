@@ -24,6 +24,8 @@ type Policy struct {
 	query         oparego.PreparedEvalQuery
 	timeout       time.Duration
 	timeDependent bool
+	// rules are the rules of the entrypoint's package, for test coverage.
+	rules []ruleRef
 }
 
 // Name returns "rego:" followed by the entrypoint, e.g.
@@ -46,7 +48,13 @@ func (p *Policy) TimeDependent() bool { return p.timeDependent }
 // (ErrTimeout) is reported in Outcome.Err, wrapped with the policy's name;
 // Evaluate never panics. time.now_ns() returns in.Now, so that it agrees with
 // input.now.
-func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) (out engine.Outcome) {
+func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) engine.Outcome {
+	return p.evaluate(ctx, in, explain, nil)
+}
+
+// evaluate is Evaluate with an optional query tracer (test coverage only:
+// tracing slows evaluation down).
+func (p *Policy) evaluate(ctx context.Context, in *engine.Input, explain bool, tracer topdown.QueryTracer) (out engine.Outcome) {
 	out.Policy = p.name
 	defer func() {
 		if r := recover(); r != nil {
@@ -81,11 +89,15 @@ func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) (
 	stop := context.AfterFunc(ctx, c.Cancel)
 	defer stop()
 
-	rs, err := p.query.Eval(ctx,
+	opts := []oparego.EvalOption{
 		oparego.EvalParsedInput(input),
 		oparego.EvalTime(now),
 		oparego.EvalExternalCancel(c),
-	)
+	}
+	if tracer != nil {
+		opts = append(opts, oparego.EvalQueryTracer(tracer))
+	}
+	rs, err := p.query.Eval(ctx, opts...)
 	if err != nil {
 		if isCancel(err) || ctx.Err() != nil {
 			cause := ctx.Err()
