@@ -16,6 +16,7 @@ func newBundle() *cobra.Command {
 		Short: "Work with policy bundles",
 	}
 	cmd.AddCommand(newBundleTest())
+	cmd.AddCommand(newBundlePush(), newBundleRevisions(), newBundleActivate())
 	return cmd
 }
 
