@@ -36,6 +36,9 @@ var (
 // /v1/bundles/active route.
 const ReservedRevision = "active"
 
+// PushedSource is the source (Active.Sources) of a stored revision.
+const PushedSource = "push"
+
 // Revision statuses.
 const (
 	StatusActive   = "active"
@@ -110,11 +113,18 @@ func (l *Lifecycle) Push(ctx context.Context, archive []byte, by string, activat
 	}
 	// A conflict is cheap to see before compiling; PutRevision checks
 	// again atomically.
-	if cur, err := l.st.Revision(ctx, l.ns, rev); err == nil && cur.Digest != b.Digest {
+	cur, err := l.st.Revision(ctx, l.ns, rev)
+	switch {
+	case err == nil && cur.Digest != b.Digest:
 		return PushResult{}, conflict(rev, cur.Digest, b.Digest)
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+	case err == nil && (l.serving(rev) || !activate):
+		// The identical revision again, and nothing to switch: a no-op.
+		return PushResult{Revision: rev, Digest: b.Digest, Activated: l.serving(rev),
+			Tests: TestSummary{Passed: cur.Tests.Passed, Failed: cur.Tests.Failed}}, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return PushResult{}, err
 	}
+	b.Source = PushedSource
 	a, err := l.m.Prepare(ctx, []*Bundle{b})
 	if err != nil {
 		l.log.Info("bundle push rejected", "revision", rev, "pushed_by", by, "error", err)
@@ -167,6 +177,7 @@ func (l *Lifecycle) Activate(ctx context.Context, rev string) (PushResult, error
 	if err != nil {
 		return PushResult{}, err
 	}
+	b.Source = PushedSource
 	if b.Digest != rec.Digest || b.Revision() != rev {
 		return PushResult{}, fmt.Errorf("bundle revision %q: the stored archive does not match its record (digest %s, want %s)", rev, b.Digest, rec.Digest)
 	}

@@ -222,10 +222,18 @@ func TestPushListDownloadActivate(t *testing.T) {
 	if ok, rev := k.decideRevision(t, "alice", "read"); !ok || rev != "v1" {
 		t.Fatalf("after push: %v %s", ok, rev)
 	}
-	// Again, identical: 200, says so, nothing new.
+	// Again, identical: 200, says so, nothing new, not even an activation.
+	gen := func() any {
+		_, m, _, _ := k.call(t, http.MethodGet, "/v1/status", "", nil)
+		return m["bundle"].(map[string]any)["generation"]
+	}
+	before := gen()
 	code, m = k.push(t, v1, "")
-	if code != 200 || m["created"] != false || !strings.Contains(m["message"].(string), "already stored") {
+	if code != 200 || m["created"] != false || m["activated"] != true || !strings.Contains(m["message"].(string), "already stored") {
 		t.Fatalf("identical push: %d %v", code, m)
+	}
+	if after := gen(); after != before {
+		t.Fatalf("an identical push activated again: generation %v → %v", before, after)
 	}
 	// v2 without activation: stored, v1 still serves.
 	v2 := bundleArchive(t, "v2", goodFiles(policyV2))
@@ -269,7 +277,7 @@ func TestPushListDownloadActivate(t *testing.T) {
 		}
 	}
 	code, m, _, _ = k.call(t, http.MethodGet, "/v1/status", "", nil)
-	if b := m["bundle"].(map[string]any); code != 200 || b["source"] != "push" || b["revision"] != "v2" {
+	if b := m["bundle"].(map[string]any); code != 200 || b["source"] != "push" || b["revision"] != "v2" || b["sources"].([]any)[0] != "push" {
 		t.Fatalf("status: %v", m)
 	}
 	for _, p := range []string{"/v1/bundles/nope", "/v1/bundles/nope/activate"} {
