@@ -164,10 +164,13 @@ func (s *Server) activeBundle(c *fiber.Ctx) error {
 	return c.JSON(info)
 }
 
-// revisionParam decodes the :revision path segment. Revisions are any
-// string a manifest holds, so clients percent-encode them (sha256:... or a
-// revision with a slash).
-func revisionParam(c *fiber.Ctx) (string, error) {
+// revisionParam decodes the :revision path segment of a bundle route (404
+// without a bundle store). Revisions are any string a manifest holds, so
+// clients percent-encode them (sha256:... or a revision with a slash).
+func (s *Server) revisionParam(c *fiber.Ctx) (string, error) {
+	if err := s.bundlesReady(); err != nil {
+		return "", err
+	}
 	raw := utils.CopyString(c.Params("revision"))
 	rev, err := url.PathUnescape(raw)
 	if err != nil || rev == "" {
@@ -178,10 +181,7 @@ func revisionParam(c *fiber.Ctx) (string, error) {
 
 // downloadBundle is GET /v1/bundles/{revision}: the archive as pushed.
 func (s *Server) downloadBundle(c *fiber.Ctx) error {
-	if err := s.bundlesReady(); err != nil {
-		return err
-	}
-	rev, err := revisionParam(c)
+	rev, err := s.revisionParam(c)
 	if err != nil {
 		return err
 	}
@@ -210,10 +210,7 @@ func archiveName(rev string) string {
 // activateBundle is POST /v1/bundles/{revision}/activate: the stored
 // revision is verified, compiled and tested again and then serves.
 func (s *Server) activateBundle(c *fiber.Ctx) error {
-	if err := s.bundlesReady(); err != nil {
-		return err
-	}
-	rev, err := revisionParam(c)
+	rev, err := s.revisionParam(c)
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,18 @@ func (r *remote) client(ctx context.Context) (*http.Client, string, error) {
 	return cc.Client(ctx), base, nil
 }
 
+// run calls fn with a context bounded by --timeout and a client that
+// authenticates to the server.
+func (r *remote) run(cmd *cobra.Command, fn func(ctx context.Context, hc *http.Client, base string) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), r.timeout)
+	defer cancel()
+	hc, base, err := r.client(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, hc, base)
+}
+
 // apiFailure is a refusal by the server, with the details it listed.
 type apiFailure struct {
 	status  int
@@ -197,22 +209,18 @@ and exits 1; bad usage, bad credentials or an unreachable server exit 2.`,
 			} else if archive, err = os.ReadFile(args[0]); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), rem.timeout)
-			defer cancel()
-			hc, base, err := rem.client(ctx)
-			if err != nil {
-				return err
-			}
-			u := base + "/v1/bundles"
-			if noActivate {
-				u += "?activate=false"
-			}
-			var res pushAnswer
-			if _, err := call(ctx, hc, http.MethodPost, u, "application/gzip", archive, &res); err != nil {
-				return report(cmd, "bundle rejected", err)
-			}
-			printResult(cmd.OutOrStdout(), res)
-			return nil
+			return rem.run(cmd, func(ctx context.Context, hc *http.Client, base string) error {
+				u := base + "/v1/bundles"
+				if noActivate {
+					u += "?activate=false"
+				}
+				var res pushAnswer
+				if _, err := call(ctx, hc, http.MethodPost, u, "application/gzip", archive, &res); err != nil {
+					return report(cmd, "bundle rejected", err)
+				}
+				printResult(cmd.OutOrStdout(), res)
+				return nil
+			})
 		},
 	}
 	rem.flags(cmd)
@@ -236,39 +244,39 @@ test counts. Authenticates as for push (--client-id, $VERDICT_CLIENT_SECRET).`,
 		Example: `  verdict bundle revisions --server https://verdict.example.com --client-id ci`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), rem.timeout)
-			defer cancel()
-			hc, base, err := rem.client(ctx)
-			if err != nil {
-				return err
-			}
-			var out struct {
-				Revisions []bundles.RevisionInfo `json:"revisions"`
-			}
-			if _, err := call(ctx, hc, http.MethodGet, base+"/v1/bundles", "", nil, &out); err != nil {
-				return report(cmd, "listing revisions failed", err)
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "REVISION\tSTATUS\tPUSHED AT\tPUSHED BY\tTESTS\tDIGEST")
-			for _, r := range out.Revisions {
-				if current && r.Status != bundles.StatusActive {
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.Revision, r.Status, r.PushedAt.Format(time.RFC3339),
-					r.PushedBy, r.Tests.Passed, r.Tests.Passed+r.Tests.Failed, r.Digest)
-			}
-			return tw.Flush()
+			return rem.run(cmd, func(ctx context.Context, hc *http.Client, base string) error {
+				return listRevisions(ctx, cmd, hc, base, asJSON, current)
+			})
 		},
 	}
 	rem.flags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's JSON answer")
 	cmd.Flags().BoolVar(&current, "active", false, "print only the active revision")
 	return cmd
+}
+
+func listRevisions(ctx context.Context, cmd *cobra.Command, hc *http.Client, base string, asJSON, current bool) error {
+	var out struct {
+		Revisions []bundles.RevisionInfo `json:"revisions"`
+	}
+	if _, err := call(ctx, hc, http.MethodGet, base+"/v1/bundles", "", nil, &out); err != nil {
+		return report(cmd, "listing revisions failed", err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REVISION\tSTATUS\tPUSHED AT\tPUSHED BY\tTESTS\tDIGEST")
+	for _, r := range out.Revisions {
+		if current && r.Status != bundles.StatusActive {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.Revision, r.Status, r.PushedAt.Format(time.RFC3339),
+			r.PushedBy, r.Tests.Passed, r.Tests.Passed+r.Tests.Failed, r.Digest)
+	}
+	return tw.Flush()
 }
 
 func newBundleActivate() *cobra.Command {
@@ -284,24 +292,20 @@ for push (--client-id, $VERDICT_CLIENT_SECRET).`,
 		Example: `  verdict bundle activate v41 --server https://verdict.example.com --client-id ci`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), rem.timeout)
-			defer cancel()
-			hc, base, err := rem.client(ctx)
-			if err != nil {
-				return err
-			}
-			var res pushAnswer
-			u := base + "/v1/bundles/" + url.PathEscape(args[0]) + "/activate"
-			if _, err := call(ctx, hc, http.MethodPost, u, "", nil, &res); err != nil {
-				var f *apiFailure
-				if errors.As(err, &f) && f.status == http.StatusNotFound {
-					fmt.Fprintf(cmd.ErrOrStderr(), "activation failed: %s\n", f.Error())
-					return exitError{1}
+			return rem.run(cmd, func(ctx context.Context, hc *http.Client, base string) error {
+				var res pushAnswer
+				u := base + "/v1/bundles/" + url.PathEscape(args[0]) + "/activate"
+				if _, err := call(ctx, hc, http.MethodPost, u, "", nil, &res); err != nil {
+					var f *apiFailure
+					if errors.As(err, &f) && f.status == http.StatusNotFound {
+						fmt.Fprintf(cmd.ErrOrStderr(), "activation failed: %s\n", f.Error())
+						return exitError{1}
+					}
+					return report(cmd, "activation failed", err)
 				}
-				return report(cmd, "activation failed", err)
-			}
-			printResult(cmd.OutOrStdout(), res)
-			return nil
+				printResult(cmd.OutOrStdout(), res)
+				return nil
+			})
 		},
 	}
 	rem.flags(cmd)
