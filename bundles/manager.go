@@ -50,6 +50,9 @@ type Active struct {
 	Sources    []string
 	Digests    []string
 	Tests      TestSummary
+	// Pushed is true when the bundle is a stored revision (pushed over the
+	// API, or restored from the store at start) rather than read from paths.
+	Pushed bool
 }
 
 // Manager owns the active bundle and swaps it atomically. Its zero value is

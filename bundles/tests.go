@@ -209,10 +209,13 @@ func sameSet(a, b []string) bool {
 type TestFailures []TestResult
 
 // Error lists the failing cases, one per line, as file:line: name: failure.
-func (f TestFailures) Error() string {
+func (f TestFailures) Error() string { return strings.Join(f.Lines(), "\n") }
+
+// Lines returns one line per failing case, as file:line: name: failure.
+func (f TestFailures) Lines() []string {
 	lines := make([]string, len(f))
 	for i, r := range f {
 		lines[i] = fmt.Sprintf("%s:%d: test %q failed: %s", r.Case.File, r.Case.Line, r.Case.Name, r.Failure)
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }

@@ -15,6 +15,7 @@ import (
 const (
 	ScopeDecide       = "verdict:decide"
 	ScopeBundlesWrite = "verdict:bundles:write"
+	ScopeBundlesRead  = "verdict:bundles:read"
 	ScopeAdmin        = "verdict:admin"
 )
 
@@ -50,6 +51,13 @@ func (s *Server) requireAdmin() fiber.Handler {
 	return func(c *fiber.Ctx) error { return s.checkToken(c, ScopeAdmin) }
 }
 
+// requireBundles guards the bundle routes: a Bearer token with one of
+// scopes, always. Like the admin routes and unlike the decision routes,
+// --dev never opens them: a push changes every decision.
+func (s *Server) requireBundles(scopes ...string) fiber.Handler {
+	return func(c *fiber.Ctx) error { return s.checkToken(c, scopes...) }
+}
+
 // requireScope answers 401 without a valid Bearer token and 403 without
 // scope, as RFC 6750 says, and 503 when the token cannot be checked now
 // (never letting it through). With authOpen the route needs no token.
@@ -63,8 +71,8 @@ func (s *Server) requireScope(scope string) fiber.Handler {
 }
 
 // checkToken lets the request through only with a valid Bearer token that
-// has scope.
-func (s *Server) checkToken(c *fiber.Ctx, scope string) error {
+// has one of scopes.
+func (s *Server) checkToken(c *fiber.Ctx, scopes ...string) error {
 	if s.verifier == nil {
 		// No verifier configured: nothing can be authenticated, so
 		// nothing gets through.
@@ -87,9 +95,10 @@ func (s *Server) checkToken(c *fiber.Ctx, scope string) error {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
 		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid token: "+reason(err))
 	}
-	if !slices.Contains(claims.Scopes(), scope) {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="insufficient_scope", scope="`+scope+`"`)
-		return newError(fiber.StatusForbidden, CodeForbidden, "the token lacks scope "+scope)
+	if !slices.ContainsFunc(scopes, func(sc string) bool { return slices.Contains(claims.Scopes(), sc) }) {
+		want := strings.Join(scopes, " ")
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="insufficient_scope", scope="`+want+`"`)
+		return newError(fiber.StatusForbidden, CodeForbidden, "the token lacks scope "+strings.Join(scopes, " or "))
 	}
 	c.Locals(callerClaims, claims)
 	return c.Next()

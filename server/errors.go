@@ -2,9 +2,13 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/engine"
 )
 
 // Error codes clients may branch on.
@@ -20,6 +24,12 @@ const (
 	CodeInternal         = "internal"
 	CodeNotReady         = "not_ready"
 	CodeExplainDisabled  = "explain_disabled"
+	// Bundle pushes and revisions.
+	CodeBundleUnreadable = "bundle_unreadable"
+	CodeBundleInvalid    = "bundle_invalid"
+	CodeBundleTests      = "bundle_tests_failed"
+	CodeRevisionConflict = "bundle_revision_conflict"
+	CodeNoActiveBundle   = "no_active_bundle"
 )
 
 // apiError is an error a client may see: a status, a stable code and a
@@ -28,6 +38,9 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	// Details are the individual problems (one compile error or failing
+	// test a line), when there are several.
+	Details []string
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -38,8 +51,9 @@ func newError(status int, code, msg string) *apiError {
 
 type errorBody struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code    string   `json:"code"`
+		Message string   `json:"message"`
+		Details []string `json:"details,omitempty"`
 	} `json:"error"`
 }
 
@@ -55,12 +69,15 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		case errors.As(err, &fe):
 			ae = fromFiber(fe)
 		default:
-			log.Error("internal error", "path", c.Path(), "request_id", requestID(c), "error", err)
-			ae = newError(fiber.StatusInternalServerError, CodeInternal, "internal error")
+			if ae = fromBundles(err); ae == nil {
+				log.Error("internal error", "path", c.Path(), "request_id", requestID(c), "error", err)
+				ae = newError(fiber.StatusInternalServerError, CodeInternal, "internal error")
+			}
 		}
 		var body errorBody
 		body.Error.Code = ae.Code
 		body.Error.Message = ae.Message
+		body.Error.Details = ae.Details
 		return c.Status(ae.Status).JSON(body)
 	}
 }
@@ -82,4 +99,36 @@ func fromFiber(fe *fiber.Error) *apiError {
 		return newError(fe.Code, CodeInternal, "internal error")
 	}
 	return newError(fe.Code, CodeBadRequest, fe.Message)
+}
+
+// fromBundles maps the errors of reading, compiling, testing and storing a
+// bundle; nil for any other error. The messages name files and lines of the
+// caller's own bundle, never server paths.
+func fromBundles(err error) *apiError {
+	if re, ok := errors.AsType[*bundles.ReadError](err); ok {
+		return newError(fiber.StatusBadRequest, CodeBundleUnreadable, re.Error())
+	}
+	if ce, ok := errors.AsType[engine.CompileErrors](err); ok {
+		ae := newError(fiber.StatusUnprocessableEntity, CodeBundleInvalid,
+			fmt.Sprintf("the bundle does not compile: %d problem(s), listed in details", len(ce)))
+		for _, e := range ce {
+			ae.Details = append(ae.Details, e.Error())
+		}
+		return ae
+	}
+	if tf, ok := errors.AsType[bundles.TestFailures](err); ok {
+		ae := newError(fiber.StatusUnprocessableEntity, CodeBundleTests,
+			fmt.Sprintf("%d of the bundle's own test case(s) failed, listed in details", len(tf)))
+		ae.Details = tf.Lines()
+		return ae
+	}
+	switch {
+	case errors.Is(err, bundles.ErrRevisionConflict):
+		return newError(fiber.StatusConflict, CodeRevisionConflict, err.Error())
+	case errors.Is(err, bundles.ErrUnknownRevision):
+		return newError(fiber.StatusNotFound, CodeNotFound, err.Error())
+	case errors.Is(err, bundles.ErrNoActiveRevision):
+		return newError(fiber.StatusNotFound, CodeNoActiveBundle, err.Error())
+	}
+	return nil
 }

@@ -143,6 +143,7 @@ type Server struct {
 	authOpen    bool
 	clientAdmin ClientAdmin
 	keyAdmin    KeyAdmin
+	bundleAdmin BundleAdmin
 }
 
 // Option changes how New builds a server.
@@ -208,7 +209,7 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:   "verdict",
-		BodyLimit: cfg.BodyLimit,
+		BodyLimit: s.fiberBodyLimit(),
 		// Request headers must hold a bearer token of up to 8 KiB (the
 		// verifier's limit) beside the usual headers; fasthttp's default
 		// 4 KiB would refuse it before any handler runs.
@@ -219,6 +220,7 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler(log),
 	})
+	s.limitBodies()
 	s.app.Use(s.requestID)
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		log.Error("panic in handler", "path", c.Path(), "request_id", requestID(c), "panic", fmt.Sprint(e))
@@ -240,12 +242,19 @@ type route struct {
 
 func (s *Server) table() []route {
 	admin := []fiber.Handler{s.requireAdmin()}
+	bundleWrite := []fiber.Handler{s.requireBundles(ScopeBundlesWrite)}
+	bundleRead := []fiber.Handler{s.requireBundles(ScopeBundlesRead, ScopeBundlesWrite)}
 	limits := s.tokenLimits()
 	return []route{
 		{fiber.MethodGet, "/healthz", s.healthz, nil},
 		{fiber.MethodGet, "/readyz", s.readyz, nil},
 		{fiber.MethodGet, "/v1/status", s.status, nil},
 		{fiber.MethodPost, "/v1/decide", s.decide, []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodPost, "/v1/bundles", s.pushBundle, bundleWrite},
+		{fiber.MethodGet, "/v1/bundles", s.listBundles, bundleRead},
+		{fiber.MethodGet, "/v1/bundles/active", s.activeBundle, bundleRead},
+		{fiber.MethodGet, "/v1/bundles/:revision", s.downloadBundle, bundleRead},
+		{fiber.MethodPost, "/v1/bundles/:revision/activate", s.activateBundle, bundleWrite},
 		{fiber.MethodGet, "/openapi.json", s.openapi, nil},
 		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler, nil},
 		{fiber.MethodPost, "/oauth2/token", s.token, limits},
@@ -414,8 +423,13 @@ func (s *Server) status(c *fiber.Ctx) error {
 		}
 	}
 	out["ready"] = true
+	source := "paths"
+	if a.Pushed {
+		source = "push"
+	}
 	out["bundle"] = fiber.Map{
 		"revision":   a.Snapshot.Revision(),
+		"source":     source,
 		"generation": a.Generation,
 		"loaded_at":  a.LoadedAt.Format(time.RFC3339Nano),
 		"sources":    a.Sources,

@@ -37,6 +37,12 @@ var (
 	bucketRefresh = []byte("refresh")
 	bucketRevoked = []byte("revoked")
 	bucketOneTime = []byte("onetime")
+	// Bundle revisions: their records, their archives (apart, so that a
+	// listing reads no archive) and the active pointer.
+	bucketBundleRevs  = []byte("bundle_revisions")
+	bucketBundleBlobs = []byte("bundle_archives")
+	bucketBundleState = []byte("bundle_state")
+	keyActiveRevision = "active"
 )
 
 var errNotOpen = errors.New("store: bolt store is not open")
@@ -462,6 +468,134 @@ func sweep[T any](bk *bolt.Bucket, now time.Time, exp func(T) time.Time) (int, e
 		}
 	}
 	return len(dead), nil
+}
+
+// PutRevision stores r and its archive in one transaction and reports
+// whether the revision is new. The same revision with the same digest
+// changes nothing and returns false; with another digest it returns an error
+// wrapping ErrConflict. An empty revision or digest is an error.
+func (b *Bolt) PutRevision(ctx context.Context, ns string, r BundleRevision, archive []byte) (bool, error) {
+	created := false
+	err := b.update(ctx, ns, func(tx *bolt.Tx) error {
+		if r.Revision == "" || r.Digest == "" {
+			return errors.New("store: bundle revision needs a revision and a digest")
+		}
+		revs, err := writeBucket(tx, ns, bucketBundleRevs)
+		if err != nil {
+			return err
+		}
+		var cur BundleRevision
+		found, err := getJSON(revs, r.Revision, &cur)
+		if err != nil {
+			return err
+		}
+		if found {
+			if cur.Digest != r.Digest {
+				return fmt.Errorf("store: bundle revision %q exists with digest %s: %w", r.Revision, cur.Digest, ErrConflict)
+			}
+			return nil
+		}
+		blobs, err := writeBucket(tx, ns, bucketBundleBlobs)
+		if err != nil {
+			return err
+		}
+		if err := blobs.Put([]byte(r.Revision), archive); err != nil {
+			return fmt.Errorf("store: put archive %q: %w", r.Revision, err)
+		}
+		r.Size = int64(len(archive))
+		created = true
+		return putJSON(revs, r.Revision, r)
+	})
+	return created, err
+}
+
+// Revisions lists every revision of ns, newest first (by PushedAt, then
+// revision). It reads no archive.
+func (b *Bolt) Revisions(ctx context.Context, ns string) ([]BundleRevision, error) {
+	out := []BundleRevision{}
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		return forEach(readBucket(tx, ns, bucketBundleRevs), func(_ []byte, r BundleRevision) error {
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(x, y BundleRevision) int {
+		if c := y.PushedAt.Compare(x.PushedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(y.Revision, x.Revision)
+	})
+	return out, nil
+}
+
+// Revision returns one revision's record; ErrNotFound if none.
+func (b *Bolt) Revision(ctx context.Context, ns, revision string) (BundleRevision, error) {
+	var r BundleRevision
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		found, err := getJSON(readBucket(tx, ns, bucketBundleRevs), revision, &r)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("store: bundle revision %q: %w", revision, ErrNotFound)
+		}
+		return nil
+	})
+	return r, err
+}
+
+// Archive returns a copy of the revision's archive; ErrNotFound if none.
+func (b *Bolt) Archive(ctx context.Context, ns, revision string) ([]byte, error) {
+	var out []byte
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		bk := readBucket(tx, ns, bucketBundleBlobs)
+		var data []byte
+		if bk != nil && revision != "" {
+			data = bk.Get([]byte(revision))
+		}
+		if data == nil {
+			return fmt.Errorf("store: bundle archive %q: %w", revision, ErrNotFound)
+		}
+		out = bytes.Clone(data) // bbolt's memory is only valid inside the transaction
+		return nil
+	})
+	return out, err
+}
+
+// SetActive points the active revision at revision in one transaction;
+// ErrNotFound if the revision is not stored (the pointer is then unchanged).
+func (b *Bolt) SetActive(ctx context.Context, ns, revision string) error {
+	return b.update(ctx, ns, func(tx *bolt.Tx) error {
+		revs := readBucket(tx, ns, bucketBundleRevs)
+		if revs == nil || revision == "" || revs.Get([]byte(revision)) == nil {
+			return fmt.Errorf("store: bundle revision %q: %w", revision, ErrNotFound)
+		}
+		st, err := writeBucket(tx, ns, bucketBundleState)
+		if err != nil {
+			return err
+		}
+		if err := st.Put([]byte(keyActiveRevision), []byte(revision)); err != nil {
+			return fmt.Errorf("store: set active revision: %w", err)
+		}
+		return nil
+	})
+}
+
+// ActiveRevision returns the active revision; ErrNotFound if none was set.
+func (b *Bolt) ActiveRevision(ctx context.Context, ns string) (string, error) {
+	var rev string
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		st := readBucket(tx, ns, bucketBundleState)
+		if st == nil || st.Get([]byte(keyActiveRevision)) == nil {
+			return fmt.Errorf("store: active bundle revision: %w", ErrNotFound)
+		}
+		rev = string(st.Get([]byte(keyActiveRevision)))
+		return nil
+	})
+	return rev, err
 }
 
 // ready reports why b cannot start a transaction for ctx, if it cannot.

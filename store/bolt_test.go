@@ -891,3 +891,184 @@ func TestCancelledContext(t *testing.T) {
 		t.Errorf("cancelled PutKey wrote %d keys", got)
 	}
 }
+
+func revision(rev, digest string, at time.Time) BundleRevision {
+	return BundleRevision{Revision: rev, Digest: digest, PushedAt: at, PushedBy: "ci", Tests: BundleTests{Passed: 3}}
+}
+
+func TestBundleRevisions(t *testing.T) {
+	b, _, _ := openTest(t)
+	ctx := context.Background()
+	if _, err := b.ActiveRevision(ctx, DefaultNamespace); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("active before any push: %v", err)
+	}
+	if revs, err := b.Revisions(ctx, DefaultNamespace); err != nil || len(revs) != 0 {
+		t.Fatalf("empty list: %v %v", revs, err)
+	}
+	colon := "sha256:" + strings.Repeat("ab", 32)
+	for i, r := range []BundleRevision{revision("v1", "sha256:1", t0), revision("v2/x", "sha256:2", t0.Add(time.Minute)), revision(colon, colon, t0.Add(2*time.Minute))} {
+		created, err := b.PutRevision(ctx, DefaultNamespace, r, []byte(fmt.Sprintf("archive-%d", i)))
+		if err != nil || !created {
+			t.Fatalf("put %s: %v %v", r.Revision, created, err)
+		}
+	}
+	// Same revision and digest: idempotent, the first archive stays.
+	created, err := b.PutRevision(ctx, DefaultNamespace, revision("v1", "sha256:1", t0.Add(time.Hour)), []byte("other bytes"))
+	if err != nil || created {
+		t.Fatalf("identical put: %v %v", created, err)
+	}
+	// Same revision, other digest: conflict, nothing changes.
+	if _, err := b.PutRevision(ctx, DefaultNamespace, revision("v1", "sha256:9", t0), []byte("x")); !errors.Is(err, ErrConflict) {
+		t.Fatalf("conflicting put: %v", err)
+	}
+	if _, err := b.PutRevision(ctx, DefaultNamespace, BundleRevision{Revision: "v9"}, nil); err == nil {
+		t.Fatal("a revision without digest must be refused")
+	}
+	revs, err := b.Revisions(ctx, DefaultNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, r := range revs {
+		order = append(order, r.Revision)
+	}
+	if want := []string{colon, "v2/x", "v1"}; !reflect.DeepEqual(order, want) {
+		t.Fatalf("order %v, want newest first %v", order, want)
+	}
+	if revs[2].Size != int64(len("archive-0")) || revs[2].PushedAt != t0 || revs[2].Tests.Passed != 3 || revs[2].PushedBy != "ci" {
+		t.Fatalf("record %+v", revs[2])
+	}
+	if a, err := b.Archive(ctx, DefaultNamespace, "v1"); err != nil || string(a) != "archive-0" {
+		t.Fatalf("archive v1: %q %v", a, err)
+	}
+	if _, err := b.Archive(ctx, DefaultNamespace, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown archive: %v", err)
+	}
+	if _, err := b.Revision(ctx, DefaultNamespace, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown revision: %v", err)
+	}
+	if err := b.SetActive(ctx, DefaultNamespace, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("activating an unknown revision: %v", err)
+	}
+	if err := b.SetActive(ctx, DefaultNamespace, colon); err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := b.ActiveRevision(ctx, DefaultNamespace); err != nil || rev != colon {
+		t.Fatalf("active %q %v", rev, err)
+	}
+	// Namespaces are apart.
+	if revs, _ := b.Revisions(ctx, "other"); len(revs) != 0 {
+		t.Fatalf("other namespace sees %v", revs)
+	}
+	if _, err := b.ActiveRevision(ctx, "other"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("other namespace active: %v", err)
+	}
+}
+
+// TestBundleRevisionsSurviveReopen: what was committed is there after the
+// file is closed and opened again (as after a crash or a restart), and the
+// active pointer is never left pointing at nothing.
+func TestBundleRevisionsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, err := OpenBolt(dir, BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := bytes.Repeat([]byte{0x1f, 0x8b, 7}, 1000)
+	if _, err := b.PutRevision(ctx, DefaultNamespace, revision("v1", "sha256:1", t0), archive); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutRevision(ctx, DefaultNamespace, revision("v2", "sha256:2", t0.Add(time.Second)), []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetActive(ctx, DefaultNamespace, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetActive(ctx, DefaultNamespace, "v3"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = OpenBolt(dir, BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if rev, err := b.ActiveRevision(ctx, DefaultNamespace); err != nil || rev != "v1" {
+		t.Fatalf("active after reopen: %q %v", rev, err)
+	}
+	if a, err := b.Archive(ctx, DefaultNamespace, "v1"); err != nil || !bytes.Equal(a, archive) {
+		t.Fatalf("archive after reopen: %d bytes %v", len(a), err)
+	}
+	if revs, err := b.Revisions(ctx, DefaultNamespace); err != nil || len(revs) != 2 {
+		t.Fatalf("revisions after reopen: %v %v", revs, err)
+	}
+}
+
+// TestConcurrentPutRevision: racing pushes of one revision with two
+// different contents: exactly one content wins, every caller with that
+// content sees success (one of them "created"), every other a conflict.
+func TestConcurrentPutRevision(t *testing.T) {
+	b, _, _ := openTest(t)
+	ctx := context.Background()
+	const n = 16
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created = map[string]int{}
+		ok      = map[string]int{}
+		lost    = map[string]int{}
+	)
+	for i := 0; i < n; i++ {
+		digest := fmt.Sprintf("sha256:%d", i%2)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := b.PutRevision(ctx, DefaultNamespace, revision("v1", digest, t0), []byte(digest))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrConflict):
+				lost[digest]++
+			case err != nil:
+				t.Errorf("put: %v", err)
+			case c:
+				created[digest]++
+				ok[digest]++
+			default:
+				ok[digest]++
+			}
+		}()
+	}
+	wg.Wait()
+	if len(created) != 1 {
+		t.Fatalf("created %v: exactly one put must create", created)
+	}
+	var winner string
+	for d, c := range created {
+		winner = d
+		if c != 1 {
+			t.Fatalf("created %d times", c)
+		}
+	}
+	if ok[winner] != n/2 || lost[winner] != 0 || len(ok) != 1 || sumValues(lost) != n/2 {
+		t.Fatalf("winner %s: ok %v lost %v", winner, ok, lost)
+	}
+	r, err := b.Revision(ctx, DefaultNamespace, "v1")
+	if err != nil || r.Digest != winner {
+		t.Fatalf("stored %+v %v, winner %s", r, err, winner)
+	}
+	if a, _ := b.Archive(ctx, DefaultNamespace, "v1"); string(a) != winner {
+		t.Fatalf("archive %q of another content than the record %s", a, winner)
+	}
+}
+
+func sumValues(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

@@ -131,6 +131,50 @@ type OneTime interface {
 	UseOnce(ctx context.Context, ns, jti string, exp time.Time) (bool, error)
 }
 
+// BundleTests counts the test cases a bundle revision passed and failed
+// when it was pushed.
+type BundleTests struct {
+	Passed int `json:"passed"`
+	Failed int `json:"failed"`
+}
+
+// BundleRevision describes one pushed bundle revision. The archive itself is
+// kept apart (see Bundles.Archive) so that listing never reads archives.
+type BundleRevision struct {
+	// Revision is the manifest's revision (or the digest when it has none).
+	Revision string `json:"revision"`
+	// Digest is the bundle's content digest ("sha256:...").
+	Digest string `json:"digest"`
+	// Size is the archive's length in bytes, compressed as pushed.
+	Size int64 `json:"size"`
+	// PushedAt is when the revision was first stored.
+	PushedAt time.Time `json:"pushed_at"`
+	// PushedBy is the client id that pushed it ("cli" or "dev" otherwise).
+	PushedBy string      `json:"pushed_by"`
+	Tests    BundleTests `json:"tests"`
+}
+
+// Bundles stores pushed bundle revisions and which one is active.
+type Bundles interface {
+	// PutRevision stores r with its archive and reports whether it was
+	// new. The same revision with the same digest is a no-op (false, nil);
+	// with another digest it is ErrConflict, whatever the order of
+	// concurrent callers.
+	PutRevision(ctx context.Context, ns string, r BundleRevision, archive []byte) (bool, error)
+	// Revisions lists every revision, newest first.
+	Revisions(ctx context.Context, ns string) ([]BundleRevision, error)
+	// Revision returns one revision's record; ErrNotFound if none.
+	Revision(ctx context.Context, ns, revision string) (BundleRevision, error)
+	// Archive returns a revision's archive as pushed; ErrNotFound if none.
+	Archive(ctx context.Context, ns, revision string) ([]byte, error)
+	// SetActive records revision as the active one, atomically;
+	// ErrNotFound if it is not stored.
+	SetActive(ctx context.Context, ns, revision string) error
+	// ActiveRevision returns the active revision; ErrNotFound if none was
+	// ever set.
+	ActiveRevision(ctx context.Context, ns string) (string, error)
+}
+
 // Store is everything durable.
 type Store interface {
 	Keys
@@ -138,6 +182,7 @@ type Store interface {
 	Refresh
 	Revocations
 	OneTime
+	Bundles
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -23,6 +23,7 @@ func newBundle() *cobra.Command {
 		Short: "Work with policy bundles",
 	}
 	cmd.AddCommand(newBundleTest(), newBundleLint())
+	cmd.AddCommand(newBundlePush(), newBundleRevisions(), newBundleActivate())
 	return cmd
 }
 

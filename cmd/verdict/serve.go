@@ -28,6 +28,7 @@ func newServe() *cobra.Command {
 		dataDir string
 		dev     bool
 		level   string
+		watch   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -39,8 +40,18 @@ its own tests is rejected with file:line:col errors, and the server keeps what
 it had. At start that means it is not ready (/readyz answers 503) and every
 decision is a deny until a good bundle is loaded. SIGHUP reloads the bundles.
 
+Without --bundle, the server serves the bundle revision last activated in the
+data dir's store (pushed with "verdict bundle push" or POST /v1/bundles), so a
+restart keeps what was pushed. With --bundle, those paths serve; a push
+replaces them until the next restart, SIGHUP or watched change.
+
+--watch (or bundles.watch: true) reloads the --bundle paths when a file in
+them changes (debounced 200 ms, subdirectories included), for local authoring;
+a broken change is logged and the bundle that served keeps serving.
+
 Settings come from defaults, then --config FILE, then the flags given.`,
 		Example: `  verdict serve --bundle policies/quickstart
+  verdict serve --bundle ./my-policies --watch --dev
   verdict serve --config verdict.yaml --addr 0.0.0.0:8700`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -64,6 +75,12 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 			if f.Changed("log-level") {
 				cfg.Log.Level = level
 			}
+			if f.Changed("watch") {
+				cfg.Bundles.Watch = watch
+			}
+			if cfg.Bundles.Watch && len(cfg.Bundles.Paths) == 0 {
+				return errors.New("--watch needs the bundle paths to watch: --bundle DIR")
+			}
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
@@ -77,6 +94,7 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 	f.StringVar(&dataDir, "data-dir", "./verdict-data", "directory for durable state")
 	f.BoolVar(&dev, "dev", false, "local developer setup (never in production)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	f.BoolVar(&watch, "watch", false, "reload the --bundle paths when a file in them changes (local authoring)")
 	return cmd
 }
 
@@ -97,9 +115,19 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	defer st.Close()
 	go maintain(ctx, st, log)
 	mgr := bundles.NewManager(cfg.BundleConfig(), log)
+	life := bundles.NewLifecycle(mgr, st.store, store.DefaultNamespace, log)
 	load := func() {
 		if len(cfg.Bundles.Paths) == 0 {
-			log.Warn("no bundle given (--bundle PATH): not ready, and every decision is a deny")
+			restored, err := life.Restore(ctx)
+			switch {
+			case err != nil:
+				log.Error("the stored active bundle revision was rejected: not ready, and every decision is a deny", "error", err)
+				fmt.Fprintf(cmd.ErrOrStderr(), "bundle rejected:\n%v\n", err)
+			case restored:
+				log.Info("serving the stored active bundle revision", "revision", mgr.Active().Snapshot.Revision())
+			default:
+				log.Warn("no bundle given (--bundle PATH) and none pushed yet (verdict bundle push): not ready, and every decision is a deny")
+			}
 			return
 		}
 		if _, err := mgr.LoadPaths(ctx, cfg.Bundles.Paths); err != nil {
@@ -108,6 +136,10 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		}
 	}
 	load()
+	if len(cfg.Bundles.Paths) > 0 {
+		log.Info("serving bundles from paths; a push (POST /v1/bundles) replaces them until restart, SIGHUP or a watched change",
+			"paths", cfg.Bundles.Paths)
+	}
 	issuer, err := authn.NewTokenIssuer(cfg.IssuerConfig(), st.keys, time.Now)
 	if err != nil {
 		return err
@@ -138,7 +170,8 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version),
 		server.WithJWKS(st.keys), server.WithStore(st.store),
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
-		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients), server.WithKeyAdmin(st.keys))
+		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients), server.WithKeyAdmin(st.keys),
+		server.WithBundleAdmin(life))
 	if err != nil {
 		return err
 	}
@@ -146,6 +179,17 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return err
+	}
+	if cfg.Bundles.Watch {
+		wctx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		defer func() { stopWatch(); <-watched }()
+		go func() {
+			defer close(watched)
+			if err := mgr.Watch(wctx, cfg.Bundles.Paths, bundles.DefaultDebounce); err != nil {
+				log.Error("bundle watch stopped; changes are no longer picked up", "error", err)
+			}
+		}()
 	}
 	go func() {
 		for {

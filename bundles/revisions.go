@@ -1,0 +1,291 @@
+package bundles
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/verdictpdp/verdict/store"
+)
+
+// RevisionStore is what a Lifecycle needs of the durable store: revision
+// records, their archives and the active pointer.
+type RevisionStore interface {
+	store.Bundles
+}
+
+var _ RevisionStore = (*store.Bolt)(nil)
+
+// Errors a Lifecycle returns that callers branch on.
+var (
+	// ErrRevisionConflict means the revision is stored with other
+	// contents (another digest); a revision is immutable once pushed.
+	ErrRevisionConflict = errors.New("bundle revision exists with other contents")
+	// ErrUnknownRevision means no revision of that name is stored.
+	ErrUnknownRevision = errors.New("no such bundle revision")
+	// ErrNoActiveRevision means no stored revision is served now: nothing
+	// is, or bundles read from paths are.
+	ErrNoActiveRevision = errors.New("no pushed bundle revision is active")
+)
+
+// ReservedRevision cannot be pushed: it would be shadowed by the
+// /v1/bundles/active route.
+const ReservedRevision = "active"
+
+// PushedSource is the source (Active.Sources) of a stored revision.
+const PushedSource = "push"
+
+// Revision statuses.
+const (
+	StatusActive   = "active"
+	StatusInactive = "inactive"
+)
+
+// PushResult is the outcome of a push or an activation.
+type PushResult struct {
+	Revision string      `json:"revision"`
+	Digest   string      `json:"digest"`
+	Tests    TestSummary `json:"tests"`
+	// Created is false when the identical revision was already stored.
+	Created bool `json:"created"`
+	// Activated is true when the revision serves now.
+	Activated bool `json:"activated"`
+}
+
+// RevisionInfo is a stored revision and whether it serves now.
+type RevisionInfo struct {
+	store.BundleRevision
+	// Status is StatusActive when the revision serves decisions now,
+	// else StatusInactive.
+	Status string `json:"status"`
+}
+
+// Lifecycle pushes bundle revisions into a store and activates them: every
+// archive is read safely, verified, compiled and tested (Manager.Prepare)
+// before it is stored, and re-checked before a stored one is activated again,
+// so that a bad bundle never replaces the active one. It is safe for
+// concurrent use; build one with NewLifecycle.
+type Lifecycle struct {
+	m   *Manager
+	st  RevisionStore
+	ns  string
+	log *slog.Logger
+	now func() time.Time
+	// mu makes the store's active pointer and the manager's active bundle
+	// change together, so that concurrent activations cannot leave the two
+	// pointing at different revisions.
+	mu sync.Mutex
+}
+
+// NewLifecycle returns a lifecycle that stores revisions in namespace ns of
+// st and activates them on m. A nil log discards.
+func NewLifecycle(m *Manager, st RevisionStore, ns string, log *slog.Logger) *Lifecycle {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Lifecycle{m: m, st: st, ns: ns, log: log, now: time.Now}
+}
+
+// MaxArchiveBytes is the largest archive Push accepts (the compressed-size
+// limit).
+func (l *Lifecycle) MaxArchiveBytes() int64 { return l.m.cfg.Limits.MaxCompressedBytes }
+
+// Push reads archive (a .tar.gz) within the manager's limits, prepares it
+// (signature, compilation, the bundle's own tests), stores it as pushed by
+// by and, if activate, makes it the active bundle. It returns a *ReadError,
+// engine.CompileErrors, TestFailures (or what Prepare returns for a bad
+// signature), an error wrapping ErrRevisionConflict, or a store error; on
+// any error nothing is stored and the active bundle is unchanged. Pushing
+// the identical revision again is not an error: Created is false.
+func (l *Lifecycle) Push(ctx context.Context, archive []byte, by string, activate bool) (PushResult, error) {
+	b, err := l.read(archive)
+	if err != nil {
+		l.log.Info("bundle push rejected", "pushed_by", by, "error", err)
+		return PushResult{}, err
+	}
+	rev := b.Revision()
+	if rev == ReservedRevision {
+		return PushResult{}, &ReadError{Entry: ".manifest", Err: fmt.Errorf("revision %q is reserved; choose another", rev)}
+	}
+	// A conflict is cheap to see before compiling; PutRevision checks
+	// again atomically.
+	cur, err := l.st.Revision(ctx, l.ns, rev)
+	switch {
+	case err == nil && cur.Digest != b.Digest:
+		return PushResult{}, conflict(rev, cur.Digest, b.Digest)
+	case err == nil && (l.serving(rev) || !activate):
+		// The identical revision again, and nothing to switch: a no-op.
+		return PushResult{Revision: rev, Digest: b.Digest, Activated: l.serving(rev),
+			Tests: TestSummary{Passed: cur.Tests.Passed, Failed: cur.Tests.Failed}}, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return PushResult{}, err
+	}
+	b.Source = PushedSource
+	a, err := l.m.Prepare(ctx, []*Bundle{b})
+	if err != nil {
+		l.log.Info("bundle push rejected", "revision", rev, "pushed_by", by, "error", err)
+		return PushResult{}, err
+	}
+	rec := store.BundleRevision{
+		Revision: rev, Digest: b.Digest, PushedAt: l.now().UTC(), PushedBy: by,
+		Tests: store.BundleTests{Passed: a.Tests.Passed, Failed: a.Tests.Failed},
+	}
+	created, err := l.st.PutRevision(ctx, l.ns, rec, archive)
+	if errors.Is(err, store.ErrConflict) {
+		cur, _ := l.st.Revision(ctx, l.ns, rev)
+		return PushResult{}, conflict(rev, cur.Digest, b.Digest)
+	}
+	if err != nil {
+		return PushResult{}, err
+	}
+	res := PushResult{Revision: rev, Digest: b.Digest, Tests: a.Tests, Created: created}
+	if activate {
+		if err := l.activate(ctx, rev, a); err != nil {
+			return PushResult{}, err
+		}
+		res.Activated = true
+	} else {
+		res.Activated = l.serving(rev)
+	}
+	l.log.Info("bundle revision pushed", "audit", true, "revision", rev, "digest", b.Digest, "pushed_by", by,
+		"created", created, "activated", res.Activated, "tests_passed", a.Tests.Passed)
+	return res, nil
+}
+
+// Activate makes the stored revision rev the active bundle again (a roll
+// back or forward). The archive is read, verified, compiled and tested anew,
+// since limits, keys or the engine may have changed since it was pushed. It
+// returns an error wrapping ErrUnknownRevision, or what Push returns for a
+// bad bundle, and then the active bundle is unchanged.
+func (l *Lifecycle) Activate(ctx context.Context, rev string) (PushResult, error) {
+	rec, err := l.st.Revision(ctx, l.ns, rev)
+	if errors.Is(err, store.ErrNotFound) {
+		return PushResult{}, fmt.Errorf("%w: %q", ErrUnknownRevision, rev)
+	}
+	if err != nil {
+		return PushResult{}, err
+	}
+	archive, err := l.st.Archive(ctx, l.ns, rev)
+	if err != nil {
+		return PushResult{}, fmt.Errorf("bundle revision %q: reading the stored archive: %w", rev, err)
+	}
+	b, err := l.read(archive)
+	if err != nil {
+		return PushResult{}, err
+	}
+	b.Source = PushedSource
+	if b.Digest != rec.Digest || b.Revision() != rev {
+		return PushResult{}, fmt.Errorf("bundle revision %q: the stored archive does not match its record (digest %s, want %s)", rev, b.Digest, rec.Digest)
+	}
+	a, err := l.m.Prepare(ctx, []*Bundle{b})
+	if err != nil {
+		l.log.Warn("stored bundle revision rejected; the active bundle keeps serving", "revision", rev, "error", err)
+		return PushResult{}, err
+	}
+	if err := l.activate(ctx, rev, a); err != nil {
+		return PushResult{}, err
+	}
+	l.log.Info("bundle revision activated", "audit", true, "revision", rev, "digest", b.Digest)
+	return PushResult{Revision: rev, Digest: b.Digest, Tests: a.Tests, Activated: true}, nil
+}
+
+// Restore activates the store's active revision, as at a restart. With no
+// active revision stored it does nothing and returns (false, nil).
+func (l *Lifecycle) Restore(ctx context.Context) (bool, error) {
+	rev, err := l.st.ActiveRevision(ctx, l.ns)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := l.Activate(ctx, rev); err != nil {
+		return false, fmt.Errorf("restoring the active bundle revision %q: %w", rev, err)
+	}
+	return true, nil
+}
+
+// Revisions lists the stored revisions, newest first, each with its
+// status.
+func (l *Lifecycle) Revisions(ctx context.Context) ([]RevisionInfo, error) {
+	recs, err := l.st.Revisions(ctx, l.ns)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RevisionInfo, len(recs))
+	for i, r := range recs {
+		out[i] = l.info(r)
+	}
+	return out, nil
+}
+
+// ActiveRevision returns the record of the stored revision that serves
+// now. When nothing serves, or bundles from paths do, it returns an error
+// wrapping ErrNoActiveRevision that says what serves.
+func (l *Lifecycle) ActiveRevision(ctx context.Context) (RevisionInfo, error) {
+	a := l.m.Active()
+	switch {
+	case a == nil:
+		return RevisionInfo{}, fmt.Errorf("%w: no bundle is active", ErrNoActiveRevision)
+	case !a.Pushed:
+		return RevisionInfo{}, fmt.Errorf("%w: this server serves bundles read from %v", ErrNoActiveRevision, a.Sources)
+	}
+	rec, err := l.st.Revision(ctx, l.ns, a.Snapshot.Revision())
+	if err != nil {
+		return RevisionInfo{}, err
+	}
+	return l.info(rec), nil
+}
+
+// Archive returns revision rev's archive as it was pushed; an error
+// wrapping ErrUnknownRevision if it is not stored.
+func (l *Lifecycle) Archive(ctx context.Context, rev string) ([]byte, error) {
+	archive, err := l.st.Archive(ctx, l.ns, rev)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownRevision, rev)
+	}
+	return archive, err
+}
+
+func (l *Lifecycle) read(archive []byte) (*Bundle, error) {
+	lim := l.m.cfg.Limits
+	if int64(len(archive)) > lim.MaxCompressedBytes {
+		return nil, &ReadError{Err: fmt.Errorf("archive is %d bytes, over the %d-byte limit", len(archive), lim.MaxCompressedBytes)}
+	}
+	return ReadArchive(bytes.NewReader(archive), lim)
+}
+
+// activate writes the store's pointer first and swaps the served bundle
+// only once it is durable: a failed write changes nothing.
+func (l *Lifecycle) activate(ctx context.Context, rev string, a *Active) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.st.SetActive(ctx, l.ns, rev); err != nil {
+		return fmt.Errorf("bundle revision %q: recording it as active: %w", rev, err)
+	}
+	a.Pushed = true
+	l.m.Activate(a)
+	return nil
+}
+
+func (l *Lifecycle) serving(rev string) bool {
+	a := l.m.Active()
+	return a != nil && a.Pushed && a.Snapshot.Revision() == rev
+}
+
+func (l *Lifecycle) info(r store.BundleRevision) RevisionInfo {
+	st := StatusInactive
+	if l.serving(r.Revision) {
+		st = StatusActive
+	}
+	return RevisionInfo{BundleRevision: r, Status: st}
+}
+
+func conflict(rev, stored, pushed string) error {
+	return fmt.Errorf("%w: revision %q is stored with digest %s, and this bundle's digest is %s; a pushed revision never changes, so give the new contents a new revision in .manifest",
+		ErrRevisionConflict, rev, stored, pushed)
+}

@@ -1,0 +1,111 @@
+package bundles
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a log sink safe for the watcher goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func write(t *testing.T, dir, name, body string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchReloadsAllOrNothing: a good change is served, a broken one is
+// logged and the old bundle keeps serving, the fix is served; a directory
+// created after the watch started is watched too.
+func TestWatchReloadsAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, ".manifest", `{"revision":"r1"}`)
+	write(t, dir, "data.json", `{"admins":["root"]}`)
+	write(t, dir, "docs.verdict.yaml", okPolicy)
+	write(t, dir, "docs_test.yaml", okTests)
+	logs := &syncBuffer{}
+	m := NewManager(DefaultConfig(), slog.New(slog.NewTextHandler(logs, nil)))
+	if _, err := m.LoadPaths(context.Background(), []string{dir}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Watch(ctx, []string{dir}, 20*time.Millisecond) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	eventually(t, "the watch to start", func() bool { return logs.count("watching bundles") == 1 })
+	rev := func() string { return m.Active().Snapshot.Revision() }
+
+	write(t, dir, ".manifest", `{"revision":"r2"}`)
+	eventually(t, "r2 to serve", func() bool { return rev() == "r2" })
+
+	rejected := logs.count("bundle rejected")
+	write(t, dir, "docs.verdict.yaml", strings.Replace(okPolicy, "effect: allow", "effect: allow ((", 1))
+	write(t, dir, ".manifest", `{"revision":"r3"}`)
+	eventually(t, "the broken change to be rejected", func() bool { return logs.count("bundle rejected") > rejected })
+	if rev() != "r2" {
+		t.Fatalf("a broken change replaced the bundle: %s", rev())
+	}
+
+	write(t, dir, "docs.verdict.yaml", okPolicy)
+	eventually(t, "the fix to serve", func() bool { return rev() == "r3" })
+
+	// A new subdirectory, and a policy in it after it was created.
+	if err := os.Mkdir(filepath.Join(dir, "more"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let the watcher add the directory
+	write(t, dir, "more/extra.verdict.yaml", strings.Replace(okPolicy, "name: docs", "name: extra", 1))
+	eventually(t, "the policy in the new directory to serve", func() bool {
+		return m.Active().Snapshot.Counts()[KindCEL] == 2
+	})
+}
+
+func TestWatchNeedsExistingPaths(t *testing.T) {
+	m := NewManager(DefaultConfig(), nil)
+	if err := m.Watch(context.Background(), []string{filepath.Join(t.TempDir(), "missing")}, 0); err == nil {
+		t.Fatal("watching a missing path must fail")
+	}
+}
