@@ -216,7 +216,7 @@ func (c *collector) add(raw string, size int64, r io.Reader) error {
 func (c *collector) count(raw string) error {
 	c.entries++
 	if c.entries > c.l.MaxFiles {
-		return &ReadError{Entry: raw, Err: fmt.Errorf("bundle has more than %d entries", c.l.MaxFiles)}
+		return &ReadError{Entry: raw, Err: fmt.Errorf("bundle has more than %d entries (files and directories)", c.l.MaxFiles)}
 	}
 	return nil
 }

@@ -15,8 +15,17 @@ func newBundle() *cobra.Command {
 		Use:   "bundle",
 		Short: "Work with policy bundles",
 	}
-	cmd.AddCommand(newBundleTest())
+	cmd.AddCommand(newBundleTest(), newBundleSign(), newBundleBuild(), newBundleKeygen())
 	return cmd
+}
+
+// localSigning is the signing configuration of the local tools (bundle
+// test, decide): no signature is required, but one that is present is
+// verified against the configured keys.
+func localSigning(cfg config.Config) bundles.SigningConfig {
+	s := cfg.BundleConfig().Signing
+	s.Required = false
+	return s
 }
 
 func newBundleTest() *cobra.Command {
@@ -31,7 +40,11 @@ func newBundleTest() *cobra.Command {
 test cases of its *_test.yaml files. Prints a go test-like summary; the exit
 status is 0 when every case passes, 1 when a case fails or the bundle does not
 compile or cannot be read (with file:line:col for each problem), 2 on bad
-usage. --config applies the same engine and bundle limits as serve.`,
+usage. --config applies the same engine and bundle limits as serve.
+
+A signature is not required here (this is a local tool), but when --config
+configures bundles.keys, a .signatures.json the bundle carries is verified
+and a bad one fails the run.`,
 		Example: "  verdict bundle test policies/quickstart",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -51,6 +64,9 @@ usage. --config applies the same engine and bundle limits as serve.`,
 			}
 			b, err := bundles.Load(args[0], cfg.BundleLimits)
 			if err != nil {
+				return fail(err)
+			}
+			if err := bundles.Verify(b, localSigning(cfg)); err != nil {
 				return fail(err)
 			}
 			snap, err := bundles.Compile(cmd.Context(), []*bundles.Bundle{b}, cfg.Engine)

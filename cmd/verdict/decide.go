@@ -26,7 +26,9 @@ func newDecide() *cobra.Command {
 		Short: "Evaluate a request against a bundle locally and print the decision JSON",
 		Long: `Evaluate a request locally, without a server, and print the decision as
 POST /v1/decide would answer it. The input is the /v1/decide request body
-(a single request or a batch with "evaluations"), read from --input or stdin.`,
+(a single request or a batch with "evaluations"), read from --input or stdin.
+No signature is required; with --config giving bundles.keys, a
+.signatures.json the bundle carries is verified.`,
 		Example: `  echo '{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"document","id":"1"}}' \
     | verdict decide --bundle policies/quickstart`,
 		Args: cobra.NoArgs,
@@ -62,7 +64,9 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 			if err != nil {
 				return fmt.Errorf("input: %w", err)
 			}
-			mgr := bundles.NewManager(cfg.BundleConfig(), nil)
+			bc := cfg.BundleConfig()
+			bc.Signing = localSigning(cfg)
+			mgr := bundles.NewManager(bc, nil)
 			active, err := mgr.LoadPaths(cmd.Context(), paths)
 			if err != nil {
 				return fmt.Errorf("bundle rejected:\n%w", err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -38,6 +39,12 @@ Bundles are loaded all-or-nothing: a bundle that fails to read, compile or pass
 its own tests is rejected with file:line:col errors, and the server keeps what
 it had. At start that means it is not ready (/readyz answers 503) and every
 decision is a deny until a good bundle is loaded. SIGHUP reloads the bundles.
+
+Outside --dev, every bundle must be signed (bundles.require_signature defaults
+to true): a .signatures.json made with ` + "`verdict bundle sign`" + ` (or ` + "`opa sign`" + `)
+and verified with a public key under bundles.keys. An unsigned bundle is
+rejected with the reason and the fix; set bundles.require_signature: false in
+--config to serve unsigned bundles.
 
 Settings come from defaults, then --config FILE, then the flags given.`,
 		Example: `  verdict serve --bundle policies/quickstart
@@ -96,7 +103,9 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	}
 	defer st.Close()
 	go maintain(ctx, st, log)
-	mgr := bundles.NewManager(cfg.BundleConfig(), log)
+	bc := cfg.BundleConfig()
+	mgr := bundles.NewManager(bc, log)
+	logSigning(log, bc.Signing)
 	load := func() {
 		if len(cfg.Bundles.Paths) == 0 {
 			log.Warn("no bundle given (--bundle PATH): not ready, and every decision is a deny")
@@ -160,6 +169,28 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		return nil
 	}
 	return err
+}
+
+// logSigning says at start how bundles are trusted, loudly when no bundle
+// can be accepted.
+func logSigning(log *slog.Logger, s bundles.SigningConfig) {
+	kids := make([]string, 0, len(s.Keys))
+	for kid := range s.Keys {
+		kids = append(kids, kid)
+	}
+	slices.Sort(kids)
+	switch {
+	case s.Required && len(kids) == 0:
+		log.Warn("bundle signatures are required but bundles.keys is empty: every bundle will be rejected. " +
+			"Sign bundles with `verdict bundle sign` and configure the public key under bundles.keys, " +
+			"or set bundles.require_signature: false (--dev also turns the requirement off)")
+	case s.Required:
+		log.Info("bundle signatures required", "keys", kids)
+	case len(kids) > 0:
+		log.Info("bundle signatures not required; signed bundles are verified", "keys", kids)
+	default:
+		log.Warn("bundle signatures not required: any bundle is trusted")
+	}
 }
 
 // loopbackAddr reports whether host:port names only this machine.
