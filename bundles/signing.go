@@ -29,6 +29,10 @@ import (
 // bundle's signature in OPA's format: {"signatures": ["<JWS compact>"]}.
 const SignaturesFile = ".signatures.json"
 
+// howToSign ends the message for an unsigned bundle that must be signed.
+const howToSign = "sign it with `verdict bundle sign DIR --signing-key KEY.pem --key-id ID` and configure the public key under bundles.keys.ID, " +
+	"or set bundles.require_signature: false"
+
 // hashAlgorithm is the file hash Sign writes, as `opa build` and `opa sign`.
 const hashAlgorithm = "SHA-256"
 
@@ -220,20 +224,17 @@ type signatures struct {
 // configured. Any failure is a *SignatureError.
 func Verify(b *Bundle, cfg SigningConfig) error {
 	raw, signed := b.Files[SignaturesFile]
-	if len(cfg.Keys) == 0 {
-		if cfg.Required {
-			return &SignatureError{Err: errors.New("bundle signatures are required but no key is configured: " +
-				"configure the public keys under bundles.keys, or set bundles.require_signature: false")}
+	if !signed || len(cfg.Keys) == 0 {
+		switch {
+		case !cfg.Required:
+			return nil // nothing required, and nothing to verify with
+		case !signed:
+			return &SignatureError{Err: errors.New("the bundle is not signed (no .signatures.json) and signatures are required " +
+				"(bundles.require_signature, on by default outside --dev): " + howToSign)}
+		default:
+			return &SignatureError{File: SignaturesFile, Err: errors.New("signatures are required but no key is configured to verify them: " +
+				"configure the signer's public key under bundles.keys.<key id>, or set bundles.require_signature: false")}
 		}
-		return nil // nothing to verify with, and nothing required
-	}
-	if !signed {
-		if cfg.Required {
-			return &SignatureError{Err: errors.New("the bundle is not signed (no .signatures.json) and bundles.require_signature is on: " +
-				"sign it with `verdict bundle sign DIR --signing-key KEY.pem --key-id ID` and configure the public key under bundles.keys.ID, " +
-				"or set bundles.require_signature: false")}
-		}
-		return nil
 	}
 	for name := range b.Files {
 		if name != SignaturesFile && path.Base(name) == SignaturesFile {

@@ -237,7 +237,14 @@ func TestAlgorithmMustMatchTheKey(t *testing.T) {
 func TestRequiredWithoutKeys(t *testing.T) {
 	b, _ := FromFiles(map[string][]byte{"a.verdict.yaml": []byte(okPolicy)}, DefaultLimits())
 	err := Verify(b, SigningConfig{Required: true})
-	wantSigErr(t, err, "", "configure the public keys under bundles.keys, or set bundles.require_signature: false")
+	wantSigErr(t, err, "", "not signed")
+	for _, want := range []string{"verdict bundle sign", "bundles.keys", "bundles.require_signature: false"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the message does not say %q: %v", want, err)
+		}
+	}
+	signed, _ := FromFiles(map[string][]byte{"a.verdict.yaml": []byte(okPolicy), SignaturesFile: []byte(`{"signatures":["x"]}`)}, DefaultLimits())
+	wantSigErr(t, Verify(signed, SigningConfig{Required: true}), SignaturesFile, "no key is configured")
 	if err := Verify(b, SigningConfig{}); err != nil {
 		t.Fatalf("the zero SigningConfig trusts any bundle: %v", err)
 	}
