@@ -137,10 +137,11 @@ func Load(p string, l Limits) (*Bundle, error) {
 }
 
 type collector struct {
-	l     Limits
-	files map[string][]byte
-	fold  map[string]string
-	total int64
+	l       Limits
+	files   map[string][]byte
+	fold    map[string]string
+	total   int64
+	entries int // every entry, directories included, against MaxFiles
 }
 
 func newCollector(l Limits) *collector {
@@ -158,6 +159,9 @@ func (c *collector) name(raw string) (string, error) {
 	}
 	n := strings.TrimPrefix(filepath.ToSlash(raw), "/")
 	clean := path.Clean(n)
+	if clean == "." {
+		return "", errors.New("empty name")
+	}
 	if clean == ".." || strings.HasPrefix(clean, "../") || path.IsAbs(clean) {
 		return "", errors.New("path escapes the bundle root")
 	}
@@ -174,11 +178,16 @@ func (c *collector) add(raw string, size int64, r io.Reader) error {
 	if err != nil {
 		return &ReadError{Entry: raw, Err: err}
 	}
-	if len(c.files) >= c.l.MaxFiles {
-		return &ReadError{Entry: raw, Err: fmt.Errorf("bundle has more than %d files", c.l.MaxFiles)}
+	if err := c.count(raw); err != nil {
+		return err
 	}
+	// Sizes come from the header (tar) or the file system, and are checked
+	// before a byte is read: a header that claims 10 GiB costs nothing.
 	if size > c.l.MaxFileBytes {
 		return &ReadError{Entry: raw, Err: fmt.Errorf("file is %d bytes, over the %d-byte limit", size, c.l.MaxFileBytes)}
+	}
+	if size > 0 && c.total+size > c.l.MaxBytes {
+		return &ReadError{Entry: raw, Err: fmt.Errorf("bundle is over the %d-byte limit when decompressed", c.l.MaxBytes)}
 	}
 	if _, dup := c.files[name]; dup {
 		return &ReadError{Entry: raw, Err: errors.New("duplicate file")}
@@ -195,10 +204,20 @@ func (c *collector) add(raw string, size int64, r io.Reader) error {
 	}
 	c.total += int64(len(data))
 	if c.total > c.l.MaxBytes {
-		return &ReadError{Entry: raw, Err: fmt.Errorf("bundle is over the %d-byte limit", c.l.MaxBytes)}
+		return &ReadError{Entry: raw, Err: fmt.Errorf("bundle is over the %d-byte limit when decompressed", c.l.MaxBytes)}
 	}
 	c.files[name] = data
 	c.fold[strings.ToLower(name)] = name
+	return nil
+}
+
+// count charges one entry against MaxFiles: directories count too, so that
+// an archive of a million empty directories stops early.
+func (c *collector) count(raw string) error {
+	c.entries++
+	if c.entries > c.l.MaxFiles {
+		return &ReadError{Entry: raw, Err: fmt.Errorf("bundle has more than %d entries (files and directories)", c.l.MaxFiles)}
+	}
 	return nil
 }
 
@@ -238,28 +257,68 @@ func loadDir(root string, l Limits) (*Bundle, error) {
 	return finish(root, c.files)
 }
 
-// ReadArchive reads a gzip-compressed tar bundle from r within the limits l.
-// It returns a *ReadError for anything unsafe or corrupt.
+// errCompressedTooLarge is what capped returns past the compressed limit.
+var errCompressedTooLarge = errors.New("archive is over the compressed size limit")
+
+// capped reads at most n bytes of r and then fails with
+// errCompressedTooLarge, rather than ending quietly as io.LimitReader does
+// (which would read as a truncated archive).
+type capped struct {
+	r io.Reader
+	n int64
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, errCompressedTooLarge
+	}
+	if int64(len(p)) > c.n {
+		p = p[:c.n]
+	}
+	n, err := c.r.Read(p)
+	c.n -= int64(n)
+	return n, err
+}
+
+// ReadArchive reads a gzip-compressed tar bundle from r within the limits l,
+// into memory only: nothing is written to disk. It stops at the first
+// problem, so a gzip bomb is decompressed no further than the limits. It
+// returns a *ReadError, naming the entry when there is one, for anything
+// unsafe or corrupt.
 func ReadArchive(r io.Reader, l Limits) (*Bundle, error) {
-	zr, err := gzip.NewReader(io.LimitReader(r, l.MaxCompressedBytes+1))
+	zr, err := gzip.NewReader(&capped{r: r, n: l.MaxCompressedBytes})
 	if err != nil {
+		if errors.Is(err, errCompressedTooLarge) {
+			return nil, &ReadError{Err: fmt.Errorf("archive is over the %d-byte compressed limit", l.MaxCompressedBytes)}
+		}
 		return nil, &ReadError{Err: fmt.Errorf("not a gzip archive: %w", err)}
 	}
 	defer zr.Close()
 	tr := tar.NewReader(zr)
 	c := newCollector(l)
+	last := ""
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, &ReadError{Err: fmt.Errorf("corrupt or truncated archive: %w", err)}
+			return nil, archiveError(err, last, l)
 		}
+		last = h.Name
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if _, err := c.name(h.Name); err != nil {
 				return nil, &ReadError{Entry: h.Name, Err: err}
+			}
+			if err := c.count(h.Name); err != nil {
+				return nil, err
+			}
+			continue
+		case tar.TypeXGlobalHeader:
+			// PAX global headers (git archive writes one) carry no file.
+			if err := c.count(h.Name); err != nil {
+				return nil, err
 			}
 			continue
 		case tar.TypeReg:
@@ -269,10 +328,27 @@ func ReadArchive(r io.Reader, l Limits) (*Bundle, error) {
 			return nil, &ReadError{Entry: h.Name, Err: fmt.Errorf("entry type %q is not a regular file", h.Typeflag)}
 		}
 		if err := c.add(h.Name, h.Size, tr); err != nil {
+			var re *ReadError
+			if errors.As(err, &re) && errors.Is(err, errCompressedTooLarge) {
+				re.Err = fmt.Errorf("archive is over the %d-byte compressed limit", l.MaxCompressedBytes)
+			}
 			return nil, err
 		}
 	}
 	return finish("", c.files)
+}
+
+// archiveError explains a failure of the tar or gzip stream between
+// entries: over the compressed limit, or corrupt or truncated after the entry
+// last read.
+func archiveError(err error, last string, l Limits) error {
+	if errors.Is(err, errCompressedTooLarge) {
+		return &ReadError{Entry: last, Err: fmt.Errorf("archive is over the %d-byte compressed limit", l.MaxCompressedBytes)}
+	}
+	if last != "" {
+		return &ReadError{Entry: last, Err: fmt.Errorf("corrupt or truncated archive after this entry: %w", err)}
+	}
+	return &ReadError{Err: fmt.Errorf("corrupt or truncated archive: %w", err)}
 }
 
 // FromFiles builds a bundle from files already in memory (for tests and

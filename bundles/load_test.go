@@ -6,6 +6,8 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,35 +143,105 @@ func TestRevisionDefaultsToDigest(t *testing.T) {
 	}
 }
 
+// rawTarGz writes one USTAR header with name as raw bytes (which
+// archive/tar's writer refuses for invalid UTF-8), then body, gzipped.
+func rawTarGz(name []byte, body string) []byte {
+	h := make([]byte, 512)
+	copy(h[0:100], name)
+	copy(h[100:108], "0000644\x00")
+	copy(h[108:116], "0000000\x00")
+	copy(h[116:124], "0000000\x00")
+	copy(h[124:136], fmt.Sprintf("%011o\x00", len(body)))
+	copy(h[136:148], "00000000000\x00")
+	h[156] = tar.TypeReg
+	copy(h[257:263], "ustar\x00")
+	copy(h[263:265], "00")
+	copy(h[148:156], "        ")
+	sum := 0
+	for _, c := range h {
+		sum += int(c)
+	}
+	copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	data := append([]byte(nil), h...)
+	data = append(data, body...)
+	data = append(data, make([]byte, (512-len(body)%512)%512+1024)...)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(data)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestUnsafeArchivesAreRejected has one case per attack of issue #4 §1; each
+// fails if its check is removed from load.go. Every error is a *ReadError that
+// names the offending entry.
 func TestUnsafeArchivesAreRejected(t *testing.T) {
 	small := DefaultLimits()
 	small.MaxFileBytes = 100
 	small.MaxBytes = 150
 	small.MaxFiles = 3
+	short := DefaultLimits()
+	short.MaxPathLength = 64
+	long := strings.Repeat("d/", 40) + "x.rego" // 86 bytes, over 64
 	cases := []struct {
 		name    string
-		entries []entry
+		archive []byte
 		lim     Limits
+		entry   string // the entry the error must name ("" for none)
 		want    string
 	}{
-		{"dot-dot", []entry{{name: "../evil.rego", body: "x"}}, DefaultLimits(), "escapes"},
-		{"nested dot-dot", []entry{{name: "a/../../evil", body: "x"}}, DefaultLimits(), "escapes"},
-		{"symlink", []entry{{name: "l", typ: tar.TypeSymlink, link: "/etc/passwd"}}, DefaultLimits(), "links"},
-		{"hard link", []entry{{name: "l", typ: tar.TypeLink, link: "a"}}, DefaultLimits(), "links"},
-		{"device", []entry{{name: "d", typ: tar.TypeChar}}, DefaultLimits(), "not a regular file"},
-		{"duplicate", []entry{{name: "a.rego", body: "x"}, {name: "/a.rego", body: "y"}}, DefaultLimits(), "duplicate"},
-		{"case collision", []entry{{name: "A.rego", body: "x"}, {name: "a.rego", body: "y"}}, DefaultLimits(), "case"},
-		{"file too big", []entry{{name: "a", body: strings.Repeat("x", 101)}}, small, "limit"},
-		{"total too big", []entry{{name: "a", body: strings.Repeat("x", 90)}, {name: "b", body: strings.Repeat("x", 90)}}, small, "limit"},
-		{"too many files", []entry{{name: "a"}, {name: "b"}, {name: "c"}, {name: "d"}}, small, "more than 3"},
-		{"bad manifest", []entry{{name: ".manifest", body: "{"}}, DefaultLimits(), ".manifest"},
+		{"dot-dot", tarGz(t, []entry{{name: "../evil.rego", body: "x"}}), DefaultLimits(), "../evil.rego", "escapes"},
+		{"dot-dot after cleaning", tarGz(t, []entry{{name: "a/b/../../../evil", body: "x"}}), DefaultLimits(), "a/b/../../../evil", "escapes"},
+		{"dot-dot behind a leading slash", tarGz(t, []entry{{name: "/../etc/passwd", body: "x"}}), DefaultLimits(), "/../etc/passwd", "escapes"},
+		{"double leading slash", tarGz(t, []entry{{name: "//etc/passwd", body: "x"}}), DefaultLimits(), "//etc/passwd", "escapes"},
+		{"dot-dot directory", tarGz(t, []entry{{name: "../d/", typ: tar.TypeDir}}), DefaultLimits(), "../d/", "escapes"},
+		{"empty name", rawTarGz([]byte("/"), "x"), DefaultLimits(), "/", "empty name"},
+		{"symlink", tarGz(t, []entry{{name: "l", typ: tar.TypeSymlink, link: "/etc/passwd"}}), DefaultLimits(), "l", "links"},
+		{"hard link", tarGz(t, []entry{{name: "a.rego", body: "x"}, {name: "l", typ: tar.TypeLink, link: "a.rego"}}), DefaultLimits(), "l", "links"},
+		{"char device", tarGz(t, []entry{{name: "c", typ: tar.TypeChar}}), DefaultLimits(), "c", "not a regular file"},
+		{"block device", tarGz(t, []entry{{name: "b", typ: tar.TypeBlock}}), DefaultLimits(), "b", "not a regular file"},
+		{"fifo", tarGz(t, []entry{{name: "f", typ: tar.TypeFifo}}), DefaultLimits(), "f", "not a regular file"},
+		{"duplicate", tarGz(t, []entry{{name: "a.rego", body: "x"}, {name: "/a.rego", body: "y"}}), DefaultLimits(), "/a.rego", "duplicate"},
+		{"duplicate after cleaning", tarGz(t, []entry{{name: "p/a.rego", body: "x"}, {name: "p//./a.rego", body: "y"}}), DefaultLimits(), "p//./a.rego", "duplicate"},
+		{"case collision", tarGz(t, []entry{{name: "A.rego", body: "x"}, {name: "a.rego", body: "y"}}), DefaultLimits(), "a.rego", "case"},
+		{"invalid UTF-8", rawTarGz([]byte("bad\xff.rego"), "x"), DefaultLimits(), "bad\xff.rego", "UTF-8"},
+		{"over-long path", tarGz(t, []entry{{name: long, body: "x"}}), short, long, "longer than 64"},
+		{"file too big", tarGz(t, []entry{{name: "a", body: strings.Repeat("x", 101)}}), small, "a", "101 bytes, over the 100-byte limit"},
+		{"total too big", tarGz(t, []entry{{name: "a", body: strings.Repeat("x", 90)}, {name: "b", body: strings.Repeat("x", 90)}}), small, "b", "150-byte limit when decompressed"},
+		{"too many files", tarGz(t, []entry{{name: "a"}, {name: "b"}, {name: "c"}, {name: "d"}}), small, "d", "more than 3"},
+		{"too many directories", tarGz(t, []entry{{name: "a/", typ: tar.TypeDir}, {name: "b/", typ: tar.TypeDir}, {name: "c/", typ: tar.TypeDir}, {name: "d/", typ: tar.TypeDir}}), small, "d/", "more than 3"},
+		{"bad manifest", tarGz(t, []entry{{name: ".manifest", body: "{"}}), DefaultLimits(), ".manifest", "invalid JSON"},
+		{"not gzip", []byte("plain text, not an archive"), DefaultLimits(), "", "not a gzip archive"},
 	}
+	whole := tarGz(t, []entry{{name: "a.verdict.yaml", body: okPolicy + strings.Repeat("# padding\n", 200)}})
+	cases = append(cases, struct {
+		name    string
+		archive []byte
+		lim     Limits
+		entry   string
+		want    string
+	}{"truncated", whole[:len(whole)/2], DefaultLimits(), "a.verdict.yaml", "unexpected EOF"})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ReadArchive(bytes.NewReader(tarGz(t, tc.entries)), tc.lim)
+			_, err := ReadArchive(bytes.NewReader(tc.archive), tc.lim)
 			var re *ReadError
 			if !errors.As(err, &re) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want a ReadError containing %q, got %v", tc.want, err)
+			}
+			if re.Entry != tc.entry {
+				t.Fatalf("the error names entry %q, want %q: %v", re.Entry, tc.entry, err)
 			}
 		})
 	}
@@ -178,13 +250,145 @@ func TestUnsafeArchivesAreRejected(t *testing.T) {
 			t.Errorf("name %q: want a UTF-8/NUL error, got %v", name, err)
 		}
 	}
-	// Not gzip, and a truncated archive.
-	if _, err := ReadArchive(strings.NewReader("plain text"), DefaultLimits()); err == nil {
-		t.Error("plain text accepted as an archive")
+}
+
+// TestLeadingSlashIsTheRoot: entry names are read as OPA reads them.
+func TestLeadingSlashIsTheRoot(t *testing.T) {
+	b, err := ReadArchive(bytes.NewReader(tarGz(t, []entry{
+		{name: "/x/", typ: tar.TypeDir},
+		{name: "/x/y.rego", body: "package x\n"},
+		{name: "/data.json", body: "{}"},
+		{name: "/.manifest", body: `{"revision":"r1"}`},
+		{name: "./z/w.json", body: "{}"},
+	})), DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
 	}
-	whole := tarGz(t, []entry{{name: "a.verdict.yaml", body: okPolicy}})
-	if _, err := ReadArchive(bytes.NewReader(whole[:len(whole)/2]), DefaultLimits()); err == nil {
-		t.Error("truncated archive accepted")
+	for _, want := range []string{"x/y.rego", "data.json", ".manifest", "z/w.json"} {
+		if _, ok := b.Files[want]; !ok {
+			t.Errorf("%s missing from %v", want, keys(b.Files))
+		}
+	}
+	if len(b.Files) != 4 || b.Revision() != "r1" {
+		t.Fatalf("files %v, revision %q", keys(b.Files), b.Revision())
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestHugeHeaderIsRejectedBeforeReading: a header that claims 10 GiB is
+// refused from the header alone; the archive holds none of those bytes, so a
+// reader that tried would fail with "unexpected EOF" instead.
+func TestHugeHeaderIsRejectedBeforeReading(t *testing.T) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	if err := tw.WriteHeader(&tar.Header{Name: "huge.rego", Typeflag: tar.TypeReg, Mode: 0o644, Size: 10 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close() // no body, no trailer
+	_, err := ReadArchive(bytes.NewReader(buf.Bytes()), DefaultLimits())
+	var re *ReadError
+	if !errors.As(err, &re) || re.Entry != "huge.rego" || !strings.Contains(err.Error(), "10737418240 bytes, over the") {
+		t.Fatalf("want the header's size refused, got %v", err)
+	}
+	// Within the per-file limit but past the total: refused from the header too.
+	l := DefaultLimits()
+	l.MaxFileBytes = 10 << 30
+	_, err = ReadArchive(bytes.NewReader(buf.Bytes()), l)
+	if !errors.As(err, &re) || re.Entry != "huge.rego" || !strings.Contains(err.Error(), "limit when decompressed") {
+		t.Fatalf("want the total refused from the header, got %v", err)
+	}
+}
+
+// TestGzipBombStopsEarly: 64 MiB of zeros in a few dozen KiB; reading stops
+// at the decompressed limit, long before the end of the compressed stream.
+func TestGzipBombStopsEarly(t *testing.T) {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	tw := tar.NewWriter(zw)
+	zeros := make([]byte, 512<<10)
+	for i := range 128 {
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("z%03d.json", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(zeros))}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(zeros)
+	}
+	tw.Close()
+	zw.Close()
+	if buf.Len() > 256<<10 {
+		t.Fatalf("the bomb is %d bytes compressed; expected a few KiB", buf.Len())
+	}
+	l := DefaultLimits()
+	l.MaxBytes = 2 << 20
+	cr := &countingReader{r: bytes.NewReader(buf.Bytes())}
+	_, err := ReadArchive(cr, l)
+	var re *ReadError
+	if !errors.As(err, &re) || re.Entry != "z004.json" || !strings.Contains(err.Error(), "limit when decompressed") {
+		t.Fatalf("want the fifth file refused at the 2 MiB total, got %v", err)
+	}
+	if cr.n > int64(buf.Len())/4 {
+		t.Fatalf("read %d of %d compressed bytes: did not stop early", cr.n, buf.Len())
+	}
+}
+
+// TestCompressedLimit: an archive over the compressed limit is refused as
+// too large (not mistaken for a truncated one), as a stream and as a file.
+func TestCompressedLimit(t *testing.T) {
+	body := make([]byte, 8<<10)
+	for i := range body {
+		body[i] = byte(i*7919 + i/3) // poorly compressible
+	}
+	arch := tarGz(t, []entry{{name: "a.json", body: string(body)}})
+	l := DefaultLimits()
+	l.MaxCompressedBytes = int64(len(arch)) / 2
+	_, err := ReadArchive(bytes.NewReader(arch), l)
+	var re *ReadError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "compressed limit") {
+		t.Fatalf("stream: want the compressed limit, got %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "b.tar.gz")
+	if err := os.WriteFile(p, arch, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p, l); !errors.As(err, &re) || !strings.Contains(err.Error(), "over the") {
+		t.Fatalf("file: want the compressed limit, got %v", err)
+	}
+	l.MaxCompressedBytes = 1 << 20
+	if _, err := ReadArchive(bytes.NewReader(arch), l); err != nil {
+		t.Fatalf("within the limit: %v", err)
+	}
+}
+
+// TestReadingWritesNothing: loading an archive creates no file, in the
+// temporary directory or next to the archive.
+func TestReadingWritesNothing(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "b.tar.gz")
+	var es []entry
+	for n, b := range goodFiles {
+		es = append(es, entry{name: "/" + n, body: b})
+	}
+	if err := os.WriteFile(p, tarGz(t, es), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p, DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{tmp, dir} {
+		ents, _ := os.ReadDir(d)
+		if d == dir && len(ents) == 1 || d == tmp && len(ents) == 0 {
+			continue
+		}
+		t.Fatalf("%s holds %d entries after reading", d, len(ents))
 	}
 }
 

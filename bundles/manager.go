@@ -3,6 +3,7 @@ package bundles
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ type Config struct {
 	// SkipTests activates bundles without running their *_test.yaml cases.
 	SkipTests bool
 	// Signing says which bundles are trusted; the zero value trusts any.
+	// Prepare verifies every bundle against it before compiling.
 	Signing SigningConfig
 }
 
@@ -30,7 +32,7 @@ func DefaultConfig() Config {
 
 // Validate reports every problem with c, joined.
 func (c Config) Validate() error {
-	return errors.Join(c.Limits.Validate(), c.Engine.Validate())
+	return errors.Join(c.Limits.Validate(), c.Engine.Validate(), c.Signing.Validate())
 }
 
 // TestSummary counts a bundle's test cases.
@@ -65,10 +67,15 @@ type Manager struct {
 	gen    uint64
 }
 
-// NewManager returns a manager with no active bundle.
+// NewManager returns a manager with no active bundle. It parses the
+// signing keys once here; a key that does not load (which cfg.Validate
+// reports at start) makes every bundle signed with it fail verification.
 func NewManager(cfg Config, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if s, err := cfg.Signing.Load(); err == nil {
+		cfg.Signing = s
 	}
 	return &Manager{cfg: cfg, log: log}
 }
@@ -76,11 +83,19 @@ func NewManager(cfg Config, log *slog.Logger) *Manager {
 // Active returns the active bundle, nil before the first activation.
 func (m *Manager) Active() *Active { return m.active.Load() }
 
-// Prepare compiles bs and runs each bundle's tests against that bundle's own
-// policies, without activating anything. It
-// returns engine.CompileErrors, TestFailures or another error; never a
-// partial result.
+// Prepare verifies each bundle's signature (see Verify), compiles bs and
+// runs each bundle's tests against that bundle's own policies, without
+// activating anything. It returns a *SignatureError, engine.CompileErrors,
+// TestFailures or another error; never a partial result.
 func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
+	for _, b := range bs {
+		if err := Verify(b, m.cfg.Signing); err != nil {
+			if b.Source != "" {
+				return nil, fmt.Errorf("%s: %w", b.Source, err)
+			}
+			return nil, err
+		}
+	}
 	c, err := CompileEach(ctx, bs, m.cfg.Engine)
 	if err != nil {
 		return nil, err

@@ -24,7 +24,17 @@ func newBundle() *cobra.Command {
 	}
 	cmd.AddCommand(newBundleTest(), newBundleLint())
 	cmd.AddCommand(newBundlePush(), newBundleRevisions(), newBundleActivate())
+	cmd.AddCommand(newBundleSign(), newBundleBuild(), newBundleKeygen())
 	return cmd
+}
+
+// localSigning is the signing configuration of the local tools (bundle
+// test, decide): no signature is required, but one that is present is
+// verified against the configured keys.
+func localSigning(cfg config.Config) bundles.SigningConfig {
+	s := cfg.BundleConfig().Signing
+	s.Required = false
+	return s
 }
 
 func newBundleTest() *cobra.Command {
@@ -61,7 +71,11 @@ the coverage as JSON.
 for CI. The exit status is 0 when every case passes, 1 when a case fails or
 the bundle does not compile or cannot be read (with file:line:col for each
 problem), 2 on bad usage (such as an invalid --run expression). --config
-applies the same engine and bundle limits as serve.`,
+applies the same engine and bundle limits as serve.
+
+A signature is not required here (this is a local tool), but when --config
+configures bundles.keys, a .signatures.json the bundle carries is verified
+and a bad one fails the run.`,
 		Example: `  verdict bundle test policies/quickstart
   verdict bundle test -v --run 'editor|owner' policies/quickstart
   verdict bundle test --json --coverage-json coverage.json policies/rbac-rego`,
@@ -86,6 +100,9 @@ applies the same engine and bundle limits as serve.`,
 			rep := &testReport{out: cmd.OutOrStdout(), bundle: args[0], verbose: verbose, json: jsonOut, start: start}
 			b, err := bundles.Load(args[0], cfg.BundleLimits)
 			if err != nil {
+				return rep.rejected(err)
+			}
+			if err := bundles.Verify(b, localSigning(cfg)); err != nil {
 				return rep.rejected(err)
 			}
 			snap, err := bundles.Compile(cmd.Context(), []*bundles.Bundle{b}, cfg.Engine)

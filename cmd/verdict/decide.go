@@ -30,7 +30,10 @@ POST /v1/decide would answer it. The input is the /v1/decide request body
 (a single request or a batch with "evaluations"), read from --input or stdin.
 
 As under serve, a bundle whose own test cases fail is rejected; --skip-tests
-decides anyway, to debug a failing case.`,
+decides anyway, to debug a failing case.
+
+No signature is required; with --config giving bundles.keys, a
+.signatures.json the bundle carries is verified.`,
 		Example: `  echo '{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"document","id":"1"}}' \
     | verdict decide --bundle policies/quickstart`,
 		Args: cobra.NoArgs,
@@ -68,6 +71,7 @@ decides anyway, to debug a failing case.`,
 			}
 			bc := cfg.BundleConfig()
 			bc.SkipTests = bc.SkipTests || skipTests
+			bc.Signing = localSigning(cfg)
 			mgr := bundles.NewManager(bc, nil)
 			active, err := mgr.LoadPaths(cmd.Context(), paths)
 			if err != nil {

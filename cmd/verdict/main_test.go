@@ -79,7 +79,7 @@ func TestBundleTest(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "v.yaml")
 	os.WriteFile(cfg, []byte("bundle_limits: {max_files: 1}\n"), 0o644)
 	code, out, _ = cli(t, "", "bundle", "test", "--config", cfg, good)
-	if code != 1 || !strings.Contains(out, "more than 1 files") {
+	if code != 1 || !strings.Contains(out, "more than 1 entries") {
 		t.Fatalf("--config limits not applied: %d\n%s", code, out)
 	}
 	if code, _, errOut := cli(t, "", "bundle", "test"); code != 2 || !strings.Contains(errOut, "arg") {
@@ -124,7 +124,7 @@ func TestVersionAndHelp(t *testing.T) {
 	if code, out, _ := cli(t, "", "version"); code != 0 || !strings.HasPrefix(out, "verdict ") {
 		t.Fatalf("version: %d %q", code, out)
 	}
-	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"decide", "--help"}, {"bundle", "test", "--help"}, {"bundle", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"decide", "--help"}, {"bundle", "test", "--help"}, {"bundle", "--help"}, {"bundle", "sign", "--help"}, {"bundle", "build", "--help"}, {"bundle", "keygen", "--help"}} {
 		if code, out, _ := cli(t, "", args...); code != 0 || !strings.Contains(out, "Usage:") {
 			t.Errorf("%v: %d %q", args, code, out)
 		}

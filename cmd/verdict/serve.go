@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -48,6 +49,12 @@ replaces them until the next restart, SIGHUP or watched change.
 --watch (or bundles.watch: true) reloads the --bundle paths when a file in
 them changes (debounced 200 ms, subdirectories included), for local authoring;
 a broken change is logged and the bundle that served keeps serving.
+
+Outside --dev, every bundle must be signed (bundles.require_signature defaults
+to true): a .signatures.json made with ` + "`verdict bundle sign`" + ` (or ` + "`opa sign`" + `)
+and verified with a public key under bundles.keys. An unsigned bundle is
+rejected with the reason and the fix; set bundles.require_signature: false in
+--config to serve unsigned bundles.
 
 Settings come from defaults, then --config FILE, then the flags given.`,
 		Example: `  verdict serve --bundle policies/quickstart
@@ -114,7 +121,9 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	}
 	defer st.Close()
 	go maintain(ctx, st, log)
-	mgr := bundles.NewManager(cfg.BundleConfig(), log)
+	bc := cfg.BundleConfig()
+	mgr := bundles.NewManager(bc, log)
+	logSigning(log, bc.Signing)
 	life := bundles.NewLifecycle(mgr, st.store, store.DefaultNamespace, log)
 	load := func() {
 		if len(cfg.Bundles.Paths) == 0 {
@@ -209,6 +218,28 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		return nil
 	}
 	return err
+}
+
+// logSigning says at start how bundles are trusted, loudly when no bundle
+// can be accepted.
+func logSigning(log *slog.Logger, s bundles.SigningConfig) {
+	kids := make([]string, 0, len(s.Keys))
+	for kid := range s.Keys {
+		kids = append(kids, kid)
+	}
+	slices.Sort(kids)
+	switch {
+	case s.Required && len(kids) == 0:
+		log.Warn("bundle signatures are required but bundles.keys is empty: every bundle will be rejected. " +
+			"Sign bundles with `verdict bundle sign` and configure the public key under bundles.keys, " +
+			"or set bundles.require_signature: false (--dev also turns the requirement off)")
+	case s.Required:
+		log.Info("bundle signatures required", "keys", kids)
+	case len(kids) > 0:
+		log.Info("bundle signatures not required; signed bundles are verified", "keys", kids)
+	default:
+		log.Warn("bundle signatures not required: any bundle is trusted")
+	}
 }
 
 // loopbackAddr reports whether host:port names only this machine.

@@ -40,12 +40,13 @@ func TestClientCredentialsEndToEnd(t *testing.T) {
 	}
 
 	addr := freeAddr(t)
-	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy})
+	// A production setup: the bundle is signed and its key configured.
+	dir, cfg := signedBundle(t, map[string]string{"p.verdict.yaml": policy})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var sout, serr bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &sout, &serr)
+		done <- run(ctx, []string{"serve", "--config", cfg, "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &sout, &serr)
 	}()
 	defer func() {
 		cancel()
@@ -192,7 +193,7 @@ func serveAt(t *testing.T, addr, dataDir string) (stop func()) {
 	done := make(chan int, 1)
 	var sout, serr bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &sout, &serr)
+		done <- run(ctx, []string{"serve", "--config", unsignedOK(t), "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &sout, &serr)
 	}()
 	for i := 0; i < 200; i++ {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {

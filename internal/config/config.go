@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -58,8 +60,12 @@ type Bundles struct {
 	// false under dev.
 	RequireSignature *bool `yaml:"require_signature"`
 	// Keys are the public keys bundle signatures are verified with, by key
-	// id.
+	// id (the kid of a signature). A bundle that carries a .signatures.json
+	// is verified against them whenever one is set, required or not.
 	Keys map[string]bundles.VerificationKey `yaml:"keys"`
+	// ExcludeFiles are path patterns (path.Match) of bundle files a
+	// signature need not list, as OPA's exclude_files.
+	ExcludeFiles []string `yaml:"exclude_files"`
 	// Watch reloads directory paths when a file in them changes.
 	Watch bool `yaml:"watch"`
 }
@@ -73,10 +79,10 @@ func (b *Bundles) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("line %d: bundles must be a list of paths or a mapping", n.Line)
 	}
-	known := map[string]bool{"paths": true, "require_signature": true, "keys": true, "watch": true}
+	known := map[string]bool{"paths": true, "require_signature": true, "keys": true, "exclude_files": true, "watch": true}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i].Value; !known[k] {
-			return fmt.Errorf("line %d: field %s not found in bundles (paths, require_signature, keys, watch)", n.Content[i].Line, k)
+			return fmt.Errorf("line %d: field %s not found in bundles (paths, require_signature, keys, exclude_files, watch)", n.Content[i].Line, k)
 		}
 	}
 	type plain Bundles
@@ -244,13 +250,40 @@ func (c Config) Validate() error {
 	if len(c.Tokens.Exchange.Mappings) > 0 {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
 	}
+	errs = append(errs, c.Bundles.validate())
+	return errors.Join(errs...)
+}
+
+// validate loads every bundle key (reading key_file, parsing the PEM), so
+// that a bad key stops the start rather than every bundle.
+func (b Bundles) validate() error {
+	var errs []error
+	kids := make([]string, 0, len(b.Keys))
+	for kid := range b.Keys {
+		kids = append(kids, kid)
+	}
+	sort.Strings(kids)
+	for _, kid := range kids {
+		if strings.TrimSpace(kid) == "" {
+			errs = append(errs, errors.New("bundles.keys: a key id must not be empty"))
+			continue
+		}
+		if err := b.Keys[kid].Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("bundles.keys.%s: %w", kid, err))
+		}
+	}
+	for _, p := range b.ExcludeFiles {
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("bundles.exclude_files: pattern %q: %w", p, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // BundleConfig returns the bundle manager's configuration.
 func (c Config) BundleConfig() bundles.Config {
 	return bundles.Config{Limits: c.BundleLimits, Engine: c.Engine, SkipTests: c.SkipBundleTests,
-		Signing: bundles.SigningConfig{Required: c.SignatureRequired(), Keys: c.Bundles.Keys}}
+		Signing: bundles.SigningConfig{Required: c.SignatureRequired(), Keys: c.Bundles.Keys, Exclude: c.Bundles.ExcludeFiles}}
 }
 
 func (l Log) level() (slog.Level, error) {

@@ -1,6 +1,11 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,5 +154,57 @@ func TestSignatureRequiredByDefaultOutsideDev(t *testing.T) {
 	cfg.Bundles.RequireSignature = &yes
 	if !cfg.SignatureRequired() {
 		t.Fatal("an explicit require_signature: true wins over dev")
+	}
+}
+
+// TestBundleKeysAreValidated: bad bundle keys stop the start, each named by
+// its key id; a key_file relative to the file loads.
+func TestBundleKeysAreValidated(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(priv.Public())
+	pub := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	p := write(t, `
+bundles:
+  paths: [b]
+  keys:
+    ci: {algorithm: ES256, key_file: keys/ci.pub.pem, scope: prod}
+  exclude_files: ["notes/*"]
+`)
+	if err := os.MkdirAll(filepath.Join(filepath.Dir(p), "keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "keys", "ci.pub.pem"), pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("a good key: %v", err)
+	}
+	bc := cfg.BundleConfig()
+	if !bc.Signing.Required || bc.Signing.Keys["ci"].Scope != "prod" || bc.Signing.Exclude[0] != "notes/*" {
+		t.Fatalf("signing config: %+v", bc.Signing)
+	}
+	bad, err := Load(write(t, `
+bundles:
+  keys:
+    hmac: {algorithm: HS256, key: secret}
+    junk: {algorithm: ES256, key: "not pem"}
+    gone: {algorithm: ES256, key_file: nowhere.pem}
+  exclude_files: ["["]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.Validate()
+	for _, want := range []string{"bundles.keys.hmac: algorithm \"HS256\" is not allowed", "bundles.keys.junk: not a PEM", "bundles.keys.gone: key_file", "bundles.exclude_files"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
 	}
 }
