@@ -106,12 +106,18 @@ type bundleKit struct {
 // startBundles serves a lifecycle over a bbolt store in dir with limits l.
 func startBundles(t *testing.T, dir string, l bundles.Limits) *bundleKit {
 	t.Helper()
+	cfg := bundles.DefaultConfig()
+	cfg.Limits = l
+	return startBundlesWith(t, dir, cfg)
+}
+
+// startBundlesWith is startBundles with a whole bundle configuration.
+func startBundlesWith(t *testing.T, dir string, cfg bundles.Config) *bundleKit {
+	t.Helper()
 	st, err := store.OpenBolt(dir, store.BoltOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := bundles.DefaultConfig()
-	cfg.Limits = l
 	mgr := bundles.NewManager(cfg, nil)
 	life := bundles.NewLifecycle(mgr, st, store.DefaultNamespace, nil)
 	if _, err := life.Restore(context.Background()); err != nil {

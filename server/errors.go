@@ -26,6 +26,7 @@ const (
 	CodeExplainDisabled  = "explain_disabled"
 	// Bundle pushes and revisions.
 	CodeBundleUnreadable = "bundle_unreadable"
+	CodeBundleSignature  = "bundle_signature_invalid"
 	CodeBundleInvalid    = "bundle_invalid"
 	CodeBundleTests      = "bundle_tests_failed"
 	CodeRevisionConflict = "bundle_revision_conflict"
@@ -105,6 +106,9 @@ func fromFiber(fe *fiber.Error) *apiError {
 // bundle; nil for any other error. The messages name files and lines of the
 // caller's own bundle, never server paths.
 func fromBundles(err error) *apiError {
+	if se, ok := errors.AsType[*bundles.SignatureError](err); ok {
+		return newError(fiber.StatusUnprocessableEntity, CodeBundleSignature, se.Error())
+	}
 	if re, ok := errors.AsType[*bundles.ReadError](err); ok {
 		return newError(fiber.StatusBadRequest, CodeBundleUnreadable, re.Error())
 	}
