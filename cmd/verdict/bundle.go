@@ -53,10 +53,12 @@ usage. --config applies the same engine and bundle limits as serve.`,
 			if err != nil {
 				return fail(err)
 			}
-			snap, err := bundles.Compile(cmd.Context(), []*bundles.Bundle{b}, cfg.Engine)
+			compiled, err := bundles.CompileWith(cmd.Context(), []*bundles.Bundle{b},
+				bundles.CompileOptions{Limits: cfg.Engine, SchemaMode: cfg.Bundles.Schemas})
 			if err != nil {
 				return fail(err)
 			}
+			snap := compiled.Snapshot
 			cases, err := b.Tests()
 			if err != nil {
 				return fail(err)
