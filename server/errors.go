@@ -2,9 +2,13 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/engine"
 )
 
 // Error codes clients may branch on.
@@ -20,6 +24,11 @@ const (
 	CodeInternal         = "internal"
 	CodeNotReady         = "not_ready"
 	CodeExplainDisabled  = "explain_disabled"
+	// CodeInvalidBundle is a bundle that cannot be read safely (400).
+	CodeInvalidBundle = "invalid_bundle"
+	// CodeBundleRejected is a bundle that does not compile (422); the
+	// response's error.details lists every problem as file:line:col: message.
+	CodeBundleRejected = "bundle_rejected"
 )
 
 // apiError is an error a client may see: a status, a stable code and a
@@ -28,6 +37,8 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	// Details, when set, lists every individual problem (compile errors).
+	Details []string
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -38,8 +49,9 @@ func newError(status int, code, msg string) *apiError {
 
 type errorBody struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code    string   `json:"code"`
+		Message string   `json:"message"`
+		Details []string `json:"details,omitempty"`
 	} `json:"error"`
 }
 
@@ -61,6 +73,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		var body errorBody
 		body.Error.Code = ae.Code
 		body.Error.Message = ae.Message
+		body.Error.Details = ae.Details
 		return c.Status(ae.Status).JSON(body)
 	}
 }
@@ -82,4 +95,31 @@ func fromFiber(fe *fiber.Error) *apiError {
 		return newError(fe.Code, CodeInternal, "internal error")
 	}
 	return newError(fe.Code, CodeBadRequest, fe.Message)
+}
+
+// bundleError maps what reading or compiling a bundle returned: an unsafe or
+// corrupt archive is 400 naming the entry, policies that do not compile are
+// 422 with every problem in details, failing tests are 422 with each failure.
+// Anything else stays an internal error.
+func bundleError(err error) error {
+	if re, ok := errors.AsType[*bundles.ReadError](err); ok {
+		return newError(fiber.StatusBadRequest, CodeInvalidBundle, re.Error())
+	}
+	if ce, ok := errors.AsType[engine.CompileErrors](err); ok {
+		e := newError(fiber.StatusUnprocessableEntity, CodeBundleRejected,
+			fmt.Sprintf("the bundle does not compile: %d problem(s); see details", len(ce)))
+		for _, c := range ce {
+			e.Details = append(e.Details, c.Error())
+		}
+		return e
+	}
+	if tf, ok := errors.AsType[bundles.TestFailures](err); ok {
+		e := newError(fiber.StatusUnprocessableEntity, CodeBundleRejected,
+			fmt.Sprintf("%d of the bundle's tests failed; see details", len(tf)))
+		for _, f := range tf {
+			e.Details = append(e.Details, bundles.TestFailures{f}.Error())
+		}
+		return e
+	}
+	return err
 }
