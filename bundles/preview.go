@@ -2,6 +2,7 @@ package bundles
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -39,6 +40,35 @@ func TestInputs(a *Active, source string) []PreviewInput {
 		out = append(out, PreviewInput{Source: source, Name: fmt.Sprintf("%s:%d: %s", c.File, c.Line, c.Name), Input: c.Input})
 	}
 	return out
+}
+
+// DefaultInputs returns what a preview decides when it is given no inputs:
+// the inputs of the candidate's test cases, then those of the active
+// bundle's (nil active: none) that the candidate's do not already hold.
+func DefaultInputs(active, candidate *Active) []PreviewInput {
+	out := TestInputs(candidate, SourceCandidateTests)
+	seen := make(map[string]bool, len(out))
+	for _, p := range out {
+		seen[inputKey(p.Input)] = true
+	}
+	for _, p := range TestInputs(active, SourceActiveTests) {
+		if !seen[inputKey(p.Input)] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// inputKey identifies an input by everything a policy sees of it (the
+// evaluation time only when a test case fixes it).
+func inputKey(in *engine.Input) string {
+	doc := in.SchemaDoc()
+	doc["token"] = in.Token
+	if !in.Now.IsZero() {
+		doc["now"] = in.Now.UTC().Format(time.RFC3339Nano)
+	}
+	b, _ := json.Marshal(doc) // map keys are sorted: the text is canonical
+	return string(b)
 }
 
 // PreviewOutcome is one revision's answer to one input.

@@ -76,7 +76,7 @@ func (s *Server) previewBundle(c *fiber.Ctx) error {
 	active := s.bundles.Active()
 	inputs := req.inputs
 	if len(inputs) == 0 {
-		inputs = append(bundles.TestInputs(cand, bundles.SourceCandidateTests), bundles.TestInputs(active, bundles.SourceActiveTests)...)
+		inputs = bundles.DefaultInputs(active, cand)
 		if s.history != nil {
 			logged, err := s.history.RecentInputs(ctx, s.cfg.MaxBatch)
 			if err != nil {
@@ -130,22 +130,8 @@ func (s *Server) parsePreview(c *fiber.Ctx, lim bundles.Limits) (*previewRequest
 	case len(form.Value["inputs"]) == 1:
 		raw = []byte(form.Value["inputs"][0])
 	}
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := checkDepth(raw, s.cfg.MaxDepth); err != nil {
-			return nil, err
-		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return nil, newError(fiber.StatusBadRequest, CodeInvalidJSON, "inputs: malformed JSON: "+jsonMsg(err))
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return nil, newError(fiber.StatusBadRequest, CodeInvalidJSON, "inputs: unexpected data after the array")
-		}
-		if req.inputs, err = s.previewInputs(engine.NormalizeJSON(v)); err != nil {
-			return nil, err
-		}
+	if req.inputs, err = ParsePreviewInputs(raw, s.cfg.MaxDepth, s.cfg.MaxBatch); err != nil {
+		return nil, err
 	}
 	return req, nil
 }
@@ -169,15 +155,38 @@ func (s *Server) parsePreviewJSON(body []byte) (*previewRequest, error) {
 		return nil, newError(fiber.StatusBadRequest, CodeInvalidInput, "bundle: not standard base64: "+err.Error())
 	}
 	req := &previewRequest{archive: archive}
-	if req.inputs, err = s.previewInputs(doc["inputs"]); err != nil {
+	if req.inputs, err = previewInputs(doc["inputs"], s.cfg.MaxBatch); err != nil {
 		return nil, err
 	}
 	return req, nil
 }
 
-// previewInputs checks the inputs array: at most server.max_batch decision
-// inputs in the /v1/decide shape. Absent or null means none.
-func (s *Server) previewInputs(v any) ([]bundles.PreviewInput, error) {
+// ParsePreviewInputs reads the inputs of a preview: a JSON array of at most
+// maxBatch decision inputs in the /v1/decide shape, nested at most maxDepth
+// levels. Empty text or null means none. Errors are client errors (400)
+// naming the item, as inputs[i].field.
+func ParsePreviewInputs(raw []byte, maxDepth, maxBatch int) ([]bundles.PreviewInput, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, nil
+	}
+	if err := checkDepth(raw, maxDepth); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, newError(fiber.StatusBadRequest, CodeInvalidJSON, "inputs: malformed JSON: "+jsonMsg(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, newError(fiber.StatusBadRequest, CodeInvalidJSON, "inputs: unexpected data after the array")
+	}
+	return previewInputs(engine.NormalizeJSON(v), maxBatch)
+}
+
+// previewInputs checks the inputs array: at most maxBatch decision inputs
+// in the /v1/decide shape. Absent or null means none.
+func previewInputs(v any, maxBatch int) ([]bundles.PreviewInput, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -185,8 +194,8 @@ func (s *Server) previewInputs(v any) ([]bundles.PreviewInput, error) {
 	if !ok {
 		return nil, newError(fiber.StatusBadRequest, CodeInvalidInput, "inputs: must be an array of decision inputs")
 	}
-	if len(items) > s.cfg.MaxBatch {
-		return nil, newError(fiber.StatusBadRequest, CodeInvalidInput, fmt.Sprintf("inputs: at most %d items are allowed, got %d", s.cfg.MaxBatch, len(items)))
+	if len(items) > maxBatch {
+		return nil, newError(fiber.StatusBadRequest, CodeInvalidInput, fmt.Sprintf("inputs: at most %d items are allowed, got %d", maxBatch, len(items)))
 	}
 	out := make([]bundles.PreviewInput, len(items))
 	for i, it := range items {

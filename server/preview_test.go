@@ -139,9 +139,13 @@ func TestPreviewMultipart(t *testing.T) {
 
 func TestPreviewWithoutInputsUsesBothBundlesTests(t *testing.T) {
 	mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
+	// The second case has the input of a candidate case: decided once.
 	activeTests := `tests:
   - name: owner updates
-    input: {subject: {type: user, id: alice}, action: {name: update}, resource: {type: document, id: "1", properties: {owner: alice}}}
+    input: {subject: {type: user, id: alice}, action: {name: update}, resource: {type: document, id: "7", properties: {owner: alice}}}
+    expect: true
+  - name: same as the candidate's
+    input: {subject: {type: user, id: alice}, action: {name: read}, resource: {type: document, id: "1", properties: {owner: alice}}}
     expect: true
 `
 	activate(t, mgr, map[string]string{"docs.verdict.yaml": policyV1, ".manifest": `{"revision":"v1"}`, "a_test.yaml": activeTests})

@@ -15,7 +15,7 @@ func newBundle() *cobra.Command {
 		Use:   "bundle",
 		Short: "Work with policy bundles",
 	}
-	cmd.AddCommand(newBundleTest())
+	cmd.AddCommand(newBundleTest(), newBundlePreview())
 	return cmd
 }
 
