@@ -84,11 +84,5 @@ func BenchmarkDecideCELWithSchema(b *testing.B) {
 			b.Fatalf("a benchmark input breaks the schema: %v", d.Violation)
 		}
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		in := *ins[i%len(ins)]
-		in.Now = ins[0].Now
-		snap.Decide(ctx, &in, false)
-	}
+	benchDecisions(b, snap)
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -169,19 +167,11 @@ func ParsePreviewInputs(raw []byte, maxDepth, maxBatch int) ([]bundles.PreviewIn
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, nil
 	}
-	if err := checkDepth(raw, maxDepth); err != nil {
+	v, err := decodeValue(raw, maxDepth, "inputs: ")
+	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, newError(fiber.StatusBadRequest, CodeInvalidJSON, "inputs: malformed JSON: "+jsonMsg(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, newError(fiber.StatusBadRequest, CodeInvalidJSON, "inputs: unexpected data after the array")
-	}
-	return previewInputs(engine.NormalizeJSON(v), maxBatch)
+	return previewInputs(v, maxBatch)
 }
 
 // previewInputs checks the inputs array: at most maxBatch decision inputs
