@@ -81,7 +81,11 @@ func newServer(tb testing.TB, path string, cached bool) *server.Server {
 
 // benchSnapshot measures the compiled snapshot alone: no cache, no HTTP.
 func benchSnapshot(b *testing.B, path string) {
-	snap := manager(b, path).Active().Snapshot
+	benchDecisions(b, manager(b, path).Active().Snapshot)
+}
+
+// benchDecisions measures snap deciding the rotating inputs.
+func benchDecisions(b *testing.B, snap *engine.Snapshot) {
 	ins := inputs(64)
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -219,15 +219,36 @@ func Compile(ctx context.Context, bs []*Bundle, limits engine.Limits) (*engine.S
 	return c.Snapshot, nil
 }
 
-// CompileEach is Compile that also returns a snapshot per bundle.
+// CompileEach is Compile that also returns a snapshot per bundle. Schemas are
+// enforced (see CompileWith).
 func CompileEach(ctx context.Context, bs []*Bundle, limits engine.Limits) (*Compiled, error) {
+	return CompileWith(ctx, bs, CompileOptions{Limits: limits})
+}
+
+// CompileOptions configure CompileWith.
+type CompileOptions struct {
+	// Limits bound every evaluation of the compiled policies.
+	Limits engine.Limits
+	// SchemaMode says what an input that does not match the schema of its
+	// resource type (schemas/<type>.json) does; empty means enforce.
+	SchemaMode engine.SchemaMode
+}
+
+// CompileWith is CompileEach with options. Each bundle's schemas/*.json are
+// compiled too and validate inputs before evaluation, in the set's snapshot
+// (an input must match the schema of every bundle that has one for its
+// resource type) and in each bundle's own; a bad schema is a CompileError
+// naming its file.
+func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compiled, error) {
 	var (
-		all    []engine.Evaluator
-		errs   engine.CompileErrors
-		revs   []string
-		counts = map[string]int{}
-		names  = map[string]string{}
-		out    = &Compiled{}
+		all     []engine.Evaluator
+		errs    engine.CompileErrors
+		revs    []string
+		counts  = map[string]int{}
+		names   = map[string]string{}
+		schemas = map[string]allOf{}
+		out     = &Compiled{}
+		limits  = opts.Limits
 	)
 	for _, b := range bs {
 		revs = append(revs, b.Revision())
@@ -237,12 +258,24 @@ func CompileEach(ctx context.Context, bs []*Bundle, limits engine.Limits) (*Comp
 			return nil, err
 		}
 		errs = append(errs, ce...)
+		validators, err := b.Schemas()
+		if err != nil {
+			if se, ok := errors.AsType[engine.CompileErrors](err); ok {
+				errs = append(errs, se...)
+			} else {
+				return nil, err
+			}
+		}
+		for typ, v := range validators {
+			schemas[typ] = append(schemas[typ], v)
+		}
 		for k, v := range own {
 			counts[k] += v
 		}
 		all = append(all, modules...)
 		out.PerBundle = append(out.PerBundle, engine.NewSnapshot(modules, engine.SnapshotOptions{
 			Revision: b.Revision(), Limits: limits, Counts: own,
+			Validators: validators, SchemaMode: opts.SchemaMode,
 		}))
 	}
 	if len(errs) > 0 {
@@ -251,10 +284,22 @@ func CompileEach(ctx context.Context, bs []*Bundle, limits engine.Limits) (*Comp
 	if len(all) == 0 {
 		return nil, engine.CompileErrors{{Message: "the bundle holds no policy: add a *.verdict.yaml or .rego file"}}
 	}
+	var validators map[string]engine.InputValidator
+	if len(schemas) > 0 {
+		validators = make(map[string]engine.InputValidator, len(schemas))
+		for typ, vs := range schemas {
+			validators[typ] = vs
+			if len(vs) == 1 {
+				validators[typ] = vs[0]
+			}
+		}
+	}
 	out.Snapshot = engine.NewSnapshot(all, engine.SnapshotOptions{
-		Revision: strings.Join(revs, ","),
-		Limits:   limits,
-		Counts:   counts,
+		Revision:   strings.Join(revs, ","),
+		Limits:     limits,
+		Counts:     counts,
+		Validators: validators,
+		SchemaMode: opts.SchemaMode,
 	})
 	return out, nil
 }

@@ -23,6 +23,11 @@ type Config struct {
 	// Signing says which bundles are trusted; the zero value trusts any.
 	// Prepare verifies every bundle against it before compiling.
 	Signing SigningConfig
+	// SchemaMode says what an input that does not match its resource type's
+	// schema (schemas/<type>.json in a bundle) does: enforce (the default,
+	// also meant by "") denies it with reason schema_violation, warn decides
+	// normally and reports the violation.
+	SchemaMode engine.SchemaMode
 }
 
 // DefaultConfig returns the default limits, with tests run before activation.
@@ -32,7 +37,7 @@ func DefaultConfig() Config {
 
 // Validate reports every problem with c, joined.
 func (c Config) Validate() error {
-	return errors.Join(c.Limits.Validate(), c.Engine.Validate(), c.Signing.Validate())
+	return errors.Join(c.Limits.Validate(), c.Engine.Validate(), c.Signing.Validate(), c.SchemaMode.Validate())
 }
 
 // TestSummary counts a bundle's test cases.
@@ -55,6 +60,10 @@ type Active struct {
 	// Pushed is true when the bundle is a stored revision (pushed over the
 	// API, or restored from the store at start) rather than read from paths.
 	Pushed bool
+	// Cases are the test cases of the bundles, in bundle order; an impact
+	// preview decides their inputs. Nil when the bundles have none (or, with
+	// SkipTests, when their test files do not parse).
+	Cases []TestCase
 }
 
 // Manager owns the active bundle and swaps it atomically. Its zero value is
@@ -83,6 +92,9 @@ func NewManager(cfg Config, log *slog.Logger) *Manager {
 // Active returns the active bundle, nil before the first activation.
 func (m *Manager) Active() *Active { return m.active.Load() }
 
+// Limits returns the limits bundles are read with.
+func (m *Manager) Limits() Limits { return m.cfg.Limits }
+
 // Prepare verifies each bundle's signature (see Verify), compiles bs and
 // runs each bundle's tests against that bundle's own policies, without
 // activating anything. It returns a *SignatureError, engine.CompileErrors,
@@ -96,9 +108,25 @@ func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
 			return nil, err
 		}
 	}
-	c, err := CompileEach(ctx, bs, m.cfg.Engine)
+	a, failed, err := m.Trial(ctx, bs)
 	if err != nil {
 		return nil, err
+	}
+	if len(failed) > 0 {
+		return nil, failed
+	}
+	return a, nil
+}
+
+// Trial is Prepare for a bundle that will not be activated (an impact
+// preview): failing tests do not reject it but come back beside it. It
+// returns engine.CompileErrors or another error for a bundle that does not
+// compile or whose test files do not parse (unless SkipTests), with no
+// result. Nothing of the manager changes.
+func (m *Manager) Trial(ctx context.Context, bs []*Bundle) (*Active, TestFailures, error) {
+	c, err := CompileWith(ctx, bs, CompileOptions{Limits: m.cfg.Engine, SchemaMode: m.cfg.SchemaMode})
+	if err != nil {
+		return nil, nil, err
 	}
 	a := &Active{Snapshot: c.Snapshot}
 	for _, b := range bs {
@@ -106,14 +134,20 @@ func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
 		a.Digests = append(a.Digests, b.Digest)
 	}
 	if m.cfg.SkipTests {
-		return a, nil
+		for _, b := range bs {
+			if cases, err := b.Tests(); err == nil {
+				a.Cases = append(a.Cases, cases...)
+			}
+		}
+		return a, nil, nil
 	}
 	var failed TestFailures
 	for i, b := range bs {
 		cases, err := b.Tests()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		a.Cases = append(a.Cases, cases...)
 		for _, r := range RunTests(ctx, c.PerBundle[i], cases) {
 			if r.Passed() {
 				a.Tests.Passed++
@@ -123,10 +157,7 @@ func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
 		}
 	}
 	a.Tests.Failed = len(failed)
-	if len(failed) > 0 {
-		return nil, failed
-	}
-	return a, nil
+	return a, failed, nil
 }
 
 // Activate makes a (from Prepare) the active bundle, with the next

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,9 +33,9 @@ var (
 	ErrNoActiveRevision = errors.New("no pushed bundle revision is active")
 )
 
-// ReservedRevision cannot be pushed: it would be shadowed by the
-// /v1/bundles/active route.
-const ReservedRevision = "active"
+// reservedRevisions cannot be pushed: they would be shadowed by the
+// /v1/bundles/active and /v1/bundles/preview routes.
+var reservedRevisions = []string{"active", "preview"}
 
 // PushedSource is the source (Active.Sources) of a stored revision.
 const PushedSource = "push"
@@ -108,7 +109,7 @@ func (l *Lifecycle) Push(ctx context.Context, archive []byte, by string, activat
 		return PushResult{}, err
 	}
 	rev := b.Revision()
-	if rev == ReservedRevision {
+	if slices.Contains(reservedRevisions, rev) {
 		return PushResult{}, &ReadError{Entry: ".manifest", Err: fmt.Errorf("revision %q is reserved; choose another", rev)}
 	}
 	// A conflict is cheap to see before compiling; PutRevision checks

@@ -145,6 +145,10 @@ type Decision struct {
 	Err error
 	// Explain lists every rule evaluated when explain was requested.
 	Explain []RuleTrace
+	// Violation is set when the input did not match its resource type's
+	// schema: the cause of the deny under SchemaEnforce (Reasons is then
+	// [schema_violation]), a warning under SchemaWarn. Nil otherwise.
+	Violation *SchemaViolation
 }
 
 // Limits bound every evaluation.

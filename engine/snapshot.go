@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"maps"
 	"time"
 )
 
@@ -14,6 +15,8 @@ type Snapshot struct {
 	limits        Limits
 	timeDependent bool
 	counts        map[string]int
+	validators    map[string]InputValidator
+	schemaMode    SchemaMode
 }
 
 // SnapshotOptions carries what NewSnapshot needs besides the modules.
@@ -29,6 +32,12 @@ type SnapshotOptions struct {
 	// Counts records how many policies of each engine kind the bundle holds,
 	// for status reports.
 	Counts map[string]int
+	// Validators check inputs before evaluation, by resource type: an input
+	// whose resource.type has one is validated first (see SchemaMode).
+	// Nil means no input is validated.
+	Validators map[string]InputValidator
+	// SchemaMode says what a failed validation does; empty is SchemaEnforce.
+	SchemaMode SchemaMode
 }
 
 // NewSnapshot builds a snapshot over modules. A snapshot with no modules
@@ -54,6 +63,8 @@ func NewSnapshot(modules []Evaluator, opts SnapshotOptions) *Snapshot {
 		limits:        lim,
 		timeDependent: td && !opts.CacheTimeDependent,
 		counts:        counts,
+		validators:    maps.Clone(opts.Validators),
+		schemaMode:    opts.SchemaMode,
 	}
 }
 
@@ -88,6 +99,11 @@ func (s *Snapshot) Counts() map[string]int {
 // permits, else the answer is deny. Every module is evaluated even after a
 // deny, so that the reasons (every matching deny rule) and a failure are the
 // same whatever the module order and whether explain is asked for. A nil snapshot denies with ErrNoPolicy.
+// Before any module, the input is checked against its resource type's
+// validator: under SchemaEnforce a violation is a deny with reason
+// schema_violation (Err stays nil: it depends only on the input, so it may be
+// cached); under SchemaWarn the decision is made normally and carries the
+// violation.
 // The decision never takes longer than the snapshot's timeout plus the time
 // an engine needs to notice cancellation.
 func (s *Snapshot) Decide(ctx context.Context, in *Input, explain bool) Decision {
@@ -105,6 +121,20 @@ func (s *Snapshot) Decide(ctx context.Context, in *Input, explain bool) Decision
 	defer cancel()
 
 	d := Decision{Revision: s.revision}
+	if v := s.validate(in); v != nil {
+		d.Violation = v
+		if explain {
+			effect := "warn"
+			if v.Enforced {
+				effect = Deny.String()
+			}
+			d.Explain = []RuleTrace{{Policy: "schema", Rule: v.ResourceType, Effect: effect, Matched: true, Error: v.Error()}}
+		}
+		if v.Enforced {
+			d.Reasons = []string{ReasonSchemaViolation}
+			return d
+		}
+	}
 	var allowRules, denyRules []string
 	denied, allowed := false, false
 	for _, m := range s.modules {
@@ -117,10 +147,11 @@ func (s *Snapshot) Decide(ctx context.Context, in *Input, explain bool) Decision
 		}
 		if out.Err != nil {
 			return Decision{
-				Revision: s.revision,
-				Reasons:  []string{ClassifyErr(out.Err)},
-				Err:      out.Err,
-				Explain:  d.Explain,
+				Revision:  s.revision,
+				Reasons:   []string{ClassifyErr(out.Err)},
+				Err:       out.Err,
+				Explain:   d.Explain,
+				Violation: d.Violation,
 			}
 		}
 		switch out.Effect {

@@ -27,6 +27,10 @@ type DecisionContext struct {
 	DecisionID string             `json:"decision_id"`
 	Error      string             `json:"error,omitempty"`
 	Explain    []engine.RuleTrace `json:"explain,omitempty"`
+	// Warnings are problems that did not change the decision: under
+	// bundles.schemas: warn, "schema_violation: ..." for an input that does
+	// not match its resource type's schema.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // DecisionResponse is the JSON answer for one decision, as /v1/decide and
@@ -253,6 +257,11 @@ func (s *Server) evaluate(ctx context.Context, requestID string, active *bundles
 		s.log.Warn("decision failed; denied", "request_id", requestID, "decision_id", resp.Context.DecisionID,
 			"revision", d.Revision, "reason", engine.ClassifyErr(d.Err), "error", d.Err.Error())
 	}
+	if v := d.Violation; v != nil && !v.Enforced {
+		s.log.Warn("input does not match its schema; decided anyway (bundles.schemas: warn)", "request_id", requestID,
+			"decision_id", resp.Context.DecisionID, "revision", d.Revision, "resource_type", v.ResourceType,
+			"problems", v.Problems)
+	}
 	return resp
 }
 
@@ -278,6 +287,13 @@ func NewDecisionResponse(d engine.Decision, detailed bool) DecisionResponse {
 		if detailed {
 			resp.Context.Error = d.Err.Error()
 		}
+	}
+	// A schema violation describes the caller's own input, never a policy,
+	// so it is shown in full to every caller.
+	if v := d.Violation; v != nil && v.Enforced && d.Err == nil {
+		resp.Context.Error = v.Error()
+	} else if v != nil && !v.Enforced {
+		resp.Context.Warnings = []string{engine.ReasonSchemaViolation + ": " + v.Error()}
 	}
 	return resp
 }

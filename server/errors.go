@@ -136,3 +136,12 @@ func fromBundles(err error) *apiError {
 	}
 	return nil
 }
+
+// bundleError is fromBundles for a handler: the mapped error, or err as it
+// is (an internal error).
+func bundleError(err error) error {
+	if ae := fromBundles(err); ae != nil {
+		return ae
+	}
+	return err
+}

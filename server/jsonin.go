@@ -49,6 +49,21 @@ func decodeObject(b []byte, maxDepth int) (map[string]any, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, newError(400, CodeInvalidJSON, "request body is empty")
 	}
+	v, err := decodeValue(b, maxDepth, "")
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, newError(400, CodeInvalidInput, "request body must be a JSON object")
+	}
+	return m, nil
+}
+
+// decodeValue decodes one JSON value nested at most maxDepth levels, with
+// numbers as int64 or float64 and no trailing data. Errors are 400s whose
+// message starts with prefix.
+func decodeValue(b []byte, maxDepth int, prefix string) (any, error) {
 	if err := checkDepth(b, maxDepth); err != nil {
 		return nil, err
 	}
@@ -56,17 +71,12 @@ func decodeObject(b []byte, maxDepth int) (map[string]any, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, newError(400, CodeInvalidJSON, "malformed JSON: "+jsonMsg(err))
+		return nil, newError(400, CodeInvalidJSON, prefix+"malformed JSON: "+jsonMsg(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, newError(400, CodeInvalidJSON, "malformed JSON: unexpected data after the top-level value")
+		return nil, newError(400, CodeInvalidJSON, prefix+"malformed JSON: unexpected data after the top-level value")
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, newError(400, CodeInvalidInput, "request body must be a JSON object")
-	}
-	engine.NormalizeJSON(m)
-	return m, nil
+	return engine.NormalizeJSON(v), nil
 }
 
 func jsonMsg(err error) string {

@@ -144,6 +144,9 @@ type Server struct {
 	clientAdmin ClientAdmin
 	keyAdmin    KeyAdmin
 	bundleAdmin BundleAdmin
+	// history supplies logged inputs to previews; nil until decision logs
+	// exist.
+	history DecisionHistory
 }
 
 // Option changes how New builds a server.
@@ -270,6 +273,10 @@ func (s *Server) table() []route {
 		{fiber.MethodGet, "/v1/admin/keys", s.listKeys, admin},
 		{fiber.MethodPost, "/v1/admin/keys/rotate", s.rotateKeys, admin},
 		{fiber.MethodPost, "/v1/admin/keys/:kid/revoke", s.revokeKey, admin},
+		// Bundles. A preview changes nothing but reveals how policies
+		// decide: it needs verdict:bundles:write, open only like decide
+		// (serve --dev on loopback).
+		{fiber.MethodPost, "/v1/bundles/preview", s.previewBundle, []fiber.Handler{s.requireScope(ScopeBundlesWrite)}},
 	}
 }
 

@@ -25,6 +25,7 @@ func newBundle() *cobra.Command {
 	cmd.AddCommand(newBundleTest(), newBundleLint())
 	cmd.AddCommand(newBundlePush(), newBundleRevisions(), newBundleActivate())
 	cmd.AddCommand(newBundleSign(), newBundleBuild(), newBundleKeygen())
+	cmd.AddCommand(newBundlePreview())
 	return cmd
 }
 
@@ -105,10 +106,12 @@ and a bad one fails the run.`,
 			if err := bundles.Verify(b, localSigning(cfg)); err != nil {
 				return rep.rejected(err)
 			}
-			snap, err := bundles.Compile(cmd.Context(), []*bundles.Bundle{b}, cfg.Engine)
+			compiled, err := bundles.CompileWith(cmd.Context(), []*bundles.Bundle{b},
+				bundles.CompileOptions{Limits: cfg.Engine, SchemaMode: cfg.Bundles.Schemas})
 			if err != nil {
 				return rep.rejected(err)
 			}
+			snap := compiled.Snapshot
 			cases, err := b.Tests()
 			if err != nil {
 				return rep.rejected(err)

@@ -68,6 +68,11 @@ type Bundles struct {
 	ExcludeFiles []string `yaml:"exclude_files"`
 	// Watch reloads directory paths when a file in them changes.
 	Watch bool `yaml:"watch"`
+	// Schemas says what an input that does not match its resource type's
+	// JSON Schema (schemas/<type>.json in a bundle) does: enforce (the
+	// default) denies it with reason schema_violation; warn decides normally
+	// and logs the violation (and reports it in context.warnings).
+	Schemas engine.SchemaMode `yaml:"schemas"`
 }
 
 // UnmarshalYAML reads the short form (a list of paths) or the mapping,
@@ -79,10 +84,10 @@ func (b *Bundles) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("line %d: bundles must be a list of paths or a mapping", n.Line)
 	}
-	known := map[string]bool{"paths": true, "require_signature": true, "keys": true, "exclude_files": true, "watch": true}
+	known := map[string]bool{"paths": true, "require_signature": true, "keys": true, "exclude_files": true, "watch": true, "schemas": true}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i].Value; !known[k] {
-			return fmt.Errorf("line %d: field %s not found in bundles (paths, require_signature, keys, exclude_files, watch)", n.Content[i].Line, k)
+			return fmt.Errorf("line %d: field %s not found in bundles (paths, require_signature, keys, exclude_files, watch, schemas)", n.Content[i].Line, k)
 		}
 	}
 	type plain Bundles
@@ -244,6 +249,9 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate(), c.VerifierConfig().Validate(),
 		c.RefreshConfig().Validate(), c.AssertionConfig().Validate())
+	if err := c.Bundles.Schemas.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("bundles.schemas: %w", err))
+	}
 	if c.Tokens.RefreshTTL < 0 {
 		errs = append(errs, errors.New("tokens.refresh_ttl must not be negative (0 means 24h)"))
 	}
@@ -283,7 +291,8 @@ func (b Bundles) validate() error {
 // BundleConfig returns the bundle manager's configuration.
 func (c Config) BundleConfig() bundles.Config {
 	return bundles.Config{Limits: c.BundleLimits, Engine: c.Engine, SkipTests: c.SkipBundleTests,
-		Signing: bundles.SigningConfig{Required: c.SignatureRequired(), Keys: c.Bundles.Keys, Exclude: c.Bundles.ExcludeFiles}}
+		Signing:    bundles.SigningConfig{Required: c.SignatureRequired(), Keys: c.Bundles.Keys, Exclude: c.Bundles.ExcludeFiles},
+		SchemaMode: c.Bundles.Schemas}
 }
 
 func (l Log) level() (slog.Level, error) {
