@@ -38,7 +38,7 @@ func WithBundleAdmin(b BundleAdmin) Option {
 
 // bundleUploadPaths are the POST routes whose body is a bundle archive and
 // so may be as large as the compressed-size limit.
-var bundleUploadPaths = []string{"/v1/bundles"}
+var bundleUploadPaths = []string{"/v1/bundles", "/v1/bundles/preview"}
 
 // fiberBodyLimit is the largest body any route takes: Fiber's own limit
 // must let the largest through, and limitBodies holds every other route to
