@@ -187,12 +187,22 @@ func getJSON(t *testing.T, url string, v any) {
 // is called; it waits until the server answers.
 func serveAt(t *testing.T, addr, dataDir string) (stop func()) {
 	t.Helper()
+	stop, _ = serveWith(t, addr, dataDir)
+	return stop
+}
+
+// serveWith is serveAt with more serve arguments; logs is what the server
+// writes to stderr.
+func serveWith(t *testing.T, addr, dataDir string, args ...string) (stop func(), logs *syncBuffer) {
+	t.Helper()
 	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var sout, serr bytes.Buffer
+	var sout bytes.Buffer
+	serr := &syncBuffer{}
+	args = append([]string{"serve", "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, args...)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &sout, &serr)
+		done <- run(ctx, args, strings.NewReader(""), &sout, serr)
 	}()
 	for i := 0; i < 200; i++ {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
@@ -202,14 +212,14 @@ func serveAt(t *testing.T, addr, dataDir string) (stop func()) {
 				if code := <-done; code != 0 {
 					t.Errorf("serve exit %d: %s", code, serr.String())
 				}
-			}
+			}, serr
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
 	<-done
 	t.Fatalf("serve never answered: %s", serr.String())
-	return nil
+	return nil, nil
 }
 
 // TestStateSurvivesRestart: a revoked token stays revoked, and the signing
@@ -272,11 +282,8 @@ func TestPrivateKeyJWTEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-	pad := func(n *big.Int) []byte { return n.FillBytes(make([]byte, 32)) }
-	jwks := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","x":%q,"y":%q,"kid":"svc-1","alg":"ES256","use":"sig"}]}`, b64(pad(priv.X)), b64(pad(priv.Y)))
 	jwksFile := dataDir + "/svc.jwks"
-	writeFile(t, jwksFile, jwks)
+	writeFile(t, jwksFile, ecJWKS(&priv.PublicKey, "svc-1"))
 	if code, out, errOut := cli(t, "", "client", "add", "--id", "svc", "--scope", "verdict:decide", "--jwks", jwksFile, "--no-secret", "--data-dir", dataDir); code != 0 || strings.Contains(out, "client_secret") {
 		t.Fatalf("client add --no-secret: %d %s %s", code, out, errOut)
 	}
@@ -318,4 +325,10 @@ func TestPrivateKeyJWTEndToEnd(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(meta["token_endpoint_auth_methods_supported"]), "private_key_jwt") {
 		t.Fatalf("metadata: %v", meta)
 	}
+}
+
+// ecJWKS is the JWK set of one P-256 public key.
+func ecJWKS(pub *ecdsa.PublicKey, kid string) string {
+	b64 := func(n *big.Int) string { return base64.RawURLEncoding.EncodeToString(n.FillBytes(make([]byte, 32))) }
+	return fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","x":%q,"y":%q,"kid":%q,"alg":"ES256","use":"sig"}]}`, b64(pub.X), b64(pub.Y), kid)
 }
