@@ -135,17 +135,7 @@ func TestRefreshFamiliesEndToEnd(t *testing.T) {
 	refresh := func(rt, reqID string) tokenAnswer {
 		return postToken(t, base, "portal", secret, reqID, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
 	}
-	decide := func(tok string) int {
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(`{"subject":{"type":"user","id":"idp:alice"},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":"idp:alice"}}}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	decide := func(tok string) int { return decideStatus(t, base, tok, "idp:alice") }
 
 	stop, before := serveWith(t, addr, dataDir, "--config", cfgFile)
 	a := exchange("alice")
@@ -188,14 +178,7 @@ func TestRefreshFamiliesEndToEnd(t *testing.T) {
 
 	// A second family, revoked before the restart.
 	b := exchange("bob")
-	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/revoke", strings.NewReader(url.Values{"token": {b.str("refresh_token")}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("portal", secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("revoke: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	revokeToken(t, base, "portal", secret, b.str("refresh_token"))
 	stop()
 
 	stop, logs := serveWith(t, addr, dataDir, "--config", cfgFile)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -231,17 +232,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	addr := freeAddr(t)
 	base := "http://" + addr
 	cc := clientcredentials.Config{ClientID: "gw", ClientSecret: secret, TokenURL: base + "/oauth2/token"}
-	decide := func(tok string) int {
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(`{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":"alice"}}}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	decide := func(tok string) int { return decideStatus(t, base, tok, "alice") }
 	stop := serveAt(t, addr, dataDir)
 	revoked, err := cc.Token(context.Background())
 	if err != nil {
@@ -251,14 +242,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/revoke", strings.NewReader("token="+revoked.AccessToken))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("gw", secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("revoke: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	revokeToken(t, base, "gw", secret, revoked.AccessToken)
 	stop()
 
 	stop = serveAt(t, addr, dataDir)
@@ -331,4 +315,37 @@ func TestPrivateKeyJWTEndToEnd(t *testing.T) {
 func ecJWKS(pub *ecdsa.PublicKey, kid string) string {
 	b64 := func(n *big.Int) string { return base64.RawURLEncoding.EncodeToString(n.FillBytes(make([]byte, 32))) }
 	return fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","x":%q,"y":%q,"kid":%q,"alg":"ES256","use":"sig"}]}`, b64(pub.X), b64(pub.Y), kid)
+}
+
+// decideStatus is the status of a decision, with bearer token tok, on
+// whether user may read a document user owns.
+func decideStatus(t *testing.T, base, tok, user string) int {
+	t.Helper()
+	body := fmt.Sprintf(`{"subject":{"type":"user","id":%q},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":%q}}}`, user, user)
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// revokeToken revokes token at base as client id with secret, and fails
+// unless the answer is 200.
+func revokeToken(t *testing.T, base, id, secret, token string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
 }
