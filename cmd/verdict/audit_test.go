@@ -35,9 +35,13 @@ func TestCLIAuditEvents(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "verdict.yaml")
 	writeFile(t, cfg, "log: {format: json}\n")
+	// args are a command, its subcommand and the rest; the common flags go
+	// right after the subcommand, so that a kid (which may start with "-")
+	// can follow a "--" at the end.
 	verdict := func(args ...string) (int, string, string) {
 		t.Helper()
-		return cli(t, "", append(args, "--config", cfg, "--data-dir", dir)...)
+		all := append([]string{args[0], args[1], "--config", cfg, "--data-dir", dir}, args[2:]...)
+		return cli(t, "", all...)
 	}
 	want := func(ev map[string]any, kv map[string]any) {
 		t.Helper()
@@ -85,7 +89,7 @@ func TestCLIAuditEvents(t *testing.T) {
 		t.Fatalf("keys rotate: %d %s %s", code, out, errOut)
 	}
 	want(auditLine(t, errOut, "signing key rotated"), map[string]any{"action": "keys.rotate", "kid": kid[1], "alg": "ES256", "outcome": "success"})
-	_, _, errOut = verdict("keys", "revoke", kid[1])
+	_, _, errOut = verdict("keys", "revoke", "--", kid[1])
 	want(auditLine(t, errOut, "signing key revoked"), map[string]any{"action": "keys.revoke", "kid": kid[1], "outcome": "success", "level": "WARN"})
 	if strings.Contains(errOut, "private") || strings.Contains(errOut, `"d":`) {
 		t.Fatalf("keys revoke logged key material: %s", errOut)

@@ -150,7 +150,11 @@ func newKeysRevoke() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke KID",
 		Short: "Emergency: unpublish a key at once; tokens it signed stop verifying",
-		Args:  cobra.ExactArgs(1),
+		Long: `Revoke a signing key: it leaves the JWKS at once and every token it signed
+stops verifying. A kid may start with "-": put it after "--".`,
+		Example: `  verdict keys revoke oNUteb-YCZuv0f3kK2l1Rk7l7QWcXzY3TnS6bN3Qy1A
+  verdict keys revoke --data-dir /var/lib/verdict -- -Gnc6GIQ3y4mlPbE4jzO-CUDKXOkxeG9c8P8ZYZ1eKs`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {
