@@ -23,10 +23,16 @@ const (
 type OAuthError struct {
 	Code        string
 	Description string
+	// cause, when set, tells callers that branch on it (errors.Is) more
+	// than the code does, such as ErrRefreshRace.
+	cause error
 }
 
 // Error returns "code: description".
 func (e *OAuthError) Error() string { return e.Code + ": " + e.Description }
+
+// Unwrap returns the cause, nil for most errors.
+func (e *OAuthError) Unwrap() error { return e.cause }
 
 func oauthErr(code, desc string) *OAuthError { return &OAuthError{Code: code, Description: desc} }
 

@@ -22,10 +22,20 @@ var (
 	// id taken, or Rotate found the family revoked or its current token
 	// already replaced.
 	ErrFamilyConflict = errors.New("refresh token family conflict")
+	// ErrRefreshRace is wrapped by the invalid_grant *OAuthError of a
+	// refresh that lost a race with a concurrent refresh of the same
+	// token. It is not a failed client authentication: the client proved
+	// who it is, and only its timing was off.
+	ErrRefreshRace = errors.New("refresh token was rotated by a concurrent refresh")
 )
 
 // Limits and defaults of refresh tokens.
 const (
+	// DefaultRefreshReuseGrace is RefreshConfig.ReuseGrace by default.
+	DefaultRefreshReuseGrace = 2 * time.Second
+	// MaxRefreshReuseGrace bounds RefreshConfig.ReuseGrace (Okta's limit
+	// too): a longer grace would hide a replay for too long.
+	MaxRefreshReuseGrace = time.Minute
 	// refreshFamilyLen and refreshSecretLen are the random bytes of the two
 	// parts of a refresh token: "<family>.<secret>", each base64url.
 	refreshFamilyLen = 16
@@ -48,6 +58,12 @@ type RefreshToken struct {
 	Family string
 	// TokenHash is SHA-256 of the whole refresh token valid now.
 	TokenHash []byte
+	// PrevHash is SHA-256 of the token TokenHash replaced (empty before the
+	// first rotation); the store's Rotate sets it.
+	PrevHash []byte
+	// RotatedAt is when the family was last rotated; zero before the first
+	// rotation.
+	RotatedAt time.Time
 	// ClientID is the client the family was issued to; only it may use or
 	// revoke the family.
 	ClientID string
@@ -78,7 +94,8 @@ type RefreshStore interface {
 	// revoked and its current hash is oldHash, atomically: of concurrent
 	// rotations of one token exactly one succeeds and the others get an
 	// error wrapping ErrFamilyConflict, as does a revoked family or a
-	// different current hash.
+	// different current hash. The record written has PrevHash oldHash,
+	// whatever next.PrevHash says.
 	Rotate(ctx context.Context, family string, oldHash []byte, next RefreshToken) error
 	// Family returns a family; an error wrapping ErrUnknownFamily if none.
 	Family(ctx context.Context, family string) (RefreshToken, error)
@@ -113,7 +130,8 @@ var (
 
 // RefreshConfig configures refresh-token families and the revocation and
 // introspection of Verdict's own tokens. A zero field means its default,
-// except Issuer, which is required.
+// except Issuer, which is required, and ReuseGrace, where zero turns the
+// grace off.
 type RefreshConfig struct {
 	// Issuer is the iss of Verdict's own access tokens
 	// (IssuerConfig.Issuer). Only tokens of this issuer are revoked or
@@ -132,6 +150,15 @@ type RefreshConfig struct {
 	// bounds the family record (its list of access-token ids). Default
 	// 10,000 (one refresh every 9s for 24h).
 	MaxRotations int `yaml:"max_rotations"`
+	// ReuseGrace is how long after a rotation the token it replaced is
+	// answered invalid_grant without revoking the family: what a refresh
+	// that lost a race with a concurrent refresh of the same token
+	// presents. Within it a replay of that one token is refused but not
+	// detected as reuse; any older token, or that one later, is reuse and
+	// revokes the family. Zero turns the grace off (every late loser of a
+	// race revokes the family). At most MaxRefreshReuseGrace;
+	// DefaultRefreshConfig has DefaultRefreshReuseGrace.
+	ReuseGrace time.Duration `yaml:"reuse_grace"`
 	// Logger receives the audit events: "refresh token reuse detected" and
 	// "token revoked". It never sees a token. nil discards them.
 	Logger *slog.Logger `yaml:"-"`
@@ -139,7 +166,7 @@ type RefreshConfig struct {
 
 // DefaultRefreshConfig returns the defaults (no issuer).
 func DefaultRefreshConfig() RefreshConfig {
-	return RefreshConfig{RefreshTTL: 24 * time.Hour, AccessTokenTTL: 5 * time.Minute, MaxRotations: 10_000}
+	return RefreshConfig{RefreshTTL: 24 * time.Hour, AccessTokenTTL: 5 * time.Minute, MaxRotations: 10_000, ReuseGrace: DefaultRefreshReuseGrace}
 }
 
 // withDefaults fills the zero fields with their defaults.
@@ -173,6 +200,9 @@ func (c RefreshConfig) Validate() error {
 	}
 	if c.MaxRotations < 0 {
 		errs = append(errs, fmt.Errorf("refresh: max_rotations %d is negative", c.MaxRotations))
+	}
+	if c.ReuseGrace < 0 || c.ReuseGrace > MaxRefreshReuseGrace {
+		errs = append(errs, fmt.Errorf("refresh: reuse_grace %s is outside 0s..%s (0 turns it off)", c.ReuseGrace, MaxRefreshReuseGrace))
 	}
 	return errors.Join(errs...)
 }
@@ -243,7 +273,10 @@ func (f *families) revoke(ctx context.Context, family string) (RefreshToken, err
 // secret ones, each base64url; only SHA-256 of the whole token is stored.
 // Every use rotates the token; presenting a replaced token of a family
 // revokes the family and its access tokens. It is safe for concurrent use;
-// the zero Refresher is not usable: use NewRefresher.
+// the zero Refresher is not usable: use NewRefresher. The exception is the
+// token a rotation replaced, within RefreshConfig.ReuseGrace of it: that is
+// what the loser of two concurrent refreshes presents, and it is refused
+// without revoking anything.
 type Refresher struct {
 	families
 	issuer AccessIssuer
@@ -319,15 +352,18 @@ func (r *Refresher) Start(ctx context.Context, clientID, subject string, scopes 
 // Protocol failures are *OAuthError: unauthorized_client if the client may
 // not use the grant; invalid_grant if the token is malformed, unknown,
 // another client's, revoked, expired, at MaxRotations, or lost a race with
-// a concurrent refresh of the same token; invalid_scope for a scope beyond
-// the family's or the client's. A token of the family that has already
-// been replaced is taken as stolen: the family and its access tokens are
-// revoked and the answer is invalid_grant "refresh token reuse detected".
-// That includes a made-up secret under a real family id, and a concurrent
-// refresh that reads the family after another one's rotation: both are
-// indistinguishable from reuse, and revoking is the safe answer (only the
-// family's own, authenticated client can cause it). A store or signing
-// failure is a plain error, which the HTTP layer turns into a 5xx.
+// a concurrent refresh of the same token (it reached the store after the
+// winner, or it is the token the winner replaced, presented within
+// ReuseGrace of the rotation: the family is left alone and the error
+// wraps ErrRefreshRace); invalid_scope for a scope beyond the family's or
+// the client's. Any other token of the family that has already been
+// replaced is taken as stolen: the family and its access tokens are
+// revoked, the "refresh token reuse detected" audit event is logged
+// (with the request id WithRequestID put in ctx) and the answer is
+// invalid_grant "refresh token reuse detected". That includes a made-up
+// secret under a real family id (only the family's own, authenticated
+// client can cause it). A store or signing failure is a plain error,
+// which the HTTP layer turns into a 5xx.
 func (r *Refresher) Refresh(ctx context.Context, client Client, refreshToken, scope string) (AccessToken, string, error) {
 	fail := func(code, desc string) (AccessToken, string, error) {
 		return AccessToken{}, "", oauthErr(code, desc)
@@ -359,12 +395,10 @@ func (r *Refresher) Refresh(ctx context.Context, client Client, refreshToken, sc
 	}
 	hash := refreshHash(refreshToken)
 	if !hashEqual(hash, fam.TokenHash) {
-		r.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected", slog.Bool("audit", true),
-			slog.String("client_id", client.ID), slog.String("family", family))
-		if _, err := r.revoke(ctx, family); err != nil {
-			return AccessToken{}, "", err
+		if r.justReplaced(fam, hash) {
+			return AccessToken{}, "", raceLost()
 		}
-		return fail(OAuthInvalidGrant, "refresh token reuse detected")
+		return AccessToken{}, "", r.reuseDetected(ctx, client.ID, family)
 	}
 	if len(fam.AccessJTIs) >= r.cfg.MaxRotations {
 		return fail(OAuthInvalidGrant, "refresh token has been used too often; authenticate again")
@@ -384,6 +418,7 @@ func (r *Refresher) Refresh(ctx context.Context, client Client, refreshToken, sc
 	}
 	rec := fam
 	rec.TokenHash = refreshHash(next)
+	rec.RotatedAt = r.clock()
 	rec.Scopes = slices.Clone(fam.Scopes)
 	rec.AccessJTIs = append(slices.Clone(fam.AccessJTIs), at.JTI)
 	rec.Revoked = false
@@ -392,12 +427,52 @@ func (r *Refresher) Refresh(ctx context.Context, client Client, refreshToken, sc
 	// unseen.
 	err = r.st.Rotate(ctx, family, fam.TokenHash, rec)
 	if errors.Is(err, ErrFamilyConflict) {
-		return fail(OAuthInvalidGrant, "refresh token is no longer valid")
+		return AccessToken{}, "", raceLost()
 	}
 	if err != nil {
 		return AccessToken{}, "", fmt.Errorf("refresh: rotate: %w", err)
 	}
 	return at, next, nil
+}
+
+// raceLost is the answer to a refresh that lost a race with a concurrent
+// refresh of the same token.
+func raceLost() error {
+	return &OAuthError{Code: OAuthInvalidGrant, Description: "refresh token is no longer valid", cause: ErrRefreshRace}
+}
+
+// justReplaced reports whether hash is of the token the family's last
+// rotation replaced, presented less than ReuseGrace after it: the loser of
+// a race with a concurrent refresh, which read the family after the
+// winner's rotation.
+func (r *Refresher) justReplaced(fam RefreshToken, hash []byte) bool {
+	if r.cfg.ReuseGrace <= 0 || len(fam.PrevHash) == 0 || fam.RotatedAt.IsZero() || !hashEqual(hash, fam.PrevHash) {
+		return false
+	}
+	return r.clock().Sub(fam.RotatedAt) < r.cfg.ReuseGrace
+}
+
+// reuseDetected revokes a family one of whose replaced tokens was
+// presented, logs the audit event and returns the answer: invalid_grant,
+// or the store's error if the family or some of its access tokens could
+// not be revoked (a 5xx; the outcome in the log says so).
+func (r *Refresher) reuseDetected(ctx context.Context, clientID, family string) error {
+	fam, err := r.revoke(ctx, family)
+	outcome := "family revoked"
+	if err != nil {
+		outcome = "revocation failed"
+	}
+	attrs := []slog.Attr{slog.Bool("audit", true), requestIDAttr(ctx),
+		slog.String("client_id", clientID), slog.String("family", family),
+		slog.Int("access_tokens", len(fam.AccessJTIs)), slog.String("outcome", outcome)}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	r.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected", attrs...)
+	if err != nil {
+		return err
+	}
+	return oauthErr(OAuthInvalidGrant, "refresh token reuse detected")
 }
 
 // refreshScopes returns the scopes of a refreshed access token: requested

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/verdictpdp/verdict/store"
 )
 
 // rfStore is an in-memory RefreshStore. Rotate is a compare-and-swap under
@@ -29,6 +33,7 @@ func newRFStore() *rfStore { return &rfStore{fams: map[string]RefreshToken{}} }
 
 func cloneRT(t RefreshToken) RefreshToken {
 	t.TokenHash = slices.Clone(t.TokenHash)
+	t.PrevHash = slices.Clone(t.PrevHash)
 	t.Scopes = slices.Clone(t.Scopes)
 	t.AccessJTIs = slices.Clone(t.AccessJTIs)
 	return t
@@ -69,7 +74,9 @@ func (s *rfStore) Rotate(_ context.Context, family string, oldHash []byte, next 
 	if !ok || cur.Revoked || !bytes.Equal(cur.TokenHash, oldHash) {
 		return ErrFamilyConflict
 	}
-	s.fams[family] = cloneRT(next)
+	next = cloneRT(next)
+	next.PrevHash = slices.Clone(oldHash)
+	s.fams[family] = next
 	return nil
 }
 
@@ -195,7 +202,7 @@ func newRFEnv(t *testing.T) *rfEnv {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	cfg := RefreshConfig{Issuer: selfIss, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
+	cfg := RefreshConfig{Issuer: selfIss, ReuseGrace: DefaultRefreshReuseGrace, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
 	st := newRFStore()
 	revs := &rfRevocations{checker: env.rev, until: map[string]time.Time{}}
 	rf, err := NewRefresher(cfg, iss, st, revs, env.v, env.clk.now)
@@ -390,63 +397,323 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	}
 }
 
+// boltFamilies is the real bbolt store as a RefreshStore, converting its
+// errors the way the serve wiring does.
+type boltFamilies struct{ b *store.Bolt }
+
+var _ RefreshStore = boltFamilies{}
+
+func boltErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", ErrUnknownFamily, err)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("%w: %w", ErrFamilyConflict, err)
+	}
+	return err
+}
+
+func (s boltFamilies) CreateFamily(ctx context.Context, t RefreshToken) error {
+	return boltErr(s.b.CreateFamily(ctx, store.DefaultNamespace, store.RefreshToken(t)))
+}
+
+func (s boltFamilies) Rotate(ctx context.Context, family string, oldHash []byte, next RefreshToken) error {
+	return boltErr(s.b.Rotate(ctx, store.DefaultNamespace, family, oldHash, store.RefreshToken(next)))
+}
+
+func (s boltFamilies) Family(ctx context.Context, family string) (RefreshToken, error) {
+	t, err := s.b.Family(ctx, store.DefaultNamespace, family)
+	return RefreshToken(t), boltErr(err)
+}
+
+func (s boltFamilies) RevokeFamily(ctx context.Context, family string) (RefreshToken, error) {
+	t, err := s.b.RevokeFamily(ctx, store.DefaultNamespace, family)
+	return RefreshToken(t), boltErr(err)
+}
+
+// wantRace fails unless err is the answer to the loser of a race.
+func wantRace(t *testing.T, err error) {
+	t.Helper()
+	wantOAuthErr(t, err, OAuthInvalidGrant, "refresh token is no longer valid")
+	if !errors.Is(err, ErrRefreshRace) {
+		t.Fatalf("a lost race does not wrap ErrRefreshRace: %v", err)
+	}
+}
+
+// TestRefreshConcurrent: of n concurrent refreshes of one token against the
+// bbolt store exactly one wins, the family survives the race and the
+// winner's token keeps working, and the token the winner replaced becomes
+// reuse once the grace is over.
 func TestRefreshConcurrent(t *testing.T) {
-	const n = 20
-	for _, lockstep := range []bool{true, false} {
-		name := "free"
-		if lockstep {
-			name = "lockstep"
+	const n = 8
+	e := newRFEnv(t)
+	ctx := context.Background()
+	b, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	st := boltFamilies{b}
+	logs := &lockedBuffer{}
+	cfg := RefreshConfig{Issuer: selfIss, ReuseGrace: DefaultRefreshReuseGrace, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
+	rf, err := NewRefresher(cfg, e.iss, st, e.revs, e.v, e.clk.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at0, rt0, err := rf.Start(ctx, rfApp.ID, "alice", []string{"read"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fam := familyOf(t, rt0)
+
+	type result struct {
+		at   AccessToken
+		next string
+		err  error
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			at, next, err := rf.Refresh(ctx, rfApp, rt0, "")
+			results[i] = result{at, next, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+	var winner *result
+	for i := range results {
+		r := &results[i]
+		if r.err != nil {
+			wantRace(t, r.err)
+			continue
 		}
-		t.Run(name, func(t *testing.T) {
+		if winner != nil {
+			t.Fatal("two refreshes of one token won")
+		}
+		winner = r
+	}
+	if winner == nil {
+		t.Fatal("no refresh won")
+	}
+	// A loser that reads the family only now, after the winner's rotation
+	// (what the free race above may or may not have produced), is refused
+	// without touching the family.
+	_, _, err = rf.Refresh(ctx, rfApp, rt0, "")
+	wantRace(t, err)
+	rec, err := st.Family(ctx, fam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Revoked || len(rec.AccessJTIs) != 2 || !rec.RotatedAt.Equal(e.clk.now()) {
+		t.Fatalf("family after the race: revoked %v, %d jtis, rotated %v", rec.Revoked, len(rec.AccessJTIs), rec.RotatedAt)
+	}
+	if strings.Contains(logs.String(), "reuse detected") {
+		t.Fatalf("a lost race was logged as reuse: %s", logs)
+	}
+	for _, at := range []AccessToken{at0, winner.at} {
+		if _, err := e.v.Verify(ctx, at.Token); err != nil {
+			t.Fatalf("an access token of the family stopped verifying after the race: %v", err)
+		}
+	}
+
+	// The winner's refresh token still refreshes.
+	at2, rt2, err := rf.Refresh(ctx, rfApp, winner.next, "")
+	if err != nil {
+		t.Fatalf("the winner's refresh token: %v", err)
+	}
+
+	// After the grace, the original token is reuse: the family and every
+	// access token of it are revoked, the winner's line included.
+	e.clk.advance(DefaultRefreshReuseGrace + time.Millisecond)
+	_, _, err = rf.Refresh(ctx, rfApp, rt0, "")
+	wantOAuthErr(t, err, OAuthInvalidGrant, "refresh token reuse detected")
+	if errors.Is(err, ErrRefreshRace) {
+		t.Fatal("reuse reported as a lost race")
+	}
+	if rec, _ := st.Family(ctx, fam); !rec.Revoked {
+		t.Fatal("family not revoked on reuse")
+	}
+	_, _, err = rf.Refresh(ctx, rfApp, rt2, "")
+	wantOAuthErr(t, err, OAuthInvalidGrant, "refresh token is revoked")
+	for _, at := range []AccessToken{at0, winner.at, at2} {
+		if _, err := e.v.Verify(ctx, at.Token); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("access token still verifies after reuse: %v", err)
+		}
+	}
+	ev := auditEvent(t, logs.String(), "refresh token reuse detected")
+	if ev["family"] != fam || ev["client_id"] != "app" || ev["access_tokens"] != float64(3) || ev["outcome"] != "family revoked" {
+		t.Fatalf("reuse audit event: %v", ev)
+	}
+	for _, rt := range []string{rt0, winner.next, rt2} {
+		_, secret, _ := strings.Cut(rt, ".")
+		if strings.Contains(logs.String(), secret) {
+			t.Fatal("a refresh token secret was logged")
+		}
+	}
+}
+
+// auditEvent returns the one JSON log line with msg.
+func auditEvent(t *testing.T, logs, msg string) map[string]any {
+	t.Helper()
+	var found map[string]any
+	for line := range strings.Lines(logs) {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if ev["msg"] != msg {
+			continue
+		}
+		if found != nil {
+			t.Fatalf("two %q events:\n%s", msg, logs)
+		}
+		if ev["audit"] != true {
+			t.Fatalf("%q is not an audit event: %v", msg, ev)
+		}
+		found = ev
+	}
+	if found == nil {
+		t.Fatalf("no %q event:\n%s", msg, logs)
+	}
+	return found
+}
+
+// TestRefreshConcurrentLockstep: every refresh reads the family before any
+// rotates, so all race on Rotate; the losers lose there.
+func TestRefreshConcurrentLockstep(t *testing.T) {
+	const n = 20
+	e := newRFEnv(t)
+	_, rt := e.start(t)
+	var barrier sync.WaitGroup
+	barrier.Add(n)
+	e.st.setBarrier(&barrier)
+	var (
+		wg     sync.WaitGroup
+		wins   atomic.Int64
+		winner atomic.Value
+		errs   = make(chan error, n)
+	)
+	for range n {
+		wg.Go(func() {
+			_, next, err := e.rf.Refresh(context.Background(), rfApp, rt, "")
+			if err != nil {
+				errs <- err
+				return
+			}
+			wins.Add(1)
+			winner.Store(next)
+		})
+	}
+	wg.Wait()
+	e.st.setBarrier(nil)
+	close(errs)
+	for err := range errs {
+		wantRace(t, err)
+	}
+	if got := wins.Load(); got != 1 {
+		t.Fatalf("%d refreshes won, want exactly 1", got)
+	}
+	rec, _ := e.st.get(familyOf(t, rt))
+	if rec.Revoked || len(rec.AccessJTIs) != 2 {
+		t.Fatalf("family after the race: revoked %v, %d jtis", rec.Revoked, len(rec.AccessJTIs))
+	}
+	e.mustRefresh(t, winner.Load().(string), "")
+}
+
+// TestRefreshReuseGrace: only the token the last rotation replaced, and
+// only for less than the grace, is refused without revoking the family.
+func TestRefreshReuseGrace(t *testing.T) {
+	const grace = 2 * time.Second
+	tests := []struct {
+		name  string
+		grace time.Duration
+		// rotations made before the replay; replay is how many rotations
+		// back the replayed token is (1: the one just replaced).
+		rotations, replay int
+		after             time.Duration // from the last rotation to the replay
+		forged            bool          // replay a made-up secret of the family
+		reuse             bool
+	}{
+		{name: "previous within the grace", grace: grace, rotations: 1, replay: 1, after: grace - time.Millisecond},
+		{name: "previous at once", grace: grace, rotations: 3, replay: 1},
+		{name: "previous at the grace", grace: grace, rotations: 1, replay: 1, after: grace, reuse: true},
+		{name: "previous after the grace", grace: grace, rotations: 1, replay: 1, after: time.Minute, reuse: true},
+		{name: "older within the grace", grace: grace, rotations: 2, replay: 2, reuse: true},
+		{name: "forged secret within the grace", grace: grace, rotations: 1, forged: true, reuse: true},
+		{name: "grace off", grace: 0, rotations: 1, replay: 1, reuse: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			e := newRFEnv(t)
-			_, rt := e.start(t)
-			var barrier sync.WaitGroup
-			if lockstep {
-				// Every refresh reads the family before any rotates, so all
-				// race on Rotate and none looks like reuse.
-				barrier.Add(n)
-				e.st.setBarrier(&barrier)
+			rf, err := NewRefresher(RefreshConfig{Issuer: selfIss, ReuseGrace: tt.grace, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))},
+				e.iss, e.st, e.revs, e.v, e.clk.now)
+			if err != nil {
+				t.Fatal(err)
 			}
-			var (
-				wg      sync.WaitGroup
-				wins    atomic.Int64
-				winner  atomic.Value
-				badErrs = make(chan error, n)
-			)
-			for range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, next, err := e.rf.Refresh(context.Background(), rfApp, rt, "")
-					var oe *OAuthError
-					switch {
-					case err == nil:
-						wins.Add(1)
-						winner.Store(next)
-					case !errors.As(err, &oe) || oe.Code != OAuthInvalidGrant:
-						badErrs <- err
-					case lockstep && oe.Description != "refresh token is no longer valid":
-						badErrs <- err
-					}
-				}()
+			ctx := WithRequestID(context.Background(), "req-42")
+			_, rt, err := rf.Start(ctx, rfApp.ID, "alice", []string{"read"}, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			wg.Wait()
-			e.st.setBarrier(nil)
-			close(badErrs)
-			for err := range badErrs {
-				t.Errorf("loser: %v", err)
-			}
-			if got := wins.Load(); got != 1 {
-				t.Fatalf("%d refreshes won, want exactly 1", got)
-			}
-			if lockstep {
-				rec, _ := e.st.get(familyOf(t, rt))
-				if rec.Revoked || len(rec.AccessJTIs) != 2 {
-					t.Fatalf("family after the race: revoked %v, %d jtis", rec.Revoked, len(rec.AccessJTIs))
+			tokens := []string{rt}
+			for range tt.rotations {
+				e.clk.advance(time.Hour)
+				if _, rt, err = rf.Refresh(ctx, rfApp, rt, ""); err != nil {
+					t.Fatal(err)
 				}
-				e.mustRefresh(t, winner.Load().(string), "")
+				tokens = append(tokens, rt)
+			}
+			e.clk.advance(tt.after)
+			replayed := tokens[len(tokens)-1-tt.replay]
+			if tt.forged {
+				replayed, _ = nextRefreshToken(familyOf(t, rt))
+			}
+			_, _, err = rf.Refresh(ctx, rfApp, replayed, "")
+			rec, _ := e.st.get(familyOf(t, rt))
+			if !tt.reuse {
+				wantRace(t, err)
+				if rec.Revoked || e.revs.len() != 0 || strings.Contains(e.logs.String(), "reuse") {
+					t.Fatalf("a lost race revoked the family (%v) or %d access tokens", rec.Revoked, e.revs.len())
+				}
+				if _, _, err := rf.Refresh(ctx, rfApp, rt, ""); err != nil {
+					t.Fatalf("the current token after a lost race: %v", err)
+				}
+				return
+			}
+			wantOAuthErr(t, err, OAuthInvalidGrant, "refresh token reuse detected")
+			if !rec.Revoked || e.revs.len() != tt.rotations+1 {
+				t.Fatalf("reuse: family revoked %v, %d access tokens revoked", rec.Revoked, e.revs.len())
+			}
+			ev := auditEvent(t, e.logs.String(), "refresh token reuse detected")
+			if ev["request_id"] != "req-42" || ev["level"] != "WARN" || ev["access_tokens"] != float64(tt.rotations+1) {
+				t.Fatalf("audit event: %v", ev)
 			}
 		})
+	}
+}
+
+// TestRefreshReuseRevokeFails: reuse whose revocation fails is logged with
+// that outcome and answered with the store's error (a 5xx), not as if all
+// went well.
+func TestRefreshReuseRevokeFails(t *testing.T) {
+	e := newRFEnv(t)
+	_, rt0 := e.start(t)
+	e.mustRefresh(t, rt0, "")
+	e.clk.advance(time.Minute)
+	e.revs.mu.Lock()
+	e.revs.failErr = errors.New("revocations down")
+	e.revs.mu.Unlock()
+	_, _, err := e.rf.Refresh(context.Background(), rfApp, rt0, "")
+	var oe *OAuthError
+	if err == nil || errors.As(err, &oe) {
+		t.Fatalf("want a plain error, got %v", err)
+	}
+	ev := auditEvent(t, e.logs.String(), "refresh token reuse detected")
+	if ev["outcome"] != "revocation failed" || ev["error"] == nil || ev["request_id"] != "" {
+		t.Fatalf("audit event: %v", ev)
 	}
 }
 
@@ -564,14 +831,17 @@ func TestRefreshConfig(t *testing.T) {
 	if err := (RefreshConfig{Issuer: selfIss}).Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	err := RefreshConfig{Issuer: "verdict", RefreshTTL: -1, AccessTokenTTL: -1, MaxRotations: -1}.Validate()
-	for _, want := range []string{"issuer", "refresh_ttl", "access_token_ttl", "max_rotations"} {
+	err := RefreshConfig{Issuer: "verdict", RefreshTTL: -1, AccessTokenTTL: -1, MaxRotations: -1, ReuseGrace: -1}.Validate()
+	for _, want := range []string{"issuer", "refresh_ttl", "access_token_ttl", "max_rotations", "reuse_grace"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate misses %s: %v", want, err)
 		}
 	}
 	d := DefaultRefreshConfig()
-	if d.RefreshTTL != 24*time.Hour || d.AccessTokenTTL != 5*time.Minute || d.MaxRotations != 10_000 {
+	if err := (RefreshConfig{Issuer: selfIss, ReuseGrace: time.Minute + 1}).Validate(); err == nil || !strings.Contains(err.Error(), "reuse_grace") {
+		t.Errorf("a grace over a minute: %v", err)
+	}
+	if d.RefreshTTL != 24*time.Hour || d.AccessTokenTTL != 5*time.Minute || d.MaxRotations != 10_000 || d.ReuseGrace != 2*time.Second {
 		t.Fatalf("defaults: %+v", d)
 	}
 

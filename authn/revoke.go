@@ -82,7 +82,7 @@ func (rv *Revoker) revokeRefresh(ctx context.Context, client Client, family stri
 	if err != nil {
 		return err
 	}
-	rv.log.LogAttrs(ctx, slog.LevelInfo, "token revoked", slog.Bool("audit", true),
+	rv.log.LogAttrs(ctx, slog.LevelInfo, "token revoked", slog.Bool("audit", true), requestIDAttr(ctx),
 		slog.String("client_id", client.ID), slog.String("family", family),
 		slog.Int("access_tokens", len(fam.AccessJTIs)))
 	return nil
@@ -108,7 +108,7 @@ func (rv *Revoker) revokeAccess(ctx context.Context, client Client, token string
 		return fmt.Errorf("revoke: record access token: %w", err)
 	}
 	rv.forget.ForgetJTI(jti)
-	rv.log.LogAttrs(ctx, slog.LevelInfo, "token revoked", slog.Bool("audit", true),
+	rv.log.LogAttrs(ctx, slog.LevelInfo, "token revoked", slog.Bool("audit", true), requestIDAttr(ctx),
 		slog.String("client_id", client.ID), slog.String("jti", jti))
 	return nil
 }

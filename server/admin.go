@@ -94,7 +94,7 @@ func (s *Server) addClient(c *fiber.Ctx) error {
 	if err != nil {
 		return clientErr(err)
 	}
-	s.log.Info("client added", "audit", true, "request_id", requestID(c), "client_id", cl.ID, "by", callerID(c))
+	s.log.Info("client added", "audit", true, "action", "client.add", "request_id", requestID(c), "client_id", cl.ID, "by", callerID(c), "outcome", "success")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	out := fiber.Map{"client": info}
 	if secret != "" {
@@ -136,7 +136,7 @@ func (s *Server) removeClient(c *fiber.Ctx) error {
 	if err := s.clientAdmin.Remove(c.UserContext(), id); err != nil {
 		return clientErr(err)
 	}
-	s.log.Info("client removed", "audit", true, "request_id", requestID(c), "client_id", id, "by", callerID(c))
+	s.log.Info("client removed", "audit", true, "action", "client.remove", "request_id", requestID(c), "client_id", id, "by", callerID(c), "outcome", "success")
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
@@ -149,7 +149,7 @@ func (s *Server) rotateClientSecret(c *fiber.Ctx) error {
 	if err != nil {
 		return clientErr(err)
 	}
-	s.log.Info("client secret rotated", "audit", true, "request_id", requestID(c), "client_id", id, "by", callerID(c))
+	s.log.Info("client secret rotated", "audit", true, "action", "client.rotate-secret", "request_id", requestID(c), "client_id", id, "by", callerID(c), "outcome", "success")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"client_id": id, "client_secret": secret})
 }
@@ -208,8 +208,8 @@ func (s *Server) rotateKeys(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("signing key rotated", "audit", true, "request_id", requestID(c), "kid", k.KID, "alg", k.Alg,
-		"sign_from", k.SignFrom, "by", callerID(c))
+	s.log.Info("signing key rotated", "audit", true, "action", "keys.rotate", "request_id", requestID(c), "kid", k.KID, "alg", k.Alg,
+		"sign_from", k.SignFrom, "by", callerID(c), "outcome", "success")
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"kid": k.KID, "alg": k.Alg, "sign_from": k.SignFrom})
 }
 
@@ -225,6 +225,6 @@ func (s *Server) revokeKey(c *fiber.Ctx) error {
 		}
 		return err
 	}
-	s.log.Warn("signing key revoked", "audit", true, "request_id", requestID(c), "kid", kid, "by", callerID(c))
+	s.log.Warn("signing key revoked", "audit", true, "action", "keys.revoke", "request_id", requestID(c), "kid", kid, "by", callerID(c), "outcome", "success")
 	return c.JSON(fiber.Map{"keys": s.keyAdmin.List()})
 }

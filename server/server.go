@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/google/uuid"
 
+	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/cache"
 	"github.com/verdictpdp/verdict/engine"
@@ -340,9 +341,11 @@ func (s *Server) Close() {
 const requestIDHeader = "X-Request-ID"
 
 // requestID echoes a well-formed X-Request-ID (printable ASCII, at most 200
-// bytes) or makes one, and keeps it for logs and the response.
+// bytes) or makes one, and keeps it for logs and the response; the
+// request's user context carries it too, for the token service's audit
+// events (authn.WithRequestID).
 func (s *Server) requestID(c *fiber.Ctx) error {
-	ensureRequestID(c)
+	c.SetUserContext(authn.WithRequestID(c.UserContext(), ensureRequestID(c)))
 	return c.Next()
 }
 

@@ -263,8 +263,9 @@ func (b *Bolt) CreateFamily(ctx context.Context, ns string, t RefreshToken) erro
 // Rotate replaces the family's token with next if its current hash is
 // oldHash (compared in constant time), in one write transaction, so of
 // concurrent rotations of the same token exactly one succeeds. next keeps
-// the family id whatever next.Family says, and its AccessJTIs become the
-// union of the stored ones and next's. It returns ErrConflict if the family
+// the family id whatever next.Family says, its PrevHash becomes the
+// replaced hash (read in the same transaction) whatever next.PrevHash
+// says, and its AccessJTIs become the union of the stored ones and next's. It returns ErrConflict if the family
 // is revoked or its hash differs (reuse of a rotated token), ErrNotFound if
 // there is no such family, and an error if next has no TokenHash or
 // ExpiresAt.
@@ -291,6 +292,7 @@ func (b *Bolt) Rotate(ctx context.Context, ns, family string, oldHash []byte, ne
 		if len(oldHash) == 0 || subtle.ConstantTimeCompare(cur.TokenHash, oldHash) != 1 {
 			return fmt.Errorf("store: refresh family %q: token is not current: %w", family, ErrConflict)
 		}
+		next.PrevHash = cur.TokenHash
 		next.AccessJTIs = union(cur.AccessJTIs, next.AccessJTIs)
 		return putJSON(bk, family, next)
 	})

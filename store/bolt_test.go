@@ -89,6 +89,13 @@ func family(id, hash string) RefreshToken {
 	}
 }
 
+// rotated is family(id, hash) as a rotation writes it, at t0+1m.
+func rotated(id, hash string) RefreshToken {
+	t := family(id, hash)
+	t.RotatedAt = t0.Add(time.Minute)
+	return t
+}
+
 func mustDeepEqual(t *testing.T, got, want any) {
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
@@ -411,6 +418,9 @@ func TestFamilies(t *testing.T) {
 		next := family("ignored", "h2")
 		next.ExpiresAt = t0.Add(48 * time.Hour)
 		next.AccessJTIs = []string{"j2", "j1"}
+		next.RotatedAt = t0.Add(time.Minute)
+		// The store, not the caller, says which hash was replaced.
+		next.PrevHash = []byte("made up")
 		if err := b.Rotate(ctx, ns, "f1", []byte("h1"), next); err != nil {
 			t.Fatalf("Rotate: %v", err)
 		}
@@ -421,6 +431,7 @@ func TestFamilies(t *testing.T) {
 		want := next
 		want.Family = "f1"
 		want.AccessJTIs = []string{"j1", "j2"}
+		want.PrevHash = []byte("h1")
 		mustDeepEqual(t, got, want)
 
 		tests := []struct {
@@ -521,6 +532,9 @@ func TestRotateConcurrent(t *testing.T) {
 		t.Errorf("hash = %q, want the winner's %q", got.TokenHash, want)
 	}
 	mustDeepEqual(t, got.AccessJTIs, []string{fmt.Sprintf("j%d", winner+1)})
+	if string(got.PrevHash) != "h0" {
+		t.Errorf("prev hash = %q, want the replaced h0", got.PrevHash)
+	}
 }
 
 func TestRevocations(t *testing.T) {
@@ -699,7 +713,7 @@ func TestDurability(t *testing.T) {
 		b.PutKey(ctx, ns, k),
 		b.CreateClient(ctx, ns, c),
 		b.CreateFamily(ctx, ns, f),
-		b.Rotate(ctx, ns, "f", []byte("h1"), family("f", "h2")),
+		b.Rotate(ctx, ns, "f", []byte("h1"), rotated("f", "h2")),
 		b.Revoke(ctx, ns, "j1", t0.Add(time.Hour)),
 	} {
 		if err != nil {
@@ -732,8 +746,11 @@ func TestDurability(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantF := family("f", "h2")
+	// The previous hash and the rotation time survive too: the reuse grace
+	// of a refresh that lost a race works across a restart.
+	wantF := rotated("f", "h2")
 	wantF.AccessJTIs = []string{"j1"}
+	wantF.PrevHash = []byte("h1")
 	mustDeepEqual(t, gotF, wantF)
 	if ok, err := b.Revoked(ctx, ns, "j1"); err != nil || !ok {
 		t.Errorf("Revoked after reopen = %v, %v", ok, err)

@@ -83,7 +83,13 @@ type RefreshToken struct {
 	// Family identifies the chain of rotated refresh tokens.
 	Family string `json:"family"`
 	// TokenHash is SHA-256 of the refresh token presented now.
-	TokenHash []byte    `json:"token_hash"`
+	TokenHash []byte `json:"token_hash"`
+	// PrevHash is SHA-256 of the token TokenHash replaced; empty before the
+	// first rotation. Rotate sets it.
+	PrevHash []byte `json:"prev_hash,omitempty"`
+	// RotatedAt is when the family was last rotated (zero before the first
+	// rotation), as the rotating caller's clock said.
+	RotatedAt time.Time `json:"rotated_at,omitzero"`
 	ClientID  string    `json:"client_id"`
 	Subject   string    `json:"subject"`
 	Scopes    []string  `json:"scopes"`
@@ -106,6 +112,9 @@ type Refresh interface {
 	// atomically: of two concurrent rotations of the same token exactly one
 	// succeeds; the other gets ErrConflict. A family that is revoked or whose
 	// current hash differs (reuse of a rotated token) gives ErrConflict too.
+	// The stored record's PrevHash becomes the replaced hash, whatever
+	// next.PrevHash says, so that a late concurrent refresh can be told
+	// from a reuse.
 	Rotate(ctx context.Context, ns, family string, oldHash []byte, next RefreshToken) error
 	// Family returns a family; ErrNotFound if none.
 	Family(ctx context.Context, ns, family string) (RefreshToken, error)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -20,7 +21,11 @@ func newClient() *cobra.Command {
 when it is made or rotated, and stored only as an HMAC: keep it then.
 
 These commands open the data dir directly, so they need verdict serve stopped
-(bbolt admits one process at a time).`,
+(bbolt admits one process at a time).
+
+add, remove and rotate-secret log an audit event on stderr (audit=true,
+action, client_id, by=cli, outcome; never the secret), in the configured log
+format, like the admin routes do.`,
 	}
 	cmd.AddCommand(newClientAdd(), newClientList(), newClientRotate(), newClientRemove())
 	return cmd
@@ -53,6 +58,7 @@ func newClientAdd() *cobra.Command {
 			}
 			defer st.Close()
 			cl, secret, err := st.clients.Add(cmd.Context(), spec)
+			st.audit.record(cmd.Context(), slog.LevelInfo, "client added", "client.add", err, slog.String("client_id", spec.ID))
 			if err != nil {
 				return err
 			}
@@ -129,6 +135,7 @@ func newClientRotate() *cobra.Command {
 			}
 			defer st.Close()
 			secret, err := st.clients.RotateSecret(cmd.Context(), args[0])
+			st.audit.record(cmd.Context(), slog.LevelInfo, "client secret rotated", "client.rotate-secret", err, slog.String("client_id", args[0]))
 			if err != nil {
 				return err
 			}
@@ -152,7 +159,9 @@ func newClientRemove() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if err := st.clients.Remove(cmd.Context(), args[0]); err != nil {
+			err = st.clients.Remove(cmd.Context(), args[0])
+			st.audit.record(cmd.Context(), slog.LevelInfo, "client removed", "client.remove", err, slog.String("client_id", args[0]))
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "client %s removed\n", args[0])

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -37,13 +38,19 @@ func (f *stateFlags) config(cmd *cobra.Command) (config.Config, error) {
 	return cfg, nil
 }
 
-// open loads the configuration and opens the data dir's state.
+// open loads the configuration and opens the data dir's state, with an
+// audit log on the command's stderr for the state changes it makes.
 func (f *stateFlags) open(cmd *cobra.Command) (*state, error) {
 	cfg, err := f.config(cmd)
 	if err != nil {
 		return nil, err
 	}
-	return openState(cmd.Context(), cfg)
+	st, err := openState(cmd.Context(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	st.audit = auditLog{cfg.Log.Logger(cmd.ErrOrStderr())}
+	return st, nil
 }
 
 func newKeys() *cobra.Command {
@@ -55,7 +62,10 @@ makes one (ES256 by default, see keys.alg in the configuration).
 
 These commands open the data dir directly, so they need verdict serve stopped
 (bbolt allows one process at a time); a running server picks the change up on
-its next start.`,
+its next start.
+
+rotate and revoke log an audit event on stderr (audit=true, action, kid,
+by=cli, outcome), in the configured log format, like the admin routes do.`,
 	}
 	cmd.AddCommand(newKeysList(), newKeysRotate(), newKeysRevoke())
 	return cmd
@@ -122,6 +132,8 @@ signing.`,
 			}
 			defer st.Close()
 			k, err := st.keys.Rotate(cmd.Context())
+			st.audit.record(cmd.Context(), slog.LevelInfo, "signing key rotated", "keys.rotate", err,
+				slog.String("kid", k.KID), slog.String("alg", k.Alg), slog.Time("sign_from", k.SignFrom))
 			if err != nil {
 				return err
 			}
@@ -138,14 +150,20 @@ func newKeysRevoke() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke KID",
 		Short: "Emergency: unpublish a key at once; tokens it signed stop verifying",
-		Args:  cobra.ExactArgs(1),
+		Long: `Revoke a signing key: it leaves the JWKS at once and every token it signed
+stops verifying. A kid may start with "-": put it after "--".`,
+		Example: `  verdict keys revoke oNUteb-YCZuv0f3kK2l1Rk7l7QWcXzY3TnS6bN3Qy1A
+  verdict keys revoke --data-dir /var/lib/verdict -- -Gnc6GIQ3y4mlPbE4jzO-CUDKXOkxeG9c8P8ZYZ1eKs`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			if err := st.keys.Revoke(cmd.Context(), args[0]); err != nil {
+			err = st.keys.Revoke(cmd.Context(), args[0])
+			st.audit.record(cmd.Context(), slog.LevelWarn, "signing key revoked", "keys.revoke", err, slog.String("kid", args[0]))
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "key %s revoked\n", args[0])

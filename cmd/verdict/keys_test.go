@@ -42,7 +42,7 @@ func TestKeysLifecycle(t *testing.T) {
 	if len(ks) != 2 || ks[0].State != "signing" || ks[1].State != "pending" {
 		t.Fatalf("after rotate: %+v", ks)
 	}
-	code, out, _ = cli(t, "", "keys", "revoke", ks[0].KID, "--data-dir", dir)
+	code, out, _ = cli(t, "", "keys", "revoke", "--data-dir", dir, "--", ks[0].KID)
 	if code != 0 || !strings.Contains(out, "revoked") {
 		t.Fatalf("revoke: %d %s", code, out)
 	}

@@ -214,6 +214,9 @@ type state struct {
 	store   *store.Bolt
 	keys    *authn.Keyring
 	clients *authn.Clients
+	// audit records the CLI's state changes; zero (discarding) under serve,
+	// which logs its own.
+	audit auditLog
 }
 
 // openState opens the data dir's store and loads (on first start: makes) the

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -188,12 +189,22 @@ func getJSON(t *testing.T, url string, v any) {
 // is called; it waits until the server answers.
 func serveAt(t *testing.T, addr, dataDir string) (stop func()) {
 	t.Helper()
+	stop, _ = serveWith(t, addr, dataDir)
+	return stop
+}
+
+// serveWith is serveAt with more serve arguments; logs is what the server
+// writes to stderr.
+func serveWith(t *testing.T, addr, dataDir string, args ...string) (stop func(), logs *syncBuffer) {
+	t.Helper()
 	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var sout, serr bytes.Buffer
+	var sout bytes.Buffer
+	serr := &syncBuffer{}
+	args = append([]string{"serve", "--config", unsignedOK(t), "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, args...)
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", unsignedOK(t), "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &sout, &serr)
+		done <- run(ctx, args, strings.NewReader(""), &sout, serr)
 	}()
 	for i := 0; i < 200; i++ {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
@@ -203,14 +214,14 @@ func serveAt(t *testing.T, addr, dataDir string) (stop func()) {
 				if code := <-done; code != 0 {
 					t.Errorf("serve exit %d: %s", code, serr.String())
 				}
-			}
+			}, serr
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
 	<-done
 	t.Fatalf("serve never answered: %s", serr.String())
-	return nil
+	return nil, nil
 }
 
 // TestStateSurvivesRestart: a revoked token stays revoked, and the signing
@@ -222,17 +233,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	addr := freeAddr(t)
 	base := "http://" + addr
 	cc := clientcredentials.Config{ClientID: "gw", ClientSecret: secret, TokenURL: base + "/oauth2/token"}
-	decide := func(tok string) int {
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(`{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":"alice"}}}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	decide := func(tok string) int { return decideStatus(t, base, tok, "alice") }
 	stop := serveAt(t, addr, dataDir)
 	revoked, err := cc.Token(context.Background())
 	if err != nil {
@@ -242,14 +243,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/revoke", strings.NewReader("token="+revoked.AccessToken))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("gw", secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("revoke: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	revokeToken(t, base, "gw", secret, revoked.AccessToken)
 	stop()
 
 	stop = serveAt(t, addr, dataDir)
@@ -273,11 +267,8 @@ func TestPrivateKeyJWTEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-	pad := func(n *big.Int) []byte { return n.FillBytes(make([]byte, 32)) }
-	jwks := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","x":%q,"y":%q,"kid":"svc-1","alg":"ES256","use":"sig"}]}`, b64(pad(priv.X)), b64(pad(priv.Y)))
 	jwksFile := dataDir + "/svc.jwks"
-	writeFile(t, jwksFile, jwks)
+	writeFile(t, jwksFile, ecJWKS(&priv.PublicKey, "svc-1"))
 	if code, out, errOut := cli(t, "", "client", "add", "--id", "svc", "--scope", "verdict:decide", "--jwks", jwksFile, "--no-secret", "--data-dir", dataDir); code != 0 || strings.Contains(out, "client_secret") {
 		t.Fatalf("client add --no-secret: %d %s %s", code, out, errOut)
 	}
@@ -322,5 +313,44 @@ func TestPrivateKeyJWTEndToEnd(t *testing.T) {
 	// RFC 8414 §2: with private_key_jwt the signing algorithms are listed.
 	if algs := fmt.Sprint(meta["token_endpoint_auth_signing_alg_values_supported"]); !strings.Contains(algs, "ES256") || strings.Contains(algs, "HS256") {
 		t.Fatalf("token_endpoint_auth_signing_alg_values_supported: %v", algs)
+	}
+}
+
+// ecJWKS is the JWK set of one P-256 public key.
+func ecJWKS(pub *ecdsa.PublicKey, kid string) string {
+	b64 := func(n *big.Int) string { return base64.RawURLEncoding.EncodeToString(n.FillBytes(make([]byte, 32))) }
+	return fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","x":%q,"y":%q,"kid":%q,"alg":"ES256","use":"sig"}]}`, b64(pub.X), b64(pub.Y), kid)
+}
+
+// decideStatus is the status of a decision, with bearer token tok, on
+// whether user may read a document user owns.
+func decideStatus(t *testing.T, base, tok, user string) int {
+	t.Helper()
+	body := fmt.Sprintf(`{"subject":{"type":"user","id":%q},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":%q}}}`, user, user)
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// revokeToken revokes token at base as client id with secret, and fails
+// unless the answer is 200.
+func revokeToken(t *testing.T, base, id, secret, token string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
 	}
 }

@@ -115,6 +115,12 @@ type Tokens struct {
 	TrustedIssuers []authn.TrustedIssuer `yaml:"trusted_issuers"`
 	// RefreshTTL is the lifetime of a refresh-token family (default 24h).
 	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// RefreshReuseGrace is how long after a refresh the token it replaced
+	// is refused without revoking its family: the answer to the loser of
+	// two concurrent refreshes of one token. A replay of that token within
+	// the grace is refused but not detected as reuse. 0 turns the grace
+	// off; at most 1m. Default() has 2s.
+	RefreshReuseGrace time.Duration `yaml:"refresh_reuse_grace"`
 	// Exchange maps the trusted issuers whose tokens may be exchanged
 	// (RFC 8693) for Verdict tokens; none means token exchange is off.
 	Exchange authn.ExchangeConfig `yaml:"exchange"`
@@ -128,6 +134,10 @@ func (c Config) RefreshConfig() authn.RefreshConfig {
 	rc.AccessTokenTTL = ic.AccessTokenTTL
 	if c.Tokens.RefreshTTL > 0 {
 		rc.RefreshTTL = c.Tokens.RefreshTTL
+	}
+	// An out-of-range grace is reported once, by Validate, under its key.
+	if validGrace(c.Tokens.RefreshReuseGrace) {
+		rc.ReuseGrace = c.Tokens.RefreshReuseGrace
 	}
 	return rc
 }
@@ -188,7 +198,7 @@ func Default() Config {
 		Engine:       engine.DefaultLimits(),
 		BundleLimits: bundles.DefaultLimits(),
 		Keys:         authn.DefaultKeyConfig(),
-		Tokens:       Tokens{Audience: "verdict"},
+		Tokens:       Tokens{Audience: "verdict", RefreshReuseGrace: authn.DefaultRefreshReuseGrace},
 		Log:          Log{Level: "info", Format: "text"},
 	}
 }
@@ -255,6 +265,9 @@ func (c Config) Validate() error {
 	if c.Tokens.RefreshTTL < 0 {
 		errs = append(errs, errors.New("tokens.refresh_ttl must not be negative (0 means 24h)"))
 	}
+	if !validGrace(c.Tokens.RefreshReuseGrace) {
+		errs = append(errs, fmt.Errorf("tokens.refresh_reuse_grace must be between 0s (off) and %s, got %s", authn.MaxRefreshReuseGrace, c.Tokens.RefreshReuseGrace))
+	}
 	if len(c.Tokens.Exchange.Mappings) > 0 {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
 	}
@@ -287,6 +300,8 @@ func (b Bundles) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+func validGrace(d time.Duration) bool { return d >= 0 && d <= authn.MaxRefreshReuseGrace }
 
 // BundleConfig returns the bundle manager's configuration.
 func (c Config) BundleConfig() bundles.Config {

@@ -208,3 +208,39 @@ bundles:
 		}
 	}
 }
+
+func TestRefreshReuseGrace(t *testing.T) {
+	if got := Default().RefreshConfig().ReuseGrace; got != 2*time.Second {
+		t.Fatalf("default grace %s, want 2s", got)
+	}
+	for body, want := range map[string]time.Duration{
+		"tokens: {refresh_reuse_grace: 0s}\n":  0, // off, not the default
+		"tokens: {refresh_reuse_grace: 5s}\n":  5 * time.Second,
+		"tokens: {refresh_reuse_grace: 1m}\n":  time.Minute,
+		"tokens: {refresh_ttl: 1h}\n":          2 * time.Second,
+		"tokens: {refresh_reuse_grace: 500ms}": 500 * time.Millisecond,
+	} {
+		cfg, err := Load(write(t, body))
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		if got := cfg.RefreshConfig().ReuseGrace; got != want {
+			t.Errorf("%q: grace %s, want %s", body, got, want)
+		}
+	}
+	for _, body := range []string{"tokens: {refresh_reuse_grace: -1s}\n", "tokens: {refresh_reuse_grace: 61s}\n"} {
+		cfg, err := Load(write(t, body))
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		err = cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "tokens.refresh_reuse_grace") {
+			t.Errorf("%q: Validate = %v, want a tokens.refresh_reuse_grace error", body, err)
+		} else if strings.Count(err.Error(), "grace") != 1 {
+			t.Errorf("%q: the problem is reported more than once: %v", body, err)
+		}
+	}
+}
