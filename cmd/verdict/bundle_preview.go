@@ -1,9 +1,7 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +10,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,9 +22,6 @@ import (
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/server"
 )
-
-// clientSecretEnv holds the client secret of commands that talk to a server.
-const clientSecretEnv = "VERDICT_CLIENT_SECRET"
 
 func newBundlePreview() *cobra.Command {
 	var (
@@ -103,18 +97,25 @@ was rejected (unreadable, does not compile) or the server refused the preview,
 					return reject(err)
 				}
 			} else {
-				secret := ""
-				if clientID != "" {
-					if secret = os.Getenv(clientSecretEnv); secret == "" {
-						return fmt.Errorf("--client-id needs the client secret in $%s", clientSecretEnv)
-					}
-				}
+				base := strings.TrimSuffix(serverURL, "/")
 				if tokenURL == "" {
-					tokenURL = strings.TrimSuffix(serverURL, "/") + "/oauth2/token"
+					tokenURL = base + "/oauth2/token"
 				}
-				rep, err = previewRemote(cmd.Context(), serverURL, tokenURL, clientID, secret, cand, rawInputs)
+				ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+				defer cancel()
+				hc := &http.Client{Timeout: time.Minute}
+				if clientID != "" {
+					secret := os.Getenv(secretEnv)
+					if secret == "" {
+						return fmt.Errorf("--client-id needs the client secret in $%s", secretEnv)
+					}
+					cc := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: tokenURL,
+						Scopes: []string{server.ScopeBundlesWrite}}
+					hc = cc.Client(context.WithValue(ctx, oauth2.HTTPClient, hc))
+				}
+				rep, err = previewRemote(ctx, hc, base, cand, rawInputs)
 				if err != nil {
-					if _, refused := errors.AsType[*remoteError](err); refused {
+					if _, refused := errors.AsType[*apiFailure](err); refused {
 						fmt.Fprintln(out, err)
 						return exitError{1}
 					}
@@ -180,26 +181,10 @@ func previewLocal(ctx context.Context, cfg config.Config, cand *bundles.Bundle, 
 	return bundles.Preview(ctx, active, c, failures, inputs), nil
 }
 
-// remoteError is a preview the server refused, with its code, message and
-// details.
-type remoteError struct {
-	status  int
-	code    string
-	message string
-	details []string
-}
-
-func (e *remoteError) Error() string {
-	s := fmt.Sprintf("server refused the preview: %d %s: %s", e.status, e.code, e.message)
-	for _, d := range e.details {
-		s += "\n  " + d
-	}
-	return s
-}
-
-// previewRemote posts cand (as a .tar.gz) and the inputs to the server.
-func previewRemote(ctx context.Context, base, tokenURL, clientID, secret string, cand *bundles.Bundle, inputs []byte) (*bundles.PreviewReport, error) {
-	archive, err := archiveOf(cand)
+// previewRemote asks the server at base for a preview of cand (and the
+// inputs, a JSON array, when given) with hc. A refusal is an *apiFailure.
+func previewRemote(ctx context.Context, hc *http.Client, base string, cand *bundles.Bundle, inputs []byte) (*bundles.PreviewReport, error) {
+	archive, err := bundles.Pack(cand)
 	if err != nil {
 		return nil, err
 	}
@@ -219,74 +204,11 @@ func previewRemote(ctx context.Context, base, tokenURL, clientID, secret string,
 	if err := mw.Close(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	client := &http.Client{Timeout: time.Minute}
-	if clientID != "" {
-		cc := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: tokenURL,
-			Scopes: []string{server.ScopeBundlesWrite}}
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
-		client = cc.Client(ctx)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/v1/bundles/preview", &body)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := client.Do(req)
-	if err != nil {
+	var rep bundles.PreviewReport
+	if _, err := call(ctx, hc, http.MethodPost, base+"/v1/bundles/preview", mw.FormDataContentType(), body.Bytes(), &rep); err != nil {
 		return nil, fmt.Errorf("preview: %w", err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("preview: reading the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct {
-				Code    string   `json:"code"`
-				Message string   `json:"message"`
-				Details []string `json:"details"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error.Code == "" {
-			return nil, &remoteError{status: resp.StatusCode, code: "?", message: strings.TrimSpace(string(raw))}
-		}
-		return nil, &remoteError{status: resp.StatusCode, code: e.Error.Code, message: e.Error.Message, details: e.Error.Details}
-	}
-	var rep bundles.PreviewReport
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return nil, fmt.Errorf("preview: the server's answer is not a preview report: %w", err)
-	}
 	return &rep, nil
-}
-
-// archiveOf returns b as a gzip-compressed tar, files in path order.
-func archiveOf(b *bundles.Bundle) ([]byte, error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	names := make([]string, 0, len(b.Files))
-	for n := range b.Files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b.Files[n])), Typeflag: tar.TypeReg}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(b.Files[n]); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // printPreview writes the summary and a table of the changed inputs (all

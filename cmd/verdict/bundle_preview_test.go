@@ -94,7 +94,7 @@ func TestBundlePreviewAgainstServer(t *testing.T) {
 	base := "http://" + addr
 
 	cand := bundleDir(t, map[string]string{"p.verdict.yaml": everyoneReads, "p_test.yaml": tests})
-	t.Setenv(clientSecretEnv, secret)
+	t.Setenv(secretEnv, secret)
 	code, out, errOut := cli(t, "", "bundle", "preview", cand, "--server", base, "--client-id", "ci")
 	// The candidate's own "stranger" test now fails: reported, exit 0.
 	if code != 0 || !strings.Contains(out, "candidate tests: 0 passed, 2 failed") || !strings.Contains(out, "deny→allow") ||
@@ -102,13 +102,13 @@ func TestBundlePreviewAgainstServer(t *testing.T) {
 		t.Fatalf("exit %d:\n%s%s", code, out, errOut)
 	}
 	// A client without verdict:bundles:write is refused: exit 1 with the server's error.
-	t.Setenv(clientSecretEnv, gwSecret)
+	t.Setenv(secretEnv, gwSecret)
 	code, out, errOut = cli(t, "", "bundle", "preview", cand, "--server", base, "--client-id", "gw")
 	if code == 0 || !strings.Contains(out+errOut, "invalid_scope") {
 		t.Fatalf("a client without the scope: exit %d\n%s%s", code, out, errOut)
 	}
 	// A candidate that does not compile: 422 with every problem.
-	t.Setenv(clientSecretEnv, secret)
+	t.Setenv(secretEnv, secret)
 	broken := bundleDir(t, map[string]string{"p.verdict.yaml": strings.Replace(policy, "== subject.id", "== subject.nope(", 1)})
 	code, out, _ = cli(t, "", "bundle", "preview", broken, "--server", base, "--client-id", "ci")
 	if code != 1 || !strings.Contains(out, "422 bundle_invalid") || !strings.Contains(out, "p.verdict.yaml:7:") {
