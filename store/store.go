@@ -197,3 +197,44 @@ type Store interface {
 	// Close releases the store.
 	Close() error
 }
+
+// Kinds of change a shared store announces.
+const (
+	// ChangeBundle: the active bundle revision changed (ID is the revision).
+	ChangeBundle = "bundle"
+	// ChangeRevocation: an access token was revoked (ID is its jti).
+	ChangeRevocation = "revocation"
+	// ChangeRefresh: a refresh family was revoked (ID is the family).
+	ChangeRefresh = "refresh"
+	// ChangeClient: a client was added, changed or removed (ID is its id).
+	ChangeClient = "client"
+	// ChangeKey: a signing key was added, changed or removed (ID is its kid).
+	ChangeKey = "key"
+)
+
+// Change is one write to a shared store, as it announces it: Gen is the
+// store-wide generation the write set (strictly increasing, one per write),
+// Kind one of the Change* constants, ID what changed.
+type Change struct {
+	Gen  uint64 `json:"gen"`
+	Kind string `json:"kind"`
+	ID   string `json:"id"`
+	// Namespace is the namespace of the write.
+	Namespace string `json:"ns"`
+}
+
+// Notifier is what a store shared by several replicas adds: every write
+// increments a generation in the same transaction and then announces the
+// change. Announcements are at-most-once (a hint): consumers compare
+// Generation with what they applied and repair any gap.
+type Notifier interface {
+	// Generation returns the store's current generation (0 before any
+	// write); an error when the store cannot be reached.
+	Generation(ctx context.Context) (uint64, error)
+	// Subscribe calls fn for every change announced, in order, until ctx
+	// ends; it calls resync after every (re)subscription, when changes may
+	// have been missed, so that the consumer compares generations. It
+	// returns ctx's error when ctx ends; it keeps resubscribing (with
+	// backoff) through failures of the store.
+	Subscribe(ctx context.Context, fn func(Change), resync func()) error
+}
