@@ -27,7 +27,7 @@ add, remove and rotate-secret log an audit event on stderr (audit=true,
 action, client_id, by=cli, outcome; never the secret), in the configured log
 format, like the admin routes do.`,
 	}
-	cmd.AddCommand(newClientAdd(), newClientList(), newClientRotate(), newClientRemove())
+	cmd.AddCommand(newClientAdd(), newClientList(), newClientRotate(), newClientRemove(), newClientKeygen(), newClientAssertion())
 	return cmd
 }
 
