@@ -167,8 +167,9 @@ func waitPing(addr string, exited <-chan struct{}) error {
 
 // Do sends one command to addr over a fresh connection and returns the
 // first line of the reply without its type byte ("PONG" for PING, the
-// payload of a bulk string). It is meant for setting up servers, not as a
-// client: use go-redis in tests.
+// payload of a bulk string, "" for a nil reply); an error reply is an
+// error. It is meant for setting up servers, not as a client: use go-redis
+// in tests.
 func Do(addr string, args ...string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -198,8 +199,11 @@ func Do(addr string, args ...string) (string, error) {
 		return "", errors.New(line[1:])
 	case '$':
 		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
+		if err != nil {
 			return "", fmt.Errorf("bulk reply %q", line)
+		}
+		if n < 0 { // a nil reply
+			return "", nil
 		}
 		buf := make([]byte, n+2)
 		if _, err := io.ReadFull(rd, buf); err != nil {

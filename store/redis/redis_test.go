@@ -58,6 +58,21 @@ func TestConformanceCluster(t *testing.T) {
 	}
 	c := redistest.StartCluster(t, 3)
 	storetest.Run(t, opener(c.URL()))
+
+	// Announcements cross the cluster: the subscriber's node need not be
+	// the one holding the keys.
+	s := open(t, c.URL(), redisstore.Options{})
+	ch := subscribe(t, s)
+	if err := s.PutKey(context.Background(), store.DefaultNamespace, storetest.Key("k", storetest.T0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the announcement", func() bool { got, _ := ch.snapshot(); return len(got) == 1 })
+	if g, err := s.Generation(context.Background()); err != nil || g != 1 {
+		t.Fatalf("Generation = %d, %v; want 1", g, err)
+	}
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
 }
 
 // rawClient is a plain go-redis client to srv, for looking at keys.
