@@ -52,6 +52,26 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, opener(srv.URL()))
 }
 
+// TestConformanceSentinel: the store behind Sentinel, found through the
+// master's name.
+func TestConformanceSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master, "mymaster")
+	url := "redis+sentinel://" + sentinel.Addr() + "/mymaster"
+	storetest.Run(t, opener(url))
+
+	s := open(t, url, redisstore.Options{})
+	ch := subscribe(t, s)
+	if err := s.CreateClient(context.Background(), store.DefaultNamespace, storetest.Client("c")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the announcement", func() bool { got, _ := ch.snapshot(); return len(got) == 1 })
+	// The data is on the master Sentinel named.
+	if n, err := redistest.Do(master.Addr(), "HLEN", "{"+redisstore.DefaultPrefix+"}default/clients"); err != nil || n != "1" {
+		t.Fatalf("HLEN on the master = %q, %v; want 1", n, err)
+	}
+}
+
 func TestConformanceCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node Redis Cluster")
