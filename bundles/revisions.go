@@ -163,35 +163,76 @@ func (l *Lifecycle) Push(ctx context.Context, archive []byte, by string, activat
 // returns an error wrapping ErrUnknownRevision, or what Push returns for a
 // bad bundle, and then the active bundle is unchanged.
 func (l *Lifecycle) Activate(ctx context.Context, rev string) (PushResult, error) {
-	rec, err := l.st.Revision(ctx, l.ns, rev)
-	if errors.Is(err, store.ErrNotFound) {
-		return PushResult{}, fmt.Errorf("%w: %q", ErrUnknownRevision, rev)
-	}
+	a, digest, err := l.prepareStored(ctx, rev)
 	if err != nil {
-		return PushResult{}, err
-	}
-	archive, err := l.st.Archive(ctx, l.ns, rev)
-	if err != nil {
-		return PushResult{}, fmt.Errorf("bundle revision %q: reading the stored archive: %w", rev, err)
-	}
-	b, err := l.read(archive)
-	if err != nil {
-		return PushResult{}, err
-	}
-	b.Source = PushedSource
-	if b.Digest != rec.Digest || b.Revision() != rev {
-		return PushResult{}, fmt.Errorf("bundle revision %q: the stored archive does not match its record (digest %s, want %s)", rev, b.Digest, rec.Digest)
-	}
-	a, err := l.m.Prepare(ctx, []*Bundle{b})
-	if err != nil {
-		l.log.Warn("stored bundle revision rejected; the active bundle keeps serving", "revision", rev, "error", err)
 		return PushResult{}, err
 	}
 	if err := l.activate(ctx, rev, a); err != nil {
 		return PushResult{}, err
 	}
-	l.log.Info("bundle revision activated", "audit", true, "revision", rev, "digest", b.Digest)
-	return PushResult{Revision: rev, Digest: b.Digest, Tests: a.Tests, Activated: true}, nil
+	l.log.Info("bundle revision activated", "audit", true, "revision", rev, "digest", digest)
+	return PushResult{Revision: rev, Digest: digest, Tests: a.Tests, Activated: true}, nil
+}
+
+// prepareStored reads the stored revision rev and prepares it (signature,
+// compilation, tests), changing nothing.
+func (l *Lifecycle) prepareStored(ctx context.Context, rev string) (*Active, string, error) {
+	rec, err := l.st.Revision(ctx, l.ns, rev)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", fmt.Errorf("%w: %q", ErrUnknownRevision, rev)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	archive, err := l.st.Archive(ctx, l.ns, rev)
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle revision %q: reading the stored archive: %w", rev, err)
+	}
+	b, err := l.read(archive)
+	if err != nil {
+		return nil, "", err
+	}
+	b.Source = PushedSource
+	if b.Digest != rec.Digest || b.Revision() != rev {
+		return nil, "", fmt.Errorf("bundle revision %q: the stored archive does not match its record (digest %s, want %s)", rev, b.Digest, rec.Digest)
+	}
+	a, err := l.m.Prepare(ctx, []*Bundle{b})
+	if err != nil {
+		l.log.Warn("stored bundle revision rejected; the active bundle keeps serving", "revision", rev, "error", err)
+		return nil, "", err
+	}
+	a.Pushed = true
+	return a, b.Digest, nil
+}
+
+// Sync makes this server serve the store's active revision when it serves
+// another one (or bundles from paths), without writing to the store: it is
+// how a replica follows an activation made by another replica of a shared
+// store. It reports whether the served bundle changed. With no active
+// revision stored it does nothing. On any error (the store unreachable, the
+// stored revision rejected) the served bundle is unchanged.
+func (l *Lifecycle) Sync(ctx context.Context) (bool, error) {
+	// Under mu, so that an activation of this server (store write, then
+	// swap) is never undone by a Sync that read the store in between.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rev, err := l.st.ActiveRevision(ctx, l.ns)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if l.serving(rev) {
+		return false, nil
+	}
+	a, digest, err := l.prepareStored(ctx, rev)
+	if err != nil {
+		return false, fmt.Errorf("following the store's active bundle revision %q: %w", rev, err)
+	}
+	l.m.Activate(a)
+	l.log.Info("bundle revision activated by another replica now serves here", "revision", rev, "digest", digest)
+	return true, nil
 }
 
 // Restore activates the store's active revision, as at a restart. With no
