@@ -1065,7 +1065,7 @@ func pinKey(k jwk.Key, fallbackAlg string) (pinnedKey, error) {
 type tombstones struct {
 	epoch   atomic.Uint64
 	all     atomic.Uint64 // entries with an older epoch are forgotten
-	n       atomic.Int64 // entries in both maps; 0 skips the lock on hits
+	n       atomic.Int64  // entries in both maps; 0 skips the lock on hits
 	mu      sync.RWMutex
 	jtis    map[string]tomb
 	tokens  map[[sha256.Size]byte]tomb
