@@ -3,14 +3,12 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -152,12 +150,7 @@ func (b *Bolt) Keys(ctx context.Context, ns string) ([]SigningKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(keys, func(x, y SigningKey) int {
-		if c := x.CreatedAt.Compare(y.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(x.KID, y.KID)
-	})
+	SortKeys(keys)
 	return keys, nil
 }
 
@@ -246,7 +239,7 @@ func (b *Bolt) DeleteClient(ctx context.Context, ns, id string) error {
 // family without expiry would never be swept) or ns is invalid.
 func (b *Bolt) CreateFamily(ctx context.Context, ns string, t RefreshToken) error {
 	return b.update(ctx, ns, func(tx *bolt.Tx) error {
-		if err := checkToken(t); err != nil {
+		if err := CheckRefreshToken(t); err != nil {
 			return err
 		}
 		bk, err := writeBucket(tx, ns, bucketRefresh)
@@ -265,14 +258,15 @@ func (b *Bolt) CreateFamily(ctx context.Context, ns string, t RefreshToken) erro
 // concurrent rotations of the same token exactly one succeeds. next keeps
 // the family id whatever next.Family says, its PrevHash becomes the
 // replaced hash (read in the same transaction) whatever next.PrevHash
-// says, and its AccessJTIs become the union of the stored ones and next's. It returns ErrConflict if the family
-// is revoked or its hash differs (reuse of a rotated token), ErrNotFound if
-// there is no such family, and an error if next has no TokenHash or
+// says, and its AccessJTIs become the union of the stored ones and next's
+// (see NextRotation). It returns ErrConflict if the family is revoked or
+// its hash differs (reuse of a rotated token), ErrNotFound if there is no
+// such family, and an error if next has no TokenHash or
 // ExpiresAt.
 func (b *Bolt) Rotate(ctx context.Context, ns, family string, oldHash []byte, next RefreshToken) error {
 	next.Family = family
 	return b.update(ctx, ns, func(tx *bolt.Tx) error {
-		if err := checkToken(next); err != nil {
+		if err := CheckRefreshToken(next); err != nil {
 			return err
 		}
 		bk := readBucket(tx, ns, bucketRefresh)
@@ -284,17 +278,11 @@ func (b *Bolt) Rotate(ctx context.Context, ns, family string, oldHash []byte, ne
 		if !found {
 			return fmt.Errorf("store: refresh family %q: %w", family, ErrNotFound)
 		}
-		if cur.Revoked {
-			return fmt.Errorf("store: refresh family %q is revoked: %w", family, ErrConflict)
+		stored, err := NextRotation(cur, oldHash, next)
+		if err != nil {
+			return err
 		}
-		// An empty oldHash never matches: ConstantTimeCompare would accept
-		// two empty slices.
-		if len(oldHash) == 0 || subtle.ConstantTimeCompare(cur.TokenHash, oldHash) != 1 {
-			return fmt.Errorf("store: refresh family %q: token is not current: %w", family, ErrConflict)
-		}
-		next.PrevHash = cur.TokenHash
-		next.AccessJTIs = union(cur.AccessJTIs, next.AccessJTIs)
-		return putJSON(bk, family, next)
+		return putJSON(bk, family, stored)
 	})
 }
 
@@ -377,7 +365,7 @@ func (b *Bolt) Revoked(ctx context.Context, ns, jti string) (bool, error) {
 	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
 		var cur expiry
 		found, err := getJSON(readBucket(tx, ns, bucketRevoked), jti, &cur)
-		revoked = found && b.now().Before(cur.Exp)
+		revoked = found && Live(b.now(), cur.Exp)
 		return err
 	})
 	if err != nil {
@@ -405,7 +393,7 @@ func (b *Bolt) UseOnce(ctx context.Context, ns, jti string, exp time.Time) (bool
 		if err != nil {
 			return err
 		}
-		if found && b.now().Before(cur.Exp) {
+		if found && Live(b.now(), cur.Exp) {
 			return nil
 		}
 		first = true
@@ -479,8 +467,8 @@ func sweep[T any](bk *bolt.Bucket, now time.Time, exp func(T) time.Time) (int, e
 func (b *Bolt) PutRevision(ctx context.Context, ns string, r BundleRevision, archive []byte) (bool, error) {
 	created := false
 	err := b.update(ctx, ns, func(tx *bolt.Tx) error {
-		if r.Revision == "" || r.Digest == "" {
-			return errors.New("store: bundle revision needs a revision and a digest")
+		if err := CheckRevision(r); err != nil {
+			return err
 		}
 		revs, err := writeBucket(tx, ns, bucketBundleRevs)
 		if err != nil {
@@ -492,10 +480,7 @@ func (b *Bolt) PutRevision(ctx context.Context, ns string, r BundleRevision, arc
 			return err
 		}
 		if found {
-			if cur.Digest != r.Digest {
-				return fmt.Errorf("store: bundle revision %q exists with digest %s: %w", r.Revision, cur.Digest, ErrConflict)
-			}
-			return nil
+			return SameRevision(cur, r)
 		}
 		blobs, err := writeBucket(tx, ns, bucketBundleBlobs)
 		if err != nil {
@@ -524,12 +509,7 @@ func (b *Bolt) Revisions(ctx context.Context, ns string) ([]BundleRevision, erro
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(x, y BundleRevision) int {
-		if c := y.PushedAt.Compare(x.PushedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(y.Revision, x.Revision)
-	})
+	SortRevisions(out)
 	return out, nil
 }
 
@@ -616,7 +596,7 @@ func (b *Bolt) view(ctx context.Context, ns string, fn func(*bolt.Tx) error) err
 	if err := b.ready(ctx); err != nil {
 		return err
 	}
-	if err := checkNamespace(ns); err != nil {
+	if err := CheckNamespace(ns); err != nil {
 		return err
 	}
 	return run(b.db.View, fn)
@@ -628,7 +608,7 @@ func (b *Bolt) update(ctx context.Context, ns string, fn func(*bolt.Tx) error) e
 	if err := b.ready(ctx); err != nil {
 		return err
 	}
-	if err := checkNamespace(ns); err != nil {
+	if err := CheckNamespace(ns); err != nil {
 		return err
 	}
 	return run(b.db.Update, fn)
@@ -650,33 +630,6 @@ func run(txn func(func(*bolt.Tx) error) error, fn func(*bolt.Tx) error) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
-}
-
-// checkNamespace rejects namespaces that cannot be a bucket name or would be
-// ambiguous in a future key scheme (Redis keys use "/").
-func checkNamespace(ns string) error {
-	if ns == "" {
-		return errors.New("store: empty namespace")
-	}
-	if strings.ContainsAny(ns, "/\x00") {
-		return fmt.Errorf("store: namespace %q contains '/' or NUL", ns)
-	}
-	return nil
-}
-
-// checkToken rejects refresh tokens that cannot be stored safely.
-func checkToken(t RefreshToken) error {
-	var errs []error
-	if t.Family == "" {
-		errs = append(errs, errors.New("store: empty refresh family"))
-	}
-	if len(t.TokenHash) == 0 {
-		errs = append(errs, errors.New("store: empty refresh token hash"))
-	}
-	if t.ExpiresAt.IsZero() {
-		errs = append(errs, errors.New("store: refresh token without expiry"))
-	}
-	return errors.Join(errs...)
 }
 
 // readBucket returns the kind bucket of ns, or nil if it does not exist.
