@@ -20,8 +20,11 @@ func newClient() *cobra.Command {
 		Long: `Manage OAuth clients kept in the data dir. A client's secret is printed once,
 when it is made or rotated, and stored only as an HMAC: keep it then.
 
-These commands open the data dir directly, so they need verdict serve stopped
-(bbolt admits one process at a time).
+With the embedded store these commands open the data dir directly, so they
+need verdict serve stopped (bbolt admits one process at a time). With
+--store redis://... (or store: in --config) they work on the Redis that the
+replicas share, while they run: "verdict client add --store redis://..." adds
+a client to a running cluster.
 
 add, remove and rotate-secret log an audit event on stderr (audit=true,
 action, client_id, by=cli, outcome; never the secret), in the configured log

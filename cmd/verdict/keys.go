@@ -13,15 +13,20 @@ import (
 	"github.com/verdictpdp/verdict/internal/config"
 )
 
-// stateFlags are the flags of every command that works on a data dir.
+// storeFlagHelp describes --store wherever it is.
+const storeFlagHelp = `where state is kept: "bolt" (the embedded store in --data-dir, the default) or a Redis URL shared by every replica (redis://[user:pass@]host:port/db, rediss://..., redis+sentinel://host:port,.../master, redis+cluster://host:port,...)`
+
+// stateFlags are the flags of every command that works on the state.
 type stateFlags struct {
-	cfgPath string
-	dataDir string
+	cfgPath  string
+	dataDir  string
+	storeURL string
 }
 
 func (f *stateFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.cfgPath, "config", "", "configuration file (its data_dir and keys settings apply)")
+	cmd.Flags().StringVar(&f.cfgPath, "config", "", "configuration file (its data_dir, store and keys settings apply)")
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "./verdict-data", "directory for durable state")
+	cmd.Flags().StringVar(&f.storeURL, "store", "", storeFlagHelp)
 }
 
 func (f *stateFlags) config(cmd *cobra.Command) (config.Config, error) {
@@ -32,13 +37,16 @@ func (f *stateFlags) config(cmd *cobra.Command) (config.Config, error) {
 	if cmd.Flags().Changed("data-dir") {
 		cfg.DataDir = f.dataDir
 	}
+	if cmd.Flags().Changed("store") {
+		cfg.Store = f.storeURL
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, nil
 }
 
-// open loads the configuration and opens the data dir's state, with an
+// open loads the configuration and opens the state it names, with an
 // audit log on the command's stderr for the state changes it makes.
 func (f *stateFlags) open(cmd *cobra.Command) (*state, error) {
 	cfg, err := f.config(cmd)
@@ -60,9 +68,11 @@ func newKeys() *cobra.Command {
 		Long: `Manage the signing keys kept in the data dir. The first start of verdict serve
 makes one (ES256 by default, see keys.alg in the configuration).
 
-These commands open the data dir directly, so they need verdict serve stopped
-(bbolt allows one process at a time); a running server picks the change up on
-its next start.
+With the embedded store these commands open the data dir directly, so they
+need verdict serve stopped (bbolt allows one process at a time); a running
+server picks the change up on its next start. With --store redis://... (or
+store: in --config) they work on the Redis that the replicas share, while they
+run, and the change is announced to them.
 
 rotate and revoke log an audit event on stderr (audit=true, action, kid,
 by=cli, outcome), in the configured log format, like the admin routes do.`,

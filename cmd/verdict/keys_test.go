@@ -18,6 +18,12 @@ func listKeys(t *testing.T, dir string) []keyInfo {
 	if code != 0 {
 		t.Fatalf("keys list: %d %s", code, errOut)
 	}
+	return parseKeys(t, out)
+}
+
+// parseKeys decodes the output of keys list --json.
+func parseKeys(t *testing.T, out string) []keyInfo {
+	t.Helper()
 	var ks []keyInfo
 	if err := json.Unmarshal([]byte(out), &ks); err != nil {
 		t.Fatalf("keys list --json: %v\n%s", err, out)

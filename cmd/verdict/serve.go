@@ -23,13 +23,14 @@ import (
 
 func newServe() *cobra.Command {
 	var (
-		cfgPath string
-		addr    string
-		paths   []string
-		dataDir string
-		dev     bool
-		level   string
-		watch   bool
+		cfgPath  string
+		addr     string
+		paths    []string
+		dataDir  string
+		storeURL string
+		dev      bool
+		level    string
+		watch    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -76,6 +77,9 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 			if f.Changed("data-dir") {
 				cfg.DataDir = dataDir
 			}
+			if f.Changed("store") {
+				cfg.Store = storeURL
+			}
 			if f.Changed("dev") {
 				cfg.Dev = dev
 			}
@@ -99,6 +103,7 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 	f.StringVar(&addr, "addr", "127.0.0.1:8700", "listen address host:port")
 	f.StringArrayVar(&paths, "bundle", nil, "bundle directory or .tar.gz to serve (repeatable; several bundles combine deny-overrides)")
 	f.StringVar(&dataDir, "data-dir", "./verdict-data", "directory for durable state")
+	f.StringVar(&storeURL, "store", "", storeFlagHelp)
 	f.BoolVar(&dev, "dev", false, "local developer setup (never in production)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&watch, "watch", false, "reload the --bundle paths when a file in them changes (local authoring)")
@@ -220,7 +225,7 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 			}
 		}
 	}()
-	log.Info("verdict listening", "addr", "http://"+ln.Addr().String(), "bundles", cfg.Bundles.Paths, "data_dir", cfg.DataDir)
+	log.Info("verdict listening", "addr", "http://"+ln.Addr().String(), "bundles", cfg.Bundles.Paths, "data_dir", cfg.DataDir, "store", storeName(cfg))
 	err = srv.Serve(ctx, ln)
 	log.Info("verdict stopped")
 	if errors.Is(err, context.Canceled) {
@@ -279,12 +284,13 @@ func unspecifiedAddr(addr string) bool {
 }
 
 // maintain runs the key ring's schedule (a pending key starting to sign,
-// retired keys leaving, automatic rotation) and drops expired revocations
-// until ctx is done. Failures are logged; the ring keeps what it had.
+// retired keys leaving, automatic rotation) and, for a store that needs it
+// (the embedded one), drops expired revocations until ctx is done. Failures are logged; the ring keeps what it had.
 func maintain(ctx context.Context, st *state, log *slog.Logger) {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	sweeps := 0
+	sw, needsSweep := st.store.(sweeper)
 	for {
 		select {
 		case <-ctx.Done():
@@ -300,8 +306,8 @@ func maintain(ctx context.Context, st *state, log *slog.Logger) {
 				log.Info("signing key changed state", "audit", true, "kid", kid, "from", before[kid], "to", state)
 			}
 		}
-		if sweeps++; sweeps%6 == 0 {
-			if _, err := st.store.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		if sweeps++; needsSweep && sweeps%6 == 0 {
+			if _, err := sw.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				log.Warn("sweeping expired state failed", "error", err)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/store"
+	redisstore "github.com/verdictpdp/verdict/store/redis"
 )
 
 // keyStore adapts the store's keys to what the key ring needs.
@@ -208,10 +209,10 @@ func loadPepper(dir string) ([]byte, error) {
 	return p, nil
 }
 
-// state is the durable state of a data dir: the store, the key ring and the
-// client registry.
+// state is the durable state: the store, the key ring and the client
+// registry.
 type state struct {
-	store   *store.Bolt
+	store   store.Store
 	keys    *authn.Keyring
 	clients *authn.Clients
 	// audit records the CLI's state changes; zero (discarding) under serve,
@@ -219,14 +220,21 @@ type state struct {
 	audit auditLog
 }
 
-// openState opens the data dir's store and loads (on first start: makes) the
-// signing keys. A data dir held by a running server is a clear error.
+// sweeper is a store that must be told to delete expired records (the
+// embedded one; Redis expires them on its own).
+type sweeper interface {
+	Sweep(ctx context.Context, now time.Time) (int, error)
+}
+
+var _ sweeper = (*store.Bolt)(nil)
+
+// openState opens the store cfg names (the data dir's embedded one, or a
+// Redis) and loads (on first start: makes) the signing keys. A data dir held
+// by a running server is a clear error; a Redis can be shared by any number
+// of servers and CLI commands at once.
 func openState(ctx context.Context, cfg config.Config) (*state, error) {
-	st, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: time.Second})
+	st, pepper, err := openStore(ctx, cfg)
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return nil, fmt.Errorf("%w: %s is held by a running verdict serve; stop it first", err, cfg.DataDir)
-		}
 		return nil, err
 	}
 	ring, err := authn.NewKeyring(cfg.Keys, keyStore{st: st, ns: store.DefaultNamespace}, time.Now)
@@ -238,17 +246,52 @@ func openState(ctx context.Context, cfg config.Config) (*state, error) {
 		st.Close()
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	pepper, err := loadPepper(cfg.DataDir)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("pepper: %w", err)
-	}
 	clients, err := authn.NewClients(clientStore{st: st, ns: store.DefaultNamespace}, pepper, time.Now)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	return &state{store: st, keys: ring, clients: clients}, nil
+}
+
+// openStore opens the store and its pepper: with Redis both are shared by
+// every replica (the pepper under the store's keys); otherwise the bbolt
+// file and the pepper file of the data dir.
+func openStore(ctx context.Context, cfg config.Config) (store.Store, []byte, error) {
+	if cfg.UsesRedis() {
+		rs, err := redisstore.Open(ctx, cfg.Store, redisstore.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		pepper, err := rs.Pepper(ctx, authn.NewPepper)
+		if err != nil {
+			rs.Close()
+			return nil, nil, fmt.Errorf("pepper: %w", err)
+		}
+		return rs, pepper, nil
+	}
+	st, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: time.Second})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, nil, fmt.Errorf("%w: %s is held by a running verdict serve; stop it first (or share the state through Redis: --store redis://...)", err, cfg.DataDir)
+		}
+		return nil, nil, err
+	}
+	pepper, err := loadPepper(cfg.DataDir)
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("pepper: %w", err)
+	}
+	return st, pepper, nil
+}
+
+// storeName is how logs name cfg's store: the data dir's file, or the
+// Redis URL without its password.
+func storeName(cfg config.Config) string {
+	if cfg.UsesRedis() {
+		return redisstore.Redact(cfg.Store)
+	}
+	return filepath.Join(cfg.DataDir, store.BoltFile)
 }
 
 func (s *state) Close() error { return s.store.Close() }

@@ -23,12 +23,19 @@ import (
 	"github.com/verdictpdp/verdict/engine"
 	"github.com/verdictpdp/verdict/internal/replica"
 	"github.com/verdictpdp/verdict/server"
+	redisstore "github.com/verdictpdp/verdict/store/redis"
 )
 
 // Config is the whole configuration of `verdict serve`.
 type Config struct {
-	// DataDir is where durable state lives.
+	// DataDir is where durable state lives: the embedded store and the
+	// pepper, unless Store names a Redis.
 	DataDir string `yaml:"data_dir"`
+	// Store is where the durable state of several replicas is shared: empty
+	// or "bolt" for the embedded store in DataDir, or a Redis URL
+	// (redis://, rediss://, redis+sentinel://, redis+cluster://; see
+	// docs/operations.md "Redis store").
+	Store string `yaml:"store"`
 	// Dev marks a local developer setup; it is announced loudly at start.
 	Dev bool `yaml:"dev"`
 	// Bundles says which bundles are served and how they are trusted.
@@ -257,6 +264,9 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		errs = append(errs, errors.New("data_dir must not be empty"))
 	}
+	if err := ValidateStore(c.Store); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := c.Log.level(); err != nil {
 		errs = append(errs, err)
 	}
@@ -279,6 +289,38 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Bundles.validate(), c.Replica.Validate())
 	return errors.Join(errs...)
+}
+
+// StoreBolt is the Store value that names the embedded store (as does
+// the empty string).
+const StoreBolt = "bolt"
+
+// UsesRedis reports whether c's Store names a Redis rather than the
+// embedded store.
+func (c Config) UsesRedis() bool { return c.Store != "" && c.Store != StoreBolt }
+
+// ValidateStore checks a store setting: empty, "bolt", or a Redis URL that
+// parses. The error never contains the URL's password.
+func ValidateStore(s string) error {
+	if s == "" || s == StoreBolt {
+		return nil
+	}
+	if !redisstore.IsURL(s) {
+		return fmt.Errorf("store must be %q (the embedded default) or a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL, got %q", StoreBolt, redactStore(s))
+	}
+	if err := redisstore.Validate(s); err != nil {
+		return fmt.Errorf("store %s: %w", redisstore.Redact(s), err)
+	}
+	return nil
+}
+
+// redactStore shows a store value in an error: a URL without its password,
+// anything else as it is (it has no userinfo to leak).
+func redactStore(s string) string {
+	if strings.Contains(s, "://") {
+		return redisstore.Redact(s)
+	}
+	return s
 }
 
 // validate loads every bundle key (reading key_file, parsing the PEM), so

@@ -267,3 +267,42 @@ func TestReplicaSection(t *testing.T) {
 		t.Fatal("an unknown replica key was accepted")
 	}
 }
+
+func TestStoreSetting(t *testing.T) {
+	for _, ok := range []string{"", "bolt", "redis://h:6379/0", "rediss://u:p@h:1", "redis+sentinel://a:1,b:2/mymaster", "redis+cluster://a:1,b:2,c:3", "redis://h:1?key_prefix=prod:"} {
+		c := Default()
+		c.Store = ok
+		if err := c.Validate(); err != nil {
+			t.Errorf("store %q: %v", ok, err)
+		}
+		if got := c.UsesRedis(); got != (ok != "" && ok != "bolt") {
+			t.Errorf("store %q: UsesRedis = %v", ok, got)
+		}
+	}
+	for _, bad := range []string{"Bolt", "/var/lib/verdict", "http://h:1", "redis://u:s3cret@h:1/x", "redis+sentinel://h:1", "redis://h:1?key_prefix={x}", "redis://h:1?nosuch=1"} {
+		c := Default()
+		c.Store = bad
+		err := c.Validate()
+		if err == nil {
+			t.Errorf("store %q accepted", bad)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("store %q: the error shows the password: %v", bad, err)
+		}
+	}
+}
+
+func TestStoreFromFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "v.yaml")
+	if err := os.WriteFile(p, []byte("store: redis+cluster://a:1,b:2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store != "redis+cluster://a:1,b:2" || !cfg.UsesRedis() {
+		t.Fatalf("store = %q", cfg.Store)
+	}
+}

@@ -29,7 +29,8 @@ var errNotOpen = errors.New("redis store is not open")
 // Options tunes Open. The zero value is ready to use.
 type Options struct {
 	// Prefix starts every key and the channel name, so that several Verdict
-	// deployments can share one Redis. Empty means DefaultPrefix. It may not
+	// deployments can share one Redis. Empty means the URL's key_prefix
+	// parameter, or DefaultPrefix without one. It may not
 	// contain '{' or '}' (it becomes the keys' Cluster hash tag).
 	Prefix string
 	// DialTimeout bounds connecting; zero keeps the URL's dial_timeout or
@@ -81,8 +82,11 @@ var (
 // Validate reports whether rawURL is a store URL Open could use, without
 // connecting. The error never contains the password.
 func Validate(rawURL string) error {
-	_, err := clientOptions(rawURL)
-	return err
+	_, prefix, err := parseURL(rawURL)
+	if err != nil {
+		return err
+	}
+	return Options{Prefix: prefix}.Validate()
 }
 
 // Open connects to the Redis named by rawURL (see clientOptions for the
@@ -94,9 +98,15 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	uo, err := clientOptions(rawURL)
+	uo, urlPrefix, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = urlPrefix
+		if err := opts.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.DialTimeout > 0 {
 		uo.DialTimeout = opts.DialTimeout
@@ -332,4 +342,35 @@ func (s *Store) Generation(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("redis store: generation %q: %w", v, err)
 	}
 	return g, nil
+}
+
+// Pepper returns the pepper client secrets are HMACed with, shared by
+// every replica: the value under {P}pepper, which the first caller sets to
+// newPepper() (SET NX, so concurrent first starts agree on one). It returns an
+// error when Redis cannot be reached or make fails.
+func (s *Store) Pepper(ctx context.Context, newPepper func() ([]byte, error)) ([]byte, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	key := s.hashTag() + "pepper"
+	p, err := s.rdb.Get(ctx, key).Bytes()
+	if err == nil {
+		return p, nil
+	}
+	if !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis store: read pepper: %w", err)
+	}
+	fresh, err := newPepper()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rdb.SetNX(ctx, key, fresh, 0).Err(); err != nil {
+		return nil, fmt.Errorf("redis store: store pepper: %w", err)
+	}
+	// Whoever won the SET NX, this is the pepper now.
+	p, err = s.rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("redis store: read pepper: %w", err)
+	}
+	return p, nil
 }

@@ -85,9 +85,53 @@ func redactQuery(s string) string {
 //
 // The userinfo authenticates to the data nodes (for Sentinel, to the
 // master and replicas; a password for the sentinels themselves goes in the
-// sentinel_password query parameter). Query options are go-redis's
+// sentinel_password query parameter). key_prefix=P sets the key prefix
+// (Options.Prefix wins when set). Other query options are go-redis's
 // (dial_timeout, read_timeout, pool_size, ...).
 func clientOptions(raw string) (*redis.UniversalOptions, error) {
+	uo, _, err := parseURL(raw)
+	return uo, err
+}
+
+// parseURL is clientOptions that also returns the key_prefix query
+// parameter (empty when absent), Verdict's own beside go-redis's.
+func parseURL(raw string) (*redis.UniversalOptions, string, error) {
+	raw, own, err := popParams(raw, "key_prefix", "sentinel_password")
+	if err != nil {
+		return nil, "", err
+	}
+	uo, err := goRedisOptions(raw, own["sentinel_password"])
+	if err != nil {
+		return nil, "", err
+	}
+	return uo, own["key_prefix"], nil
+}
+
+// popParams removes the named query parameters from raw and returns them.
+func popParams(raw string, names ...string) (string, map[string]string, error) {
+	out := map[string]string{}
+	base, query, ok := strings.Cut(raw, "?")
+	if !ok {
+		return raw, out, nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", nil, cleanErr(err)
+	}
+	for _, n := range names {
+		if q.Has(n) {
+			out[n] = q.Get(n)
+			q.Del(n)
+		}
+	}
+	if len(q) == 0 {
+		return base, out, nil
+	}
+	return base + "?" + q.Encode(), out, nil
+}
+
+// goRedisOptions parses a URL without Verdict's own parameters.
+func goRedisOptions(raw, sentinelPass string) (*redis.UniversalOptions, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return nil, errors.New("redis store URL needs a scheme such as redis://")
@@ -138,8 +182,6 @@ func clientOptions(raw string) (*redis.UniversalOptions, error) {
 			return nil, errors.New("redis+sentinel URL needs the master name as its path: redis+sentinel://host:port/mymaster[/db]")
 		}
 		q := u.Query()
-		sentinelPass := q.Get("sentinel_password")
-		q.Del("sentinel_password")
 		q.Set("master_name", parts[0])
 		u.RawQuery = q.Encode()
 		u.Path = ""
