@@ -231,7 +231,9 @@ func (s *Syncer) apply(ctx context.Context, c store.Change) error {
 // gap. A replica that was stale repairs in full even without a gap: what it
 // cached during the outage is checked again.
 func (s *Syncer) check(ctx context.Context) {
-	gctx, cancel := context.WithTimeout(ctx, opTimeout)
+	// A store that does not answer within a poll interval counts as
+	// unreachable now (the client's own retries may take longer).
+	gctx, cancel := context.WithTimeout(ctx, min(opTimeout, s.cfg.PollInterval))
 	gen, err := s.n.Generation(gctx)
 	cancel()
 	if err != nil {
