@@ -159,7 +159,7 @@ func push(t testing.TB, base, tok string, archive []byte) (int, string) {
 	return resp.StatusCode, resp.Header.Get("Retry-After")
 }
 
-// decision is one answer of base on whether user may read alice's
+// decision is one answer of base on whether user may read owner's
 // document.
 type decision struct {
 	status   int
@@ -167,8 +167,8 @@ type decision struct {
 	revision string
 }
 
-func decideAs(client *http.Client, base, tok, user string) (decision, error) {
-	body := fmt.Sprintf(`{"subject":{"type":"user","id":%q},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":"alice"}}}`, user)
+func decideAs(client *http.Client, base, tok, user, owner string) (decision, error) {
+	body := fmt.Sprintf(`{"subject":{"type":"user","id":%q},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":%q}}}`, user, owner)
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+tok)
@@ -265,17 +265,24 @@ func (c *cluster) allServe(rev string, d time.Duration) time.Duration {
 	})
 }
 
+// pushAll pushes revision rev to replica 0 and waits until every replica
+// serves it.
+func (c *cluster) pushAll(tok, rev string) {
+	c.t.Helper()
+	if code, _ := push(c.t, c.replicas[0].base, tok, revisionArchive(c.t, rev)); code != 200 && code != 201 {
+		c.t.Fatalf("push %s: %d", rev, code)
+	}
+	c.allServe(rev, 5*time.Second)
+}
+
 // TestReplicasServeOnePush: a bundle pushed to one replica is served by
 // all three.
 func TestReplicasServeOnePush(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	tok := c.token()
-	if code, _ := push(t, c.replicas[0].base, tok, revisionArchive(t, "v1")); code != 200 && code != 201 {
-		t.Fatalf("push: %d", code)
-	}
-	c.allServe("v1", 5*time.Second)
+	c.pushAll(tok, "v1")
 	for i, r := range c.replicas {
-		d, err := decideAs(http.DefaultClient, r.base, tok, "alice")
+		d, err := decideAs(http.DefaultClient, r.base, tok, "alice", "alice")
 		if err != nil || d.status != 200 || !d.allow || d.revision != "v1" {
 			t.Fatalf("replica %d: %+v %v", i, d, err)
 		}
@@ -291,10 +298,7 @@ func TestReplicasServeOnePush(t *testing.T) {
 func TestReplicasRejectARevokedToken(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	tok := c.token()
-	if code, _ := push(t, c.replicas[0].base, tok, revisionArchive(t, "v1")); code != 200 && code != 201 {
-		t.Fatalf("push: %d", code)
-	}
-	c.allServe("v1", 5*time.Second)
+	c.pushAll(tok, "v1")
 	for i, r := range c.replicas {
 		if code := decideStatus(t, r.base, tok, "alice"); code != 200 {
 			t.Fatalf("replica %d before the revocation: %d", i, code)
@@ -318,10 +322,7 @@ func TestReplicasRejectARevokedToken(t *testing.T) {
 func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	tok := c.token()
-	if code, _ := push(t, c.replicas[0].base, tok, revisionArchive(t, "v1")); code != 200 && code != 201 {
-		t.Fatalf("push: %d", code)
-	}
-	c.allServe("v1", 5*time.Second)
+	c.pushAll(tok, "v1")
 
 	// The load: every replica, allowed and denied users, one token (its
 	// verification cached, as a gateway's steady token is).
@@ -336,7 +337,7 @@ func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 				defer wg.Done()
 				client := &http.Client{Timeout: 5 * time.Second}
 				for ctx.Err() == nil {
-					d, err := decideAs(client, r.base, tok, user)
+					d, err := decideAs(client, r.base, tok, user, "alice")
 					total.Add(1)
 					if err != nil || d.status != 200 || d.allow != (user == "alice") || d.revision != "v1" {
 						failed.Add(1)
@@ -434,10 +435,7 @@ func TestReplicaWithACutSubscriptionConverges(t *testing.T) {
 		return "redis://" + px.Addr() + "/0"
 	})
 	tok := c.token()
-	if code, _ := push(t, c.replicas[0].base, tok, revisionArchive(t, "v1")); code != 200 && code != 201 {
-		t.Fatalf("push: %d", code)
-	}
-	c.allServe("v1", 5*time.Second)
+	c.pushAll(tok, "v1")
 	px.CutSubscriptions()
 	if code, _ := push(t, c.replicas[0].base, tok, revisionArchive(t, "v2")); code != 200 && code != 201 {
 		t.Fatalf("push: %d", code)

@@ -326,16 +326,11 @@ func ecJWKS(pub *ecdsa.PublicKey, kid string) string {
 // whether user may read a document user owns.
 func decideStatus(t testing.TB, base, tok, user string) int {
 	t.Helper()
-	body := fmt.Sprintf(`{"subject":{"type":"user","id":%q},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":%q}}}`, user, user)
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	d, err := decideAs(http.DefaultClient, base, tok, user, user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return d.status
 }
 
 // revokeToken revokes token at base as client id with secret, and fails

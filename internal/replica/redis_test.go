@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -89,15 +88,7 @@ func TestRealRedisLostAnnouncementsAreRepairedByThePoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Run = %v", err)
-		}
-	})
+	run(t, s)
 	serves := func(rev string) func() bool {
 		return func() bool { act := mb.Active(); return act != nil && act.Snapshot.Revision() == rev }
 	}

@@ -126,6 +126,15 @@ func start(t *testing.T, poll time.Duration) *env {
 	clk := &clock{}
 	clk.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	s.now = clk.now
+	run(t, s)
+	e := &env{s: s, n: n, d: d, clk: clk}
+	waitFor(t, "the first sync", func() bool { return s.Healthy() })
+	return e
+}
+
+// run runs s until the test ends, and then checks that Run returned
+// context.Canceled.
+func run(t *testing.T, s *Syncer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -135,9 +144,6 @@ func start(t *testing.T, poll time.Duration) *env {
 			t.Errorf("Run = %v, want context.Canceled", err)
 		}
 	})
-	e := &env{s: s, n: n, d: d, clk: clk}
-	waitFor(t, "the first sync", func() bool { return s.Healthy() })
-	return e
 }
 
 // waitFor polls cond (the syncer works in its own goroutines) for at most
