@@ -14,6 +14,12 @@ import (
 type countingStore struct {
 	*store.Bolt
 	setActive atomic.Int64
+	archives  atomic.Int64
+}
+
+func (c *countingStore) Archive(ctx context.Context, ns, rev string) ([]byte, error) {
+	c.archives.Add(1)
+	return c.Bolt.Archive(ctx, ns, rev)
 }
 
 func (c *countingStore) SetActive(ctx context.Context, ns, rev string) error {
@@ -82,5 +88,44 @@ func TestLifecycleSync(t *testing.T) {
 	}
 	if act := mb.Active(); act.Snapshot.Revision() != "r7" {
 		t.Fatalf("a rejected revision replaced the served one: %s", act.Snapshot.Revision())
+	}
+	// Rejected once, it is not prepared again (the next poll would).
+	reads := st.archives.Load()
+	if changed, err := b.Sync(ctx); err != nil || changed || st.archives.Load() != reads {
+		t.Fatalf("Sync to the rejected revision again = %v, %v, %d archive reads; want false, nil, 0", changed, err, st.archives.Load()-reads)
+	}
+}
+
+// TestLifecycleSyncKeepsPathsUntilAChange: a server that serves bundles
+// from paths keeps them at its first Sync (the store's active revision
+// predates it) and follows the next activation.
+func TestLifecycleSyncKeepsPathsUntilAChange(t *testing.T) {
+	ctx := context.Background()
+	bolt, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bolt.Close() })
+	a := NewLifecycle(NewManager(DefaultConfig(), nil), bolt, store.DefaultNamespace, nil)
+	if _, err := a.Push(ctx, archiveOf(t, goodFiles), "ci", true); err != nil {
+		t.Fatal(err)
+	}
+	mc := NewManager(DefaultConfig(), nil)
+	paths := maps.Clone(goodFiles)
+	paths[".manifest"] = `{"revision": "from-disk"}`
+	if _, err := mc.LoadPaths(ctx, []string{writeDir(t, paths)}); err != nil {
+		t.Fatal(err)
+	}
+	c := NewLifecycle(mc, bolt, store.DefaultNamespace, nil)
+	if changed, err := c.Sync(ctx); err != nil || changed || mc.Active().Snapshot.Revision() != "from-disk" {
+		t.Fatalf("first Sync = %v, %v, serving %s; want the paths kept", changed, err, mc.Active().Snapshot.Revision())
+	}
+	next := maps.Clone(goodFiles)
+	next[".manifest"] = `{"revision": "r9"}`
+	if _, err := a.Push(ctx, archiveOf(t, next), "ci", true); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := c.Sync(ctx); err != nil || !changed || mc.Active().Snapshot.Revision() != "r9" {
+		t.Fatalf("Sync after a push = %v, %v, serving %s; want r9", changed, err, mc.Active().Snapshot.Revision())
 	}
 }
