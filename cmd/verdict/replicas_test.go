@@ -316,9 +316,11 @@ func TestReplicasRejectARevokedToken(t *testing.T) {
 // TestReplicasFailStaticWhileRedisIsDown: Redis is killed during a
 // decision load on every replica: no decision fails or changes; token
 // issuance and bundle pushes answer 503 with Retry-After; /readyz reports
-// the store unreachable and stays ready until stale_after, then 503. Redis
-// comes back (with its data, as with persistence on): every replica
-// converges to the same generation and revision and is ready again.
+// the store unreachable and stays ready until stale_after, then 503, and
+// from then on a caller token is checked against the store again (a 503,
+// never a pass). Redis comes back (with its data, as with persistence on):
+// every replica converges to the same generation and revision, is ready
+// and decides again.
 func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	tok := c.token()
@@ -355,14 +357,27 @@ func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 	}
 	c.redis.Stop()
 	down := time.Now()
+	for i, r := range c.replicas {
+		within(t, 4*testPoll, fmt.Sprintf("replica %d reports the store unreachable", i), func() bool {
+			_, checks := readyz(t, r.base)
+			return checks["store"] == "unreachable"
+		})
+	}
+	time.Sleep(2 * testPoll) // the load goes on with Redis down, seen as such
+	stopLoad()
+	wg.Wait()
+	if since := time.Since(down); since >= testStale {
+		t.Fatalf("the load ran %s into the outage, past stale_after (%s): the machine is too slow for this test", since, testStale)
+	}
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d of %d decisions failed; first: %v", n, total.Load(), firstFailure.Load())
+	}
+	t.Logf("%d decisions before and during the outage, none failed", total.Load())
 	a := c.replicas[0].base
-	within(t, 4*testPoll, "readyz reports the store unreachable", func() bool {
-		_, checks := readyz(t, a)
-		return checks["store"] == "unreachable"
-	})
 	if code, checks := readyz(t, a); code != 200 && time.Since(down) < testStale {
 		t.Fatalf("readyz before stale_after: %d %v (fail-static keeps it ready)", code, checks)
 	}
+
 	if code, retry := push(t, a, tok, revisionArchive(t, "v2")); code != 503 || retry == "" {
 		t.Fatalf("push with Redis down: %d, Retry-After %q", code, retry)
 	}
@@ -382,6 +397,11 @@ func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 			code, checks := readyz(t, r.base)
 			return code == 503 && checks["sync"] == "stale" && checks["store"] == "unreachable"
 		})
+		// Stale: the cached verification is gone, the revocation check
+		// needs the store.
+		if d, err := decideAs(http.DefaultClient, r.base, tok, "alice", "alice"); err != nil || d.status != 503 {
+			t.Fatalf("replica %d, stale, decided with a token it cannot check: %+v %v", i, d, err)
+		}
 	}
 
 	c.redis.Restart()
@@ -403,13 +423,13 @@ func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 		return true
 	})
 	t.Logf("Redis down %s; every replica converged %s after it came back", back.Sub(down).Round(time.Millisecond), took)
-	time.Sleep(100 * time.Millisecond) // some load after the return
-	stopLoad()
-	wg.Wait()
-	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d of %d decisions failed; first: %v", n, total.Load(), firstFailure.Load())
+	for i, r := range c.replicas {
+		for user, want := range map[string]bool{"alice": true, "bob": false} {
+			if d, err := decideAs(http.DefaultClient, r.base, tok, user, "alice"); err != nil || d.status != 200 || d.allow != want || d.revision != "v1" {
+				t.Fatalf("replica %d after the return, %s: %+v %v", i, user, d, err)
+			}
+		}
 	}
-	t.Logf("%d decisions, none failed", total.Load())
 	// Writes work again, on every replica.
 	if code, _ := push(t, c.replicas[2].base, c.token(), revisionArchive(t, "v2")); code != 200 && code != 201 {
 		t.Fatalf("push after Redis came back: %d", code)

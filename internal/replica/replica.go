@@ -103,6 +103,9 @@ type Syncer struct {
 	lastSync  atomic.Int64
 	reachable atomic.Bool
 	repairs   atomic.Uint64
+	// staleForgot is set when the replica, stale, has dropped every cached
+	// token verification; the next sync clears it.
+	staleForgot atomic.Bool
 	// wake asks Run to compare generations now (a resubscription or a
 	// gap seen in the announcements).
 	wake chan struct{}
@@ -243,6 +246,7 @@ func (s *Syncer) check(ctx context.Context) {
 		if s.reachable.Swap(false) || s.lastSync.Load() == 0 {
 			s.log.Warn("replica: the store is unreachable; serving the last good bundle and caches (fail-static)", "error", err)
 		}
+		s.whenStale()
 		return
 	}
 	if !s.reachable.Swap(true) && s.lastSync.Load() != 0 {
@@ -259,6 +263,7 @@ func (s *Syncer) check(ctx context.Context) {
 		if ctx.Err() == nil {
 			s.log.Warn("replica: repair failed; retrying at the next poll", "applied", applied, "gen", gen, "error", err)
 		}
+		s.whenStale()
 		return
 	}
 	s.applied.Store(gen)
@@ -284,7 +289,23 @@ func (s *Syncer) repair(ctx context.Context) error {
 	return nil
 }
 
-func (s *Syncer) synced() { s.lastSync.Store(s.now().UnixNano()) }
+// whenStale bounds how long revocations can be missed: once the replica
+// has not synced for StaleAfter, it drops every cached token verification
+// (once), so that each caller token is checked against the store again —
+// a 503 while the store cannot be reached, never a pass.
+func (s *Syncer) whenStale() {
+	if s.lastSync.Load() == 0 || s.Healthy() || s.staleForgot.Swap(true) {
+		return
+	}
+	s.deps.Tokens.ForgetAll()
+	s.log.Warn("replica: stale (no sync within stale_after): cached token verifications dropped; caller tokens are checked against the store again",
+		"seconds_since_sync", int(s.SinceSync().Seconds()))
+}
+
+func (s *Syncer) synced() {
+	s.lastSync.Store(s.now().UnixNano())
+	s.staleForgot.Store(false)
+}
 
 // LastSync is when the replica was last known to be in step with the
 // store; zero before the first sync.

@@ -20,6 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // generation and sends announcements, which may skip generations.
 type fakeNotifier struct {
 	gen    atomic.Uint64
+	checks atomic.Int64 // calls of Generation
 	down   atomic.Bool
 	msgs   chan store.Change
 	resubs chan struct{}
@@ -32,6 +33,7 @@ func newFake() *fakeNotifier {
 var errDown = errors.New("connection refused")
 
 func (f *fakeNotifier) Generation(ctx context.Context) (uint64, error) {
+	f.checks.Add(1)
 	if f.down.Load() {
 		return 0, errDown
 	}
@@ -50,6 +52,15 @@ func (f *fakeNotifier) Subscribe(ctx context.Context, fn func(store.Change), res
 			resync()
 		}
 	}
+}
+
+// check makes the syncer compare generations (a resubscription) and
+// waits until it has asked the store.
+func (f *fakeNotifier) check(t *testing.T) {
+	t.Helper()
+	before := f.checks.Load()
+	f.resubs <- struct{}{}
+	waitFor(t, "a comparison of generations", func() bool { return f.checks.Load() > before })
 }
 
 // write is a store write: the generation goes up and, when announce, the
@@ -272,9 +283,22 @@ func TestUnreachableStoreIsFailStaticUntilStale(t *testing.T) {
 	if !e.s.Healthy() {
 		t.Fatal("unhealthy before stale_after")
 	}
+	all := e.d.all.Load()
+	e.n.check(t)
 	e.clk.advance(2 * time.Second)
 	if e.s.Healthy() || e.s.SinceSync() != 31*time.Second {
 		t.Fatalf("healthy %v after %s without sync", e.s.Healthy(), e.s.SinceSync())
+	}
+	if e.d.all.Load() != all {
+		t.Fatal("the token cache was dropped before stale_after")
+	}
+	// Stale: every cached token verification is dropped, once.
+	for range 3 {
+		e.n.check(t)
+	}
+	e.n.check(t) // the checks before it have finished
+	if n := e.d.all.Load() - all; n != 1 {
+		t.Fatalf("a stale replica forgot its token cache %d times, want once", n)
 	}
 	repairs, all := e.s.Repairs(), e.d.all.Load()
 	e.n.down.Store(false)
