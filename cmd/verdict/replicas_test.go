@@ -29,6 +29,8 @@ import (
 const (
 	testPoll  = 250 * time.Millisecond
 	testStale = 2 * time.Second
+	// testFailures failed token requests per IP are allowed a minute.
+	testFailures = 4
 )
 
 // cluster is several `verdict serve` processes (in process, each on its
@@ -53,7 +55,8 @@ type replicaProc struct {
 func replicaConfig(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "verdict.yaml")
-	writeFile(t, p, fmt.Sprintf("bundles: {require_signature: false}\ntokens: {issuer: http://verdict.test}\nreplica: {poll_interval: %s, stale_after: %s}\n", testPoll, testStale))
+	writeFile(t, p, fmt.Sprintf("bundles: {require_signature: false}\ntokens: {issuer: http://verdict.test}\n"+
+		"server: {token_failures: {max: %d, window: 1m}}\nreplica: {poll_interval: %s, stale_after: %s}\n", testFailures, testPoll, testStale))
 	return p
 }
 
@@ -435,6 +438,36 @@ func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 		t.Fatalf("push after Redis came back: %d", code)
 	}
 	c.allServe("v2", 5*time.Second)
+}
+
+// TestReplicasShareTokenRateLimits: failed token requests counted on one
+// replica count on the others (the counters are in Redis, under the store's
+// prefix).
+func TestReplicasShareTokenRateLimits(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	tokenStatus := func(base, secret string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("ops", secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range testFailures {
+		if code := tokenStatus(c.replicas[i%2].base, "wrong"); code != 401 {
+			t.Fatalf("failure %d: %d", i, code)
+		}
+	}
+	if code := tokenStatus(c.replicas[2].base, c.secret); code != 429 {
+		t.Fatalf("the right secret on the third replica after %d failures on the others: %d, want 429", testFailures, code)
+	}
+	if n, err := redistest.Do(c.redis.Addr(), "EXISTS", "verdict:ratelimit:ip:127.0.0.1"); err != nil || n != "1" {
+		t.Fatalf("the per-IP counter in Redis: %q %v", n, err)
+	}
 }
 
 // TestReplicaWithACutSubscriptionConverges: replica C reaches Redis
