@@ -1,6 +1,6 @@
 // Package redistest starts real redis-server processes for tests: a
-// standalone server on a free port (Start) or a Redis Cluster of masters
-// (StartCluster). Each server keeps nothing on disk outside t.TempDir()
+// standalone server on a free port (Start), a Sentinel watching one
+// (StartSentinel) or a Redis Cluster of masters (StartCluster). Each server keeps nothing on disk outside t.TempDir()
 // (no RDB snapshots, no AOF) and is killed when the test ends.
 //
 // When redis-server (or, for a cluster, redis-cli) is not installed the
@@ -41,6 +41,9 @@ type Server struct {
 	port int
 	dir  string
 	args []string
+	// sentinelConf, when set, makes the process a Sentinel with that
+	// (writable) configuration file.
+	sentinelConf string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -117,15 +120,19 @@ func (s *Server) Restart() {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	args := append([]string{
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
-		"--save", "",
-		"--appendonly", "no",
 		"--daemonize", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
-	}, s.args...)
+	}
+	if s.sentinelConf != "" {
+		args = append([]string{s.sentinelConf, "--sentinel"}, args...)
+	} else {
+		args = append(args, "--save", "", "--appendonly", "no")
+	}
+	args = append(args, s.args...)
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		return err
@@ -167,8 +174,9 @@ func waitPing(addr string, exited <-chan struct{}) error {
 
 // Do sends one command to addr over a fresh connection and returns the
 // first line of the reply without its type byte ("PONG" for PING, the
-// payload of a bulk string). It is meant for setting up servers, not as a
-// client: use go-redis in tests.
+// payload of a bulk string, "" for a nil reply); an error reply is an
+// error. It is meant for setting up servers, not as a client: use go-redis
+// in tests.
 func Do(addr string, args ...string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -198,8 +206,11 @@ func Do(addr string, args ...string) (string, error) {
 		return "", errors.New(line[1:])
 	case '$':
 		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
+		if err != nil {
 			return "", fmt.Errorf("bulk reply %q", line)
+		}
+		if n < 0 { // a nil reply
+			return "", nil
 		}
 		buf := make([]byte, n+2)
 		if _, err := io.ReadFull(rd, buf); err != nil {
@@ -209,6 +220,36 @@ func Do(addr string, args ...string) (string, error) {
 	default:
 		return line[1:], nil
 	}
+}
+
+// StartSentinel starts one Redis Sentinel on a free port that monitors
+// master under the name masterName (quorum 1), waits until it answers PING
+// and kills it when the test ends. Its URL for Verdict is
+// "redis+sentinel://" + Addr() + "/" + masterName. It skips (or fails, see
+// RequireEnv) when redis-server is not installed.
+func StartSentinel(t testing.TB, master *Server, masterName string) *Server {
+	t.Helper()
+	need(t, "redis-server")
+	var lastErr error
+	for range 5 {
+		port, err := freePort(false)
+		if err != nil {
+			t.Fatalf("redistest: free port: %v", err)
+		}
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "sentinel.conf")
+		body := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 1\nsentinel down-after-milliseconds %[1]s 1000\nsentinel failover-timeout %[1]s 2000\n", masterName, master.port)
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatalf("redistest: sentinel config: %v", err)
+		}
+		s := &Server{t: t, port: port, dir: dir, sentinelConf: conf}
+		if lastErr = s.start(); lastErr == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+	}
+	t.Fatalf("redistest: start redis sentinel: %v", lastErr)
+	return nil
 }
 
 // Cluster is a Redis Cluster of masters without replicas, every slot

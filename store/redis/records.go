@@ -22,21 +22,13 @@ func (s *Store) PutKey(ctx context.Context, ns string, k store.SigningKey) error
 	if k.KID == "" {
 		return errors.New("store: empty key id")
 	}
-	return s.hput(ctx, ns, kindKeys, store.ChangeKey, k.KID, k, false)
+	return s.hput(ctx, ns, kindKeys, store.ChangeKey, k.KID, k, putAny)
 }
 
 // Keys lists every key in ns, oldest first (store.SortKeys). An unknown
 // namespace has no keys.
 func (s *Store) Keys(ctx context.Context, ns string) ([]store.SigningKey, error) {
-	if err := s.check(ctx, ns); err != nil {
-		return nil, err
-	}
-	keys, err := hgetAll[store.SigningKey](ctx, s, s.key(ns, kindKeys))
-	if err != nil {
-		return nil, err
-	}
-	store.SortKeys(keys)
-	return keys, nil
+	return hlist(ctx, s, ns, kindKeys, store.SortKeys)
 }
 
 // DeleteKey removes a key and announces it; ErrNotFound if there is none.
@@ -56,7 +48,7 @@ func (s *Store) CreateClient(ctx context.Context, ns string, c store.Client) err
 	if c.ID == "" {
 		return errors.New("store: empty client id")
 	}
-	return s.hput(ctx, ns, kindClients, store.ChangeClient, c.ID, c, true)
+	return s.hput(ctx, ns, kindClients, store.ChangeClient, c.ID, c, putNew)
 }
 
 // UpdateClient replaces an existing client and announces it; ErrNotFound
@@ -65,28 +57,7 @@ func (s *Store) UpdateClient(ctx context.Context, ns string, c store.Client) err
 	if err := s.check(ctx, ns); err != nil {
 		return err
 	}
-	key := s.key(ns, kindClients)
-	data, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("store: encode client %q: %w", c.ID, err)
-	}
-	return s.txn(ctx, func(tx *redis.Tx) error {
-		ok := false
-		if c.ID != "" {
-			ok, err = tx.HExists(ctx, key, c.ID).Result()
-			if err != nil {
-				return fmt.Errorf("redis store: %w", err)
-			}
-		}
-		if !ok {
-			return fmt.Errorf("store: client %q: %w", c.ID, store.ErrNotFound)
-		}
-		return exec(ctx, tx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, key, c.ID, data)
-			s.announce(ctx, p, ns, store.ChangeClient, c.ID)
-			return nil
-		})
-	}, key)
+	return s.hput(ctx, ns, kindClients, store.ChangeClient, c.ID, c, putExisting)
 }
 
 // Client returns one client; ErrNotFound if none.
@@ -107,15 +78,7 @@ func (s *Store) Client(ctx context.Context, ns, id string) (store.Client, error)
 
 // ListClients lists every client in ns, sorted by id.
 func (s *Store) ListClients(ctx context.Context, ns string) ([]store.Client, error) {
-	if err := s.check(ctx, ns); err != nil {
-		return nil, err
-	}
-	clients, err := hgetAll[store.Client](ctx, s, s.key(ns, kindClients))
-	if err != nil {
-		return nil, err
-	}
-	store.SortClients(clients)
-	return clients, nil
+	return hlist(ctx, s, ns, kindClients, store.SortClients)
 }
 
 // DeleteClient removes a client and announces it; ErrNotFound if none.
@@ -126,22 +89,39 @@ func (s *Store) DeleteClient(ctx context.Context, ns, id string) error {
 	return s.hdel(ctx, ns, kindClients, store.ChangeClient, id, "client")
 }
 
-// hput sets field of the kind hash to v's JSON and announces it; with
-// create, an existing field is ErrConflict and nothing is written.
-func (s *Store) hput(ctx context.Context, ns, kind, change, field string, v any, create bool) error {
+// putMode says what hput requires of the field before it writes.
+type putMode int
+
+const (
+	// putAny inserts or replaces.
+	putAny putMode = iota
+	// putNew fails with ErrConflict when the field exists.
+	putNew
+	// putExisting fails with ErrNotFound when the field does not exist.
+	putExisting
+)
+
+// hput sets field of the kind hash to v's JSON and announces it, if the
+// field's presence is what mode requires; otherwise it writes nothing.
+func (s *Store) hput(ctx context.Context, ns, kind, change, field string, v any, mode putMode) error {
 	key := s.key(ns, kind)
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("store: encode %q: %w", field, err)
 	}
 	return s.txn(ctx, func(tx *redis.Tx) error {
-		if create {
-			exists, err := tx.HExists(ctx, key, field).Result()
-			if err != nil {
-				return fmt.Errorf("redis store: %w", err)
+		if mode != putAny {
+			exists := false
+			if field != "" {
+				if exists, err = tx.HExists(ctx, key, field).Result(); err != nil {
+					return fmt.Errorf("redis store: %w", err)
+				}
 			}
-			if exists {
+			if mode == putNew && exists {
 				return fmt.Errorf("store: %s %q: %w", change, field, store.ErrConflict)
+			}
+			if mode == putExisting && !exists {
+				return fmt.Errorf("store: %s %q: %w", change, field, store.ErrNotFound)
 			}
 		}
 		return exec(ctx, tx, func(p redis.Pipeliner) error {
@@ -439,15 +419,7 @@ func (s *Store) PutRevision(ctx context.Context, ns string, r store.BundleRevisi
 
 // Revisions lists every revision of ns, newest first. It reads no archive.
 func (s *Store) Revisions(ctx context.Context, ns string) ([]store.BundleRevision, error) {
-	if err := s.check(ctx, ns); err != nil {
-		return nil, err
-	}
-	revs, err := hgetAll[store.BundleRevision](ctx, s, s.key(ns, kindBundles))
-	if err != nil {
-		return nil, err
-	}
-	store.SortRevisions(revs)
-	return revs, nil
+	return hlist(ctx, s, ns, kindBundles, store.SortRevisions)
 }
 
 // Revision returns one revision's record; ErrNotFound if none.

@@ -296,8 +296,13 @@ func decode(what string, data []byte, err error, v any) (bool, error) {
 	return true, nil
 }
 
-// hgetAll decodes every value of a hash.
-func hgetAll[T any](ctx context.Context, s *Store, key string) ([]T, error) {
+// hlist checks ns and decodes every value of its kind hash, ordered by
+// sortFn.
+func hlist[T any](ctx context.Context, s *Store, ns, kind string, sortFn func([]T)) ([]T, error) {
+	if err := s.check(ctx, ns); err != nil {
+		return nil, err
+	}
+	key := s.key(ns, kind)
 	m, err := s.rdb.HGetAll(ctx, key).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis store: read %s: %w", key, err)
@@ -310,6 +315,7 @@ func hgetAll[T any](ctx context.Context, s *Store, key string) ([]T, error) {
 		}
 		out = append(out, v)
 	}
+	sortFn(out)
 	return out, nil
 }
 

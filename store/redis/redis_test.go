@@ -52,12 +52,47 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, opener(srv.URL()))
 }
 
+// TestConformanceSentinel: the store behind Sentinel, found through the
+// master's name.
+func TestConformanceSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master, "mymaster")
+	url := "redis+sentinel://" + sentinel.Addr() + "/mymaster"
+	storetest.Run(t, opener(url))
+
+	s := open(t, url, redisstore.Options{})
+	ch := subscribe(t, s)
+	if err := s.CreateClient(context.Background(), store.DefaultNamespace, storetest.Client("c")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the announcement", func() bool { got, _ := ch.snapshot(); return len(got) == 1 })
+	// The data is on the master Sentinel named.
+	if n, err := redistest.Do(master.Addr(), "HLEN", "{"+redisstore.DefaultPrefix+"}default/clients"); err != nil || n != "1" {
+		t.Fatalf("HLEN on the master = %q, %v; want 1", n, err)
+	}
+}
+
 func TestConformanceCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node Redis Cluster")
 	}
 	c := redistest.StartCluster(t, 3)
 	storetest.Run(t, opener(c.URL()))
+
+	// Announcements cross the cluster: the subscriber's node need not be
+	// the one holding the keys.
+	s := open(t, c.URL(), redisstore.Options{})
+	ch := subscribe(t, s)
+	if err := s.PutKey(context.Background(), store.DefaultNamespace, storetest.Key("k", storetest.T0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the announcement", func() bool { got, _ := ch.snapshot(); return len(got) == 1 })
+	if g, err := s.Generation(context.Background()); err != nil || g != 1 {
+		t.Fatalf("Generation = %d, %v; want 1", g, err)
+	}
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
 }
 
 // rawClient is a plain go-redis client to srv, for looking at keys.
@@ -408,5 +443,53 @@ func TestZeroStore(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("Close: %v", err)
+	}
+}
+
+// aclCommands are the commands docs/operations.md tells operators to grant
+// Verdict's Redis user; TestACLUser proves they are enough.
+const aclCommands = "+ping +hello +get +set +setnx +incr +hget +hset +hdel +hexists +hgetall +watch +unwatch +multi +exec +discard +eval +publish +subscribe +unsubscribe"
+
+// TestACLUser: a Redis user allowed only the documented commands, keys and
+// channel runs the whole conformance suite and the announcements.
+func TestACLUser(t *testing.T) {
+	srv := redistest.Start(t)
+	// Every store of the suite has a prefix t<N>:, so the user gets the keys
+	// {t...} and the channels t....
+	args := append([]string{"ACL", "SETUSER", "verdict", "on", ">pw", "resetkeys", "~{t*", "resetchannels", "&t*", "-@all"}, strings.Fields(aclCommands)...)
+	if _, err := redistest.Do(srv.Addr(), args...); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	url := "redis://verdict:pw@" + srv.Addr() + "/0"
+	storetest.Run(t, opener(url))
+
+	s := open(t, url, redisstore.Options{Prefix: "tacl:"})
+	c := subscribe(t, s)
+	if err := s.PutKey(context.Background(), store.DefaultNamespace, storetest.Key("k", storetest.T0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the announcement", func() bool { got, _ := c.snapshot(); return len(got) == 1 })
+	if _, err := s.Pepper(context.Background(), func() ([]byte, error) { return []byte("p"), nil }); err != nil {
+		t.Fatalf("Pepper: %v", err)
+	}
+}
+
+// TestPepperShared: the first Pepper call sets it, every later one (from
+// any replica) gets the same.
+func TestPepperShared(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	a := open(t, srv.URL(), redisstore.Options{})
+	b := open(t, srv.URL(), redisstore.Options{})
+	p1, err := a.Pepper(ctx, func() ([]byte, error) { return []byte("first"), nil })
+	if err != nil || string(p1) != "first" {
+		t.Fatalf("first Pepper = %q, %v", p1, err)
+	}
+	p2, err := b.Pepper(ctx, func() ([]byte, error) { return []byte("second"), nil })
+	if err != nil || string(p2) != "first" {
+		t.Fatalf("second Pepper = %q, %v; want the first one", p2, err)
+	}
+	if _, err := b.Pepper(ctx, func() ([]byte, error) { return nil, errors.New("boom") }); err != nil {
+		t.Errorf("an existing pepper needs no new one: %v", err)
 	}
 }

@@ -41,17 +41,21 @@ func Redact(s string) string {
 	if !ok {
 		return "redis://?"
 	}
-	auth, _, hasAuth := strings.Cut(rest, "@")
-	if !hasAuth || strings.ContainsAny(auth, "/?") {
-		// No userinfo; still redact secrets in the query.
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	// The last '@' of the authority ends the userinfo, whatever a careless
+	// (unescaped) password holds.
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
 		return scheme + "://" + redactQuery(rest)
 	}
-	host := rest[len(auth)+1:]
-	user, _, hasPass := strings.Cut(auth, ":")
-	if hasPass {
+	auth, host := rest[:at], rest[at+1:]
+	if user, _, hasPass := strings.Cut(auth, ":"); hasPass {
 		auth = user + ":xxxxx"
 	} else {
-		auth = "xxxxx" // a lone userinfo is the password for redis://:pass@ and redis://pass@ sentinel forms
+		auth = "xxxxx" // a lone userinfo is the password (redis+sentinel://pass@...)
 	}
 	return scheme + "://" + auth + "@" + redactQuery(host)
 }
