@@ -88,7 +88,9 @@ func followStore(ctx context.Context, cfg config.Config, st store.Store, life *b
 	opts = append(opts, server.WithReplica(sy))
 	if rc, ok := st.(redisClient); ok {
 		opts = append(opts, server.WithLimitStorage(limitKeys{
-			Storage: fiberredis.NewFromConnection(rc.Redis()), prefix: rc.Prefix() + "ratelimit:"}))
+			// Under the store's hash tag, so that the store's ACL key
+			// pattern covers them and a Cluster keeps them in its slot.
+			Storage: fiberredis.NewFromConnection(rc.Redis()), prefix: "{" + rc.Prefix() + "}ratelimit:"}))
 	}
 	log.Info("following the shared store: changes announced, gaps repaired by polling",
 		"poll_interval", cfg.Replica.PollInterval, "stale_after", cfg.Replica.StaleAfter)

@@ -440,11 +440,26 @@ func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 	c.allServe("v2", 5*time.Second)
 }
 
+// aclUser is the ACL user docs/operations.md ("Redis store") documents,
+// with password pw.
+const aclUser = "ACL SETUSER verdict on >pw resetkeys ~{verdict:}* resetchannels &verdict:changes -@all +ping +hello +get +set +setnx +incr +hget +hset +hdel +hexists +hgetall +watch +unwatch +multi +exec +discard +eval +publish +subscribe +unsubscribe"
+
 // TestReplicasShareTokenRateLimits: failed token requests counted on one
 // replica count on the others (the counters are in Redis, under the store's
-// prefix).
+// hash tag). The replicas connect as the documented ACL user, so that
+// everything a replica does (the store, its sync and the limiter) is
+// proven to need no more.
 func TestReplicasShareTokenRateLimits(t *testing.T) {
-	c := startCluster(t, 3, nil)
+	c := startCluster(t, 3, func(rs *redistest.Server, i int) string {
+		if i == 0 {
+			if _, err := redistest.Do(rs.Addr(), strings.Fields(aclUser)...); err != nil {
+				t.Fatalf("ACL SETUSER: %v", err)
+			}
+		}
+		return "redis://verdict:pw@" + rs.Addr() + "/0"
+	})
+	// The replicas follow each other as that user.
+	c.pushAll(c.token(), "v1")
 	tokenStatus := func(base, secret string) int {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
@@ -465,8 +480,13 @@ func TestReplicasShareTokenRateLimits(t *testing.T) {
 	if code := tokenStatus(c.replicas[2].base, c.secret); code != 429 {
 		t.Fatalf("the right secret on the third replica after %d failures on the others: %d, want 429", testFailures, code)
 	}
-	if n, err := redistest.Do(c.redis.Addr(), "EXISTS", "verdict:ratelimit:ip:127.0.0.1"); err != nil || n != "1" {
+	if n, err := redistest.Do(c.redis.Addr(), "EXISTS", "{verdict:}ratelimit:ip:127.0.0.1"); err != nil || n != "1" {
 		t.Fatalf("the per-IP counter in Redis: %q %v", n, err)
+	}
+	for _, r := range c.replicas {
+		if strings.Contains(r.logs.String(), "NOPERM") {
+			t.Fatalf("a command was refused to the documented ACL user: %s", r.logs.String())
+		}
 	}
 }
 
