@@ -27,6 +27,16 @@ func (c *countingStore) SetActive(ctx context.Context, ns, rev string) error {
 	return c.Bolt.SetActive(ctx, ns, rev)
 }
 
+func openBolt(t *testing.T) *store.Bolt {
+	t.Helper()
+	b, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 func archiveOf(t *testing.T, files map[string]string) []byte {
 	t.Helper()
 	var es []entry
@@ -42,11 +52,7 @@ func archiveOf(t *testing.T, files map[string]string) []byte {
 // revision is rejected.
 func TestLifecycleSync(t *testing.T) {
 	ctx := context.Background()
-	bolt, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bolt.Close() })
+	bolt := openBolt(t)
 	st := &countingStore{Bolt: bolt}
 	a := NewLifecycle(NewManager(DefaultConfig(), nil), st, store.DefaultNamespace, nil)
 	mb := NewManager(DefaultConfig(), nil)
@@ -101,11 +107,7 @@ func TestLifecycleSync(t *testing.T) {
 // predates it) and follows the next activation.
 func TestLifecycleSyncKeepsPathsUntilAChange(t *testing.T) {
 	ctx := context.Background()
-	bolt, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bolt.Close() })
+	bolt := openBolt(t)
 	a := NewLifecycle(NewManager(DefaultConfig(), nil), bolt, store.DefaultNamespace, nil)
 	if _, err := a.Push(ctx, archiveOf(t, goodFiles), "ci", true); err != nil {
 		t.Fatal(err)
