@@ -605,6 +605,14 @@ func (v *Verifier) ForgetJTI(jti string) {
 	}
 }
 
+// ForgetAll drops every cached verification at once: the next Verify of
+// any token checks everything again, revocation included, against the
+// RevocationChecker. A replica calls it when it may have missed
+// revocations (a gap in a shared store's announcements). It never fails.
+func (v *Verifier) ForgetAll() {
+	v.tombs.forgetAll()
+}
+
 // verify does the full check of a token not served from the cache. It
 // returns the claims, the issuer, the key id and the expiry.
 func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Claims, *trusted, string, time.Time, error) {
@@ -1051,9 +1059,13 @@ func pinKey(k jwk.Key, fallbackAlg string) (pinnedKey, error) {
 // long the tombstone is kept. A jti tombstone rejects outright (the miss
 // path checks it after the revocation store, and a hit checks it again);
 // a token tombstone forces a full verification of older entries only.
+//
+// ForgetAll records the epoch it bumped to in all: every entry that
+// predates it (entry epoch < all) is verified again, by the same argument.
 type tombstones struct {
 	epoch   atomic.Uint64
-	n       atomic.Int64 // entries in both maps; 0 skips the lock on hits
+	all     atomic.Uint64 // entries with an older epoch are forgotten
+	n       atomic.Int64  // entries in both maps; 0 skips the lock on hits
 	mu      sync.RWMutex
 	jtis    map[string]tomb
 	tokens  map[[sha256.Size]byte]tomb
@@ -1106,8 +1118,18 @@ func (t *tombstones) add(v *Verifier, key [sha256.Size]byte, jti string) {
 	t.n.Store(int64(len(t.jtis) + len(t.tokens)))
 }
 
+// forgetAll makes every entry that exists now be verified again.
+func (t *tombstones) forgetAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.all.Store(t.epoch.Add(1))
+}
+
 // check decides what a cache hit e for key may do.
 func (t *tombstones) check(key [sha256.Size]byte, e *verified) int {
+	if e.epoch < t.all.Load() {
+		return tombForgotten
+	}
 	if t.n.Load() == 0 {
 		return tombNone
 	}

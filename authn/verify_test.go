@@ -1175,3 +1175,38 @@ func BenchmarkVerifyCacheMiss(b *testing.B) {
 		})
 	}
 }
+
+// TestForgetAll: after ForgetAll every cached verification is checked
+// against the revocation store again, so that a revocation a replica missed
+// the announcement of is seen; fresh verifications are cached again.
+func TestForgetAll(t *testing.T) {
+	checkLeaks(t)
+	e := newEnv(t, AlgES256, nil)
+	ctx := context.Background()
+	var jti string
+	revoked := e.own(t, func(h, c map[string]any) { jti = c["jti"].(string) })
+	kept := e.own(t, nil)
+	mustVerify(t, e.v, revoked)
+	mustVerify(t, e.v, kept)
+	e.v.cache.Wait()
+
+	// The revocation reaches the store, not this verifier: cached, it
+	// still verifies...
+	e.rev.revoke(jti)
+	mustVerify(t, e.v, revoked)
+	before := e.rev.calls.Load()
+	// ...until ForgetAll.
+	e.v.ForgetAll()
+	_, err := e.v.Verify(ctx, revoked)
+	wantInvalid(t, err, "token revoked")
+	mustVerify(t, e.v, kept)
+	e.v.cache.Wait()
+	if n := e.rev.calls.Load() - before; n != 2 {
+		t.Fatalf("after ForgetAll the store was called %d times, want 2 (both tokens)", n)
+	}
+	// The fresh verification of kept is cached again.
+	mustVerify(t, e.v, kept)
+	if n := e.rev.calls.Load() - before; n != 2 {
+		t.Fatalf("the fresh verification was not cached: %d store calls, want 2", n)
+	}
+}

@@ -78,8 +78,15 @@ type Lifecycle struct {
 	now func() time.Time
 	// mu makes the store's active pointer and the manager's active bundle
 	// change together, so that concurrent activations cannot leave the two
-	// pointing at different revisions.
+	// pointing at different revisions. It guards looked and rejected too.
 	mu sync.Mutex
+	// looked is set once Sync (or an activation here) has seen the store's
+	// active pointer: bundles from paths are replaced only by a revision
+	// activated after that.
+	looked bool
+	// rejected is the stored revision (by revision and digest) Sync last
+	// failed to prepare: preparing is deterministic, so it is not retried.
+	rejected string
 }
 
 // NewLifecycle returns a lifecycle that stores revisions in namespace ns of
@@ -163,35 +170,111 @@ func (l *Lifecycle) Push(ctx context.Context, archive []byte, by string, activat
 // returns an error wrapping ErrUnknownRevision, or what Push returns for a
 // bad bundle, and then the active bundle is unchanged.
 func (l *Lifecycle) Activate(ctx context.Context, rev string) (PushResult, error) {
-	rec, err := l.st.Revision(ctx, l.ns, rev)
-	if errors.Is(err, store.ErrNotFound) {
-		return PushResult{}, fmt.Errorf("%w: %q", ErrUnknownRevision, rev)
-	}
+	a, digest, err := l.prepareStored(ctx, rev)
 	if err != nil {
-		return PushResult{}, err
-	}
-	archive, err := l.st.Archive(ctx, l.ns, rev)
-	if err != nil {
-		return PushResult{}, fmt.Errorf("bundle revision %q: reading the stored archive: %w", rev, err)
-	}
-	b, err := l.read(archive)
-	if err != nil {
-		return PushResult{}, err
-	}
-	b.Source = PushedSource
-	if b.Digest != rec.Digest || b.Revision() != rev {
-		return PushResult{}, fmt.Errorf("bundle revision %q: the stored archive does not match its record (digest %s, want %s)", rev, b.Digest, rec.Digest)
-	}
-	a, err := l.m.Prepare(ctx, []*Bundle{b})
-	if err != nil {
-		l.log.Warn("stored bundle revision rejected; the active bundle keeps serving", "revision", rev, "error", err)
 		return PushResult{}, err
 	}
 	if err := l.activate(ctx, rev, a); err != nil {
 		return PushResult{}, err
 	}
-	l.log.Info("bundle revision activated", "audit", true, "revision", rev, "digest", b.Digest)
-	return PushResult{Revision: rev, Digest: b.Digest, Tests: a.Tests, Activated: true}, nil
+	l.log.Info("bundle revision activated", "audit", true, "revision", rev, "digest", digest)
+	return PushResult{Revision: rev, Digest: digest, Tests: a.Tests, Activated: true}, nil
+}
+
+// prepareStored reads the stored revision rev and prepares it (signature,
+// compilation, tests), changing nothing. An error from reading the store is
+// returned as it is; one of the bundle itself (unreadable, not matching its
+// record, rejected by Prepare) wraps errBundleRejected too.
+func (l *Lifecycle) prepareStored(ctx context.Context, rev string) (*Active, string, error) {
+	rec, err := l.st.Revision(ctx, l.ns, rev)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", fmt.Errorf("%w: %q", ErrUnknownRevision, rev)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	archive, err := l.st.Archive(ctx, l.ns, rev)
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle revision %q: reading the stored archive: %w", rev, err)
+	}
+	b, err := l.read(archive)
+	if err != nil {
+		return nil, rec.Digest, rejected(err)
+	}
+	b.Source = PushedSource
+	if b.Digest != rec.Digest || b.Revision() != rev {
+		return nil, rec.Digest, rejected(fmt.Errorf("bundle revision %q: the stored archive does not match its record (digest %s, want %s)", rev, b.Digest, rec.Digest))
+	}
+	a, err := l.m.Prepare(ctx, []*Bundle{b})
+	if err != nil {
+		l.log.Warn("stored bundle revision rejected; the active bundle keeps serving", "revision", rev, "error", err)
+		return nil, rec.Digest, rejected(err)
+	}
+	a.Pushed = true
+	return a, b.Digest, nil
+}
+
+// errBundleRejected marks, for Sync, errors of the stored bundle itself.
+var errBundleRejected = errors.New("stored bundle rejected")
+
+// rejected wraps err (its message unchanged) with errBundleRejected.
+func rejected(err error) error { return rejectedError{err} }
+
+type rejectedError struct{ error }
+
+func (e rejectedError) Unwrap() []error { return []error{e.error, errBundleRejected} }
+
+// Sync makes this server serve the store's active revision when it serves
+// another one, without writing to the store: it is how a replica follows an
+// activation made by another replica of a shared store. It reports whether
+// the served bundle changed. With no active revision stored it does
+// nothing. Bundles read from paths keep serving until the store's active
+// revision changes after the first Sync (a replica started with --bundle
+// serves those paths until a push). A stored revision this server rejects
+// (a bundle error, such as a signature with a key it lacks) is returned as
+// an error once and then skipped until the store's active revision
+// changes; an error reading the store is returned every time. On any error
+// the served bundle is unchanged.
+func (l *Lifecycle) Sync(ctx context.Context) (bool, error) {
+	// Under mu, so that an activation of this server (store write, then
+	// swap) is never undone by a Sync that read the store in between.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rev, err := l.st.ActiveRevision(ctx, l.ns)
+	first := !l.looked
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		l.looked = true
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	l.looked = true
+	if l.serving(rev) {
+		return false, nil
+	}
+	if a := l.m.Active(); first && a != nil && !a.Pushed {
+		l.log.Info("bundles read from paths keep serving; the store's active revision is followed from its next change",
+			"store_revision", rev, "paths", a.Sources)
+		return false, nil
+	}
+	rec, err := l.st.Revision(ctx, l.ns, rev)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	if key := rev + "@" + rec.Digest; key == l.rejected {
+		return false, nil
+	}
+	a, digest, err := l.prepareStored(ctx, rev)
+	if errors.Is(err, errBundleRejected) {
+		l.rejected = rev + "@" + digest
+	}
+	if err != nil {
+		return false, fmt.Errorf("following the store's active bundle revision %q: %w", rev, err)
+	}
+	l.m.Activate(a)
+	l.log.Info("bundle revision activated by another replica now serves here", "revision", rev, "digest", digest)
+	return true, nil
 }
 
 // Restore activates the store's active revision, as at a restart. With no
@@ -270,6 +353,7 @@ func (l *Lifecycle) activate(ctx context.Context, rev string, a *Active) error {
 	}
 	a.Pushed = true
 	l.m.Activate(a)
+	l.looked = true
 	return nil
 }
 

@@ -1,14 +1,17 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/store"
 )
 
 // Error codes clients may branch on.
@@ -69,6 +72,11 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		case errors.As(err, &ae):
 		case errors.As(err, &fe):
 			ae = fromFiber(fe)
+		case storeUnavailable(err):
+			// Nothing was decided or stored; the client may retry.
+			log.Warn("store unavailable", "path", c.Path(), "request_id", requestID(c), "error", err)
+			c.Set(fiber.HeaderRetryAfter, "1")
+			ae = newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the store cannot be reached now; retry")
 		default:
 			if ae = fromBundles(err); ae == nil {
 				log.Error("internal error", "path", c.Path(), "request_id", requestID(c), "error", err)
@@ -100,6 +108,18 @@ func fromFiber(fe *fiber.Error) *apiError {
 		return newError(fe.Code, CodeInternal, "internal error")
 	}
 	return newError(fe.Code, CodeBadRequest, fe.Message)
+}
+
+// storeUnavailable reports whether err is a failure to reach the store (a
+// shared store wraps those with store.ErrUnavailable; a network error or a
+// deadline that got through unwrapped counts too): a 503 with Retry-After,
+// never a 500.
+func storeUnavailable(err error) bool {
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	_, isNet := errors.AsType[net.Error](err)
+	return isNet
 }
 
 // fromBundles maps the errors of reading, compiling, testing and storing a

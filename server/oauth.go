@@ -35,10 +35,18 @@ func WithTokens(t Tokens, issuer string) Option {
 	}
 }
 
+// WithLimitStorage keeps the token routes' failure counters in st instead
+// of process memory: with a shared store (Redis) every replica counts the
+// same failures. st's Reset is never called.
+func WithLimitStorage(st fiber.Storage) Option {
+	return func(s *Server) { s.limits = st }
+}
+
 // tokenLimits count failed token requests per IP address and per client id
 // (fiber's limiter, counting only responses >= 400) and answer 429 with
 // Retry-After once either passes the limit. The counters live in process
-// memory (limitStore); with several replicas each counts its own.
+// memory (limitStore), or in the storage WithLimitStorage gives (Redis, so
+// that several replicas share them).
 func (s *Server) tokenLimits() []fiber.Handler {
 	reached := func(c *fiber.Ctx) error {
 		s.log.Warn("token requests rate limited", "request_id", requestID(c), "ip", c.IP())
@@ -46,7 +54,10 @@ func (s *Server) tokenLimits() []fiber.Handler {
 		c.Set("Pragma", "no-cache")
 		return s.oauthFail(c, fiber.StatusTooManyRequests, "too_many_requests", "too many failed token requests; retry after the time in Retry-After")
 	}
-	st := newLimitStore()
+	var st fiber.Storage = newLimitStore()
+	if s.limits != nil {
+		st = s.limits
+	}
 	byIP := limiter.New(limiter.Config{
 		Storage: st,
 		Max:     s.cfg.TokenFailures.Max, Expiration: s.cfg.TokenFailures.Window,
@@ -133,7 +144,7 @@ func (s *Server) oauthForm(c *fiber.Ctx) (form url.Values, cc authn.ClientCreden
 func (s *Server) oauthOutcome(c *fiber.Ctx, err error, basic bool, cc authn.ClientCredentials, what string) error {
 	var oe *authn.OAuthError
 	if !errors.As(err, &oe) {
-		if errors.Is(err, authn.ErrUnavailable) {
+		if errors.Is(err, authn.ErrUnavailable) || storeUnavailable(err) {
 			// A store or an issuer's keys cannot be reached now: nothing
 			// was decided, and the client may retry.
 			s.log.Warn(what+" could not be answered now", "request_id", requestID(c), "client_id", cc.ClientID, "error", err)

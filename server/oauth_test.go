@@ -16,6 +16,7 @@ import (
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/store"
 )
 
 // fakeTokens records what the HTTP layer passed on; the protocol logic
@@ -31,6 +32,9 @@ func (f *fakeTokens) Token(_ context.Context, r authn.TokenRequest) (authn.Token
 	f.mu.Unlock()
 	if r.ClientSecret == "down" {
 		return authn.TokenResponse{}, fmt.Errorf("store: %w", authn.ErrUnavailable)
+	}
+	if r.ClientSecret == "store-down" {
+		return authn.TokenResponse{}, fmt.Errorf("clients: lookup: dial tcp: %w", store.ErrUnavailable)
 	}
 	if r.ClientSecret != "right" {
 		return authn.TokenResponse{}, &authn.OAuthError{Code: authn.OAuthInvalidClient, Description: "client authentication failed"}

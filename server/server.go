@@ -145,6 +145,8 @@ type Server struct {
 	clientAdmin ClientAdmin
 	keyAdmin    KeyAdmin
 	bundleAdmin BundleAdmin
+	replica     Replica
+	limits      fiber.Storage
 	// history supplies logged inputs to previews; nil until decision logs
 	// exist.
 	history DecisionHistory
@@ -180,6 +182,27 @@ type Pinger interface {
 // WithStore makes /readyz report whether the store answers.
 func WithStore(p Pinger) Option {
 	return func(s *Server) { s.store = p }
+}
+
+// Replica is what readiness needs of a replica's sync with a shared store
+// (replica.Syncer).
+type Replica interface {
+	// Healthy reports whether the replica synced within its staleness
+	// bound.
+	Healthy() bool
+	// Reachable reports whether the store answered the last check.
+	Reachable() bool
+	// SinceSync is how long ago the replica last synced.
+	SinceSync() time.Duration
+	// Generation is the store generation the replica applied.
+	Generation() uint64
+}
+
+// WithReplica makes /readyz and /v1/status report the replica's sync with a
+// shared store instead of pinging the store: an unreachable store leaves
+// the server ready (fail-static) until the replica is stale.
+func WithReplica(r Replica) Option {
+	return func(s *Server) { s.replica = r }
 }
 
 // WithVersion sets the version /v1/status reports.
@@ -384,7 +407,9 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
-// readyz is ready when a bundle is active and the store (if any) answers.
+// readyz is ready when a bundle is active and the store (if any) answers;
+// with a replica, when it synced within its staleness bound (the store may
+// be unreachable meanwhile: decisions never need it).
 func (s *Server) readyz(c *fiber.Ctx) error {
 	checks := fiber.Map{}
 	ready := true
@@ -395,7 +420,21 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		checks["bundle"] = "active"
 		checks["revision"] = a.Snapshot.Revision()
 	}
-	if s.store != nil {
+	switch {
+	case s.replica != nil:
+		checks["store"] = "ok"
+		if !s.replica.Reachable() {
+			checks["store"] = "unreachable"
+		}
+		checks["seconds_since_sync"] = int64(s.replica.SinceSync().Seconds())
+		checks["generation"] = s.replica.Generation()
+		if !s.replica.Healthy() {
+			checks["sync"] = "stale"
+			ready = false
+		} else {
+			checks["sync"] = "ok"
+		}
+	case s.store != nil:
 		ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 		defer cancel()
 		if err := s.store.Ping(ctx); err != nil {
@@ -416,6 +455,10 @@ func (s *Server) status(c *fiber.Ctx) error {
 	out := fiber.Map{
 		"version":        s.version,
 		"uptime_seconds": int64(time.Since(s.started).Seconds()),
+	}
+	if s.replica != nil {
+		out["replica"] = fiber.Map{"generation": s.replica.Generation(), "reachable": s.replica.Reachable(),
+			"healthy": s.replica.Healthy(), "seconds_since_sync": s.replica.SinceSync().Seconds()}
 	}
 	hits, misses := s.dcache.Stats()
 	out["cache"] = fiber.Map{"enabled": s.cache != nil, "hits": hits, "misses": misses}

@@ -15,6 +15,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict means the write lost a race or the record already exists.
 	ErrConflict = errors.New("conflict")
+	// ErrUnavailable means the store could not be reached (a connection
+	// refused or reset, a timeout): nothing was read or written, and the
+	// caller may retry. Shared stores wrap their connectivity errors with
+	// it so that the server answers 503 with Retry-After, never 500.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // SigningKey is one key Verdict signs tokens with, and its lifecycle. The

@@ -181,11 +181,20 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(cfg.Server, mgr, log, server.WithVersion(version),
+	// With a shared store the replica follows the others' changes; it
+	// stops (and is waited for) before the store closes.
+	fctx, stopFollowing := context.WithCancel(ctx)
+	shared, following, err := followStore(fctx, cfg, st.store, life, verifier, st.keys, log)
+	defer func() { stopFollowing(); following() }()
+	if err != nil {
+		return err
+	}
+	opts := append([]server.Option{server.WithVersion(version),
 		server.WithJWKS(st.keys), server.WithStore(st.store),
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients), server.WithKeyAdmin(st.keys),
-		server.WithBundleAdmin(life))
+		server.WithBundleAdmin(life)}, shared...)
+	srv, err := server.New(cfg.Server, mgr, log, opts...)
 	if err != nil {
 		return err
 	}

@@ -324,23 +324,18 @@ func ecJWKS(pub *ecdsa.PublicKey, kid string) string {
 
 // decideStatus is the status of a decision, with bearer token tok, on
 // whether user may read a document user owns.
-func decideStatus(t *testing.T, base, tok, user string) int {
+func decideStatus(t testing.TB, base, tok, user string) int {
 	t.Helper()
-	body := fmt.Sprintf(`{"subject":{"type":"user","id":%q},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":%q}}}`, user, user)
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	d, err := decideAs(http.DefaultClient, base, tok, user, user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return d.status
 }
 
 // revokeToken revokes token at base as client id with secret, and fails
 // unless the answer is 200.
-func revokeToken(t *testing.T, base, id, secret, token string) {
+func revokeToken(t testing.TB, base, id, secret, token string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -21,6 +21,7 @@ import (
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/replica"
 	"github.com/verdictpdp/verdict/server"
 	redisstore "github.com/verdictpdp/verdict/store/redis"
 )
@@ -53,6 +54,10 @@ type Config struct {
 	Tokens Tokens `yaml:"tokens"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
+	// Replica configures how a replica follows a shared store (Redis):
+	// the poll that repairs lost announcements and the staleness bound of
+	// readiness. Unused with the embedded store.
+	Replica replica.Config `yaml:"replica"`
 }
 
 // Bundles is the bundles section. In the file it is either a list of paths
@@ -207,6 +212,7 @@ func Default() Config {
 		Keys:         authn.DefaultKeyConfig(),
 		Tokens:       Tokens{Audience: "verdict", RefreshReuseGrace: authn.DefaultRefreshReuseGrace},
 		Log:          Log{Level: "info", Format: "text"},
+		Replica:      replica.Default(),
 	}
 }
 
@@ -281,7 +287,7 @@ func (c Config) Validate() error {
 	if len(c.Tokens.Exchange.Mappings) > 0 {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
 	}
-	errs = append(errs, c.Bundles.validate())
+	errs = append(errs, c.Bundles.validate(), c.Replica.Validate())
 	return errors.Join(errs...)
 }
 

@@ -245,6 +245,29 @@ func TestRefreshReuseGrace(t *testing.T) {
 	}
 }
 
+func TestReplicaSection(t *testing.T) {
+	cfg, err := Load(write(t, "replica: {poll_interval: 500ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Replica.PollInterval != 500*time.Millisecond || cfg.Replica.StaleAfter != 30*time.Second {
+		t.Fatalf("replica = %+v, want the poll set and the default staleness bound", cfg.Replica)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Load(write(t, "replica: {poll_interval: 10s, stale_after: 5s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "replica.stale_after") {
+		t.Fatalf("stale_after below the poll: err = %v", err)
+	}
+	if _, err := Load(write(t, "replica: {poll: 1s}\n")); err == nil {
+		t.Fatal("an unknown replica key was accepted")
+	}
+}
+
 func TestStoreSetting(t *testing.T) {
 	for _, ok := range []string{"", "bolt", "redis://h:6379/0", "rediss://u:p@h:1", "redis+sentinel://a:1,b:2/mymaster", "redis+cluster://a:1,b:2,c:3", "redis://h:1?key_prefix=prod:"} {
 		c := Default()

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	fiberredis "github.com/gofiber/storage/redis/v3"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/replica"
+	"github.com/verdictpdp/verdict/server"
+	"github.com/verdictpdp/verdict/store"
+)
+
+// familyJTIs gives the replica the access-token ids of a revoked refresh
+// family.
+type familyJTIs struct {
+	st store.Refresh
+	ns string
+}
+
+var _ replica.Families = familyJTIs{}
+
+func (f familyJTIs) AccessJTIs(ctx context.Context, family string) ([]string, error) {
+	t, err := f.st.Family(ctx, f.ns, family)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return t.AccessJTIs, err
+}
+
+// redisClient is what a Redis store shares with the rate limiter.
+type redisClient interface {
+	Redis() redis.UniversalClient
+	Prefix() string
+}
+
+// limitKeys keeps the token routes' failure counters under the store's key
+// prefix, in the store's Redis, through gofiber's Redis storage. The
+// client belongs to the store: Close leaves it open, and Reset (which would
+// flush the whole database) does nothing.
+type limitKeys struct {
+	*fiberredis.Storage
+	prefix string
+}
+
+var _ fiber.Storage = limitKeys{}
+
+func (l limitKeys) Get(key string) ([]byte, error) { return l.Storage.Get(l.prefix + key) }
+func (l limitKeys) Set(key string, val []byte, exp time.Duration) error {
+	return l.Storage.Set(l.prefix+key, val, exp)
+}
+func (l limitKeys) Delete(key string) error { return l.Storage.Delete(l.prefix + key) }
+func (l limitKeys) Reset() error            { return nil }
+func (l limitKeys) Close() error            { return nil }
+
+// followStore starts keeping this replica in step with st when st is
+// shared by several replicas (a store.Notifier: Redis): a replica.Syncer
+// that ends with ctx, and the server options that report it in readiness
+// and share the token routes' rate limits. wait blocks until the syncer has
+// stopped. With the embedded store it starts nothing and returns no
+// options.
+func followStore(ctx context.Context, cfg config.Config, st store.Store, life *bundles.Lifecycle,
+	verifier *authn.Verifier, keys *authn.Keyring, log *slog.Logger) (opts []server.Option, wait func(), err error) {
+	wait = func() {}
+	n, ok := st.(store.Notifier)
+	if !ok {
+		return nil, wait, nil
+	}
+	sy, err := replica.New(cfg.Replica, n, replica.Deps{
+		Bundles: life, Tokens: verifier, Keys: keys,
+		Families: familyJTIs{st: st, ns: store.DefaultNamespace},
+	}, log)
+	if err != nil {
+		return nil, wait, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = sy.Run(ctx) // ends with ctx; failures are logged and retried
+	}()
+	opts = append(opts, server.WithReplica(sy))
+	if rc, ok := st.(redisClient); ok {
+		opts = append(opts, server.WithLimitStorage(limitKeys{
+			// Under the store's hash tag, so that the store's ACL key
+			// pattern covers them and a Cluster keeps them in its slot.
+			Storage: fiberredis.NewFromConnection(rc.Redis()), prefix: "{" + rc.Prefix() + "}ratelimit:"}))
+	}
+	log.Info("following the shared store: changes announced, gaps repaired by polling",
+		"poll_interval", cfg.Replica.PollInterval, "stale_after", cfg.Replica.StaleAfter)
+	return opts, func() { <-done }, nil
+}
