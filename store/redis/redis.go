@@ -122,6 +122,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		backoffMin: 50 * time.Millisecond,
 		backoffMax: 2 * time.Second,
 	}
+	s.rdb.AddHook(unavailableHook{})
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}

@@ -493,3 +493,31 @@ func TestPepperShared(t *testing.T) {
 		t.Errorf("an existing pepper needs no new one: %v", err)
 	}
 }
+
+// TestOutageIsErrUnavailable: with Redis gone, reads and writes fail with
+// store.ErrUnavailable (a 503 for callers), and a missing record is still
+// ErrNotFound once Redis is back.
+func TestOutageIsErrUnavailable(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL(), redisstore.Options{DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	srv.Stop()
+	if _, err := s.Client(ctx, store.DefaultNamespace, "gw"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("read while Redis is down: %v, want store.ErrUnavailable", err)
+	}
+	if err := s.Revoke(ctx, store.DefaultNamespace, "j1", time.Now().Add(time.Minute)); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("write while Redis is down: %v, want store.ErrUnavailable", err)
+	}
+	if _, err := s.Generation(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("generation while Redis is down: %v", err)
+	}
+	srv.Restart()
+	var err error
+	for i := 0; i < 100; i++ {
+		if _, err = s.Client(ctx, store.DefaultNamespace, "gw"); errors.Is(err, store.ErrNotFound) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("after Redis is back: %v, want store.ErrNotFound", err)
+}
