@@ -24,22 +24,24 @@ func (r replicaStatus) Generation() uint64       { return r.gen }
 
 // TestReadyzWithReplica: with a replica, readiness is its staleness, not a
 // ping of the store: an unreachable store leaves the server ready
-// (fail-static) until the replica is stale.
+// (fail-static) until the replica is stale. Reachability is reported as the
+// store answers now, even before the replica's next poll notices.
 func TestReadyzWithReplica(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		r      replicaStatus
+		ping   error
 		status int
 		store  string
 		sync   string
 	}{
-		{"in step", replicaStatus{healthy: true, reachable: true, gen: 7}, 200, "ok", "ok"},
-		{"store down, not yet stale", replicaStatus{healthy: true, since: 12 * time.Second, gen: 7}, 200, "unreachable", "ok"},
-		{"store down, stale", replicaStatus{since: 31 * time.Second, gen: 7}, 503, "unreachable", "stale"},
+		{"in step", replicaStatus{healthy: true, reachable: true, gen: 7}, nil, 200, "ok", "ok"},
+		{"store just went down", replicaStatus{healthy: true, reachable: true, gen: 7}, fmt.Errorf("down"), 200, "unreachable", "ok"},
+		{"store down, not yet stale", replicaStatus{healthy: true, since: 12 * time.Second, gen: 7}, fmt.Errorf("down"), 200, "unreachable", "ok"},
+		{"store down, stale", replicaStatus{since: 31 * time.Second, gen: 7}, fmt.Errorf("down"), 503, "unreachable", "stale"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			// The pinger fails: with a replica it is not asked.
-			h := newHarness(t, WithStore(pinger{err: fmt.Errorf("down")}), WithReplica(tt.r))
+			h := newHarness(t, WithStore(pinger{err: tt.ping}), WithReplica(tt.r))
 			resp, m := h.get("/readyz")
 			checks := m["checks"].(map[string]any)
 			if resp.StatusCode != tt.status || checks["store"] != tt.store || checks["sync"] != tt.sync {

@@ -422,8 +422,11 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	}
 	switch {
 	case s.replica != nil:
+		// Reachability is asked now (the replica's own view is as old as its
+		// last poll); readiness follows staleness, so that a short outage
+		// leaves the replica serving fail-static.
 		checks["store"] = "ok"
-		if !s.replica.Reachable() {
+		if !s.replica.Reachable() || s.pingStore(c.UserContext()) != nil {
 			checks["store"] = "unreachable"
 		}
 		checks["seconds_since_sync"] = int64(s.replica.SinceSync().Seconds())
@@ -435,9 +438,7 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 			checks["sync"] = "ok"
 		}
 	case s.store != nil:
-		ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
-		defer cancel()
-		if err := s.store.Ping(ctx); err != nil {
+		if err := s.pingStore(c.UserContext()); err != nil {
 			s.log.Warn("store unreachable", "error", err)
 			checks["store"] = "unreachable"
 			ready = false
@@ -449,6 +450,17 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "checks": checks})
 	}
 	return c.JSON(fiber.Map{"status": "ready", "checks": checks})
+}
+
+// pingStore asks the store, if any, whether it answers, for at most a
+// second.
+func (s *Server) pingStore(ctx context.Context) error {
+	if s.store == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return s.store.Ping(ctx)
 }
 
 func (s *Server) status(c *fiber.Ctx) error {
