@@ -374,6 +374,26 @@ func (b *Bolt) Revoked(ctx context.Context, ns, jti string) (bool, error) {
 	return revoked, nil
 }
 
+// RevokedTokens lists the revocations of ns whose exp is after the store's
+// clock, ordered by jti (expired ones wait for Sweep). It returns an error
+// for an invalid namespace or an unreadable record.
+func (b *Bolt) RevokedTokens(ctx context.Context, ns string) ([]RevokedToken, error) {
+	var out []RevokedToken
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		now := b.now()
+		return forEach(readBucket(tx, ns, bucketRevoked), func(k []byte, e expiry) error {
+			if Live(now, e.Exp) {
+				out = append(out, RevokedToken{JTI: string(k), Exp: e.Exp})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UseOnce records jti until exp and reports whether this was its first use:
 // a second use before the recorded exp reports false; once the clock reaches
 // exp the id is free and the next use reports true again. It returns false

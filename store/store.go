@@ -128,6 +128,13 @@ type Refresh interface {
 	RevokeFamily(ctx context.Context, ns, family string) (RefreshToken, error)
 }
 
+// RevokedToken is one revoked access-token id and when its revocation
+// ends (the token fails on its own by then).
+type RevokedToken struct {
+	JTI string    `json:"jti"`
+	Exp time.Time `json:"exp"`
+}
+
 // Revocations stores revoked access-token ids until the tokens expire.
 type Revocations interface {
 	// Revoke records jti as revoked until exp (after which the token fails
@@ -135,6 +142,12 @@ type Revocations interface {
 	Revoke(ctx context.Context, ns, jti string, exp time.Time) error
 	// Revoked reports whether jti is revoked.
 	Revoked(ctx context.Context, ns, jti string) (bool, error)
+	// RevokedTokens lists the revocations in force (Revoked would report
+	// true for each: its Exp is after the store's clock), ordered by jti,
+	// so that a replica can keep a copy and answer from it while the store
+	// cannot be reached. Exp may be rounded up to the store's precision (a
+	// millisecond in Redis), never down. An unknown namespace has none.
+	RevokedTokens(ctx context.Context, ns string) ([]RevokedToken, error)
 }
 
 // OneTime records token ids that may be used once (private_key_jwt

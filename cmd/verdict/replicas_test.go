@@ -442,7 +442,7 @@ func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 
 // aclUser is the ACL user docs/operations.md ("Redis store") documents,
 // with password pw.
-const aclUser = "ACL SETUSER verdict on >pw resetkeys ~{verdict:}* resetchannels &verdict:changes -@all +ping +hello +get +set +setnx +incr +hget +hset +hdel +hexists +hgetall +watch +unwatch +multi +exec +discard +eval +publish +subscribe +unsubscribe"
+const aclUser = "ACL SETUSER verdict on >pw resetkeys ~{verdict:}* resetchannels &verdict:changes -@all +ping +hello +get +set +setnx +incr +hget +hset +hdel +hexists +hgetall +zadd +zrangebyscore +zremrangebyscore +watch +unwatch +multi +exec +discard +eval +publish +subscribe +unsubscribe"
 
 // TestReplicasShareTokenRateLimits: failed token requests counted on one
 // replica count on the others (the counters are in Redis, under the store's

@@ -12,6 +12,8 @@
 //	{P}<ns>/clients            hash id -> Client JSON
 //	{P}<ns>/refresh/<family>   RefreshToken JSON, expires at ExpiresAt
 //	{P}<ns>/revoked/<jti>      expiry JSON, expires at the token's exp
+//	{P}<ns>/revoked-index      sorted set jti -> exp (unix ms), for listing;
+//	                           Revoke adds and prunes it in its transaction
 //	{P}<ns>/once/<jti>         expiry JSON, expires at the assertion's exp
 //	{P}<ns>/bundles            hash revision -> BundleRevision JSON
 //	{P}<ns>/archives           hash revision -> archive bytes

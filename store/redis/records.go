@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -284,9 +287,11 @@ type expiry struct {
 }
 
 // Revoke records jti as revoked until exp (the key expires then) and
-// announces it (kind revocation). Revoking again keeps the later expiry (an
-// earlier one changes and announces nothing). It returns an error for an
-// empty jti or an invalid namespace.
+// announces it (kind revocation). In the same transaction it indexes jti in
+// the namespace's revoked-index sorted set (scored by exp in milliseconds,
+// for RevokedTokens) and prunes the index of what has expired. Revoking
+// again keeps the later expiry (an earlier one changes and announces
+// nothing). It returns an error for an empty jti or an invalid namespace.
 func (s *Store) Revoke(ctx context.Context, ns, jti string, exp time.Time) error {
 	if err := s.check(ctx, ns); err != nil {
 		return err
@@ -294,7 +299,7 @@ func (s *Store) Revoke(ctx context.Context, ns, jti string, exp time.Time) error
 	if jti == "" {
 		return errors.New("store: empty token id")
 	}
-	key := s.key(ns, kindRevoked, jti)
+	key, index := s.key(ns, kindRevoked, jti), s.key(ns, kindRevokedIndex)
 	data, err := json.Marshal(expiry{Exp: exp})
 	if err != nil {
 		return fmt.Errorf("store: encode revocation: %w", err)
@@ -310,10 +315,38 @@ func (s *Store) Revoke(ctx context.Context, ns, jti string, exp time.Time) error
 		}
 		return exec(ctx, tx, func(p redis.Pipeliner) error {
 			p.SetArgs(ctx, key, data, redis.SetArgs{ExpireAt: expireAt(exp)})
+			p.ZAdd(ctx, index, redis.Z{Score: float64(expireAt(exp).UnixMilli()), Member: jti})
+			p.ZRemRangeByScore(ctx, index, "-inf", strconv.FormatInt(s.now().UnixMilli(), 10))
 			s.announce(ctx, p, ns, store.ChangeRevocation, jti)
 			return nil
 		})
 	}, key)
+}
+
+// RevokedTokens lists the revocations of ns in force at the store's clock,
+// ordered by jti, from the revoked-index sorted set (one ZRANGEBYSCORE,
+// which leaves out what has expired and Revoke has not pruned yet). Exp is
+// the revocation's expiry rounded up to the millisecond.
+func (s *Store) RevokedTokens(ctx context.Context, ns string) ([]store.RevokedToken, error) {
+	if err := s.check(ctx, ns); err != nil {
+		return nil, err
+	}
+	key := s.key(ns, kindRevokedIndex)
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{
+		Min: "(" + strconv.FormatInt(s.now().UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis store: read %s: %w", key, err)
+	}
+	out := make([]store.RevokedToken, 0, len(zs))
+	for _, z := range zs {
+		jti, ok := z.Member.(string)
+		if !ok {
+			return nil, fmt.Errorf("redis store: %s member %v is not a string", key, z.Member)
+		}
+		out = append(out, store.RevokedToken{JTI: jti, Exp: time.UnixMilli(int64(z.Score)).UTC()})
+	}
+	slices.SortFunc(out, func(a, b store.RevokedToken) int { return strings.Compare(a.JTI, b.JTI) })
+	return out, nil
 }
 
 // Revoked reports whether jti is revoked, which is so only while the clock

@@ -212,14 +212,16 @@ func (s *Store) key(ns, kind string, more ...string) string {
 
 // Key kinds (see the package documentation).
 const (
-	kindKeys     = "keys"
-	kindClients  = "clients"
-	kindRefresh  = "refresh"
-	kindRevoked  = "revoked"
-	kindOnce     = "once"
-	kindBundles  = "bundles"
-	kindArchives = "archives"
-	kindActive   = "active"
+	kindKeys    = "keys"
+	kindClients = "clients"
+	kindRefresh = "refresh"
+	kindRevoked = "revoked"
+	// kindRevokedIndex is the sorted set of revoked jtis by expiry.
+	kindRevokedIndex = "revoked-index"
+	kindOnce         = "once"
+	kindBundles      = "bundles"
+	kindArchives     = "archives"
+	kindActive       = "active"
 )
 
 // announce queues, in a MULTI, the generation increment and the

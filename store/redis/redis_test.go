@@ -374,6 +374,38 @@ func TestRefusedWritesWriteNothing(t *testing.T) {
 	}
 }
 
+// TestRevokedIndexIsPruned: the sorted set RevokedTokens reads is written
+// in the same transaction as the revocation, and every revocation removes
+// the index entries that have expired, so that it holds no more than the
+// revocations of one token lifetime.
+func TestRevokedIndexIsPruned(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	rc := rawClient(t, srv)
+	clk := storetest.NewClock(storetest.T0)
+	s := open(t, srv.URL(), redisstore.Options{Now: clk.Now})
+	ns := store.DefaultNamespace
+	index := "{" + redisstore.DefaultPrefix + "}" + ns + "/revoked-index"
+	for i := range 3 {
+		if err := s.Revoke(ctx, ns, fmt.Sprintf("old%d", i), storetest.T0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rc.ZCard(ctx, index).Val(); n != 3 {
+		t.Fatalf("ZCARD %s = %d, want 3", index, n)
+	}
+	clk.Set(storetest.T0.Add(time.Minute))
+	if err := s.Revoke(ctx, ns, "new", storetest.T0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.ZRange(ctx, index, 0, -1).Val(); len(got) != 1 || got[0] != "new" {
+		t.Fatalf("index after a revocation past the others' exp = %q, want [new]", got)
+	}
+	if score := rc.ZScore(ctx, index, "new").Val(); int64(score) != storetest.T0.Add(time.Hour).UnixMilli() {
+		t.Fatalf("score = %v, want the exp in unix milliseconds", score)
+	}
+}
+
 // TestAtomicityAcrossStores: two Store values (two replicas) racing on one
 // Redis: one rotation wins and one first use, as within one process.
 func TestAtomicityAcrossStores(t *testing.T) {
@@ -448,7 +480,7 @@ func TestZeroStore(t *testing.T) {
 
 // aclCommands are the commands docs/operations.md tells operators to grant
 // Verdict's Redis user; TestACLUser proves they are enough.
-const aclCommands = "+ping +hello +get +set +setnx +incr +hget +hset +hdel +hexists +hgetall +watch +unwatch +multi +exec +discard +eval +publish +subscribe +unsubscribe"
+const aclCommands = "+ping +hello +get +set +setnx +incr +hget +hset +hdel +hexists +hgetall +zadd +zrangebyscore +zremrangebyscore +watch +unwatch +multi +exec +discard +eval +publish +subscribe +unsubscribe"
 
 // TestACLUser: a Redis user allowed only the documented commands, keys and
 // channel runs the whole conformance suite and the announcements.

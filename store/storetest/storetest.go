@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"Families", testFamilies},
 		{"RotateConcurrent", testRotateConcurrent},
 		{"Revocations", testRevocations},
+		{"RevokedTokens", testRevokedTokens},
 		{"UseOnce", testUseOnce},
 		{"UseOnceConcurrent", testUseOnceConcurrent},
 		{"NamespacesIsolated", testNamespacesIsolated},
@@ -210,6 +211,10 @@ func Ops(b store.Store) map[string]func(ctx context.Context, ns string) error {
 		"Revoke": func(ctx context.Context, ns string) error { return b.Revoke(ctx, ns, "j", exp) },
 		"Revoked": func(ctx context.Context, ns string) error {
 			_, err := b.Revoked(ctx, ns, "j")
+			return err
+		},
+		"RevokedTokens": func(ctx context.Context, ns string) error {
+			_, err := b.RevokedTokens(ctx, ns)
 			return err
 		},
 		"UseOnce": func(ctx context.Context, ns string) error {
@@ -601,6 +606,75 @@ func testRevocations(t *testing.T, open Opener) {
 	}
 }
 
+// testRevokedTokens: the listing holds exactly the revocations Revoked
+// reports, with the later expiry of a repeated revocation, in jti order.
+func testRevokedTokens(t *testing.T, open Opener) {
+	ctx := context.Background()
+	b, clk := start(t, open)
+	ns := store.DefaultNamespace
+	list := func(at time.Time) []store.RevokedToken {
+		t.Helper()
+		clk.Set(at)
+		got, err := b.RevokedTokens(ctx, ns)
+		if err != nil {
+			t.Fatalf("RevokedTokens at %v: %v", at, err)
+		}
+		return got
+	}
+	if got := list(T0); len(got) != 0 {
+		t.Fatalf("RevokedTokens of an empty store = %v", got)
+	}
+	for _, r := range []store.RevokedToken{
+		{JTI: "j1", Exp: T0.Add(time.Hour)},
+		{JTI: "j2", Exp: T0.Add(time.Minute)},
+		{JTI: "j0", Exp: T0.Add(2 * time.Hour)},
+		{JTI: "j1", Exp: T0.Add(90 * time.Minute)}, // later: replaces
+		{JTI: "j2", Exp: T0.Add(time.Second)},      // earlier: ignored
+	} {
+		if err := b.Revoke(ctx, ns, r.JTI, r.Exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name string
+		at   time.Time
+		want []store.RevokedToken
+	}{
+		{"all in force", T0, []store.RevokedToken{
+			{JTI: "j0", Exp: T0.Add(2 * time.Hour)}, {JTI: "j1", Exp: T0.Add(90 * time.Minute)}, {JTI: "j2", Exp: T0.Add(time.Minute)}}},
+		{"just before j2's exp", T0.Add(time.Minute - time.Millisecond), []store.RevokedToken{
+			{JTI: "j0", Exp: T0.Add(2 * time.Hour)}, {JTI: "j1", Exp: T0.Add(90 * time.Minute)}, {JTI: "j2", Exp: T0.Add(time.Minute)}}},
+		{"at j2's exp", T0.Add(time.Minute), []store.RevokedToken{
+			{JTI: "j0", Exp: T0.Add(2 * time.Hour)}, {JTI: "j1", Exp: T0.Add(90 * time.Minute)}}},
+		{"after every exp", T0.Add(3 * time.Hour), []store.RevokedToken{}},
+	}
+	for _, s := range steps {
+		got := list(s.at)
+		if len(got) != len(s.want) {
+			t.Fatalf("%s: RevokedTokens = %v, want %v", s.name, got, s.want)
+		}
+		for i := range got {
+			if got[i].JTI != s.want[i].JTI || !got[i].Exp.Equal(s.want[i].Exp) {
+				t.Fatalf("%s: RevokedTokens = %v, want %v", s.name, got, s.want)
+			}
+			if ok, err := b.Revoked(ctx, ns, got[i].JTI); err != nil || !ok {
+				t.Fatalf("%s: listed %q but Revoked = %v, %v", s.name, got[i].JTI, ok, err)
+			}
+		}
+	}
+	// A revocation after the others expired (a store that prunes its
+	// listing on writes must keep the new one).
+	if err := b.Revoke(ctx, ns, "j3", T0.Add(4*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(T0.Add(3 * time.Hour)); len(got) != 1 || got[0].JTI != "j3" || !got[0].Exp.Equal(T0.Add(4*time.Hour)) {
+		t.Fatalf("RevokedTokens after a new revocation = %v, want j3 alone", got)
+	}
+	if got, err := b.RevokedTokens(ctx, "other"); err != nil || len(got) != 0 {
+		t.Fatalf("RevokedTokens(other namespace) = %v, %v; want none", got, err)
+	}
+}
+
 func testUseOnce(t *testing.T, open Opener) {
 	ctx := context.Background()
 	b, clk := start(t, open)
@@ -726,6 +800,9 @@ func mustBeEmpty(t *testing.T, b store.Store, nss ...string) {
 		}
 		if ok, err := b.Revoked(ctx, ns, "j"); err != nil || ok {
 			t.Errorf("Revoked(%q) = %v, %v; want false", ns, ok, err)
+		}
+		if list, err := b.RevokedTokens(ctx, ns); err != nil || len(list) != 0 {
+			t.Errorf("RevokedTokens(%q) = %v, %v; want none", ns, list, err)
 		}
 	}
 }
