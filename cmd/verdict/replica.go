@@ -35,6 +35,36 @@ func (f familyJTIs) AccessJTIs(ctx context.Context, family string) ([]string, er
 	return t.AccessJTIs, err
 }
 
+var _ replica.RevokedLister = revocations{}
+
+func (r revocations) RevokedTokens(ctx context.Context) ([]store.RevokedToken, error) {
+	return r.st.RevokedTokens(ctx, r.ns)
+}
+
+// revocationCheck is the caller-token verifier's revocation check. With the
+// embedded store it is the store itself. With a store shared by several
+// replicas (a store.Notifier: Redis) it is fail-static: the store answers
+// when it can, and while it cannot, until the replica is stale, the
+// replica's mirror of the revoked token ids (returned, for followStore to
+// keep) answers, so that a caller token this replica has not seen yet is
+// not a 503 during an outage, nor a revoked one a pass. The mirror keeps an
+// announced revocation for an access token's lifetime plus the clock skew.
+func revocationCheck(cfg config.Config, st store.Store) (authn.RevocationChecker, *replica.Mirror, error) {
+	rev := revocations{st: st, ns: store.DefaultNamespace}
+	if _, ok := st.(store.Notifier); !ok {
+		return rev, nil, nil
+	}
+	mirror, err := replica.NewMirror(rev, cfg.IssuerConfig().AccessTokenTTL+cfg.VerifierConfig().ClockSkew, time.Now)
+	if err != nil {
+		return nil, nil, err
+	}
+	check, err := replica.NewFailStatic(rev, mirror)
+	if err != nil {
+		return nil, nil, err
+	}
+	return check, mirror, nil
+}
+
 // redisClient is what a Redis store shares with the rate limiter.
 type redisClient interface {
 	Redis() redis.UniversalClient
@@ -62,12 +92,12 @@ func (l limitKeys) Close() error            { return nil }
 
 // followStore starts keeping this replica in step with st when st is
 // shared by several replicas (a store.Notifier: Redis): a replica.Syncer
-// that ends with ctx, and the server options that report it in readiness
-// and share the token routes' rate limits. wait blocks until the syncer has
-// stopped. With the embedded store it starts nothing and returns no
-// options.
+// that ends with ctx and keeps mirror (revocationCheck's), and the server
+// options that report it in readiness and share the token routes' rate
+// limits. wait blocks until the syncer has stopped. With the embedded store
+// it starts nothing and returns no options.
 func followStore(ctx context.Context, cfg config.Config, st store.Store, life *bundles.Lifecycle,
-	verifier *authn.Verifier, keys *authn.Keyring, log *slog.Logger) (opts []server.Option, wait func(), err error) {
+	verifier *authn.Verifier, keys *authn.Keyring, mirror *replica.Mirror, log *slog.Logger) (opts []server.Option, wait func(), err error) {
 	wait = func() {}
 	n, ok := st.(store.Notifier)
 	if !ok {
@@ -75,7 +105,8 @@ func followStore(ctx context.Context, cfg config.Config, st store.Store, life *b
 	}
 	sy, err := replica.New(cfg.Replica, n, replica.Deps{
 		Bundles: life, Tokens: verifier, Keys: keys,
-		Families: familyJTIs{st: st, ns: store.DefaultNamespace},
+		Families:    familyJTIs{st: st, ns: store.DefaultNamespace},
+		Revocations: mirror,
 	}, log)
 	if err != nil {
 		return nil, wait, err

@@ -440,6 +440,96 @@ func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 	c.allServe("v2", 5*time.Second)
 }
 
+// decideRetry is the status and Retry-After of a decision on base with
+// bearer token tok.
+func decideRetry(t testing.TB, base, tok string) (int, string) {
+	t.Helper()
+	body := `{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":"alice"}}}`
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
+// TestReplicasVerifyUnseenTokensWhileRedisIsDown: while Redis is down and
+// before stale_after, replica B verifies caller tokens it has never seen
+// from its mirror of the revoked token ids: a valid one issued on A before
+// the outage decides (200, the policy's answer), and one revoked on A
+// before the outage is rejected (401). B heard of that revocation only
+// from its poll's repair (its subscription is cut), so it holds no
+// ForgetJTI tombstone for it: only the mirror knows. Past stale_after an
+// uncached token is a 503 with Retry-After, never a 200.
+func TestReplicasVerifyUnseenTokensWhileRedisIsDown(t *testing.T) {
+	var px *tcpproxy.Proxy
+	c := startCluster(t, 2, func(rs *redistest.Server, i int) string {
+		if i != 1 {
+			return ""
+		}
+		var err error
+		if px, err = tcpproxy.Start(rs.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { px.Close() })
+		return "redis://" + px.Addr() + "/0"
+	})
+	a, b := c.replicas[0].base, c.replicas[1]
+	tok := c.token()
+	c.pushAll(tok, "v1")
+	// Issued on A before the outage; B never sees them before it.
+	unseen, revoked, unseenLater := c.token(), c.token(), c.token()
+
+	px.CutSubscriptions()
+	repairs := strings.Count(b.logs.String(), "replica: repaired")
+	revokeToken(t, a, "ops", c.secret, revoked)
+	gen, err := redistest.Do(c.redis.Addr(), "GET", "{verdict:}gen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 4*testPoll+time.Second, "B repairs to the revocation's generation", func() bool {
+		s, err := statusOf(b.base)
+		return err == nil && s.Replica != nil && fmt.Sprint(s.Replica.Generation) == gen
+	})
+	if strings.Count(b.logs.String(), "replica: repaired") == repairs {
+		t.Fatal("B did not repair: its subscription was not cut, so a tombstone and not the mirror would reject the token")
+	}
+
+	c.redis.Stop()
+	down := time.Now()
+	for user, want := range map[string]bool{"alice": true, "bob": false} {
+		d, err := decideAs(http.DefaultClient, b.base, unseen, user, "alice")
+		if err != nil || d.status != 200 || d.allow != want || d.revision != "v1" {
+			t.Fatalf("B, Redis down, a valid token it never saw, as %s: %+v %v; want 200 and allow %v", user, d, err, want)
+		}
+	}
+	if code, _ := decideRetry(t, b.base, revoked); code != 401 {
+		t.Fatalf("B, Redis down, a token revoked before the outage: %d, want 401", code)
+	}
+	if code, _ := decideRetry(t, a, revoked); code != 401 {
+		t.Fatalf("A, Redis down, the token it revoked: %d, want 401", code)
+	}
+	if since := time.Since(down); since >= testStale {
+		t.Fatalf("the checks ran %s into the outage, past stale_after (%s): the machine is too slow for this test", since, testStale)
+	}
+	if code, _ := readyz(t, b.base); code != 200 && time.Since(down) < testStale {
+		t.Fatalf("B's readyz before stale_after: %d", code)
+	}
+
+	within(t, testStale+4*testPoll+time.Second, "B unready after stale_after", func() bool {
+		code, checks := readyz(t, b.base)
+		return code == 503 && checks["sync"] == "stale"
+	})
+	for name, tok := range map[string]string{"never presented": unseenLater, "verified during the outage": unseen, "revoked": revoked} {
+		if code, retry := decideRetry(t, b.base, tok); code != 503 || retry == "" {
+			t.Fatalf("B, stale, a token %s: %d, Retry-After %q; want 503 with Retry-After", name, code, retry)
+		}
+	}
+}
+
 // aclUser is the ACL user docs/operations.md ("Redis store") documents,
 // with password pw.
 const aclUser = "ACL SETUSER verdict on >pw resetkeys ~{verdict:}* resetchannels &verdict:changes -@all +ping +hello +get +set +setnx +incr +hget +hset +hdel +hexists +hgetall +zadd +zrangebyscore +zremrangebyscore +watch +unwatch +multi +exec +discard +eval +publish +subscribe +unsubscribe"

@@ -160,7 +160,11 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	}
 	vc := cfg.VerifierConfig()
 	vc.Logger = log
-	verifier, err := authn.NewVerifier(vc, st.keys, revocations{st: st.store, ns: store.DefaultNamespace}, time.Now)
+	revoked, mirror, err := revocationCheck(cfg, st.store)
+	if err != nil {
+		return err
+	}
+	verifier, err := authn.NewVerifier(vc, st.keys, revoked, time.Now)
 	if err != nil {
 		return err
 	}
@@ -184,7 +188,7 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	// With a shared store the replica follows the others' changes; it
 	// stops (and is waited for) before the store closes.
 	fctx, stopFollowing := context.WithCancel(ctx)
-	shared, following, err := followStore(fctx, cfg, st.store, life, verifier, st.keys, log)
+	shared, following, err := followStore(fctx, cfg, st.store, life, verifier, st.keys, mirror, log)
 	defer func() { stopFollowing(); following() }()
 	if err != nil {
 		return err

@@ -4,8 +4,11 @@
 // hint only. On every (re)subscription, whenever an announcement skips a
 // generation, and on a short poll, it compares the generation it applied
 // with the store's; on any gap it repairs in full (the active bundle, the
-// signing keys, every cached token verification). Nothing here is on the
-// decision path: when the store cannot be reached, the replica keeps
-// serving what it has (fail-static) and reports how long ago it last
-// synced, for readiness.
+// signing keys, the mirror of revoked token ids, every cached token
+// verification). Nothing here is on the decision path: when the store
+// cannot be reached, the replica keeps serving what it has (fail-static)
+// and reports how long ago it last synced, for readiness; until it is
+// stale, FailStatic answers revocation checks from the Mirror, so that
+// caller tokens it has not seen before still verify and revoked ones are
+// still rejected.
 package replica

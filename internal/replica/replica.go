@@ -79,6 +79,11 @@ type Deps struct {
 	Tokens   Tokens
 	Keys     Keys
 	Families Families
+	// Revocations, when set, is the mirror of revoked token ids the
+	// Syncer keeps (loaded at every repair, added to on every announced
+	// revocation) and makes trusted while it is healthy. A Mirror can
+	// follow one Syncer only.
+	Revocations *Mirror
 }
 
 // opTimeout bounds one call to the store, so that a hung connection
@@ -130,7 +135,11 @@ func New(cfg Config, n store.Notifier, deps Deps, log *slog.Logger) (*Syncer, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{cfg: cfg, n: n, deps: deps, log: log, now: time.Now, wake: make(chan struct{}, 1)}, nil
+	s := &Syncer{cfg: cfg, n: n, deps: deps, log: log, now: time.Now, wake: make(chan struct{}, 1)}
+	if m := deps.Revocations; m != nil && !m.syncer.CompareAndSwap(nil, s) {
+		return nil, errors.New("replica: the revocation mirror already follows another Syncer")
+	}
+	return s, nil
 }
 
 // Run follows the store until ctx ends, then returns ctx's error after its
@@ -207,9 +216,11 @@ func (s *Syncer) apply(ctx context.Context, c store.Change) error {
 		_, err := s.deps.Bundles.Sync(ctx)
 		return err
 	case store.ChangeRevocation:
-		s.deps.Tokens.ForgetJTI(c.ID)
+		s.revoked(c.ID)
 	case store.ChangeRefresh:
 		if s.deps.Families == nil {
+			// Each access token of the family is announced on its own
+			// too (kind revocation), which fills the mirror.
 			s.deps.Tokens.ForgetAll()
 			return nil
 		}
@@ -218,7 +229,7 @@ func (s *Syncer) apply(ctx context.Context, c store.Change) error {
 			return err
 		}
 		for _, jti := range jtis {
-			s.deps.Tokens.ForgetJTI(jti)
+			s.revoked(jti)
 		}
 	case store.ChangeKey:
 		return s.deps.Keys.Load(ctx)
@@ -228,6 +239,15 @@ func (s *Syncer) apply(ctx context.Context, c store.Change) error {
 		return fmt.Errorf("unknown change kind %q", c.Kind)
 	}
 	return nil
+}
+
+// revoked applies the revocation of jti: in the mirror first, so that no
+// verification after the forgetting misses it.
+func (s *Syncer) revoked(jti string) {
+	if s.deps.Revocations != nil {
+		s.deps.Revocations.Add(jti)
+	}
+	s.deps.Tokens.ForgetJTI(jti)
 }
 
 // check compares the applied generation with the store's and repairs a
@@ -244,7 +264,7 @@ func (s *Syncer) check(ctx context.Context) {
 			return
 		}
 		if s.reachable.Swap(false) || s.lastSync.Load() == 0 {
-			s.log.Warn("replica: the store is unreachable; serving the last good bundle and caches (fail-static)", "error", err)
+			s.log.Warn("replica: the store is unreachable; serving the last good bundle and caches, revocations from the mirror (fail-static)", "error", err)
 		}
 		s.whenStale()
 		return
@@ -286,13 +306,19 @@ func (s *Syncer) repair(ctx context.Context) error {
 	if err := s.deps.Keys.Load(ctx); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
+	if s.deps.Revocations != nil {
+		if err := s.deps.Revocations.Load(ctx); err != nil {
+			return fmt.Errorf("revoked tokens: %w", err)
+		}
+	}
 	return nil
 }
 
 // whenStale bounds how long revocations can be missed: once the replica
 // has not synced for StaleAfter, it drops every cached token verification
-// (once), so that each caller token is checked against the store again —
-// a 503 while the store cannot be reached, never a pass.
+// (once), and the revocation mirror is no longer trusted, so that each
+// caller token is checked against the store again — a 503 while the store
+// cannot be reached, never a pass.
 func (s *Syncer) whenStale() {
 	if s.lastSync.Load() == 0 || s.Healthy() || s.staleForgot.Swap(true) {
 		return

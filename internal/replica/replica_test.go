@@ -87,6 +87,18 @@ type deps struct {
 	loads     atomic.Int64
 	all       atomic.Int64
 	families  map[string][]string
+	// revoked is the store's listing of revocations (RevokedTokens), or
+	// listErr.
+	revoked []store.RevokedToken
+	listErr error
+	lists   atomic.Int64
+}
+
+func (d *deps) RevokedTokens(context.Context) ([]store.RevokedToken, error) {
+	d.lists.Add(1)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.revoked), d.listErr
 }
 
 func (d *deps) Sync(context.Context) (bool, error) {
@@ -121,24 +133,34 @@ type env struct {
 	s   *Syncer
 	n   *fakeNotifier
 	d   *deps
+	m   *Mirror
 	clk *clock
 }
 
-// start runs a syncer with poll (10s keeps the poll out of a test: the clock it runs on is real).
+// testHold is how long the test mirrors keep an announced revocation.
+const testHold = 10 * time.Minute
+
+// start runs a syncer with poll (10s keeps the poll out of a test: the
+// clock it runs on is real), keeping a revocation mirror on the same
+// clock.
 func start(t *testing.T, poll time.Duration) *env {
 	t.Helper()
 	n := newFake()
 	d := &deps{families: map[string][]string{}}
-	s, err := New(Config{PollInterval: poll, StaleAfter: max(30*time.Second, 2*poll)}, n,
-		Deps{Bundles: d, Tokens: d, Keys: d, Families: d}, nil)
+	clk := &clock{}
+	clk.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	m, err := NewMirror(d, testHold, clk.now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{}
-	clk.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	s, err := New(Config{PollInterval: poll, StaleAfter: max(30*time.Second, 2*poll)}, n,
+		Deps{Bundles: d, Tokens: d, Keys: d, Families: d, Revocations: m}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.now = clk.now
 	run(t, s)
-	e := &env{s: s, n: n, d: d, clk: clk}
+	e := &env{s: s, n: n, d: d, m: m, clk: clk}
 	waitFor(t, "the first sync", func() bool { return s.Healthy() })
 	return e
 }
@@ -185,6 +207,11 @@ func TestAppliesAnnouncementsInOrder(t *testing.T) {
 	if got := e.d.forgot(); !slices.Equal(got, []string{"jti-1", "a1", "a2"}) {
 		t.Fatalf("forgotten jtis %v", got)
 	}
+	for _, jti := range []string{"jti-1", "a1", "a2"} {
+		if !e.m.Revoked(jti) {
+			t.Errorf("announced revocation of %s is not in the mirror", jti)
+		}
+	}
 	if e.d.syncs.Load() != syncs+1 || e.d.loads.Load() != loads+1 {
 		t.Fatalf("bundle syncs %d, key loads %d; want one each", e.d.syncs.Load()-syncs, e.d.loads.Load()-loads)
 	}
@@ -197,6 +224,9 @@ func TestGapInAnnouncementsRepairs(t *testing.T) {
 	e := start(t, 10*time.Second)
 	repairs := e.s.Repairs()
 	all := e.d.all.Load()
+	e.d.mu.Lock()
+	e.d.revoked = []store.RevokedToken{{JTI: "lost", Exp: e.clk.now().Add(time.Hour)}}
+	e.d.mu.Unlock()
 	e.n.write(t, store.ChangeRevocation, "lost", false) // never announced
 	c := e.n.write(t, store.ChangeRevocation, "seen", true)
 	waitFor(t, "a repair", func() bool { return e.s.Repairs() == repairs+1 })
@@ -205,6 +235,10 @@ func TestGapInAnnouncementsRepairs(t *testing.T) {
 	}
 	if e.d.all.Load() != all+1 {
 		t.Fatal("the repair kept cached token verifications")
+	}
+	// The mirror was loaded from the store: the lost revocation is there.
+	if !e.m.Revoked("lost") {
+		t.Fatal("the repair did not load the revocation mirror from the store")
 	}
 	if got := e.d.forgot(); !slices.Contains(got, "seen") {
 		t.Fatalf("the announced revocation was not applied: %v", got)
