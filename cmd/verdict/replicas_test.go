@@ -150,8 +150,15 @@ func revisionArchive(t testing.TB, rev string) []byte {
 // push posts archive to base and returns the status and Retry-After.
 func push(t testing.TB, base, tok string, archive []byte) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/bundles", bytes.NewReader(archive))
-	req.Header.Set("Content-Type", "application/gzip")
+	return postAs(t, base+"/v1/bundles", "application/gzip", tok, bytes.NewReader(archive))
+}
+
+// postAs posts body to target with bearer token tok and returns the
+// status and Retry-After.
+func postAs(t testing.TB, target, contentType, tok string, body io.Reader) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, target, body)
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -440,20 +447,30 @@ func TestReplicasFailStaticWhileRedisIsDown(t *testing.T) {
 	c.allServe("v2", 5*time.Second)
 }
 
+// throughProxy is a startCluster storeURL that routes replica i to Redis
+// through a TCP proxy it starts (closed when the test ends) and stores in
+// *px, and the others directly.
+func throughProxy(t testing.TB, i int, px **tcpproxy.Proxy) func(rs *redistest.Server, j int) string {
+	return func(rs *redistest.Server, j int) string {
+		if j != i {
+			return ""
+		}
+		p, err := tcpproxy.Start(rs.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		*px = p
+		return "redis://" + p.Addr() + "/0"
+	}
+}
+
 // decideRetry is the status and Retry-After of a decision on base with
 // bearer token tok.
 func decideRetry(t testing.TB, base, tok string) (int, string) {
 	t.Helper()
 	body := `{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":"alice"}}}`
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("Retry-After")
+	return postAs(t, base+"/v1/decide", "application/json", tok, strings.NewReader(body))
 }
 
 // TestReplicasVerifyUnseenTokensWhileRedisIsDown: while Redis is down and
@@ -466,17 +483,7 @@ func decideRetry(t testing.TB, base, tok string) (int, string) {
 // uncached token is a 503 with Retry-After, never a 200.
 func TestReplicasVerifyUnseenTokensWhileRedisIsDown(t *testing.T) {
 	var px *tcpproxy.Proxy
-	c := startCluster(t, 2, func(rs *redistest.Server, i int) string {
-		if i != 1 {
-			return ""
-		}
-		var err error
-		if px, err = tcpproxy.Start(rs.Addr()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { px.Close() })
-		return "redis://" + px.Addr() + "/0"
-	})
+	c := startCluster(t, 2, throughProxy(t, 1, &px))
 	a, b := c.replicas[0].base, c.replicas[1]
 	tok := c.token()
 	c.pushAll(tok, "v1")
@@ -586,17 +593,7 @@ func TestReplicasShareTokenRateLimits(t *testing.T) {
 // interval.
 func TestReplicaWithACutSubscriptionConverges(t *testing.T) {
 	var px *tcpproxy.Proxy
-	c := startCluster(t, 3, func(rs *redistest.Server, i int) string {
-		if i != 2 {
-			return ""
-		}
-		var err error
-		if px, err = tcpproxy.Start(rs.Addr()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { px.Close() })
-		return "redis://" + px.Addr() + "/0"
-	})
+	c := startCluster(t, 3, throughProxy(t, 2, &px))
 	tok := c.token()
 	c.pushAll(tok, "v1")
 	px.CutSubscriptions()
