@@ -161,13 +161,36 @@ func (s *Syncer) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		s.check(ctx)
+		stale, stop := s.staleTimer()
 		select {
 		case <-ctx.Done():
+			stop()
 			return ctx.Err()
 		case <-tick.C:
 		case <-s.wake:
+		case <-stale:
+			s.whenStale()
 		}
+		stop()
 	}
+}
+
+// staleTimer fires when the replica turns stale if it does not sync
+// before, so that whenStale drops the cached token verifications at
+// StaleAfter rather than at the next poll. Before the first sync, and once
+// stale (whenStale has then run), its channel is nil.
+func (s *Syncer) staleTimer() (<-chan time.Time, func() bool) {
+	if s.lastSync.Load() == 0 {
+		return nil, func() bool { return false }
+	}
+	left := s.cfg.StaleAfter - s.SinceSync()
+	if left < 0 {
+		s.whenStale()
+		return nil, func() bool { return false }
+	}
+	// Healthy holds through StaleAfter itself: fire just after it.
+	t := time.NewTimer(left + time.Millisecond)
+	return t.C, t.Stop
 }
 
 // poke asks Run to compare generations now; it never blocks.

@@ -343,6 +343,22 @@ func TestUnreachableStoreIsFailStaticUntilStale(t *testing.T) {
 	}
 }
 
+// TestStaleDropsCachedVerificationsOnTime: the cached token verifications
+// are dropped when the replica turns stale, not at the next poll (a minute
+// away here): a cached token is accepted for StaleAfter at most.
+func TestStaleDropsCachedVerificationsOnTime(t *testing.T) {
+	e := start(t, time.Minute)
+	e.n.down.Store(true)
+	e.clk.advance(2*time.Minute - 20*time.Millisecond) // StaleAfter is 2m
+	all := e.d.all.Load()
+	e.n.check(t) // fails, healthy still: the timer is set 20 ms ahead
+	e.clk.advance(time.Second)
+	waitFor(t, "the cached verifications dropped at stale_after", func() bool { return e.d.all.Load() == all+1 })
+	if e.s.Healthy() {
+		t.Fatal("healthy past stale_after")
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if err := Default().Validate(); err != nil {
 		t.Fatal(err)
