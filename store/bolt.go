@@ -140,13 +140,7 @@ func (b *Bolt) PutKey(ctx context.Context, ns string, k SigningKey) error {
 // unknown namespace has no keys. It returns an error for an invalid
 // namespace or an unreadable record.
 func (b *Bolt) Keys(ctx context.Context, ns string) ([]SigningKey, error) {
-	keys := []SigningKey{}
-	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
-		return forEach(readBucket(tx, ns, bucketKeys), func(_ []byte, k SigningKey) error {
-			keys = append(keys, k)
-			return nil
-		})
-	})
+	keys, err := listAll[SigningKey](ctx, b, ns, bucketKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -213,18 +207,8 @@ func (b *Bolt) Client(ctx context.Context, ns, id string) (Client, error) {
 // has no clients. It returns an error for an invalid namespace or an
 // unreadable record.
 func (b *Bolt) ListClients(ctx context.Context, ns string) ([]Client, error) {
-	clients := []Client{}
-	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
-		// bbolt iterates in byte order, which is Go's string order.
-		return forEach(readBucket(tx, ns, bucketClients), func(_ []byte, c Client) error {
-			clients = append(clients, c)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return clients, nil
+	// bbolt iterates in byte order, which is Go's string order.
+	return listAll[Client](ctx, b, ns, bucketClients)
 }
 
 // DeleteClient removes a client; ErrNotFound if none.
@@ -519,13 +503,7 @@ func (b *Bolt) PutRevision(ctx context.Context, ns string, r BundleRevision, arc
 // Revisions lists every revision of ns, newest first (by PushedAt, then
 // revision). It reads no archive.
 func (b *Bolt) Revisions(ctx context.Context, ns string) ([]BundleRevision, error) {
-	out := []BundleRevision{}
-	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
-		return forEach(readBucket(tx, ns, bucketBundleRevs), func(_ []byte, r BundleRevision) error {
-			out = append(out, r)
-			return nil
-		})
-	})
+	out, err := listAll[BundleRevision](ctx, b, ns, bucketBundleRevs)
 	if err != nil {
 		return nil, err
 	}
@@ -700,6 +678,22 @@ func getJSON(bk *bolt.Bucket, key string, v any) (bool, error) {
 		return false, fmt.Errorf("store: decode %q: %w", key, err)
 	}
 	return true, nil
+}
+
+// listAll decodes every record of the kind bucket of ns, in key order; an
+// empty list (not nil) when there are none.
+func listAll[T any](ctx context.Context, b *Bolt, ns string, kind []byte) ([]T, error) {
+	out := []T{}
+	err := b.view(ctx, ns, func(tx *bolt.Tx) error {
+		return forEach(readBucket(tx, ns, kind), func(_ []byte, v T) error {
+			out = append(out, v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // forEach decodes every value of bk, in key order; a nil bucket is empty.
