@@ -33,18 +33,29 @@ func (s *Server) authzenEvaluations(c *fiber.Ctx) error {
 	return s.decideWith(c, parseOptions{itemErrors: true, inheritIDs: true})
 }
 
+// authzenConfiguration is the PDP metadata document; the struct keeps
+// policy_decision_point first.
+type authzenConfiguration struct {
+	PolicyDecisionPoint       string `json:"policy_decision_point"`
+	AccessEvaluationEndpoint  string `json:"access_evaluation_endpoint"`
+	AccessEvaluationsEndpoint string `json:"access_evaluations_endpoint"`
+	SearchSubjectEndpoint     string `json:"search_subject_endpoint"`
+	SearchResourceEndpoint    string `json:"search_resource_endpoint"`
+	SearchActionEndpoint      string `json:"search_action_endpoint"`
+}
+
 // authzenMetadata serves the PDP metadata (AuthZEN 1.0 §"Policy Decision
 // Point Metadata"): every endpoint under the public base URL. Values are
 // never empty.
 func (s *Server) authzenMetadata(c *fiber.Ctx) error {
 	base := s.publicURL(c)
-	return c.JSON(fiber.Map{
-		"policy_decision_point":       base,
-		"access_evaluation_endpoint":  base + authzenEvaluation,
-		"access_evaluations_endpoint": base + authzenEvaluations,
-		"search_subject_endpoint":     base + authzenSearchSubject,
-		"search_resource_endpoint":    base + authzenSearchResource,
-		"search_action_endpoint":      base + authzenSearchAction,
+	return c.JSON(authzenConfiguration{
+		PolicyDecisionPoint:       base,
+		AccessEvaluationEndpoint:  base + authzenEvaluation,
+		AccessEvaluationsEndpoint: base + authzenEvaluations,
+		SearchSubjectEndpoint:     base + authzenSearchSubject,
+		SearchResourceEndpoint:    base + authzenSearchResource,
+		SearchActionEndpoint:      base + authzenSearchAction,
 	})
 }
 
