@@ -24,19 +24,25 @@ rules:
     effect: deny
 `
 
+// fromStrings is FromFiles over text files.
+func fromStrings(t *testing.T, files map[string]string) *Bundle {
+	t.Helper()
+	raw := map[string][]byte{}
+	for k, v := range files {
+		raw[k] = []byte(v)
+	}
+	b, err := FromFiles(raw, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func prepareFiles(t *testing.T, sets ...map[string]string) (*Active, error) {
 	t.Helper()
 	var bs []*Bundle
 	for _, files := range sets {
-		fs := map[string][]byte{}
-		for k, v := range files {
-			fs[k] = []byte(v)
-		}
-		b, err := FromFiles(fs, DefaultLimits())
-		if err != nil {
-			t.Fatal(err)
-		}
-		bs = append(bs, b)
+		bs = append(bs, fromStrings(t, files))
 	}
 	return NewManager(DefaultConfig(), nil).Prepare(context.Background(), bs)
 }

@@ -64,17 +64,7 @@ func recordsHarness(t *testing.T, cfg Config, opts ...Option) *harness {
 // raw posts b and returns the status, the headers and the body.
 func (h *harness) raw(method, path, ctype, b string, hdr ...string) (*http.Response, string) {
 	h.t.Helper()
-	req, err := http.NewRequest(method, h.url+path, strings.NewReader(b))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(h.request(method, path, ctype, b, hdr...))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -309,6 +299,21 @@ func decisions(t *testing.T, m map[string]any) ([]bool, []map[string]any) {
 	return ds, ctxs
 }
 
+// batch posts an evaluations body, which must be answered 200 with the
+// decisions want, and returns the items' contexts.
+func (h *harness) batch(b string, want []bool) []map[string]any {
+	h.t.Helper()
+	resp, m := h.post(authzenEvaluations, "application/json", b)
+	if resp.StatusCode != 200 {
+		h.t.Fatalf("status %d: %v", resp.StatusCode, m)
+	}
+	got, ctxs := decisions(h.t, m)
+	if !slices.Equal(got, want) {
+		h.t.Fatalf("decisions %v, want %v: %v", got, want, m)
+	}
+	return ctxs
+}
+
 func TestAuthZENEvaluations(t *testing.T) {
 	h := recordsHarness(t, DefaultConfig())
 	cases := []struct {
@@ -333,15 +338,7 @@ func TestAuthZENEvaluations(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, m := h.with(t).post(authzenEvaluations, "application/json", tc.body)
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d: %v", resp.StatusCode, m)
-			}
-			got, ctxs := decisions(t, m)
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("decisions %v, want %v: %v", got, tc.want, m)
-			}
-			for _, c := range ctxs {
+			for _, c := range h.with(t).batch(tc.body, tc.want) {
 				if c["code"] != nil || c["reason"] != nil {
 					t.Fatalf("execute_all marks no item: %v", c)
 				}
@@ -370,14 +367,8 @@ func TestAuthZENShortCircuit(t *testing.T) {
 				items = append(items, `{"action":{"name":"`+a+`"}}`)
 			}
 			b := `{"subject":` + bob + `,"resource":` + rec1 + `,"evaluations":[` + strings.Join(items, ",") + `],"options":{"evaluations_semantic":"` + tc.semantic + `"}}`
-			resp, m := h.with(t).post(authzenEvaluations, "application/json", b)
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d: %v", resp.StatusCode, m)
-			}
-			got, ctxs := decisions(t, m)
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("decisions %v, want %v", got, tc.want)
-			}
+			ctxs := h.with(t).batch(b, tc.want)
+			got := tc.want
 			triggered := len(got) < len(tc.actions) || (tc.semantic == DenyOnFirstDeny) != got[len(got)-1]
 			for i, c := range ctxs {
 				marked := c["code"] == ShortCircuitCode && c["reason"] == tc.semantic
@@ -405,15 +396,7 @@ func TestAuthZENItemErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, m := h.with(t).post(authzenEvaluations, "application/json", tc.body)
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d: %v", resp.StatusCode, m)
-			}
-			got, ctxs := decisions(t, m)
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("decisions %v, want %v", got, tc.want)
-			}
-			c := ctxs[tc.errAt]
+			c := h.with(t).batch(tc.body, tc.want)[tc.errAt]
 			if e, _ := c["error"].(string); !strings.HasPrefix(e, tc.field+":") || c["revision"] != "r1" || c["decision_id"] == "" ||
 				!reflect.DeepEqual(c["reasons"], []any{ReasonInvalidInput}) {
 				t.Fatalf("item %d context %v, want an error on %s", tc.errAt, c, tc.field)
