@@ -53,15 +53,7 @@ func regoBundle(extra string, v0 bool) map[string]string {
 
 func lintFiles(t *testing.T, files map[string]string) []engine.Finding {
 	t.Helper()
-	raw := map[string][]byte{}
-	for k, v := range files {
-		raw[k] = []byte(v)
-	}
-	b, err := FromFiles(raw, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := Lint(context.Background(), b, engine.DefaultLimits())
+	fs, err := Lint(context.Background(), fromStrings(t, files), engine.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package bundles
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -42,18 +43,10 @@ decision := {"decision": true, "reasons": ["everyone"]}
 
 func schemaBundle(t *testing.T, policy map[string]string, extra map[string]string) *Bundle {
 	t.Helper()
-	fs := map[string][]byte{"schemas/document.json": []byte(docSchema), "schemas/common/owned.json": []byte(ownedSchema)}
-	for k, v := range policy {
-		fs[k] = []byte(v)
-	}
-	for k, v := range extra {
-		fs[k] = []byte(v)
-	}
-	b, err := FromFiles(fs, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	files := map[string]string{"schemas/document.json": docSchema, "schemas/common/owned.json": ownedSchema}
+	maps.Copy(files, policy)
+	maps.Copy(files, extra)
+	return fromStrings(t, files)
 }
 
 func docInput(action string, props map[string]any) *engine.Input {

@@ -115,7 +115,14 @@ func (h *harness) with(t *testing.T) *harness {
 
 func (h *harness) post(path, ctype, b string, hdr ...string) (*http.Response, map[string]any) {
 	h.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, h.url+path, strings.NewReader(b))
+	return h.do(h.request(http.MethodPost, path, ctype, b, hdr...))
+}
+
+// request is a request to the server with body b, Content-Type ctype
+// (none when empty) and the header name, value pairs hdr.
+func (h *harness) request(method, path, ctype, b string, hdr ...string) *http.Request {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.url+path, strings.NewReader(b))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -125,7 +132,7 @@ func (h *harness) post(path, ctype, b string, hdr ...string) (*http.Response, ma
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	return h.do(req)
+	return req
 }
 
 func (h *harness) get(path string) (*http.Response, map[string]any) {
