@@ -64,6 +64,9 @@ type Active struct {
 	// preview decides their inputs. Nil when the bundles have none (or, with
 	// SkipTests, when their test files do not parse).
 	Cases []TestCase
+	// Catalog holds the search candidates the bundles declare
+	// (data.entities and the actions of CEL rules), for AuthZEN search.
+	Catalog Catalog
 }
 
 // Manager owns the active bundle and swaps it atomically. Its zero value is
@@ -128,7 +131,11 @@ func (m *Manager) Trial(ctx context.Context, bs []*Bundle) (*Active, TestFailure
 	if err != nil {
 		return nil, nil, err
 	}
-	a := &Active{Snapshot: c.Snapshot}
+	catalog, err := buildCatalog(bs, c.Snapshot.Modules())
+	if err != nil {
+		return nil, nil, err
+	}
+	a := &Active{Snapshot: c.Snapshot, Catalog: catalog}
 	for _, b := range bs {
 		a.Sources = append(a.Sources, b.Source)
 		a.Digests = append(a.Digests, b.Digest)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -22,11 +23,15 @@ const (
 
 // DecisionContext is the "context" object of a decision response.
 type DecisionContext struct {
-	Reasons    []string           `json:"reasons"`
-	Revision   string             `json:"revision"`
-	DecisionID string             `json:"decision_id"`
-	Error      string             `json:"error,omitempty"`
-	Explain    []engine.RuleTrace `json:"explain,omitempty"`
+	Reasons    []string `json:"reasons"`
+	Revision   string   `json:"revision"`
+	DecisionID string   `json:"decision_id"`
+	Error      string   `json:"error,omitempty"`
+	// Code and Reason mark the item after which a short-circuit batch
+	// stopped: ShortCircuitCode and the evaluations_semantic.
+	Code    string             `json:"code,omitempty"`
+	Reason  string             `json:"reason,omitempty"`
+	Explain []engine.RuleTrace `json:"explain,omitempty"`
 	// Warnings are problems that did not change the decision: under
 	// bundles.schemas: warn, "schema_violation: ..." for an input that does
 	// not match its resource type's schema.
@@ -50,6 +55,10 @@ type Request struct {
 	Semantic string
 	// Explain asks for a trace of every rule evaluated.
 	Explain bool
+	// Errs, when not nil, holds for each item the error that made it no
+	// valid input (its Inputs entry is then nil); such an item is a deny
+	// carrying the error. Only the AuthZEN batch route has them.
+	Errs []error
 }
 
 // entities are the fields an evaluation item may override as a whole.
@@ -105,6 +114,26 @@ func applySubjectToken(doc map[string]any, verify SubjectTokenFunc) error {
 // by subjectToken (nil: subject_token is refused). Errors are client errors
 // with a status (400) and a message naming the field.
 func ParseRequest(body []byte, maxDepth, maxBatch int, subjectToken SubjectTokenFunc) (*Request, error) {
+	return parseRequest(body, maxDepth, maxBatch, subjectToken, parseOptions{})
+}
+
+// parseOptions are the differences between /v1/decide and the AuthZEN
+// routes, which share one parser.
+type parseOptions struct {
+	// single reads one evaluation and ignores "evaluations" and "options"
+	// (POST /access/v1/evaluation, where they are unknown fields).
+	single bool
+	// itemErrors makes an item that is no valid input after its defaults a
+	// deny carrying the error (Request.Errs), instead of a 400 for the whole
+	// request: AuthZEN's evaluation-level errors.
+	itemErrors bool
+	// inheritIDs lets an item's subject or resource that lacks type or id,
+	// or its action that lacks name, take them from the top-level entity;
+	// properties are never merged (AuthZEN certification §3.2.7).
+	inheritIDs bool
+}
+
+func parseRequest(body []byte, maxDepth, maxBatch int, subjectToken SubjectTokenFunc, opt parseOptions) (*Request, error) {
 	doc, err := decodeObject(body, maxDepth)
 	if err != nil {
 		return nil, err
@@ -120,6 +149,10 @@ func ParseRequest(body []byte, maxDepth, maxBatch int, subjectToken SubjectToken
 			return nil, newError(400, CodeInvalidInput, "explain: must be a boolean")
 		}
 		r.Explain = b
+	}
+	if opt.single {
+		delete(doc, "options")
+		delete(doc, "evaluations")
 	}
 	if v, ok := doc["options"]; ok && v != nil {
 		opts, ok := v.(map[string]any)
@@ -156,37 +189,89 @@ func ParseRequest(body []byte, maxDepth, maxBatch int, subjectToken SubjectToken
 	r.Batch = true
 	r.Inputs = make([]*engine.Input, len(items))
 	for i, it := range items {
+		prefix := fmt.Sprintf("evaluations[%d]", i)
 		item, ok := it.(map[string]any)
+		var in *engine.Input
 		if !ok {
-			return nil, newError(400, CodeInvalidInput, fmt.Sprintf("evaluations[%d]: must be an object", i))
+			err = &engine.InputError{Field: prefix, Message: "must be an object"}
+		} else {
+			in, err = engine.ParseInput(mergeItem(doc, item, opt.inheritIDs), prefix+".")
 		}
-		merged := make(map[string]any, len(entities))
-		for _, k := range entities {
-			if v, ok := doc[k]; ok {
-				merged[k] = v
-			}
-		}
-		for _, k := range entities {
-			if v, ok := item[k]; ok {
-				merged[k] = v
-			}
-		}
-		in, err := engine.ParseInput(merged, fmt.Sprintf("evaluations[%d].", i))
 		if err != nil {
-			return nil, newError(400, CodeInvalidInput, err.Error())
+			if !opt.itemErrors {
+				return nil, newError(400, CodeInvalidInput, err.Error())
+			}
+			if r.Errs == nil {
+				r.Errs = make([]error, len(items))
+			}
+			r.Errs[i] = err
+			continue
 		}
 		r.Inputs[i] = in
 	}
 	return r, nil
 }
 
-func (s *Server) decide(c *fiber.Ctx) error {
+// identity are the fields of an entity an item inherits with inheritIDs.
+var identity = map[string][]string{"subject": {"type", "id"}, "resource": {"type", "id"}, "action": {"name"}}
+
+// mergeItem is an evaluation item with the top-level entities of doc as
+// defaults: an entity the item has replaces the default whole (with
+// inheritIDs, save for the identity fields it lacks).
+func mergeItem(doc, item map[string]any, inheritIDs bool) map[string]any {
+	merged := make(map[string]any, len(entities))
+	for _, k := range entities {
+		if v, ok := doc[k]; ok {
+			merged[k] = v
+		}
+	}
+	for _, k := range entities {
+		v, ok := item[k]
+		if !ok {
+			continue
+		}
+		top, topOK := doc[k].(map[string]any)
+		own, ownOK := v.(map[string]any)
+		if inheritIDs && topOK && ownOK {
+			var filled map[string]any
+			for _, f := range identity[k] {
+				if _, has := own[f]; !has {
+					if tv, ok := top[f]; ok {
+						if filled == nil {
+							filled = maps.Clone(own)
+						}
+						filled[f] = tv
+					}
+				}
+			}
+			if filled != nil {
+				v = filled
+			}
+		}
+		merged[k] = v
+	}
+	return merged
+}
+
+func (s *Server) decide(c *fiber.Ctx) error { return s.decideWith(c, parseOptions{}) }
+
+// requireJSON refuses a body that is not declared JSON with 415.
+func requireJSON(c *fiber.Ctx) error {
 	if !isJSON(c.Get(fiber.HeaderContentType)) {
 		return newError(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type must be application/json")
 	}
+	return nil
+}
+
+// decideWith answers a decision request parsed with opt: /v1/decide and the
+// AuthZEN evaluation routes.
+func (s *Server) decideWith(c *fiber.Ctx, opt parseOptions) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
 	// The body is parsed into fresh Go values here; nothing of Fiber's
 	// buffers outlives the handler.
-	req, err := ParseRequest(c.Body(), s.cfg.MaxDepth, s.cfg.MaxBatch, s.subjectTokens(c))
+	req, err := parseRequest(c.Body(), s.cfg.MaxDepth, s.cfg.MaxBatch, s.subjectTokens(c), opt)
 	if err != nil {
 		return err
 	}
@@ -197,9 +282,19 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
 	rid := requestID(c)
-	return c.JSON(Respond(req, func(in *engine.Input) DecisionResponse {
+	out := Respond(req, func(in *engine.Input) DecisionResponse {
 		return s.evaluate(ctx, rid, active, in, req.Explain)
-	}))
+	})
+	if b, ok := out.(BatchResponse); ok && active != nil {
+		// Items refused before evaluation still name the revision that
+		// would have decided them.
+		for i := range b.Evaluations {
+			if b.Evaluations[i].Context.Revision == "" {
+				b.Evaluations[i].Context.Revision = active.Snapshot.Revision()
+			}
+		}
+	}
+	return c.JSON(out)
 }
 
 // subjectTokens verifies subject tokens with the server's verifier; an
@@ -231,14 +326,41 @@ func Respond(req *Request, decide func(*engine.Input) DecisionResponse) any {
 		return decide(req.Inputs[0])
 	}
 	out := BatchResponse{Evaluations: make([]DecisionResponse, 0, len(req.Inputs))}
-	for _, in := range req.Inputs {
-		d := decide(in)
-		out.Evaluations = append(out.Evaluations, d)
+	for i, in := range req.Inputs {
+		var d DecisionResponse
+		if req.Errs != nil && req.Errs[i] != nil {
+			d = invalidItem(req.Errs[i])
+		} else {
+			d = decide(in)
+		}
 		if (req.Semantic == DenyOnFirstDeny && !d.Decision) || (req.Semantic == PermitOnFirstPermit && d.Decision) {
+			// The item that stopped the batch says so, as the AuthZEN
+			// specification's example does; no later item is decided.
+			d.Context.Code, d.Context.Reason = ShortCircuitCode, req.Semantic
+			out.Evaluations = append(out.Evaluations, d)
 			break
 		}
+		out.Evaluations = append(out.Evaluations, d)
 	}
 	return out
+}
+
+// ShortCircuitCode is context.code of the batch item after which a
+// deny_on_first_deny or permit_on_first_permit batch stopped (context.reason
+// names the semantic), as in the AuthZEN specification's example.
+const ShortCircuitCode = "200"
+
+// ReasonInvalidInput is the reason of a batch item that was no valid input
+// after its defaults (AuthZEN evaluations only): a deny whose context.error
+// names the field.
+const ReasonInvalidInput = "verdict:invalid-input"
+
+func invalidItem(err error) DecisionResponse {
+	return DecisionResponse{Context: DecisionContext{
+		Reasons:    []string{ReasonInvalidInput},
+		DecisionID: uuid.NewString(),
+		Error:      err.Error(),
+	}}
 }
 
 // evaluate answers one input from the cache or the active snapshot. Explain

@@ -27,6 +27,10 @@ const (
 	CodeInternal         = "internal"
 	CodeNotReady         = "not_ready"
 	CodeExplainDisabled  = "explain_disabled"
+	// AuthZEN search.
+	CodeInvalidPageToken = "invalid_page_token"
+	CodeSearchTooBroad   = "search_too_broad"
+	CodeSearchTimeout    = "search_timeout"
 	// Bundle pushes and revisions.
 	CodeBundleUnreadable = "bundle_unreadable"
 	CodeBundleSignature  = "bundle_signature_invalid"

@@ -52,6 +52,16 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Cache sizes the decision cache; MaxCost 0 turns it off.
 	Cache cache.Config `yaml:"cache"`
+	// PublicURL is the base URL callers reach this server at (scheme, host,
+	// optional port and path prefix; no query, fragment or trailing slash),
+	// announced as policy_decision_point and the endpoint URLs of
+	// /.well-known/authzen-configuration. Empty means the token issuer
+	// (tokens.issuer), else the URL the request came to.
+	PublicURL string `yaml:"public_url"`
+	// MaxSearchCandidates bounds the candidates one AuthZEN search request
+	// evaluates; a search over a type with more is refused with 400
+	// search_too_broad.
+	MaxSearchCandidates int `yaml:"max_search_candidates"`
 	// NoCacheContextKeys are context keys that carry a time (a request that
 	// sends one is decided afresh and not cached: each such input is unique,
 	// and caching it would only push useful entries out).
@@ -59,23 +69,25 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: 127.0.0.1:8700, 1 MiB bodies, depth 64,
-// 1,000 evaluations a batch, 5 s a request, explain allowed, and a
-// 100,000-entry decision cache whose entries live 5 minutes.
+// 1,000 evaluations a batch, 5 s a request, explain allowed, 10,000
+// candidates an AuthZEN search, and a 100,000-entry decision cache whose
+// entries live 5 minutes.
 func DefaultConfig() Config {
 	return Config{
-		Addr:               "127.0.0.1:8700",
-		BodyLimit:          1 << 20,
-		MaxDepth:           64,
-		MaxBatch:           1000,
-		ReadTimeout:        10 * time.Second,
-		WriteTimeout:       10 * time.Second,
-		IdleTimeout:        120 * time.Second,
-		ShutdownTimeout:    15 * time.Second,
-		RequestTimeout:     5 * time.Second,
-		TokenFailures:      RateLimit{Max: 10, Window: time.Minute},
-		AllowExplain:       true,
-		Cache:              cache.Default(),
-		NoCacheContextKeys: []string{"now", "time", "timestamp", "current_time"},
+		Addr:                "127.0.0.1:8700",
+		BodyLimit:           1 << 20,
+		MaxDepth:            64,
+		MaxBatch:            1000,
+		ReadTimeout:         10 * time.Second,
+		WriteTimeout:        10 * time.Second,
+		IdleTimeout:         120 * time.Second,
+		ShutdownTimeout:     15 * time.Second,
+		RequestTimeout:      5 * time.Second,
+		TokenFailures:       RateLimit{Max: 10, Window: time.Minute},
+		AllowExplain:        true,
+		Cache:               cache.Default(),
+		NoCacheContextKeys:  []string{"now", "time", "timestamp", "current_time"},
+		MaxSearchCandidates: 10000,
 	}
 }
 
@@ -99,6 +111,14 @@ func (c Config) Validate() error {
 	}
 	if c.TokenFailures.Max <= 0 || c.TokenFailures.Window <= 0 {
 		errs = append(errs, errors.New("server token_failures max and window must be positive"))
+	}
+	if c.MaxSearchCandidates <= 0 {
+		errs = append(errs, errors.New("server max_search_candidates must be positive"))
+	}
+	if c.PublicURL != "" {
+		if err := validPublicURL(c.PublicURL); err != nil {
+			errs = append(errs, fmt.Errorf("server public_url %q: %w", c.PublicURL, err))
+		}
 	}
 	errs = append(errs, c.Cache.Validate())
 	return errors.Join(errs...)
@@ -301,6 +321,14 @@ func (s *Server) table() []route {
 		// decide: it needs verdict:bundles:write, open only like decide
 		// (serve --dev on loopback).
 		{fiber.MethodPost, "/v1/bundles/preview", s.previewBundle, []fiber.Handler{s.requireScope(ScopeBundlesWrite)}},
+		// OpenID AuthZEN Authorization API 1.0: the same parser, engine,
+		// cache and authentication as /v1/decide.
+		{fiber.MethodPost, authzenEvaluation, s.authzenEvaluation, []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodPost, authzenEvaluations, s.authzenEvaluations, []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodPost, authzenSearchSubject, s.searchHandler(searchSubject), []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodPost, authzenSearchResource, s.searchHandler(searchResource), []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodPost, authzenSearchAction, s.searchHandler(searchAction), []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodGet, "/.well-known/authzen-configuration", s.authzenMetadata, nil},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -249,6 +250,25 @@ func (p *Policy) Rules() []engine.RuleInfo {
 	for i, r := range p.rules {
 		out[i] = engine.RuleInfo{Policy: p.name, Rule: r.id, File: p.file, Line: r.line, Col: r.col}
 	}
+	return out
+}
+
+// Actions returns the action names the policy's rules list, sorted and
+// without repeats ("*" and rules that match any action add none). AuthZEN
+// action search offers them as candidates. It never fails; a policy whose
+// rules list no action returns nil.
+func (p *Policy) Actions() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range p.rules {
+		for a := range r.actions {
+			if !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+			}
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

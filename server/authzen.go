@@ -1,0 +1,83 @@
+package server
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// The AuthZEN Authorization API 1.0 routes (their default paths).
+const (
+	authzenEvaluation     = "/access/v1/evaluation"
+	authzenEvaluations    = "/access/v1/evaluations"
+	authzenSearchSubject  = "/access/v1/search/subject"
+	authzenSearchResource = "/access/v1/search/resource"
+	authzenSearchAction   = "/access/v1/search/action"
+)
+
+// authzenEvaluation answers one AuthZEN access evaluation exactly as
+// /v1/decide answers a single request; "evaluations" and "options" are
+// unknown fields here and ignored.
+func (s *Server) authzenEvaluation(c *fiber.Ctx) error {
+	return s.decideWith(c, parseOptions{single: true})
+}
+
+// authzenEvaluations answers AuthZEN boxcarred evaluations: /v1/decide's
+// batch, except that an item that is no valid input after its defaults is a
+// deny with the error in its context (HTTP 200), and an item's subject or
+// resource without type or id (action without name) takes them from the
+// top-level default.
+func (s *Server) authzenEvaluations(c *fiber.Ctx) error {
+	return s.decideWith(c, parseOptions{itemErrors: true, inheritIDs: true})
+}
+
+// authzenMetadata serves the PDP metadata (AuthZEN 1.0 §"Policy Decision
+// Point Metadata"): every endpoint under the public base URL. Values are
+// never empty.
+func (s *Server) authzenMetadata(c *fiber.Ctx) error {
+	base := s.publicURL(c)
+	return c.JSON(fiber.Map{
+		"policy_decision_point":       base,
+		"access_evaluation_endpoint":  base + authzenEvaluation,
+		"access_evaluations_endpoint": base + authzenEvaluations,
+		"search_subject_endpoint":     base + authzenSearchSubject,
+		"search_resource_endpoint":    base + authzenSearchResource,
+		"search_action_endpoint":      base + authzenSearchAction,
+	})
+}
+
+// publicURL is server.public_url, else the token issuer, else the scheme
+// and host the request came to.
+func (s *Server) publicURL(c *fiber.Ctx) string {
+	switch {
+	case s.cfg.PublicURL != "":
+		return s.cfg.PublicURL
+	case s.issuer != "":
+		return s.issuer
+	}
+	return strings.TrimSuffix(c.BaseURL(), "/")
+}
+
+// validPublicURL accepts an absolute http(s) URL without query, fragment,
+// user info or trailing slash (AuthZEN compares policy_decision_point as a
+// string).
+func validPublicURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "https" && u.Scheme != "http":
+		return errors.New("must be an http or https URL")
+	case u.Host == "":
+		return errors.New("must have a host")
+	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw, "?#"):
+		return errors.New("must have no query or fragment")
+	case u.User != nil:
+		return errors.New("must have no user info")
+	case strings.HasSuffix(raw, "/"):
+		return errors.New("must not end with a slash")
+	}
+	return nil
+}

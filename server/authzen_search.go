@@ -1,0 +1,315 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"math"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/engine"
+)
+
+// searchKind is the entity an AuthZEN search looks for.
+type searchKind byte
+
+const (
+	searchSubject searchKind = iota + 1
+	searchResource
+	searchAction
+)
+
+func (k searchKind) String() string {
+	switch k {
+	case searchSubject:
+		return "subject"
+	case searchResource:
+		return "resource"
+	}
+	return "action"
+}
+
+// searchRequest is a decoded, validated AuthZEN search body.
+type searchRequest struct {
+	kind searchKind
+	// base is the input every candidate is evaluated with, the searched
+	// entity's id (or the action's name) a placeholder.
+	base *engine.Input
+	// props are the properties the request gives the searched entity;
+	// they win over the candidate's stored properties.
+	props map[string]any
+	// token is page.token ("" on a first page); limit is page.limit, 0 for
+	// none given.
+	token string
+	limit int
+}
+
+// searchPlaceholder stands for the searched entity's id while the rest of
+// the request is validated and hashed; it is never evaluated.
+const searchPlaceholder = "\x00"
+
+// parseSearch validates a search body: subject, action and resource as in
+// an evaluation, except that the searched entity needs only its type (a
+// stray id is ignored) and an action search ignores any action. page is an
+// optional {token, limit}; unknown fields anywhere are ignored. Errors are
+// 400s naming the field.
+func parseSearch(body []byte, maxDepth int, kind searchKind) (*searchRequest, error) {
+	doc, err := decodeObject(body, maxDepth)
+	if err != nil {
+		return nil, err
+	}
+	delete(doc, "token") // claims come only from verified credentials
+	r := &searchRequest{kind: kind}
+	searched := kind.String()
+	if kind == searchAction {
+		doc["action"] = map[string]any{"name": searchPlaceholder}
+	} else if m, ok := doc[searched].(map[string]any); ok {
+		m = maps.Clone(m)
+		m["id"] = searchPlaceholder
+		doc[searched] = m
+	}
+	in, err := engine.ParseInput(doc, "")
+	if err != nil {
+		return nil, newError(400, CodeInvalidInput, err.Error())
+	}
+	r.base = in
+	switch kind {
+	case searchSubject:
+		r.props = in.Subject.Properties
+	case searchResource:
+		r.props = in.Resource.Properties
+	}
+	if v, ok := doc["page"]; ok && v != nil {
+		page, ok := v.(map[string]any)
+		if !ok {
+			return nil, newError(400, CodeInvalidInput, "page: must be an object")
+		}
+		for _, k := range []string{"token", "next_token"} { // next_token: drafts before 1.0
+			if t, ok := page[k]; ok && t != nil {
+				if r.token, ok = t.(string); !ok {
+					return nil, newError(400, CodeInvalidInput, "page."+k+": must be a string")
+				}
+				break
+			}
+		}
+		if l, ok := page["limit"]; ok && l != nil {
+			if r.limit, err = pageLimit(l); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
+}
+
+func pageLimit(v any) (int, error) {
+	switch n := v.(type) {
+	case int64:
+		if n >= 0 {
+			return int(min(n, math.MaxInt32)), nil
+		}
+	case float64:
+		if n >= 0 && n == math.Trunc(n) {
+			return int(min(n, math.MaxInt32)), nil
+		}
+	}
+	return 0, newError(400, CodeInvalidInput, "page.limit: must be a non-negative integer")
+}
+
+// candidates are the entities of the searched type the catalog declares.
+// An unknown type has none.
+func (r *searchRequest) candidates(c bundles.Catalog) []bundles.CatalogEntry {
+	switch r.kind {
+	case searchSubject:
+		return c.Entities[r.base.Subject.Type]
+	case searchResource:
+		return c.Entities[r.base.Resource.Type]
+	}
+	return c.Actions
+}
+
+// input is base with cand filled in as the searched entity: its stored
+// properties, overlaid by those of the request.
+func (r *searchRequest) input(cand bundles.CatalogEntry) *engine.Input {
+	in := *r.base
+	props := cand.Properties
+	if len(r.props) > 0 {
+		props = maps.Clone(cand.Properties)
+		if props == nil {
+			props = make(map[string]any, len(r.props))
+		}
+		maps.Copy(props, r.props)
+	}
+	switch r.kind {
+	case searchSubject:
+		in.Subject.ID, in.Subject.Properties = cand.ID, props
+	case searchResource:
+		in.Resource.ID, in.Resource.Properties = cand.ID, props
+	default:
+		in.Action.Name, in.Action.Properties = cand.ID, cand.Properties
+	}
+	return &in
+}
+
+// queryHash identifies the query and the bundle generation a page token
+// belongs to.
+func (r *searchRequest) queryHash(gen uint64) [8]byte {
+	k := inputKey(gen, r.base)
+	h := sha256.New()
+	var b [9]byte
+	b[0] = byte(r.kind)
+	binary.LittleEndian.PutUint64(b[1:], gen)
+	h.Write(b[:])
+	h.Write(k.sum[:])
+	var out [8]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+const pageTokenVersion = 1
+
+// pageToken is opaque to callers: a version, the query hash, the offset of
+// the next result and the page size.
+func pageToken(sum [8]byte, offset, limit int) string {
+	b := append([]byte{pageTokenVersion}, sum[:]...)
+	b = binary.AppendUvarint(b, uint64(offset))
+	b = binary.AppendUvarint(b, uint64(limit))
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// readPageToken returns the offset and page size of tok, a 400 when tok was
+// not made by this server for the same query over the same bundle.
+func readPageToken(tok string, sum [8]byte) (offset, limit int, err error) {
+	bad := newError(400, CodeInvalidPageToken, "page.token: not a token this server issued")
+	b, derr := base64.RawURLEncoding.DecodeString(tok)
+	if derr != nil || len(b) < 1+len(sum) || b[0] != pageTokenVersion {
+		return 0, 0, bad
+	}
+	if subtle.ConstantTimeCompare(b[1:1+len(sum)], sum[:]) != 1 {
+		return 0, 0, newError(400, CodeInvalidPageToken,
+			"page.token: it belongs to another query or to a bundle that is no longer active; start again without a token")
+	}
+	rest := b[1+len(sum):]
+	off, n := binary.Uvarint(rest)
+	if n <= 0 || off > math.MaxInt32 {
+		return 0, 0, bad
+	}
+	lim, m := binary.Uvarint(rest[n:])
+	if m <= 0 || lim > math.MaxInt32 || n+m != len(rest) {
+		return 0, 0, bad
+	}
+	return int(off), int(lim), nil
+}
+
+// searchPage is the page object of a search response; the struct keeps it
+// the first key, as AuthZEN recommends.
+type searchPage struct {
+	NextToken string `json:"next_token"`
+	Count     int    `json:"count"`
+	Total     int    `json:"total"`
+}
+
+type searchResponse struct {
+	Page    searchPage `json:"page"`
+	Results []any      `json:"results"`
+}
+
+// entityRef and actionRef are search results: only the identity, as
+// AuthZEN clients compare whole objects.
+type entityRef struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+type actionRef struct {
+	Name string `json:"name"`
+}
+
+// searchHandler answers an AuthZEN search: every candidate the active
+// bundles declare for the searched type (at most max_search_candidates) is
+// evaluated with the request's other entities, and those allowed are the
+// results, in id (name) order, a page of page.limit at a time.
+func (s *Server) searchHandler(kind searchKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if err := requireJSON(c); err != nil {
+			return err
+		}
+		req, err := parseSearch(c.Body(), s.cfg.MaxDepth, kind)
+		if err != nil {
+			return err
+		}
+		active := s.bundles.Active()
+		var gen uint64
+		var cands []bundles.CatalogEntry
+		if active != nil {
+			gen = active.Generation
+			cands = req.candidates(active.Catalog)
+		}
+		sum := req.queryHash(gen)
+		offset, limit := 0, req.limit
+		if req.token != "" {
+			off, lim, err := readPageToken(req.token, sum)
+			if err != nil {
+				return err
+			}
+			offset = off
+			if limit == 0 {
+				limit = lim
+			}
+		}
+		if len(cands) > s.cfg.MaxSearchCandidates {
+			return newError(400, CodeSearchTooBroad, fmt.Sprintf(
+				"%s search: the bundle declares %d candidates of this type, more than server.max_search_candidates (%d)",
+				kind, len(cands), s.cfg.MaxSearchCandidates))
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+		defer cancel()
+		found, err := s.allowed(ctx, active, req, cands)
+		if err != nil {
+			return err
+		}
+		end := len(found)
+		offset = min(offset, end)
+		if limit > 0 && offset+limit < end {
+			end = offset + limit
+		}
+		out := searchResponse{Page: searchPage{Count: end - offset, Total: len(found)}, Results: make([]any, 0, end-offset)}
+		if end < len(found) {
+			out.Page.NextToken = pageToken(sum, end, limit)
+		}
+		for _, e := range found[offset:end] {
+			switch kind {
+			case searchSubject:
+				out.Results = append(out.Results, entityRef{Type: req.base.Subject.Type, ID: e.ID})
+			case searchResource:
+				out.Results = append(out.Results, entityRef{Type: req.base.Resource.Type, ID: e.ID})
+			default:
+				out.Results = append(out.Results, actionRef{Name: e.ID})
+			}
+		}
+		return c.JSON(out)
+	}
+}
+
+// allowed decides every candidate (through the decision cache) and returns
+// those permitted, in order. A search that does not finish by ctx's
+// deadline is a 503: a partial result would look complete.
+func (s *Server) allowed(ctx context.Context, active *bundles.Active, req *searchRequest, cands []bundles.CatalogEntry) ([]bundles.CatalogEntry, error) {
+	var found []bundles.CatalogEntry
+	for _, cand := range cands {
+		d := s.decideCached(ctx, active, req.input(cand), false)
+		if ctx.Err() != nil {
+			return nil, newError(fiber.StatusServiceUnavailable, CodeSearchTimeout,
+				"the search did not finish within server.request_timeout; narrow it or retry")
+		}
+		if d.Allow {
+			found = append(found, cand)
+		}
+	}
+	return found, nil
+}
