@@ -44,3 +44,90 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAuthZENEvaluations feeds arbitrary bytes to the parser with the
+// AuthZEN batch options (item errors, inherited identity fields): it must
+// never panic, must answer with a 400 or one entry per item, each either a
+// complete input or an error, and must never accept a caller-sent token.
+func FuzzParseAuthZENEvaluations(f *testing.F) {
+	for _, s := range []string{
+		`{"subject":{"type":"user","id":"alice"},"action":{"name":"write"},"resource":{"type":"record"},"evaluations":[{"resource":{"id":"record-1","properties":{"status":"active"}}},{}]}`,
+		`{"action":{"name":"read"},"evaluations":[{"resource":{"type":"record","id":"record-1"}},7,null,{"subject":"x"}]}`,
+		`{"subject":{"type":"u","id":"a"},"action":{"name":"r"},"resource":{"type":"d","id":"1"},"evaluations":[],"options":{"evaluations_semantic":"permit_on_first_permit"}}`,
+		`{"evaluations":[{"token":{"sub":"x"},"subject":{"type":"u","id":"a"},"action":{"name":"r"},"resource":{"type":"d","id":"1"}}]}`,
+		``, `[]`, `{"evaluations":{}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := parseRequest(b, 64, 100, nil, parseOptions{itemErrors: true, inheritIDs: true})
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.Status != 400 {
+				t.Fatalf("error is not a 400 client error: %v", err)
+			}
+			return
+		}
+		if len(req.Inputs) == 0 || (req.Errs != nil && len(req.Errs) != len(req.Inputs)) {
+			t.Fatalf("inputs %d, errors %d", len(req.Inputs), len(req.Errs))
+		}
+		for i, in := range req.Inputs {
+			if req.Errs != nil && req.Errs[i] != nil {
+				if in != nil {
+					t.Fatalf("item %d has an input and an error", i)
+				}
+				continue
+			}
+			if in == nil || in.Subject.ID == "" || in.Subject.Type == "" || in.Action.Name == "" || in.Resource.Type == "" || in.Resource.ID == "" {
+				t.Fatalf("accepted an incomplete input: %+v", in)
+			}
+			if in.Token != nil {
+				t.Fatal("a caller-sent token reached the input")
+			}
+		}
+	})
+}
+
+// FuzzParseSearch feeds arbitrary bytes to the AuthZEN search parser: it
+// must never panic, must answer with a 400 or a base input complete but for
+// the searched entity, and must never accept a caller-sent token; a page
+// token is read back only when it is one the server made for the query.
+func FuzzParseSearch(f *testing.F) {
+	for _, s := range []string{
+		`{"subject":{"type":"user"},"action":{"name":"read"},"resource":{"type":"record","id":"record-1"},"page":{"limit":2,"token":"AQ"}}`,
+		`{"subject":{"type":"user","id":"alice","properties":{"a":[1]}},"action":{"name":"read"},"resource":{"type":"record"}}`,
+		`{"subject":{"type":"user","id":"alice"},"resource":{"type":"record","id":"r"},"action":7,"token":{"sub":"x"}}`,
+		`{"page":{"limit":1e99}}`, `{"page":{"next_token":""}}`, ``, `[]`,
+	} {
+		f.Add([]byte(s), byte(1))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, k byte) {
+		kind := searchKind(k%3 + 1)
+		req, err := parseSearch(b, 64, kind)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.Status != 400 {
+				t.Fatalf("error is not a 400 client error: %v", err)
+			}
+			return
+		}
+		in := req.base
+		if in.Subject.Type == "" || in.Resource.Type == "" || in.Subject.ID == "" || in.Resource.ID == "" || in.Action.Name == "" {
+			t.Fatalf("incomplete base input: %+v", in)
+		}
+		if in.Token != nil {
+			t.Fatal("a caller-sent token reached the input")
+		}
+		if req.limit < 0 {
+			t.Fatalf("negative limit %d", req.limit)
+		}
+		sum := req.queryHash(3)
+		if off, lim, err := readPageToken(req.token, sum); err == nil && pageToken(sum, off, lim) != req.token {
+			t.Fatalf("accepted a token it did not make: %q", req.token)
+		}
+		off, lim, err := readPageToken(pageToken(sum, 7, req.limit), sum)
+		if err != nil || off != 7 || lim != req.limit {
+			t.Fatalf("round trip: %d %d %v", off, lim, err)
+		}
+	})
+}
