@@ -19,6 +19,8 @@ const (
 	quickstartDir  = "../policies/quickstart"
 	rbacCELDir     = "../policies/rbac-cel"
 	rbacRegoDir    = "../policies/rbac-rego"
+	authzenCELDir  = "../policies/authzen-certification-cel"
+	authzenRegoDir = "../policies/authzen-certification-rego"
 	sharedDecision = "../testdata/decisions.yaml"
 )
 
@@ -107,16 +109,48 @@ func TestExampleQuickstart(t *testing.T) {
 }
 
 func TestExampleRBACBundles(t *testing.T) {
-	cel := loadExample(t, rbacCELDir)
-	rego := loadExample(t, rbacRegoDir)
+	twinBundles(t, rbacCELDir, rbacRegoDir, "rbac-cel-1", "rbac-rego-1")
+}
+
+// TestExampleAuthZENCertificationBundles: the CEL and the Rego bundle of the
+// AuthZEN certification scenario hold the same data and the same cases, pass
+// each other's cases with the same reasons.
+func TestExampleAuthZENCertificationBundles(t *testing.T) {
+	cel, rego := twinBundles(t, authzenCELDir, authzenRegoDir,
+		"authzen-certification-cel-1", "authzen-certification-rego-1")
+	for _, name := range []string{"data.json", "authzen_test.yaml"} {
+		a, errA := os.ReadFile(filepath.Join(cel.dir, name))
+		b, errB := os.ReadFile(filepath.Join(rego.dir, name))
+		if errA != nil || errB != nil {
+			t.Fatalf("%s: %v, %v", name, errA, errB)
+		}
+		if string(a) != string(b) {
+			t.Errorf("%s differs between %s and %s: the two bundles must hold the same one", name, cel.dir, rego.dir)
+		}
+	}
+	// Every case names its reasons, so that passing both means agreeing.
+	for _, tc := range cel.ownTests(t) {
+		if tc.WantReasons == nil {
+			t.Errorf("%s:%d: %q gives no reasons; these cases must, so that drift shows", tc.File, tc.Line, tc.Name)
+		}
+	}
+}
+
+// twinBundles loads a CEL bundle and its Rego twin, checks their revisions,
+// that each holds one policy of its engine and never reads the time, and that
+// each passes its own cases and those of the other.
+func twinBundles(t *testing.T, celDir, regoDir, celRev, regoRev string) (cel, rego example) {
+	t.Helper()
+	cel = loadExample(t, celDir)
+	rego = loadExample(t, regoDir)
 
 	for _, tc := range []struct {
 		e        example
 		revision string
 		kind     string
 	}{
-		{cel, "rbac-cel-1", KindCEL},
-		{rego, "rbac-rego-1", KindRego},
+		{cel, celRev, KindCEL},
+		{rego, regoRev, KindRego},
 	} {
 		if got := tc.e.snap.Revision(); got != tc.revision {
 			t.Errorf("%s: revision = %q, want %q", tc.e.dir, got, tc.revision)
@@ -132,10 +166,11 @@ func TestExampleRBACBundles(t *testing.T) {
 	// Both bundles hold the same logic, so each must pass its own cases and
 	// those of the other.
 	celCases, regoCases := cel.ownTests(t), rego.ownTests(t)
-	requirePass(t, "rbac-cel", cel.snap, celCases)
-	requirePass(t, "rbac-cel", cel.snap, regoCases)
-	requirePass(t, "rbac-rego", rego.snap, regoCases)
-	requirePass(t, "rbac-rego", rego.snap, celCases)
+	requirePass(t, celDir, cel.snap, celCases)
+	requirePass(t, celDir, cel.snap, regoCases)
+	requirePass(t, regoDir, rego.snap, regoCases)
+	requirePass(t, regoDir, rego.snap, celCases)
+	return cel, rego
 }
 
 func TestSharedDecisionsAgreeAcrossEngines(t *testing.T) {
