@@ -731,3 +731,32 @@ func TestAuthZENRequiresAToken(t *testing.T) {
 		t.Fatalf("metadata is public: %d", resp.StatusCode)
 	}
 }
+
+// TestAuthZENBodiesAreStable: the same AuthZEN request gets the same body
+// every time (the certification suite compares them); the decision ids,
+// fresh for every decision, come in the X-Verdict-Decision-Id header, one
+// per item in order. /v1/decide keeps them in the body.
+func TestAuthZENBodiesAreStable(t *testing.T) {
+	h := recordsHarness(t, DefaultConfig())
+	for _, tc := range []struct {
+		path, body string
+		ids        int
+	}{
+		{"/access/v1/evaluation", `{"subject":` + alice + `,"action":` + read + `,"resource":` + rec1 + `}`, 1},
+		{"/access/v1/evaluations", `{"subject":` + alice + `,"action":` + read + `,"evaluations":[{"resource":` + rec1 + `},{"resource":{"type":"record","id":"record-2"}}]}`, 2},
+	} {
+		r1, b1 := h.raw(http.MethodPost, tc.path, "application/json", tc.body)
+		r2, b2 := h.raw(http.MethodPost, tc.path, "application/json", tc.body)
+		if r1.StatusCode != 200 || b1 != b2 || strings.Contains(b1, "decision_id") {
+			t.Fatalf("%s: bodies differ or carry decision ids:\n%s\n%s", tc.path, b1, b2)
+		}
+		ids1, ids2 := strings.Split(r1.Header.Get("X-Verdict-Decision-Id"), ","), strings.Split(r2.Header.Get("X-Verdict-Decision-Id"), ",")
+		if len(ids1) != tc.ids || len(ids2) != tc.ids || ids1[0] == "" || ids1[0] == ids2[0] {
+			t.Fatalf("%s: decision id headers %v and %v", tc.path, ids1, ids2)
+		}
+	}
+	_, b := h.raw(http.MethodPost, "/v1/decide", "application/json", `{"subject":`+alice+`,"action":`+read+`,"resource":`+rec1+`}`)
+	if !strings.Contains(b, `"decision_id":"`) {
+		t.Fatalf("/v1/decide must keep decision_id in the body: %s", b)
+	}
+}

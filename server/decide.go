@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -23,10 +24,14 @@ const (
 
 // DecisionContext is the "context" object of a decision response.
 type DecisionContext struct {
-	Reasons    []string `json:"reasons"`
-	Revision   string   `json:"revision"`
-	DecisionID string   `json:"decision_id"`
-	Error      string   `json:"error,omitempty"`
+	Reasons  []string `json:"reasons"`
+	Revision string   `json:"revision"`
+	// DecisionID identifies this decision in the server's logs. The AuthZEN
+	// routes send it in the X-Verdict-Decision-Id header instead, so that
+	// the same request always gets the same body (the certification suite
+	// compares them).
+	DecisionID string `json:"decision_id,omitempty"`
+	Error      string `json:"error,omitempty"`
 	// Code and Reason mark the item after which a short-circuit batch
 	// stopped: ShortCircuitCode and the evaluations_semantic.
 	Code    string             `json:"code,omitempty"`
@@ -131,6 +136,9 @@ type parseOptions struct {
 	// or its action that lacks name, take them from the top-level entity;
 	// properties are never merged (AuthZEN certification §3.2.7).
 	inheritIDs bool
+	// idsInHeader moves every decision id from the body to the
+	// X-Verdict-Decision-Id header (comma-separated, in item order).
+	idsInHeader bool
 }
 
 func parseRequest(body []byte, maxDepth, maxBatch int, subjectToken SubjectTokenFunc, opt parseOptions) (*Request, error) {
@@ -285,17 +293,37 @@ func (s *Server) decideWith(c *fiber.Ctx, opt parseOptions) error {
 	out := Respond(req, func(in *engine.Input) DecisionResponse {
 		return s.evaluate(ctx, rid, active, in, req.Explain)
 	})
-	if b, ok := out.(BatchResponse); ok && active != nil {
+	var items []DecisionResponse
+	switch o := out.(type) {
+	case BatchResponse:
+		items = o.Evaluations
+	case DecisionResponse:
+		if opt.idsInHeader {
+			c.Set(decisionIDHeader, o.Context.DecisionID)
+			o.Context.DecisionID = ""
+			return c.JSON(o)
+		}
+	}
+	ids := make([]string, 0, len(items))
+	for i := range items {
 		// Items refused before evaluation still name the revision that
 		// would have decided them.
-		for i := range b.Evaluations {
-			if b.Evaluations[i].Context.Revision == "" {
-				b.Evaluations[i].Context.Revision = active.Snapshot.Revision()
-			}
+		if active != nil && items[i].Context.Revision == "" {
+			items[i].Context.Revision = active.Snapshot.Revision()
 		}
+		if opt.idsInHeader {
+			ids = append(ids, items[i].Context.DecisionID)
+			items[i].Context.DecisionID = ""
+		}
+	}
+	if opt.idsInHeader {
+		c.Set(decisionIDHeader, strings.Join(ids, ","))
 	}
 	return c.JSON(out)
 }
+
+// decisionIDHeader carries the decision ids of an AuthZEN answer.
+const decisionIDHeader = "X-Verdict-Decision-Id"
 
 // subjectTokens verifies subject tokens with the server's verifier; an
 // unavailable verifier is a 503, never a pass.
