@@ -13,7 +13,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
-	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/engine"
 )
 
@@ -358,16 +357,9 @@ func (s *Server) forwardSubject(c *fiber.Ctx, in *engine.Input) error {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
 		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; a token cannot be accepted")
 	}
-	claims, err := s.verifier.Verify(c.UserContext(), utils.CopyString(tok))
-	switch {
-	case errors.Is(err, authn.ErrUnavailable):
-		s.log.Warn("end-user token could not be checked", "request_id", requestID(c), "error", err)
-		c.Set(fiber.HeaderRetryAfter, "1")
-		return newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the token cannot be checked now; retry")
-	case err != nil:
-		s.log.Info("end-user token rejected", "request_id", requestID(c), "error", err)
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
-		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid token: "+reason(err))
+	claims, err := s.verifyBearer(c, utils.CopyString(tok), "end-user")
+	if err != nil {
+		return err
 	}
 	in.Subject = engine.Entity{Type: UserType, ID: claims.Subject()}
 	in.Token = claims
