@@ -84,16 +84,9 @@ func (s *Server) checkToken(c *fiber.Ctx, scopes ...string) error {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
 		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "a Bearer token is required")
 	}
-	claims, err := s.verifier.Verify(c.UserContext(), strings.TrimSpace(tok))
-	switch {
-	case errors.Is(err, authn.ErrUnavailable):
-		s.log.Warn("caller token could not be checked", "request_id", requestID(c), "error", err)
-		c.Set(fiber.HeaderRetryAfter, "1")
-		return newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the token cannot be checked now; retry")
-	case err != nil:
-		s.log.Info("caller token rejected", "request_id", requestID(c), "error", err)
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
-		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid token: "+reason(err))
+	claims, err := s.verifyBearer(c, strings.TrimSpace(tok), "caller")
+	if err != nil {
+		return err
 	}
 	if !slices.ContainsFunc(scopes, func(sc string) bool { return slices.Contains(claims.Scopes(), sc) }) {
 		want := strings.Join(scopes, " ")
@@ -102,6 +95,24 @@ func (s *Server) checkToken(c *fiber.Ctx, scopes ...string) error {
 	}
 	c.Locals(callerClaims, claims)
 	return c.Next()
+}
+
+// verifyBearer verifies tok (whose: "caller" or "end-user", for the log):
+// a token that cannot be checked now is a 503 with Retry-After, never a
+// pass; an invalid one a 401 with WWW-Authenticate error="invalid_token".
+func (s *Server) verifyBearer(c *fiber.Ctx, tok, whose string) (authn.Claims, error) {
+	claims, err := s.verifier.Verify(c.UserContext(), tok)
+	switch {
+	case errors.Is(err, authn.ErrUnavailable):
+		s.log.Warn(whose+" token could not be checked", "request_id", requestID(c), "error", err)
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return nil, newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the token cannot be checked now; retry")
+	case err != nil:
+		s.log.Info(whose+" token rejected", "request_id", requestID(c), "error", err)
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
+		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid token: "+reason(err))
+	}
+	return claims, nil
 }
 
 // reason is the verifier's short, non-secret reason for a rejection.

@@ -170,6 +170,8 @@ type Server struct {
 	// history supplies logged inputs to previews; nil until decision logs
 	// exist.
 	history DecisionHistory
+	// forward configures /v1/forward-auth.
+	forward *ForwardAuth
 }
 
 // Option changes how New builds a server.
@@ -251,6 +253,9 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	if dc != nil {
 		s.cache = dc
 	}
+	if s.forward, err = NewForwardAuth(DefaultForwardAuthConfig()); err != nil {
+		return nil, err
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -329,6 +334,26 @@ func (s *Server) table() []route {
 		{fiber.MethodPost, authzenSearchResource, s.searchHandler(searchResource), []fiber.Handler{s.requireScope(ScopeDecide)}},
 		{fiber.MethodPost, authzenSearchAction, s.searchHandler(searchAction), []fiber.Handler{s.requireScope(ScopeDecide)}},
 		{fiber.MethodGet, "/.well-known/authzen-configuration", s.authzenMetadata, nil},
+		// Forward-auth, for gateways that ask before they proxy: every
+		// method a gateway may forward (HEAD with GET; CONNECT opens
+		// tunnels, which no gateway asks about), on the path and its
+		// sub-paths (Envoy appends the original path). The gate is
+		// forward_auth.trusted_proxies, not a caller token: the
+		// Authorization header is the end user's.
+		{fiber.MethodGet, ForwardAuthPath, s.forwardAuth, nil},
+		{fiber.MethodPost, ForwardAuthPath, s.forwardAuth, nil},
+		{fiber.MethodPut, ForwardAuthPath, s.forwardAuth, nil},
+		{fiber.MethodPatch, ForwardAuthPath, s.forwardAuth, nil},
+		{fiber.MethodDelete, ForwardAuthPath, s.forwardAuth, nil},
+		{fiber.MethodOptions, ForwardAuthPath, s.forwardAuth, nil},
+		{fiber.MethodTrace, ForwardAuthPath, s.forwardAuth, nil},
+		{fiber.MethodGet, ForwardAuthPath + "/*", s.forwardAuth, nil},
+		{fiber.MethodPost, ForwardAuthPath + "/*", s.forwardAuth, nil},
+		{fiber.MethodPut, ForwardAuthPath + "/*", s.forwardAuth, nil},
+		{fiber.MethodPatch, ForwardAuthPath + "/*", s.forwardAuth, nil},
+		{fiber.MethodDelete, ForwardAuthPath + "/*", s.forwardAuth, nil},
+		{fiber.MethodOptions, ForwardAuthPath + "/*", s.forwardAuth, nil},
+		{fiber.MethodTrace, ForwardAuthPath + "/*", s.forwardAuth, nil},
 	}
 }
 

@@ -193,7 +193,11 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	opts := append([]server.Option{server.WithVersion(version),
+	forward, err := server.NewForwardAuth(cfg.ForwardAuth)
+	if err != nil {
+		return err
+	}
+	opts := append([]server.Option{server.WithVersion(version), server.WithForwardAuth(forward),
 		server.WithJWKS(st.keys), server.WithStore(st.store),
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients), server.WithKeyAdmin(st.keys),

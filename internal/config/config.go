@@ -58,6 +58,10 @@ type Config struct {
 	// the poll that repairs lost announcements and the staleness bound of
 	// readiness. Unused with the embedded store.
 	Replica replica.Config `yaml:"replica"`
+	// ForwardAuth configures /v1/forward-auth, the route of gateways that
+	// ask before they proxy: trusted proxies, the route table and the
+	// headers in and out (docs/gateways.md).
+	ForwardAuth server.ForwardAuthConfig `yaml:"forward_auth"`
 }
 
 // Bundles is the bundles section. In the file it is either a list of paths
@@ -213,6 +217,7 @@ func Default() Config {
 		Tokens:       Tokens{Audience: "verdict", RefreshReuseGrace: authn.DefaultRefreshReuseGrace},
 		Log:          Log{Level: "info", Format: "text"},
 		Replica:      replica.Default(),
+		ForwardAuth:  server.DefaultForwardAuthConfig(),
 	}
 }
 
@@ -247,6 +252,9 @@ func Load(path string) (Config, error) {
 			k.KeyFile = filepath.Join(base, k.KeyFile)
 			cfg.Bundles.Keys[kid] = k
 		}
+	}
+	if oa := cfg.ForwardAuth.OpenAPI; oa != "" && !filepath.IsAbs(oa) {
+		cfg.ForwardAuth.OpenAPI = filepath.Join(base, oa)
 	}
 	var set struct {
 		DataDir *string `yaml:"data_dir"`
@@ -287,7 +295,7 @@ func (c Config) Validate() error {
 	if len(c.Tokens.Exchange.Mappings) > 0 {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
 	}
-	errs = append(errs, c.Bundles.validate(), c.Replica.Validate())
+	errs = append(errs, c.Bundles.validate(), c.Replica.Validate(), c.ForwardAuth.Validate())
 	return errors.Join(errs...)
 }
 

@@ -306,3 +306,31 @@ func TestStoreFromFile(t *testing.T) {
 		t.Fatalf("store = %q", cfg.Store)
 	}
 }
+
+func TestForwardAuthSection(t *testing.T) {
+	cfg, err := Load("../../policies/gateway-example/verdict.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("the gateway example's config: %v", err)
+	}
+	if len(cfg.ForwardAuth.Routes) != 3 || cfg.ForwardAuth.EnvoyPrefix != "/v1/forward-auth/envoy" {
+		t.Fatalf("forward_auth: %+v", cfg.ForwardAuth)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "verdict.yaml")
+	if err := os.WriteFile(file, []byte("forward_auth:\n  openapi: api.yaml\n  trusted_proxies: [\"300.1.1.1\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ForwardAuth.OpenAPI != filepath.Join(dir, "api.yaml") {
+		t.Fatalf("openapi path not resolved against the file: %q", cfg.ForwardAuth.OpenAPI)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "forward_auth.trusted_proxies") {
+		t.Fatalf("a bad proxy address: %v", err)
+	}
+}
