@@ -150,7 +150,7 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		}
 	}
 	load()
-	if len(cfg.Bundles.Paths) > 0 {
+	if len(cfg.Bundles.Paths) > 0 && mgr.Active() != nil {
 		log.Info("serving bundles from paths; a push (POST /v1/bundles) replaces them until restart, SIGHUP or a watched change",
 			"paths", cfg.Bundles.Paths)
 	}
