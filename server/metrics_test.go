@@ -293,3 +293,21 @@ func TestReplicaMetrics(t *testing.T) {
 	s.want(t, 3, "verdict_replica_repairs_total")
 	s.want(t, 5, "verdict_replica_mirror_answers_total")
 }
+
+// TestForwardAuthAndSearchMetrics: forward-auth decisions and every search
+// candidate are counted under their endpoints.
+func TestForwardAuthAndSearchMetrics(t *testing.T) {
+	h, _ := forwardHarness(t, nil)
+	if resp, m := h.forward("GET", "/v1/forward-auth", "X-Original-URI", "/health"); resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, m)
+	}
+	s := h.scrape(t)
+	s.want(t, 1, "verdict_decisions_total", "endpoint", "forward_auth", "outcome", "allow")
+	s.want(t, 1, "verdict_http_requests_total", "route", ForwardAuthPath, "method", "GET", "code", "200")
+
+	h = recordsHarness(t, DefaultConfig())
+	if resp, m := h.post(authzenSearchSubject, "application/json", eval(`{"type":"user"}`, read, rec1)); resp.StatusCode != 200 {
+		t.Fatalf("search: %d %v", resp.StatusCode, m)
+	}
+	h.scrape(t).want(t, 5, "verdict_decisions_total", "endpoint", "search", "outcome", "allow")
+}
