@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
 	"github.com/verdictpdp/verdict/server"
@@ -71,6 +73,11 @@ func newServer(tb testing.TB, path string, cached bool) *server.Server {
 	if !cached {
 		cfg.Cache.MaxCost = 0
 	}
+	return newServerWith(tb, path, cfg)
+}
+
+func newServerWith(tb testing.TB, path string, cfg server.Config) *server.Server {
+	tb.Helper()
 	srv, err := server.New(cfg, manager(tb, path), nil, server.WithAuth(nil, true))
 	if err != nil {
 		tb.Fatal(err)
@@ -124,7 +131,11 @@ type live struct {
 
 func serve(tb testing.TB, path string, cached bool) *live {
 	tb.Helper()
-	srv := newServer(tb, path, cached)
+	return serveServer(tb, newServer(tb, path, cached))
+}
+
+func serveServer(tb testing.TB, srv *server.Server) *live {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -151,7 +162,11 @@ func (l *live) post(tb testing.TB, b []byte) {
 }
 
 func benchHTTP(b *testing.B, path string, cached bool) {
-	l := serve(b, path, cached)
+	benchLive(b, serve(b, path, cached))
+}
+
+// benchLive measures one client posting the rotating inputs to l.
+func benchLive(b *testing.B, l *live) {
 	ins := inputs(64)
 	bodies := make([][]byte, len(ins))
 	for i, in := range ins {
@@ -168,6 +183,62 @@ func benchHTTP(b *testing.B, path string, cached bool) {
 func BenchmarkHTTPDecideCEL(b *testing.B)  { benchHTTP(b, celBundle, false) }
 func BenchmarkHTTPDecideRego(b *testing.B) { benchHTTP(b, regoBundle, false) }
 func BenchmarkHTTPCacheHit(b *testing.B)   { benchHTTP(b, celBundle, true) }
+
+// BenchmarkHTTPMetrics measures what server.metrics costs a decision
+// over HTTP: the same cached decide with metrics on and off (the HTTP
+// middleware, the decision counters; a cache hit runs no engine timer).
+// Compare the two with -count and benchstat; the loopback round trip
+// dominates both.
+func BenchmarkHTTPMetrics(b *testing.B) {
+	metricsOnOff(b, func(b *testing.B, srv *server.Server) { benchLive(b, serveServer(b, srv)) })
+}
+
+// metricsOnOff runs bench as sub-benchmarks "on" and "off", on a server of
+// the CEL bundle with server.metrics so.
+func metricsOnOff(b *testing.B, bench func(*testing.B, *server.Server)) {
+	for _, on := range []bool{true, false} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := server.DefaultConfig()
+			cfg.Metrics = on
+			bench(b, newServerWith(b, celBundle, cfg))
+		})
+	}
+}
+
+// BenchmarkHandlerMetrics is BenchmarkHTTPMetrics without the network:
+// the server's whole handler (middleware, routing, decide from the cache,
+// JSON answer) called on a fasthttp request in memory, so that the
+// difference metrics make is not lost in the loopback's noise.
+func BenchmarkHandlerMetrics(b *testing.B) {
+	metricsOnOff(b, func(b *testing.B, srv *server.Server) {
+		h := srv.App().Handler()
+		ins := inputs(64)
+		reqs := make([]*fasthttp.RequestCtx, len(ins))
+		for i, in := range ins {
+			rc := &fasthttp.RequestCtx{}
+			rc.Request.Header.SetMethod(fasthttp.MethodPost)
+			rc.Request.SetRequestURI("/v1/decide")
+			rc.Request.Header.SetContentType("application/json")
+			rc.Request.SetBody(body(in))
+			reqs[i] = rc
+			h(rc) // warm the cache
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			rc := reqs[i%len(reqs)]
+			rc.Response.Reset()
+			h(rc)
+			if rc.Response.StatusCode() != 200 {
+				b.Fatalf("status %d", rc.Response.StatusCode())
+			}
+		}
+	})
+}
 
 // BenchmarkHTTPParallel measures throughput with concurrent clients.
 func BenchmarkHTTPParallel(b *testing.B) {

@@ -77,6 +77,60 @@ type Manager struct {
 	mu     sync.Mutex // serialises activations so generations stay ordered
 	active atomic.Pointer[Active]
 	gen    uint64
+	// activations and rejections count what Activate swapped in and what
+	// Prepare or a read refused, for metrics.
+	activations atomic.Uint64
+	rejections  [len(RejectionStages)]atomic.Uint64
+}
+
+// Stages at which a bundle is rejected, as Rejections counts them.
+const (
+	StageRead      = "read"
+	StageSignature = "signature"
+	StageCompile   = "compile"
+	StageTests     = "tests"
+)
+
+// RejectionStages lists every stage Rejections counts, in a fixed order.
+var RejectionStages = [...]string{StageRead, StageSignature, StageCompile, StageTests}
+
+// Activations is how many bundles Activate has swapped in since NewManager.
+func (m *Manager) Activations() uint64 { return m.activations.Load() }
+
+// Rejections is how many bundles were rejected at stage (one of
+// RejectionStages) since NewManager: unreadable, badly signed, not
+// compiling, or failing their tests, whether pushed, validated, loaded from
+// paths, reloaded or synced. It is 0 for an unknown stage.
+func (m *Manager) Rejections(stage string) uint64 {
+	for i, st := range RejectionStages {
+		if st == stage {
+			return m.rejections[i].Load()
+		}
+	}
+	return 0
+}
+
+// reject counts err, a rejection at the stage its type says, and returns it.
+func (m *Manager) reject(err error) error {
+	stage := StageCompile
+	if _, ok := errors.AsType[*SignatureError](err); ok {
+		stage = StageSignature
+	} else if _, ok := errors.AsType[*ReadError](err); ok {
+		stage = StageRead
+	} else if _, ok := errors.AsType[TestFailures](err); ok {
+		stage = StageTests
+	}
+	return m.rejectAt(stage, err)
+}
+
+// rejectAt counts err as a rejection at stage and returns it.
+func (m *Manager) rejectAt(stage string, err error) error {
+	for i, st := range RejectionStages {
+		if st == stage {
+			m.rejections[i].Add(1)
+		}
+	}
+	return err
 }
 
 // NewManager returns a manager with no active bundle. It parses the
@@ -106,17 +160,17 @@ func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
 	for _, b := range bs {
 		if err := Verify(b, m.cfg.Signing); err != nil {
 			if b.Source != "" {
-				return nil, fmt.Errorf("%s: %w", b.Source, err)
+				return nil, m.reject(fmt.Errorf("%s: %w", b.Source, err))
 			}
-			return nil, err
+			return nil, m.reject(err)
 		}
 	}
 	a, failed, err := m.Trial(ctx, bs)
 	if err != nil {
-		return nil, err
+		return nil, m.reject(err)
 	}
 	if len(failed) > 0 {
-		return nil, failed
+		return nil, m.reject(failed)
 	}
 	return a, nil
 }
@@ -177,6 +231,7 @@ func (m *Manager) Activate(a *Active) *Active {
 	next.Generation = m.gen
 	next.LoadedAt = time.Now().UTC()
 	m.active.Store(&next)
+	m.activations.Add(1)
 	m.log.Info("bundle activated", "revision", next.Snapshot.Revision(), "generation", next.Generation,
 		"tests_passed", next.Tests.Passed)
 	return &next
@@ -190,7 +245,7 @@ func (m *Manager) LoadPaths(ctx context.Context, paths []string) (*Active, error
 		b, err := Load(p, m.cfg.Limits)
 		if err != nil {
 			m.log.Error("bundle unreadable", "path", p, "error", err)
-			return nil, err
+			return nil, m.rejectAt(StageRead, err)
 		}
 		bs = append(bs, b)
 	}

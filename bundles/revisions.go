@@ -113,7 +113,7 @@ func (l *Lifecycle) Push(ctx context.Context, archive []byte, by string, activat
 	b, err := l.read(archive)
 	if err != nil {
 		l.log.Info("bundle push rejected", "pushed_by", by, "error", err)
-		return PushResult{}, err
+		return PushResult{}, l.m.reject(err)
 	}
 	rev := b.Revision()
 	if slices.Contains(reservedRevisions, rev) {
@@ -199,7 +199,7 @@ func (l *Lifecycle) prepareStored(ctx context.Context, rev string) (*Active, str
 	}
 	b, err := l.read(archive)
 	if err != nil {
-		return nil, rec.Digest, rejected(err)
+		return nil, rec.Digest, rejected(l.m.rejectAt(StageRead, err))
 	}
 	b.Source = PushedSource
 	if b.Digest != rec.Digest || b.Revision() != rev {

@@ -71,8 +71,19 @@ func (s *Server) requireScope(scope string) fiber.Handler {
 }
 
 // checkToken lets the request through only with a valid Bearer token that
-// has one of scopes.
+// has one of scopes; a refusal is counted in
+// verdict_caller_auth_failures_total.
 func (s *Server) checkToken(c *fiber.Ctx, scopes ...string) error {
+	if err := s.authenticate(c, scopes); err != nil {
+		s.metrics.callerAuthFailed(err)
+		return err
+	}
+	return c.Next()
+}
+
+// authenticate keeps the caller's claims if it has a valid Bearer token
+// with one of scopes, and otherwise returns the refusal.
+func (s *Server) authenticate(c *fiber.Ctx, scopes []string) error {
 	if s.verifier == nil {
 		// No verifier configured: nothing can be authenticated, so
 		// nothing gets through.
@@ -94,7 +105,7 @@ func (s *Server) checkToken(c *fiber.Ctx, scopes ...string) error {
 		return newError(fiber.StatusForbidden, CodeForbidden, "the token lacks scope "+strings.Join(scopes, " or "))
 	}
 	c.Locals(callerClaims, claims)
-	return c.Next()
+	return nil
 }
 
 // verifyBearer verifies tok (whose: "caller" or "end-user", for the log):

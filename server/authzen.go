@@ -21,7 +21,7 @@ const (
 // /v1/decide answers a single request; "evaluations" and "options" are
 // unknown fields here and ignored.
 func (s *Server) authzenEvaluation(c *fiber.Ctx) error {
-	return s.decideWith(c, parseOptions{single: true, idsInHeader: true})
+	return s.decideWith(c, endpointAuthZEN, parseOptions{single: true, idsInHeader: true})
 }
 
 // authzenEvaluations answers AuthZEN boxcarred evaluations: /v1/decide's
@@ -30,7 +30,7 @@ func (s *Server) authzenEvaluation(c *fiber.Ctx) error {
 // resource without type or id (action without name) takes them from the
 // top-level default.
 func (s *Server) authzenEvaluations(c *fiber.Ctx) error {
-	return s.decideWith(c, parseOptions{itemErrors: true, inheritIDs: true, idsInHeader: true})
+	return s.decideWith(c, endpointAuthZEN, parseOptions{itemErrors: true, inheritIDs: true, idsInHeader: true})
 }
 
 // authzenConfiguration is the PDP metadata document; the struct keeps

@@ -303,6 +303,7 @@ func (s *Server) allowed(ctx context.Context, active *bundles.Active, req *searc
 	var found []bundles.CatalogEntry
 	for _, cand := range cands {
 		d := s.decideCached(ctx, active, req.input(cand), false)
+		s.metrics.recordDecision(endpointSearch, d)
 		if ctx.Err() != nil {
 			return nil, newError(fiber.StatusServiceUnavailable, CodeSearchTimeout,
 				"the search did not finish within server.request_timeout; narrow it or retry")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -261,7 +262,7 @@ func mergeItem(doc, item map[string]any, inheritIDs bool) map[string]any {
 	return merged
 }
 
-func (s *Server) decide(c *fiber.Ctx) error { return s.decideWith(c, parseOptions{}) }
+func (s *Server) decide(c *fiber.Ctx) error { return s.decideWith(c, endpointDecide, parseOptions{}) }
 
 // requireJSON refuses a body that is not declared JSON with 415.
 func requireJSON(c *fiber.Ctx) error {
@@ -272,8 +273,8 @@ func requireJSON(c *fiber.Ctx) error {
 }
 
 // decideWith answers a decision request parsed with opt: /v1/decide and the
-// AuthZEN evaluation routes.
-func (s *Server) decideWith(c *fiber.Ctx, opt parseOptions) error {
+// AuthZEN evaluation routes (e).
+func (s *Server) decideWith(c *fiber.Ctx, e endpoint, opt parseOptions) error {
 	if err := requireJSON(c); err != nil {
 		return err
 	}
@@ -291,12 +292,17 @@ func (s *Server) decideWith(c *fiber.Ctx, opt parseOptions) error {
 	defer cancel()
 	rid := requestID(c)
 	out := Respond(req, func(in *engine.Input) DecisionResponse {
-		return s.evaluate(ctx, rid, active, in, req.Explain)
+		return s.evaluate(ctx, e, rid, active, in, req.Explain)
 	})
 	var items []DecisionResponse
 	switch o := out.(type) {
 	case BatchResponse:
 		items = o.Evaluations
+		for i := range items {
+			if req.Errs != nil && req.Errs[i] != nil {
+				s.metrics.recordInvalid(e)
+			}
+		}
 	case DecisionResponse:
 		if opt.idsInHeader {
 			c.Set(decisionIDHeader, o.Context.DecisionID)
@@ -393,13 +399,14 @@ func invalidItem(err error) DecisionResponse {
 
 // evaluate answers one input from the cache or the active snapshot. Explain
 // requests bypass the cache; failed evaluations are never cached.
-func (s *Server) evaluate(ctx context.Context, requestID string, active *bundles.Active, in *engine.Input, explain bool) DecisionResponse {
+func (s *Server) evaluate(ctx context.Context, e endpoint, requestID string, active *bundles.Active, in *engine.Input, explain bool) DecisionResponse {
 	var d engine.Decision
 	if active == nil {
 		d = (*engine.Snapshot)(nil).Decide(ctx, in, false)
 	} else {
 		d = s.decideCached(ctx, active, in, explain)
 	}
+	s.metrics.recordDecision(e, d)
 	resp := NewDecisionResponse(d, explain)
 	if d.Err != nil && active != nil {
 		// The cause names policies and rules: it goes to the operator's log,
@@ -451,24 +458,36 @@ func NewDecisionResponse(d engine.Decision, detailed bool) DecisionResponse {
 func (s *Server) decideCached(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool) engine.Decision {
 	snap := active.Snapshot
 	if explain || s.cache == nil || !snap.Cacheable() || s.timeInContext(in) {
-		return snap.Decide(ctx, in, explain)
+		return s.timedDecide(ctx, snap, in, explain)
 	}
 	key := inputKey(active.Generation, in)
 	if d, ok := s.cache.Get(key); ok {
 		return d
 	}
-	d := snap.Decide(ctx, in, false)
+	d := s.timedDecide(ctx, snap, in, false)
 	if d.Err == nil {
 		s.cache.Set(key, d)
 	}
 	return d
 }
 
+// timedDecide is snap.Decide, timed for verdict_decision_evaluation_seconds.
+func (s *Server) timedDecide(ctx context.Context, snap *engine.Snapshot, in *engine.Input, explain bool) engine.Decision {
+	if s.metrics == nil {
+		return snap.Decide(ctx, in, explain)
+	}
+	start := time.Now()
+	d := snap.Decide(ctx, in, explain)
+	s.metrics.observeEvaluation(start)
+	return d
+}
+
 // Decide answers one input exactly as POST /v1/decide does, decision cache
-// included, for callers that embed Verdict in their process. With no active
-// bundle it denies with engine.ErrNoPolicy.
+// and metrics included (counted as endpoint "decide"), for callers that
+// embed Verdict in their process. With no active bundle it denies with
+// engine.ErrNoPolicy.
 func (s *Server) Decide(ctx context.Context, in *engine.Input, explain bool) DecisionResponse {
-	return s.evaluate(ctx, "", s.bundles.Active(), in, explain)
+	return s.evaluate(ctx, endpointDecide, "", s.bundles.Active(), in, explain)
 }
 
 func (s *Server) timeInContext(in *engine.Input) bool {

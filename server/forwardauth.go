@@ -251,7 +251,7 @@ func (s *Server) forwardAuth(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 	defer cancel()
 	active := s.bundles.Active()
-	d := s.evaluate(ctx, requestID(c), active, in, false)
+	d := s.evaluate(ctx, endpointForwardAuth, requestID(c), active, in, false)
 	if !d.Decision {
 		if in.Subject.Type == AnonymousType {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)

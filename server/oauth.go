@@ -52,7 +52,7 @@ func (s *Server) tokenLimits() []fiber.Handler {
 		s.log.Warn("token requests rate limited", "request_id", requestID(c), "ip", c.IP())
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		c.Set("Pragma", "no-cache")
-		return s.oauthFail(c, fiber.StatusTooManyRequests, "too_many_requests", "too many failed token requests; retry after the time in Retry-After")
+		return s.oauthFail(c, fiber.StatusTooManyRequests, oauthTooManyRequests, "too many failed token requests; retry after the time in Retry-After")
 	}
 	var st fiber.Storage = newLimitStore()
 	if s.limits != nil {
@@ -94,9 +94,17 @@ type oauthError struct {
 	Description string `json:"error_description,omitempty"`
 }
 
+// oauthFail answers an OAuth error; on /oauth2/token it is counted in
+// verdict_token_failures_total.
 func (s *Server) oauthFail(c *fiber.Ctx, status int, code, desc string) error {
+	if c.Route().Path == tokenPath {
+		s.metrics.tokenFailed(code)
+	}
 	return c.Status(status).JSON(oauthError{Error: code, Description: desc})
 }
+
+// tokenPath is the token endpoint's route.
+const tokenPath = "/oauth2/token"
 
 // oauthForm reads a form-encoded OAuth request and its client credentials
 // (client_secret_basic, client_secret_post or private_key_jwt). On a
@@ -149,7 +157,7 @@ func (s *Server) oauthOutcome(c *fiber.Ctx, err error, basic bool, cc authn.Clie
 			// was decided, and the client may retry.
 			s.log.Warn(what+" could not be answered now", "request_id", requestID(c), "client_id", cc.ClientID, "error", err)
 			c.Set(fiber.HeaderRetryAfter, "1")
-			return s.oauthFail(c, fiber.StatusServiceUnavailable, "temporarily_unavailable", "try again shortly")
+			return s.oauthFail(c, fiber.StatusServiceUnavailable, oauthUnavailable, "try again shortly")
 		}
 		return err
 	}
@@ -191,6 +199,7 @@ func (s *Server) token(c *fiber.Ctx) error {
 	}
 	s.log.Info("token issued", "audit", true, "request_id", requestID(c), "client_id", resp.ClientID,
 		"grant_type", req.GrantType, "scope", resp.Scope, "jti", resp.JTI, "refresh", resp.RefreshToken != "")
+	s.metrics.tokenIssued(req.GrantType)
 	return c.JSON(resp)
 }
 

@@ -66,12 +66,17 @@ type Config struct {
 	// sends one is decided afresh and not cached: each such input is unique,
 	// and caching it would only push useful entries out).
 	NoCacheContextKeys []string `yaml:"no_cache_context_keys"`
+	// Metrics serves Prometheus metrics at GET /metrics, without
+	// authentication: keep the port off the public network (or filter
+	// /metrics at the proxy). False neither collects nor serves them
+	// (/metrics answers 404).
+	Metrics bool `yaml:"metrics"`
 }
 
 // DefaultConfig returns the defaults: 127.0.0.1:8700, 1 MiB bodies, depth 64,
 // 1,000 evaluations a batch, 5 s a request, explain allowed, 10,000
-// candidates an AuthZEN search, and a 100,000-entry decision cache whose
-// entries live 5 minutes.
+// candidates an AuthZEN search, a 100,000-entry decision cache whose
+// entries live 5 minutes, and metrics at /metrics.
 func DefaultConfig() Config {
 	return Config{
 		Addr:                "127.0.0.1:8700",
@@ -88,6 +93,7 @@ func DefaultConfig() Config {
 		Cache:               cache.Default(),
 		NoCacheContextKeys:  []string{"now", "time", "timestamp", "current_time"},
 		MaxSearchCandidates: 10000,
+		Metrics:             true,
 	}
 }
 
@@ -172,6 +178,9 @@ type Server struct {
 	history DecisionHistory
 	// forward configures /v1/forward-auth.
 	forward *ForwardAuth
+	// metrics are nil when server.metrics is false.
+	metrics *metrics
+	mirror  MirrorAnswers
 }
 
 // Option changes how New builds a server.
@@ -274,7 +283,12 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	})
 	s.limitBodies()
 	s.app.Use(s.requestID)
+	if cfg.Metrics {
+		s.metrics = newMetrics(s)
+		s.app.Use(s.observe)
+	}
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		s.metrics.panicked()
 		log.Error("panic in handler", "path", c.Path(), "request_id", requestID(c), "panic", fmt.Sprint(e))
 	}}))
 	s.routes()
@@ -309,7 +323,7 @@ func (s *Server) table() []route {
 		{fiber.MethodPost, "/v1/bundles/:revision/activate", s.activateBundle, bundleWrite},
 		{fiber.MethodGet, "/openapi.json", s.openapi, nil},
 		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler, nil},
-		{fiber.MethodPost, "/oauth2/token", s.token, limits},
+		{fiber.MethodPost, tokenPath, s.token, limits},
 		{fiber.MethodPost, "/oauth2/revoke", s.revoke, limits},
 		{fiber.MethodPost, "/oauth2/introspect", s.introspect, limits},
 		{fiber.MethodGet, "/.well-known/oauth-authorization-server", s.asMetadata, nil},
@@ -354,6 +368,9 @@ func (s *Server) table() []route {
 		{fiber.MethodDelete, ForwardAuthPath + "/*", s.forwardAuth, nil},
 		{fiber.MethodOptions, ForwardAuthPath + "/*", s.forwardAuth, nil},
 		{fiber.MethodTrace, ForwardAuthPath + "/*", s.forwardAuth, nil},
+		// Prometheus metrics (server.metrics), unauthenticated: for the
+		// monitoring network only.
+		{fiber.MethodGet, MetricsPath, s.metricsHandler(), nil},
 	}
 }
 
@@ -365,8 +382,10 @@ func (s *Server) routes() {
 	for _, r := range s.table() {
 		hs := append(append([]fiber.Handler(nil), r.before...), r.handler)
 		s.app.Add(r.method, r.path, hs...)
+		s.metrics.register(r.method, r.path)
 		if r.method == fiber.MethodGet {
 			s.app.Add(fiber.MethodHead, r.path, hs...)
+			s.metrics.register(fiber.MethodHead, r.path)
 		}
 		if _, seen := allow[r.path]; !seen {
 			order = append(order, r.path)

@@ -127,3 +127,9 @@ func followStore(ctx context.Context, cfg config.Config, st store.Store, life *b
 		"poll_interval", cfg.Replica.PollInterval, "stale_after", cfg.Replica.StaleAfter)
 	return opts, func() { <-done }, nil
 }
+
+// The replica's counters become metrics through these server interfaces.
+var (
+	_ server.MirrorAnswers = (*replica.FailStatic)(nil)
+	_ server.Repairer      = (*replica.Syncer)(nil)
+)

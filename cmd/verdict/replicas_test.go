@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -529,11 +530,21 @@ func TestReplicasVerifyUnseenTokensWhileRedisIsDown(t *testing.T) {
 	if code, _ := readyz(t, b.base); code != 200 && time.Since(down) < testStale {
 		t.Fatalf("B's readyz before stale_after: %d", code)
 	}
+	// The same story in B's metrics: it repaired, and its mirror answered
+	// for the token it never saw.
+	for series, least := range map[string]float64{"verdict_replica_repairs_total": 1, "verdict_replica_mirror_answers_total": 1} {
+		if v := metric(t, b.base, series); v < least {
+			t.Errorf("B's %s = %v during the outage, want at least %v", series, v, least)
+		}
+	}
 
 	within(t, testStale+4*testPoll+time.Second, "B unready after stale_after", func() bool {
 		code, checks := readyz(t, b.base)
 		return code == 503 && checks["sync"] == "stale"
 	})
+	if v := metric(t, b.base, "verdict_replica_healthy"); v != 0 {
+		t.Errorf("B, stale: verdict_replica_healthy = %v, want 0", v)
+	}
 	// Not cached: the mirror is not trusted once stale, at once.
 	for name, tok := range map[string]string{"never presented": unseenLater, "revoked": revoked} {
 		if code, retry := decideRetry(t, b.base, tok); code != 503 || retry == "" {
@@ -654,4 +665,26 @@ func BenchmarkPushPropagation(b *testing.B) {
 	b.ReportMetric(q(total, 0.5), "push-p50-ms")
 	b.ReportMetric(q(total, 0.99), "push-p99-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// metric is the value of the unlabelled series name in base's /metrics.
+func metric(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s in /metrics:\n%s", name, raw)
+	return 0
 }

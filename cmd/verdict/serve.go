@@ -202,6 +202,11 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients), server.WithKeyAdmin(st.keys),
 		server.WithBundleAdmin(life)}, shared...)
+	if fs, ok := revoked.(server.MirrorAnswers); ok {
+		// A shared store: the revocation check is fail-static, and its
+		// mirror's answers during an outage are a metric.
+		opts = append(opts, server.WithMirrorAnswers(fs))
+	}
 	srv, err := server.New(cfg.Server, mgr, log, opts...)
 	if err != nil {
 		return err
