@@ -302,7 +302,7 @@ func (s *Server) searchHandler(kind searchKind) fiber.Handler {
 func (s *Server) allowed(ctx context.Context, active *bundles.Active, req *searchRequest, cands []bundles.CatalogEntry) ([]bundles.CatalogEntry, error) {
 	var found []bundles.CatalogEntry
 	for _, cand := range cands {
-		d := s.decideCached(ctx, active, req.input(cand), false)
+		d, _ := s.decideCached(ctx, active, req.input(cand), false)
 		s.metrics.recordDecision(endpointSearch, d)
 		if ctx.Err() != nil {
 			return nil, newError(fiber.StatusServiceUnavailable, CodeSearchTimeout,

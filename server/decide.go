@@ -400,14 +400,17 @@ func invalidItem(err error) DecisionResponse {
 // evaluate answers one input from the cache or the active snapshot. Explain
 // requests bypass the cache; failed evaluations are never cached.
 func (s *Server) evaluate(ctx context.Context, e endpoint, requestID string, active *bundles.Active, in *engine.Input, explain bool) DecisionResponse {
+	start := time.Now()
 	var d engine.Decision
+	var hit bool
 	if active == nil {
 		d = (*engine.Snapshot)(nil).Decide(ctx, in, false)
 	} else {
-		d = s.decideCached(ctx, active, in, explain)
+		d, hit = s.decideCached(ctx, active, in, explain)
 	}
 	s.metrics.recordDecision(e, d)
 	resp := NewDecisionResponse(d, explain)
+	s.logDecision(e, requestID, start, in, d, resp, hit)
 	if d.Err != nil && active != nil {
 		// The cause names policies and rules: it goes to the operator's log,
 		// and to the caller only when it asked for an explanation.
@@ -455,20 +458,22 @@ func NewDecisionResponse(d engine.Decision, detailed bool) DecisionResponse {
 	return resp
 }
 
-func (s *Server) decideCached(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool) engine.Decision {
+// decideCached decides in from the cache when it may and reports whether
+// the decision came from it.
+func (s *Server) decideCached(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool) (engine.Decision, bool) {
 	snap := active.Snapshot
 	if explain || s.cache == nil || !snap.Cacheable() || s.timeInContext(in) {
-		return s.timedDecide(ctx, snap, in, explain)
+		return s.timedDecide(ctx, snap, in, explain), false
 	}
 	key := inputKey(active.Generation, in)
 	if d, ok := s.cache.Get(key); ok {
-		return d
+		return d, true
 	}
 	d := s.timedDecide(ctx, snap, in, false)
 	if d.Err == nil {
 		s.cache.Set(key, d)
 	}
-	return d
+	return d, false
 }
 
 // timedDecide is snap.Decide, timed for verdict_decision_evaluation_seconds.

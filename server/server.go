@@ -173,9 +173,10 @@ type Server struct {
 	bundleAdmin BundleAdmin
 	replica     Replica
 	limits      fiber.Storage
-	// history supplies logged inputs to previews; nil until decision logs
-	// exist.
+	// history supplies logged inputs to previews; nil: test cases only.
 	history DecisionHistory
+	// dlog receives every decision; nil: decision logs are off.
+	dlog DecisionLog
 	// forward configures /v1/forward-auth.
 	forward *ForwardAuth
 	// metrics are nil when server.metrics is false.

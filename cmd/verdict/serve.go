@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/decisionlog"
 	"github.com/verdictpdp/verdict/server"
 	"github.com/verdictpdp/verdict/store"
 )
@@ -207,6 +209,16 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		// mirror's answers during an outage are a metric.
 		opts = append(opts, server.WithMirrorAnswers(fs))
 	}
+	dlog, stopLog, err := startDecisionLog(ctx, cfg.DecisionLogs, log)
+	if err != nil {
+		return err
+	}
+	// Deferred before the server's Close, so it runs after Serve returned
+	// (the HTTP server drained): the last decisions are written too.
+	defer stopLog()
+	if dlog != nil {
+		opts = append(opts, server.WithDecisionLog(dlog), server.WithDecisionHistory(dlog))
+	}
 	srv, err := server.New(cfg.Server, mgr, log, opts...)
 	if err != nil {
 		return err
@@ -371,4 +383,42 @@ func keyStates(ks []authn.KeyInfo) map[string]authn.KeyState {
 		m[k.KID] = k.State
 	}
 	return m
+}
+
+// startDecisionLog opens the decision log's sink and starts its writer; nil
+// when decision_logs records nothing. stop ends the writer (which writes
+// what is buffered first), waits for it and closes the sink; call it once
+// the HTTP server drained. The writer does not stop with ctx, so that no
+// decision made during the drain is lost.
+func startDecisionLog(ctx context.Context, cfg decisionlog.Config, log *slog.Logger) (l *decisionlog.Logger, stop func(), err error) {
+	if !cfg.Enabled() {
+		return nil, func() {}, nil
+	}
+	sink, err := decisionlog.OpenSink(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var w io.Writer
+	if sink != nil {
+		w = sink
+	}
+	if l, err = decisionlog.New(cfg, w, log); err != nil {
+		return nil, nil, err
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Run(lctx)
+	}()
+	log.Info("decision log on", "sink", cfg.Sink, "path", cfg.Path, "history", cfg.History, "sample_ratio", cfg.SampleRatio)
+	return l, func() {
+		cancel()
+		<-done
+		if sink != nil {
+			if err := sink.Close(); err != nil {
+				log.Warn("decision log: closing the sink failed", "error", err)
+			}
+		}
+	}, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/decisionlog"
 	"github.com/verdictpdp/verdict/internal/replica"
 	"github.com/verdictpdp/verdict/server"
 	redisstore "github.com/verdictpdp/verdict/store/redis"
@@ -62,6 +63,10 @@ type Config struct {
 	// ask before they proxy: trusted proxies, the route table and the
 	// headers in and out (docs/gateways.md).
 	ForwardAuth server.ForwardAuthConfig `yaml:"forward_auth"`
+	// DecisionLogs configures the decision log: its sink (none, stdout or
+	// a rotated file), redaction, sampling, buffer and the history of
+	// inputs previews decide (docs/operations.md "Decision logs").
+	DecisionLogs decisionlog.Config `yaml:"decision_logs"`
 }
 
 // Bundles is the bundles section. In the file it is either a list of paths
@@ -218,6 +223,7 @@ func Default() Config {
 		Log:          Log{Level: "info", Format: "text"},
 		Replica:      replica.Default(),
 		ForwardAuth:  server.DefaultForwardAuthConfig(),
+		DecisionLogs: decisionlog.Default(),
 	}
 }
 
@@ -252,6 +258,9 @@ func Load(path string) (Config, error) {
 			k.KeyFile = filepath.Join(base, k.KeyFile)
 			cfg.Bundles.Keys[kid] = k
 		}
+	}
+	if p := cfg.DecisionLogs.Path; p != "" && !filepath.IsAbs(p) {
+		cfg.DecisionLogs.Path = filepath.Join(base, p)
 	}
 	if oa := cfg.ForwardAuth.OpenAPI; oa != "" && !filepath.IsAbs(oa) {
 		cfg.ForwardAuth.OpenAPI = filepath.Join(base, oa)
@@ -295,7 +304,7 @@ func (c Config) Validate() error {
 	if len(c.Tokens.Exchange.Mappings) > 0 {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
 	}
-	errs = append(errs, c.Bundles.validate(), c.Replica.Validate(), c.ForwardAuth.Validate())
+	errs = append(errs, c.Bundles.validate(), c.Replica.Validate(), c.ForwardAuth.Validate(), c.DecisionLogs.Validate())
 	return errors.Join(errs...)
 }
 
