@@ -14,6 +14,7 @@ import (
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/decisionlog"
 	"github.com/verdictpdp/verdict/server"
 )
 
@@ -214,30 +215,72 @@ func metricsOnOff(b *testing.B, bench func(*testing.B, *server.Server)) {
 // JSON answer) called on a fasthttp request in memory, so that the
 // difference metrics make is not lost in the loopback's noise.
 func BenchmarkHandlerMetrics(b *testing.B) {
-	metricsOnOff(b, func(b *testing.B, srv *server.Server) {
-		h := srv.App().Handler()
-		ins := inputs(64)
-		reqs := make([]*fasthttp.RequestCtx, len(ins))
-		for i, in := range ins {
-			rc := &fasthttp.RequestCtx{}
-			rc.Request.Header.SetMethod(fasthttp.MethodPost)
-			rc.Request.SetRequestURI("/v1/decide")
-			rc.Request.Header.SetContentType("application/json")
-			rc.Request.SetBody(body(in))
-			reqs[i] = rc
-			h(rc) // warm the cache
+	metricsOnOff(b, benchHandler)
+}
+
+// BenchmarkHandlerDecisionLog is the handler of BenchmarkHandlerMetrics with
+// a decision log writing to a discarding sink (redaction, JSON, the history
+// ring: everything but the disk) and without one.
+func BenchmarkHandlerDecisionLog(b *testing.B) {
+	for _, on := range []bool{true, false} {
+		name := "off"
+		if on {
+			name = "on"
 		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; b.Loop(); i++ {
-			rc := reqs[i%len(reqs)]
-			rc.Response.Reset()
-			h(rc)
-			if rc.Response.StatusCode() != 200 {
-				b.Fatalf("status %d", rc.Response.StatusCode())
+		b.Run(name, func(b *testing.B) {
+			var opts []server.Option
+			if on {
+				dl, err := decisionlog.New(decisionlog.Default(), io.Discard, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() { defer close(done); dl.Run(ctx) }()
+				b.Cleanup(func() {
+					cancel()
+					<-done
+					if d := dl.Dropped(); d > 0 {
+						b.Logf("%d records dropped (the writer fell behind)", d)
+					}
+				})
+				opts = append(opts, server.WithDecisionLog(dl), server.WithDecisionHistory(dl))
 			}
+			srv, err := server.New(server.DefaultConfig(), manager(b, celBundle), nil, append([]server.Option{server.WithAuth(nil, true)}, opts...)...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(srv.Close)
+			benchHandler(b, srv)
+		})
+	}
+}
+
+// benchHandler calls srv's whole handler on in-memory /v1/decide requests
+// answered from the cache.
+func benchHandler(b *testing.B, srv *server.Server) {
+	h := srv.App().Handler()
+	ins := inputs(64)
+	reqs := make([]*fasthttp.RequestCtx, len(ins))
+	for i, in := range ins {
+		rc := &fasthttp.RequestCtx{}
+		rc.Request.Header.SetMethod(fasthttp.MethodPost)
+		rc.Request.SetRequestURI("/v1/decide")
+		rc.Request.Header.SetContentType("application/json")
+		rc.Request.SetBody(body(in))
+		reqs[i] = rc
+		h(rc) // warm the cache
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		rc := reqs[i%len(reqs)]
+		rc.Response.Reset()
+		h(rc)
+		if rc.Response.StatusCode() != 200 {
+			b.Fatalf("status %d", rc.Response.StatusCode())
 		}
-	})
+	}
 }
 
 // BenchmarkHTTPParallel measures throughput with concurrent clients.

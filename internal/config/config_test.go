@@ -334,3 +334,59 @@ func TestForwardAuthSection(t *testing.T) {
 		t.Fatalf("a bad proxy address: %v", err)
 	}
 }
+
+// TestOperationsExampleLoads loads the complete verdict.yaml of
+// docs/operations.md: every key it shows exists, with its default.
+func TestOperationsExampleLoads(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "A complete `verdict.yaml`")
+	if !ok {
+		t.Fatal("docs/operations.md has no complete verdict.yaml")
+	}
+	_, block, _ := strings.Cut(after, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	p := filepath.Join(t.TempDir(), "verdict.yaml")
+	if err := os.WriteFile(p, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatalf("the example does not load: %v", err)
+	}
+	want := Default().DecisionLogs
+	if got := cfg.DecisionLogs; got.Sink != want.Sink || got.Buffer != want.Buffer || got.History != want.History ||
+		strings.Join(got.Redact, ",") != strings.Join(want.Redact, ",") || strings.Join(got.TokenClaims, ",") != strings.Join(want.TokenClaims, ",") {
+		t.Errorf("decision_logs of the example %+v, want the defaults %+v", got, want)
+	}
+	if !strings.Contains(block, "decision_logs:") {
+		t.Error("the example lacks decision_logs")
+	}
+}
+
+func TestDecisionLogsConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "verdict.yaml")
+	writeCfg := func(body string) {
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCfg("decision_logs: {sink: file, path: logs/d.log, sample_ratio: 0.5}\n")
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(p), "logs", "d.log"); cfg.DecisionLogs.Path != want || cfg.DecisionLogs.SampleRatio != 0.5 {
+		t.Errorf("decision_logs %+v, want the path relative to the file (%s)", cfg.DecisionLogs, want)
+	}
+	writeCfg("decision_logs: {sink: kafka, redact: [/nope]}\n")
+	cfg, err = Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "decision_logs.sink") || !strings.Contains(err.Error(), "decision_logs.redact") {
+		t.Errorf("Validate() = %v, want both decision_logs problems", err)
+	}
+}
