@@ -400,12 +400,14 @@ func invalidItem(err error) DecisionResponse {
 // evaluate answers one input from the cache or the active snapshot. Explain
 // requests bypass the cache; failed evaluations are never cached.
 func (s *Server) evaluate(ctx context.Context, e endpoint, requestID string, active *bundles.Active, in *engine.Input, explain bool) DecisionResponse {
+	ctx, span := s.startDecide(ctx)
 	var d engine.Decision
 	if active == nil {
 		d = (*engine.Snapshot)(nil).Decide(ctx, in, false)
 	} else {
 		d = s.decideCached(ctx, active, in, explain)
 	}
+	endDecide(span, e, d)
 	s.metrics.recordDecision(e, d)
 	resp := NewDecisionResponse(d, explain)
 	if d.Err != nil && active != nil {
@@ -458,12 +460,15 @@ func NewDecisionResponse(d engine.Decision, detailed bool) DecisionResponse {
 func (s *Server) decideCached(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool) engine.Decision {
 	snap := active.Snapshot
 	if explain || s.cache == nil || !snap.Cacheable() || s.timeInContext(in) {
+		s.traceCache(ctx, cacheBypass)
 		return s.timedDecide(ctx, snap, in, explain)
 	}
 	key := inputKey(active.Generation, in)
 	if d, ok := s.cache.Get(key); ok {
+		s.traceCache(ctx, cacheHit)
 		return d
 	}
+	s.traceCache(ctx, cacheMiss)
 	d := s.timedDecide(ctx, snap, in, false)
 	if d.Err == nil {
 		s.cache.Set(key, d)

@@ -22,6 +22,7 @@ import (
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
 	"github.com/verdictpdp/verdict/internal/replica"
+	"github.com/verdictpdp/verdict/internal/telemetry"
 	"github.com/verdictpdp/verdict/server"
 	redisstore "github.com/verdictpdp/verdict/store/redis"
 )
@@ -62,6 +63,10 @@ type Config struct {
 	// ask before they proxy: trusted proxies, the route table and the
 	// headers in and out (docs/gateways.md).
 	ForwardAuth server.ForwardAuthConfig `yaml:"forward_auth"`
+	// Telemetry configures OpenTelemetry traces: the exporter (none by
+	// default), its endpoint, the sample ratio and the service name
+	// (docs/operations.md "Traces").
+	Telemetry telemetry.Config `yaml:"telemetry"`
 }
 
 // Bundles is the bundles section. In the file it is either a list of paths
@@ -218,6 +223,7 @@ func Default() Config {
 		Log:          Log{Level: "info", Format: "text"},
 		Replica:      replica.Default(),
 		ForwardAuth:  server.DefaultForwardAuthConfig(),
+		Telemetry:    telemetry.Default(),
 	}
 }
 
@@ -295,7 +301,7 @@ func (c Config) Validate() error {
 	if len(c.Tokens.Exchange.Mappings) > 0 {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
 	}
-	errs = append(errs, c.Bundles.validate(), c.Replica.Validate(), c.ForwardAuth.Validate())
+	errs = append(errs, c.Bundles.validate(), c.Replica.Validate(), c.ForwardAuth.Validate(), c.Telemetry.Validate())
 	return errors.Join(errs...)
 }
 
