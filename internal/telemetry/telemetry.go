@@ -120,7 +120,7 @@ func newExporter(ctx context.Context, t Traces) (sdktrace.SpanExporter, error) {
 		var opts []otlptracehttp.Option
 		switch {
 		case isURL:
-			opts = append(opts, otlptracehttp.WithEndpointURL(t.Endpoint))
+			opts = append(opts, otlptracehttp.WithEndpointURL(httpTracesURL(t.Endpoint)))
 		case t.Endpoint != "":
 			opts = append(opts, otlptracehttp.WithEndpoint(t.Endpoint))
 		}
@@ -143,4 +143,14 @@ func newExporter(ctx context.Context, t Traces) (sdktrace.SpanExporter, error) {
 	default:
 		return stdouttrace.New()
 	}
+}
+
+// httpTracesURL is u with the OTLP traces path when u has no path: the
+// exporter would post to "/" otherwise, which collectors refuse.
+func httpTracesURL(u string) string {
+	scheme, rest, _ := strings.Cut(u, "://")
+	if !strings.Contains(strings.TrimSuffix(rest, "/"), "/") {
+		return scheme + "://" + strings.TrimSuffix(rest, "/") + "/v1/traces"
+	}
+	return u
 }
