@@ -11,9 +11,11 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/telemetry"
 	"github.com/verdictpdp/verdict/server"
 )
 
@@ -76,9 +78,9 @@ func newServer(tb testing.TB, path string, cached bool) *server.Server {
 	return newServerWith(tb, path, cfg)
 }
 
-func newServerWith(tb testing.TB, path string, cfg server.Config) *server.Server {
+func newServerWith(tb testing.TB, path string, cfg server.Config, opts ...server.Option) *server.Server {
 	tb.Helper()
-	srv, err := server.New(cfg, manager(tb, path), nil, server.WithAuth(nil, true))
+	srv, err := server.New(cfg, manager(tb, path), nil, append([]server.Option{server.WithAuth(nil, true)}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -213,32 +215,61 @@ func metricsOnOff(b *testing.B, bench func(*testing.B, *server.Server)) {
 // the server's whole handler (middleware, routing, decide from the cache,
 // JSON answer) called on a fasthttp request in memory, so that the
 // difference metrics make is not lost in the loopback's noise.
-func BenchmarkHandlerMetrics(b *testing.B) {
-	metricsOnOff(b, func(b *testing.B, srv *server.Server) {
-		h := srv.App().Handler()
-		ins := inputs(64)
-		reqs := make([]*fasthttp.RequestCtx, len(ins))
-		for i, in := range ins {
-			rc := &fasthttp.RequestCtx{}
-			rc.Request.Header.SetMethod(fasthttp.MethodPost)
-			rc.Request.SetRequestURI("/v1/decide")
-			rc.Request.Header.SetContentType("application/json")
-			rc.Request.SetBody(body(in))
-			reqs[i] = rc
-			h(rc) // warm the cache
+func BenchmarkHandlerMetrics(b *testing.B) { metricsOnOff(b, benchHandler) }
+
+// benchHandler calls srv's whole fasthttp handler on in-memory cached
+// decide requests.
+func benchHandler(b *testing.B, srv *server.Server) {
+	h := srv.App().Handler()
+	ins := inputs(64)
+	reqs := make([]*fasthttp.RequestCtx, len(ins))
+	for i, in := range ins {
+		rc := &fasthttp.RequestCtx{}
+		rc.Request.Header.SetMethod(fasthttp.MethodPost)
+		rc.Request.SetRequestURI("/v1/decide")
+		rc.Request.Header.SetContentType("application/json")
+		rc.Request.SetBody(body(in))
+		reqs[i] = rc
+		h(rc) // warm the cache
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		rc := reqs[i%len(reqs)]
+		rc.Response.Reset()
+		h(rc)
+		if rc.Response.StatusCode() != 200 {
+			b.Fatalf("status %d", rc.Response.StatusCode())
 		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; b.Loop(); i++ {
-			rc := reqs[i%len(reqs)]
-			rc.Response.Reset()
-			h(rc)
-			if rc.Response.StatusCode() != 200 {
-				b.Fatalf("status %d", rc.Response.StatusCode())
-			}
-		}
-	})
+	}
 }
+
+// BenchmarkHandlerTracing is BenchmarkHandlerMetrics for traces: "off" is
+// a server without a tracer provider, "none" one with the provider of
+// telemetry.traces.exporter: none (what serve passes by default; it must
+// cost about nothing), and "sampled" one that records every span (server
+// and verdict.decide) to an exporter that drops them, the cost of tracing
+// itself without the network.
+func BenchmarkHandlerTracing(b *testing.B) {
+	none, _, err := telemetry.NewTracerProvider(context.Background(), telemetry.Default())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sampled := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{}))
+	b.Cleanup(func() { _ = sampled.Shutdown(context.Background()) })
+	for _, c := range []struct {
+		name string
+		opts []server.Option
+	}{{"off", nil}, {"none", []server.Option{server.WithTracerProvider(none)}}, {"sampled", []server.Option{server.WithTracerProvider(sampled)}}} {
+		b.Run(c.name, func(b *testing.B) { benchHandler(b, newServerWith(b, celBundle, server.DefaultConfig(), c.opts...)) })
+	}
+}
+
+// discard is a span exporter that drops every span.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkHTTPParallel measures throughput with concurrent clients.
 func BenchmarkHTTPParallel(b *testing.B) {
