@@ -11,10 +11,12 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
 	"github.com/verdictpdp/verdict/internal/decisionlog"
+	"github.com/verdictpdp/verdict/internal/telemetry"
 	"github.com/verdictpdp/verdict/server"
 )
 
@@ -77,9 +79,9 @@ func newServer(tb testing.TB, path string, cached bool) *server.Server {
 	return newServerWith(tb, path, cfg)
 }
 
-func newServerWith(tb testing.TB, path string, cfg server.Config) *server.Server {
+func newServerWith(tb testing.TB, path string, cfg server.Config, opts ...server.Option) *server.Server {
 	tb.Helper()
-	srv, err := server.New(cfg, manager(tb, path), nil, server.WithAuth(nil, true))
+	srv, err := server.New(cfg, manager(tb, path), nil, append([]server.Option{server.WithAuth(nil, true)}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -282,6 +284,33 @@ func benchHandler(b *testing.B, srv *server.Server) {
 		}
 	}
 }
+
+// BenchmarkHandlerTracing is BenchmarkHandlerMetrics for traces: "off" is
+// a server without a tracer provider, "none" one with the provider of
+// telemetry.traces.exporter: none (what serve passes by default; it must
+// cost about nothing), and "sampled" one that records every span (server
+// and verdict.decide) to an exporter that drops them, the cost of tracing
+// itself without the network.
+func BenchmarkHandlerTracing(b *testing.B) {
+	none, _, err := telemetry.NewTracerProvider(context.Background(), telemetry.Default())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sampled := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{}))
+	b.Cleanup(func() { _ = sampled.Shutdown(context.Background()) })
+	for _, c := range []struct {
+		name string
+		opts []server.Option
+	}{{"off", nil}, {"none", []server.Option{server.WithTracerProvider(none)}}, {"sampled", []server.Option{server.WithTracerProvider(sampled)}}} {
+		b.Run(c.name, func(b *testing.B) { benchHandler(b, newServerWith(b, celBundle, server.DefaultConfig(), c.opts...)) })
+	}
+}
+
+// discard is a span exporter that drops every span.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkHTTPParallel measures throughput with concurrent clients.
 func BenchmarkHTTPParallel(b *testing.B) {

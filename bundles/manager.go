@@ -9,6 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/verdictpdp/verdict/engine"
 )
 
@@ -72,8 +77,11 @@ type Active struct {
 // Manager owns the active bundle and swaps it atomically. Its zero value is
 // not usable; build one with NewManager.
 type Manager struct {
-	cfg    Config
-	log    *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// tracer makes the activation spans; a no-op one without
+	// WithTracerProvider.
+	tracer trace.Tracer
 	mu     sync.Mutex // serialises activations so generations stay ordered
 	active atomic.Pointer[Active]
 	gen    uint64
@@ -133,17 +141,36 @@ func (m *Manager) rejectAt(stage string, err error) error {
 	return err
 }
 
+// ManagerOption changes how NewManager builds a manager.
+type ManagerOption func(*Manager)
+
+// WithTracerProvider traces every Prepare and Trial with tp: a
+// verdict.bundle.prepare span (revision, outcome) with verdict.bundle.compile
+// and verdict.bundle.tests children. Without it (or with nil) no spans are
+// made.
+func WithTracerProvider(tp trace.TracerProvider) ManagerOption {
+	return func(m *Manager) {
+		if tp != nil {
+			m.tracer = tp.Tracer("github.com/verdictpdp/verdict/bundles")
+		}
+	}
+}
+
 // NewManager returns a manager with no active bundle. It parses the
 // signing keys once here; a key that does not load (which cfg.Validate
 // reports at start) makes every bundle signed with it fail verification.
-func NewManager(cfg Config, log *slog.Logger) *Manager {
+func NewManager(cfg Config, log *slog.Logger, opts ...ManagerOption) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if s, err := cfg.Signing.Load(); err == nil {
 		cfg.Signing = s
 	}
-	return &Manager{cfg: cfg, log: log}
+	m := &Manager{cfg: cfg, log: log, tracer: noop.NewTracerProvider().Tracer("")}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // Active returns the active bundle, nil before the first activation.
@@ -156,7 +183,9 @@ func (m *Manager) Limits() Limits { return m.cfg.Limits }
 // runs each bundle's tests against that bundle's own policies, without
 // activating anything. It returns a *SignatureError, engine.CompileErrors,
 // TestFailures or another error; never a partial result.
-func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
+func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (a *Active, err error) {
+	ctx, span := m.tracer.Start(ctx, "verdict.bundle.prepare", trace.WithAttributes(attribute.Int("verdict.bundles", len(bs))))
+	defer func() { endStage(span, err, a) }()
 	for _, b := range bs {
 		if err := Verify(b, m.cfg.Signing); err != nil {
 			if b.Source != "" {
@@ -165,7 +194,8 @@ func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
 			return nil, m.reject(err)
 		}
 	}
-	a, failed, err := m.Trial(ctx, bs)
+	var failed TestFailures
+	a, failed, err = m.Trial(ctx, bs)
 	if err != nil {
 		return nil, m.reject(err)
 	}
@@ -181,7 +211,9 @@ func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (*Active, error) {
 // compile or whose test files do not parse (unless SkipTests), with no
 // result. Nothing of the manager changes.
 func (m *Manager) Trial(ctx context.Context, bs []*Bundle) (*Active, TestFailures, error) {
-	c, err := CompileWith(ctx, bs, CompileOptions{Limits: m.cfg.Engine, SchemaMode: m.cfg.SchemaMode})
+	cctx, span := m.tracer.Start(ctx, "verdict.bundle.compile")
+	c, err := CompileWith(cctx, bs, CompileOptions{Limits: m.cfg.Engine, SchemaMode: m.cfg.SchemaMode})
+	endStage(span, err, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -202,10 +234,13 @@ func (m *Manager) Trial(ctx context.Context, bs []*Bundle) (*Active, TestFailure
 		}
 		return a, nil, nil
 	}
+	ctx, span = m.tracer.Start(ctx, "verdict.bundle.tests")
+	defer span.End()
 	var failed TestFailures
 	for i, b := range bs {
 		cases, err := b.Tests()
 		if err != nil {
+			span.SetStatus(codes.Error, "test files do not parse")
 			return nil, nil, err
 		}
 		a.Cases = append(a.Cases, cases...)
@@ -218,7 +253,24 @@ func (m *Manager) Trial(ctx context.Context, bs []*Bundle) (*Active, TestFailure
 		}
 	}
 	a.Tests.Failed = len(failed)
+	span.SetAttributes(attribute.Int("verdict.tests.passed", a.Tests.Passed), attribute.Int("verdict.tests.failed", a.Tests.Failed))
+	if len(failed) > 0 {
+		span.SetStatus(codes.Error, "tests failed")
+	}
 	return a, failed, nil
+}
+
+// endStage ends the span of an activation stage: failed on err (its kind,
+// not its message, which may quote policy source), else naming the
+// revision a built.
+func endStage(span trace.Span, err error, a *Active) {
+	switch {
+	case err != nil:
+		span.SetStatus(codes.Error, "rejected")
+	case a != nil:
+		span.SetAttributes(attribute.String("verdict.revision", a.Snapshot.Revision()))
+	}
+	span.End()
 }
 
 // Activate makes a (from Prepare) the active bundle, with the next

@@ -401,6 +401,7 @@ func invalidItem(err error) DecisionResponse {
 // requests bypass the cache; failed evaluations are never cached.
 func (s *Server) evaluate(ctx context.Context, e endpoint, requestID string, active *bundles.Active, in *engine.Input, explain bool) DecisionResponse {
 	start := time.Now()
+	ctx, span := s.startDecide(ctx)
 	var d engine.Decision
 	var hit bool
 	if active == nil {
@@ -408,6 +409,7 @@ func (s *Server) evaluate(ctx context.Context, e endpoint, requestID string, act
 	} else {
 		d, hit = s.decideCached(ctx, active, in, explain)
 	}
+	endDecide(span, e, d)
 	s.metrics.recordDecision(e, d)
 	resp := NewDecisionResponse(d, explain)
 	s.logDecision(e, requestID, start, in, d, resp, hit)
@@ -463,12 +465,15 @@ func NewDecisionResponse(d engine.Decision, detailed bool) DecisionResponse {
 func (s *Server) decideCached(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool) (engine.Decision, bool) {
 	snap := active.Snapshot
 	if explain || s.cache == nil || !snap.Cacheable() || s.timeInContext(in) {
+		s.traceCache(ctx, cacheBypass)
 		return s.timedDecide(ctx, snap, in, explain), false
 	}
 	key := inputKey(active.Generation, in)
 	if d, ok := s.cache.Get(key); ok {
+		s.traceCache(ctx, cacheHit)
 		return d, true
 	}
+	s.traceCache(ctx, cacheMiss)
 	d := s.timedDecide(ctx, snap, in, false)
 	if d.Err == nil {
 		s.cache.Set(key, d)

@@ -312,13 +312,19 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if !m.paths[path] {
 		path = unmatchedRoute
 	}
-	method := labelOther
-	if i := slices.Index(fiber.DefaultMethods, c.Method()); i >= 0 {
-		method = fiber.DefaultMethods[i]
-	}
+	method := methodLabel(c.Method())
 	m.httpDuration.WithLabelValues(path, method).Observe(time.Since(start).Seconds())
 	m.httpRequests.WithLabelValues(path, method, strconv.Itoa(code)).Inc()
 	return nil
+}
+
+// methodLabel is m as one of Fiber's method constants (so that it never
+// aliases Fiber's buffers), or "other".
+func methodLabel(m string) string {
+	if i := slices.Index(fiber.DefaultMethods, m); i >= 0 {
+		return fiber.DefaultMethods[i]
+	}
+	return labelOther
 }
 
 // recordDecision counts one decision asked for at e.

@@ -193,7 +193,9 @@ func (s *Server) token(c *fiber.Ctx) error {
 		Resource:           form.Get("resource"),
 		ActorToken:         form.Get("actor_token"),
 	}
-	resp, err := s.tokens.Token(c.UserContext(), req)
+	ctx, span := s.startTokenSpan(c.UserContext(), req.GrantType)
+	resp, err := s.tokens.Token(ctx, req)
+	endSpan(span, err)
 	if err != nil {
 		return s.oauthOutcome(c, err, basic, cc, "token request")
 	}

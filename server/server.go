@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
@@ -182,6 +183,11 @@ type Server struct {
 	// metrics are nil when server.metrics is false.
 	metrics *metrics
 	mirror  MirrorAnswers
+	// tracer is nil when tracing is off (no WithTracerProvider, or a no-op
+	// provider).
+	tracer trace.Tracer
+	// paths are the table's path templates, the names of server spans.
+	paths map[string]bool
 }
 
 // Option changes how New builds a server.
@@ -284,6 +290,9 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	})
 	s.limitBodies()
 	s.app.Use(s.requestID)
+	if s.tracer != nil {
+		s.app.Use(s.traceRequest)
+	}
 	if cfg.Metrics {
 		s.metrics = newMetrics(s)
 		s.app.Use(s.observe)
@@ -380,7 +389,9 @@ func (s *Server) table() []route {
 func (s *Server) routes() {
 	allow := map[string][]string{}
 	var order []string
+	s.paths = map[string]bool{}
 	for _, r := range s.table() {
+		s.paths[r.path] = true
 		hs := append(append([]fiber.Handler(nil), r.before...), r.handler)
 		s.app.Add(r.method, r.path, hs...)
 		s.metrics.register(r.method, r.path)

@@ -19,6 +19,7 @@ import (
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/decisionlog"
+	"github.com/verdictpdp/verdict/internal/telemetry"
 	"github.com/verdictpdp/verdict/server"
 	"github.com/verdictpdp/verdict/store"
 )
@@ -122,6 +123,22 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	if cfg.Dev {
 		log.Warn("!!! DEVELOPMENT MODE: --dev is for a local developer setup only; never run it in production !!!")
 	}
+	tp, stopTracing, err := telemetry.NewTracerProvider(ctx, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the last spans, for at most the drain time; the context
+		// is done by now, so a fresh one.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("traces: flushing the last spans failed", "error", err)
+		}
+	}()
+	if cfg.Telemetry.Traces.Exporter != telemetry.ExporterNone {
+		log.Info("tracing", "exporter", cfg.Telemetry.Traces.Exporter, "sample_ratio", cfg.Telemetry.Traces.SampleRatio)
+	}
 	st, err := openState(ctx, cfg)
 	if err != nil {
 		return err
@@ -129,7 +146,7 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	defer st.Close()
 	go maintain(ctx, st, log)
 	bc := cfg.BundleConfig()
-	mgr := bundles.NewManager(bc, log)
+	mgr := bundles.NewManager(bc, log, bundles.WithTracerProvider(tp))
 	logSigning(log, bc.Signing)
 	life := bundles.NewLifecycle(mgr, st.store, store.DefaultNamespace, log)
 	load := func() {
@@ -203,7 +220,7 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		server.WithJWKS(st.keys), server.WithStore(st.store),
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.clients), server.WithKeyAdmin(st.keys),
-		server.WithBundleAdmin(life)}, shared...)
+		server.WithBundleAdmin(life), server.WithTracerProvider(tp)}, shared...)
 	if fs, ok := revoked.(server.MirrorAnswers); ok {
 		// A shared store: the revocation check is fail-static, and its
 		// mirror's answers during an outage are a metric.

@@ -23,6 +23,7 @@ import (
 	"github.com/verdictpdp/verdict/engine"
 	"github.com/verdictpdp/verdict/internal/decisionlog"
 	"github.com/verdictpdp/verdict/internal/replica"
+	"github.com/verdictpdp/verdict/internal/telemetry"
 	"github.com/verdictpdp/verdict/server"
 	redisstore "github.com/verdictpdp/verdict/store/redis"
 )
@@ -67,6 +68,10 @@ type Config struct {
 	// a rotated file), redaction, sampling, buffer and the history of
 	// inputs previews decide (docs/operations.md "Decision logs").
 	DecisionLogs decisionlog.Config `yaml:"decision_logs"`
+	// Telemetry configures OpenTelemetry traces: the exporter (none by
+	// default), its endpoint, the sample ratio and the service name
+	// (docs/operations.md "Traces").
+	Telemetry telemetry.Config `yaml:"telemetry"`
 }
 
 // Bundles is the bundles section. In the file it is either a list of paths
@@ -224,6 +229,7 @@ func Default() Config {
 		Replica:      replica.Default(),
 		ForwardAuth:  server.DefaultForwardAuthConfig(),
 		DecisionLogs: decisionlog.Default(),
+		Telemetry:    telemetry.Default(),
 	}
 }
 
@@ -304,7 +310,7 @@ func (c Config) Validate() error {
 	if len(c.Tokens.Exchange.Mappings) > 0 {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
 	}
-	errs = append(errs, c.Bundles.validate(), c.Replica.Validate(), c.ForwardAuth.Validate(), c.DecisionLogs.Validate())
+	errs = append(errs, c.Bundles.validate(), c.Replica.Validate(), c.ForwardAuth.Validate(), c.DecisionLogs.Validate(), c.Telemetry.Validate())
 	return errors.Join(errs...)
 }
 

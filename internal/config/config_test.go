@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/verdictpdp/verdict/internal/telemetry"
 )
 
 func write(t *testing.T, body string) string {
@@ -363,6 +365,9 @@ func TestOperationsExampleLoads(t *testing.T) {
 	}
 	if !strings.Contains(block, "decision_logs:") {
 		t.Error("the example lacks decision_logs")
+	}
+	if err := cfg.Telemetry.Validate(); err != nil || cfg.Telemetry != telemetry.Default() {
+		t.Errorf("telemetry of the example %+v (%v), want the defaults it documents", cfg.Telemetry, err)
 	}
 }
 
