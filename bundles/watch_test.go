@@ -1,45 +1,16 @@
 package bundles
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/verdictpdp/verdict/internal/testutil"
 )
-
-// syncBuffer is a log sink safe for the watcher goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func write(t *testing.T, dir, name, body string) {
 	t.Helper()
@@ -61,7 +32,7 @@ func TestWatchReloadsAllOrNothing(t *testing.T) {
 	write(t, dir, "data.json", `{"admins":["root"]}`)
 	write(t, dir, "docs.verdict.yaml", okPolicy)
 	write(t, dir, "docs_test.yaml", okTests)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	m := NewManager(DefaultConfig(), slog.New(slog.NewTextHandler(logs, nil)))
 	if _, err := m.LoadPaths(context.Background(), []string{dir}); err != nil {
 		t.Fatal(err)
@@ -75,22 +46,22 @@ func TestWatchReloadsAllOrNothing(t *testing.T) {
 			t.Errorf("watch: %v", err)
 		}
 	}()
-	eventually(t, "the watch to start", func() bool { return logs.count("watching bundles") == 1 })
+	testutil.WaitFor(t, "the watch to start", 10*time.Millisecond, func() bool { return strings.Count(logs.String(), "watching bundles") == 1 })
 	rev := func() string { return m.Active().Snapshot.Revision() }
 
 	write(t, dir, ".manifest", `{"revision":"r2"}`)
-	eventually(t, "r2 to serve", func() bool { return rev() == "r2" })
+	testutil.WaitFor(t, "r2 to serve", 10*time.Millisecond, func() bool { return rev() == "r2" })
 
-	rejected := logs.count("bundle rejected")
+	rejected := strings.Count(logs.String(), "bundle rejected")
 	write(t, dir, "docs.verdict.yaml", strings.Replace(okPolicy, "effect: allow", "effect: allow ((", 1))
 	write(t, dir, ".manifest", `{"revision":"r3"}`)
-	eventually(t, "the broken change to be rejected", func() bool { return logs.count("bundle rejected") > rejected })
+	testutil.WaitFor(t, "the broken change to be rejected", 10*time.Millisecond, func() bool { return strings.Count(logs.String(), "bundle rejected") > rejected })
 	if rev() != "r2" {
 		t.Fatalf("a broken change replaced the bundle: %s", rev())
 	}
 
 	write(t, dir, "docs.verdict.yaml", okPolicy)
-	eventually(t, "the fix to serve", func() bool { return rev() == "r3" })
+	testutil.WaitFor(t, "the fix to serve", 10*time.Millisecond, func() bool { return rev() == "r3" })
 
 	// A new subdirectory, and a policy in it after it was created.
 	if err := os.Mkdir(filepath.Join(dir, "more"), 0o755); err != nil {
@@ -98,7 +69,7 @@ func TestWatchReloadsAllOrNothing(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond) // let the watcher add the directory
 	write(t, dir, "more/extra.verdict.yaml", strings.Replace(okPolicy, "name: docs", "name: extra", 1))
-	eventually(t, "the policy in the new directory to serve", func() bool {
+	testutil.WaitFor(t, "the policy in the new directory to serve", 10*time.Millisecond, func() bool {
 		return m.Active().Snapshot.Counts()[KindCEL] == 2
 	})
 }

@@ -14,8 +14,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/verdictpdp/verdict/internal/testutil"
 )
 
 // scenarioFile holds the AuthZEN certification scenario as data; its header
@@ -95,7 +98,7 @@ func TestAuthZENCertificationScenario(t *testing.T) {
 			base := "http://" + addr
 			client := &http.Client{}
 			defer client.CloseIdleConnections()
-			waitFor(t, "the bundle to be active", func() bool {
+			testutil.WaitFor(t, "the bundle to be active", 20*time.Millisecond, func() bool {
 				resp, err := client.Get(base + "/readyz")
 				if err != nil {
 					return false

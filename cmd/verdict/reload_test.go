@@ -1,48 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/verdictpdp/verdict/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer that a server goroutine writes while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls cond every 20 ms, for at most 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 500; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
 
 type statusDoc struct {
 	Bundle *struct {
@@ -87,11 +56,11 @@ func TestSIGHUPReloads(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	go func() {
 		done <- run(ctx, []string{"serve", "--dev", "--addr", addr, "--bundle", dir, "--data-dir", t.TempDir()}, strings.NewReader(""), &out, &errb)
 	}()
-	waitFor(t, "the server to be ready", func() bool {
+	testutil.WaitFor(t, "the server to be ready", 20*time.Millisecond, func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
@@ -108,7 +77,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the broken reload to be reported", func() bool { return strings.Contains(errb.String(), "bundle rejected") })
+	testutil.WaitFor(t, "the broken reload to be reported", 20*time.Millisecond, func() bool { return strings.Contains(errb.String(), "bundle rejected") })
 	if st := getStatus(t, addr); st.Bundle == nil || st.Bundle.Generation != first.Bundle.Generation || st.Bundle.Revision != first.Bundle.Revision {
 		t.Fatalf("a broken reload replaced the bundle: %+v, was %+v", st.Bundle, first.Bundle)
 	}
@@ -123,7 +92,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the good reload to activate", func() bool {
+	testutil.WaitFor(t, "the good reload to activate", 20*time.Millisecond, func() bool {
 		st := getStatus(t, addr)
 		return st.Bundle != nil && st.Bundle.Generation > first.Bundle.Generation
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/redistest"
 	"github.com/verdictpdp/verdict/internal/tcpproxy"
+	"github.com/verdictpdp/verdict/internal/testutil"
 )
 
 // The replicas of these tests poll every testPoll and turn unready after
@@ -46,7 +47,7 @@ type cluster struct {
 
 type replicaProc struct {
 	base string
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	stop func()
 }
 
@@ -95,7 +96,7 @@ func startReplicaProc(t testing.TB, cfg, storeURL, dataDir string) *replicaProc 
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	go func() {
 		done <- run(ctx, []string{"serve", "--config", cfg, "--addr", addr, "--store", storeURL, "--data-dir", dataDir},
 			strings.NewReader(""), io.Discard, logs)

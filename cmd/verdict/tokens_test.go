@@ -20,6 +20,8 @@ import (
 	gojwt "github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/verdictpdp/verdict/internal/testutil"
 )
 
 // TestClientCredentialsEndToEnd: a client added with the CLI gets a token
@@ -195,13 +197,13 @@ func serveAt(t *testing.T, addr, dataDir string) (stop func()) {
 
 // serveWith is serveAt with more serve arguments; logs is what the server
 // writes to stderr.
-func serveWith(t *testing.T, addr, dataDir string, args ...string) (stop func(), logs *syncBuffer) {
+func serveWith(t *testing.T, addr, dataDir string, args ...string) (stop func(), logs *testutil.SyncBuffer) {
 	t.Helper()
 	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var sout bytes.Buffer
-	serr := &syncBuffer{}
+	serr := &testutil.SyncBuffer{}
 	args = append([]string{"serve", "--config", unsignedOK(t), "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, args...)
 	go func() {
 		done <- run(ctx, args, strings.NewReader(""), &sout, serr)

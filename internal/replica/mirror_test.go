@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/testutil"
 	"github.com/verdictpdp/verdict/store"
 )
 
@@ -149,9 +150,9 @@ func TestFailStatic(t *testing.T) {
 	e.d.mu.Unlock()
 	e.n.write(t, store.ChangeKey, "k", false)
 	e.n.check(t) // a repair: the mirror is loaded
-	waitFor(t, "the mirror loaded", func() bool { return e.m.Revoked("revoked-before") })
+	testutil.WaitFor(t, "the mirror loaded", time.Millisecond, func() bool { return e.m.Revoked("revoked-before") })
 	e.n.write(t, store.ChangeRevocation, "revoked-announced", true)
-	waitFor(t, "the announcement applied", func() bool { return e.m.Revoked("revoked-announced") })
+	testutil.WaitFor(t, "the announcement applied", time.Millisecond, func() bool { return e.m.Revoked("revoked-announced") })
 
 	st := &fakeRevocations{revoked: map[string]bool{"store-only": true}}
 	f, err := NewFailStatic(st, e.m)
@@ -252,7 +253,7 @@ func TestFailedMirrorLoadFailsTheRepair(t *testing.T) {
 	e.n.write(t, store.ChangeKey, "k", false)
 	lists := e.d.lists.Load()
 	e.n.check(t)
-	waitFor(t, "the listing", func() bool { return e.d.lists.Load() > lists })
+	testutil.WaitFor(t, "the listing", time.Millisecond, func() bool { return e.d.lists.Load() > lists })
 	e.n.check(t) // the repair before it has finished
 	if e.s.Repairs() != repairs || e.s.Generation() == e.n.gen.Load() {
 		t.Fatal("a repair that could not load the mirror counted as done")
@@ -261,5 +262,5 @@ func TestFailedMirrorLoadFailsTheRepair(t *testing.T) {
 	e.d.listErr = nil
 	e.d.mu.Unlock()
 	e.n.check(t)
-	waitFor(t, "the repair", func() bool { return e.s.Repairs() == repairs+1 })
+	testutil.WaitFor(t, "the repair", time.Millisecond, func() bool { return e.s.Repairs() == repairs+1 })
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/redistest"
 	"github.com/verdictpdp/verdict/internal/tcpproxy"
+	"github.com/verdictpdp/verdict/internal/testutil"
 	"github.com/verdictpdp/verdict/store"
 	redisstore "github.com/verdictpdp/verdict/store/redis"
 )
@@ -92,12 +93,12 @@ func TestRealRedisLostAnnouncementsAreRepairedByThePoll(t *testing.T) {
 	serves := func(rev string) func() bool {
 		return func() bool { act := mb.Active(); return act != nil && act.Snapshot.Revision() == rev }
 	}
-	waitFor(t, "the first sync", s.Healthy)
+	testutil.WaitFor(t, "the first sync", time.Millisecond, s.Healthy)
 
 	if _, err := a.Push(ctx, archive(t, "r1"), "ci", true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b to serve r1", serves("r1"))
+	testutil.WaitFor(t, "b to serve r1", time.Millisecond, serves("r1"))
 
 	px.CutSubscriptions()
 	repairs := s.Repairs()
@@ -105,7 +106,7 @@ func TestRealRedisLostAnnouncementsAreRepairedByThePoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	waitFor(t, "b to serve r2 with its subscription cut", serves("r2"))
+	testutil.WaitFor(t, "b to serve r2 with its subscription cut", time.Millisecond, serves("r2"))
 	took := time.Since(cut)
 	if s.Repairs() == repairs {
 		t.Fatal("r2 arrived without a repair: the subscription was not cut")
@@ -114,7 +115,7 @@ func TestRealRedisLostAnnouncementsAreRepairedByThePoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b's generation", func() bool { return s.Generation() == gen })
+	testutil.WaitFor(t, "b's generation", time.Millisecond, func() bool { return s.Generation() == gen })
 	// A generous ceiling (a loaded CI machine): the point is that the poll,
 	// not a resubscription or a cache expiry, repaired it.
 	if took > 10*poll {

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/verdictpdp/verdict/internal/testutil"
 	"github.com/verdictpdp/verdict/store"
 )
 
@@ -60,7 +61,7 @@ func (f *fakeNotifier) check(t *testing.T) {
 	t.Helper()
 	before := f.checks.Load()
 	f.resubs <- struct{}{}
-	waitFor(t, "a comparison of generations", func() bool { return f.checks.Load() > before })
+	testutil.WaitFor(t, "a comparison of generations", time.Millisecond, func() bool { return f.checks.Load() > before })
 }
 
 // write is a store write: the generation goes up and, when announce, the
@@ -161,7 +162,7 @@ func start(t *testing.T, poll time.Duration) *env {
 	s.now = clk.now
 	run(t, s)
 	e := &env{s: s, n: n, d: d, m: m, clk: clk}
-	waitFor(t, "the first sync", func() bool { return s.Healthy() })
+	testutil.WaitFor(t, "the first sync", time.Millisecond, func() bool { return s.Healthy() })
 	return e
 }
 
@@ -179,19 +180,6 @@ func run(t *testing.T, s *Syncer) {
 	})
 }
 
-// waitFor polls cond (the syncer works in its own goroutines) for at most
-// 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestAppliesAnnouncementsInOrder(t *testing.T) {
 	e := start(t, 10*time.Second)
 	repairs := e.s.Repairs()
@@ -203,7 +191,7 @@ func TestAppliesAnnouncementsInOrder(t *testing.T) {
 	e.n.write(t, store.ChangeBundle, "r2", true)
 	e.n.write(t, store.ChangeKey, "kid", true)
 	c := e.n.write(t, store.ChangeClient, "cl", true)
-	waitFor(t, "the applied generation", func() bool { return e.s.Generation() == c.Gen })
+	testutil.WaitFor(t, "the applied generation", time.Millisecond, func() bool { return e.s.Generation() == c.Gen })
 	if got := e.d.forgot(); !slices.Equal(got, []string{"jti-1", "a1", "a2"}) {
 		t.Fatalf("forgotten jtis %v", got)
 	}
@@ -229,7 +217,7 @@ func TestGapInAnnouncementsRepairs(t *testing.T) {
 	e.d.mu.Unlock()
 	e.n.write(t, store.ChangeRevocation, "lost", false) // never announced
 	c := e.n.write(t, store.ChangeRevocation, "seen", true)
-	waitFor(t, "a repair", func() bool { return e.s.Repairs() == repairs+1 })
+	testutil.WaitFor(t, "a repair", time.Millisecond, func() bool { return e.s.Repairs() == repairs+1 })
 	if e.s.Generation() != c.Gen {
 		t.Fatalf("applied gen %d, want %d", e.s.Generation(), c.Gen)
 	}
@@ -250,7 +238,7 @@ func TestPollRepairsSilentChanges(t *testing.T) {
 	repairs := e.s.Repairs()
 	syncs := e.d.syncs.Load()
 	e.n.write(t, store.ChangeBundle, "r9", false)
-	waitFor(t, "the poll to repair", func() bool { return e.s.Repairs() > repairs })
+	testutil.WaitFor(t, "the poll to repair", time.Millisecond, func() bool { return e.s.Repairs() > repairs })
 	if e.s.Generation() != e.n.gen.Load() || e.d.syncs.Load() == syncs {
 		t.Fatalf("gen %d (store %d), bundle syncs %d", e.s.Generation(), e.n.gen.Load(), e.d.syncs.Load()-syncs)
 	}
@@ -261,7 +249,7 @@ func TestResubscriptionCompares(t *testing.T) {
 	repairs := e.s.Repairs()
 	e.n.write(t, store.ChangeKey, "k", false)
 	e.n.resubs <- struct{}{}
-	waitFor(t, "the resync to repair", func() bool { return e.s.Repairs() == repairs+1 })
+	testutil.WaitFor(t, "the resync to repair", time.Millisecond, func() bool { return e.s.Repairs() == repairs+1 })
 	if e.s.Generation() != e.n.gen.Load() {
 		t.Fatalf("gen %d, want %d", e.s.Generation(), e.n.gen.Load())
 	}
@@ -277,7 +265,7 @@ func TestFailedApplyIsRepaired(t *testing.T) {
 	e.d.mu.Unlock()
 	before := e.s.Generation()
 	e.n.write(t, store.ChangeBundle, "r2", true)
-	waitFor(t, "the failed repair", func() bool { return e.d.syncs.Load() >= 2 })
+	testutil.WaitFor(t, "the failed repair", time.Millisecond, func() bool { return e.d.syncs.Load() >= 2 })
 	if e.s.Generation() != before {
 		t.Fatal("a change that failed to apply was counted as applied")
 	}
@@ -285,7 +273,7 @@ func TestFailedApplyIsRepaired(t *testing.T) {
 	e.d.syncErr = nil
 	e.d.mu.Unlock()
 	e.n.resubs <- struct{}{}
-	waitFor(t, "the repair", func() bool { return e.s.Generation() == e.n.gen.Load() })
+	testutil.WaitFor(t, "the repair", time.Millisecond, func() bool { return e.s.Generation() == e.n.gen.Load() })
 }
 
 // TestGenerationWentBack: a store that lost its data (Redis restarted
@@ -295,11 +283,11 @@ func TestGenerationWentBack(t *testing.T) {
 	e := start(t, 10*time.Second)
 	e.n.write(t, store.ChangeKey, "k", true)
 	e.n.write(t, store.ChangeKey, "k", true)
-	waitFor(t, "gen 2", func() bool { return e.s.Generation() == 2 })
+	testutil.WaitFor(t, "gen 2", time.Millisecond, func() bool { return e.s.Generation() == 2 })
 	e.n.gen.Store(0)
 	c := e.n.write(t, store.ChangeBundle, "r1", true) // gen 1: looks old
 	e.n.resubs <- struct{}{}
-	waitFor(t, "the replica to follow", func() bool { return e.s.Generation() == c.Gen })
+	testutil.WaitFor(t, "the replica to follow", time.Millisecond, func() bool { return e.s.Generation() == c.Gen })
 }
 
 // TestUnreachableStoreIsFailStaticUntilStale: an unreachable store keeps
@@ -312,7 +300,7 @@ func TestUnreachableStoreIsFailStaticUntilStale(t *testing.T) {
 	}
 	e.n.down.Store(true)
 	e.n.resubs <- struct{}{}
-	waitFor(t, "unreachable", func() bool { return !e.s.Reachable() })
+	testutil.WaitFor(t, "unreachable", time.Millisecond, func() bool { return !e.s.Reachable() })
 	e.clk.advance(29 * time.Second)
 	if !e.s.Healthy() {
 		t.Fatal("unhealthy before stale_after")
@@ -337,7 +325,7 @@ func TestUnreachableStoreIsFailStaticUntilStale(t *testing.T) {
 	repairs, all := e.s.Repairs(), e.d.all.Load()
 	e.n.down.Store(false)
 	e.n.resubs <- struct{}{}
-	waitFor(t, "healthy again", func() bool { return e.s.Healthy() && e.s.Reachable() })
+	testutil.WaitFor(t, "healthy again", time.Millisecond, func() bool { return e.s.Healthy() && e.s.Reachable() })
 	if e.s.Repairs() != repairs+1 || e.d.all.Load() != all+1 {
 		t.Fatal("a stale replica did not repair in full when the store came back")
 	}
@@ -353,7 +341,7 @@ func TestStaleDropsCachedVerificationsOnTime(t *testing.T) {
 	all := e.d.all.Load()
 	e.n.check(t) // fails, healthy still: the timer is set 20 ms ahead
 	e.clk.advance(time.Second)
-	waitFor(t, "the cached verifications dropped at stale_after", func() bool { return e.d.all.Load() == all+1 })
+	testutil.WaitFor(t, "the cached verifications dropped at stale_after", time.Millisecond, func() bool { return e.d.all.Load() == all+1 })
 	if e.s.Healthy() {
 		t.Fatal("healthy past stale_after")
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/verdictpdp/verdict/internal/redistest"
+	"github.com/verdictpdp/verdict/internal/testutil"
 	"github.com/verdictpdp/verdict/store"
 	redisstore "github.com/verdictpdp/verdict/store/redis"
 	"github.com/verdictpdp/verdict/store/storetest"
@@ -65,7 +66,7 @@ func TestConformanceSentinel(t *testing.T) {
 	if err := s.CreateClient(context.Background(), store.DefaultNamespace, storetest.Client("c")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the announcement", func() bool { got, _ := ch.snapshot(); return len(got) == 1 })
+	testutil.WaitFor(t, "the announcement", 10*time.Millisecond, func() bool { got, _ := ch.snapshot(); return len(got) == 1 })
 	// The data is on the master Sentinel named.
 	if n, err := redistest.Do(master.Addr(), "HLEN", "{"+redisstore.DefaultPrefix+"}default/clients"); err != nil || n != "1" {
 		t.Fatalf("HLEN on the master = %q, %v; want 1", n, err)
@@ -86,7 +87,7 @@ func TestConformanceCluster(t *testing.T) {
 	if err := s.PutKey(context.Background(), store.DefaultNamespace, storetest.Key("k", storetest.T0)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the announcement", func() bool { got, _ := ch.snapshot(); return len(got) == 1 })
+	testutil.WaitFor(t, "the announcement", 10*time.Millisecond, func() bool { got, _ := ch.snapshot(); return len(got) == 1 })
 	if g, err := s.Generation(context.Background()); err != nil || g != 1 {
 		t.Fatalf("Generation = %d, %v; want 1", g, err)
 	}
@@ -225,21 +226,8 @@ func subscribe(t *testing.T, s *redisstore.Store) *changes {
 			t.Errorf("Subscribe returned %v, want context.Canceled", err)
 		}
 	})
-	waitFor(t, "the first subscription", func() bool { _, n := c.snapshot(); return n >= 1 })
+	testutil.WaitFor(t, "the first subscription", 10*time.Millisecond, func() bool { _, n := c.snapshot(); return n >= 1 })
 	return c
-}
-
-// waitFor polls cond for up to ten seconds (a generous bound, not a
-// latency assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestAnnouncements: every cache-relevant write increments the generation
@@ -305,7 +293,7 @@ func TestAnnouncements(t *testing.T) {
 			t.Fatalf("after %s: Generation = %d, %v; want %d", st.name, g, err, gen)
 		}
 	}
-	waitFor(t, "every announcement", func() bool { got, _ := c.snapshot(); return len(got) >= len(want) })
+	testutil.WaitFor(t, "every announcement", 10*time.Millisecond, func() bool { got, _ := c.snapshot(); return len(got) >= len(want) })
 	got, resyncs := c.snapshot()
 	storetest.MustDeepEqual(t, got, want)
 	if resyncs != 1 {
@@ -329,7 +317,7 @@ func TestSubscribeSkipsMalformed(t *testing.T) {
 	if err := s.CreateClient(ctx, store.DefaultNamespace, storetest.Client("a")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the good announcement", func() bool { got, _ := c.snapshot(); return len(got) >= 1 })
+	testutil.WaitFor(t, "the good announcement", 10*time.Millisecond, func() bool { got, _ := c.snapshot(); return len(got) >= 1 })
 	got, _ := c.snapshot()
 	storetest.MustDeepEqual(t, got, []store.Change{{Gen: 1, Kind: store.ChangeClient, ID: "a", Namespace: store.DefaultNamespace}})
 }
@@ -348,11 +336,11 @@ func TestSubscribeResyncsAfterRestart(t *testing.T) {
 		t.Fatal("Generation succeeded with Redis down")
 	}
 	srv.Restart()
-	waitFor(t, "a resync after the restart", func() bool { _, n := c.snapshot(); return n >= 2 })
+	testutil.WaitFor(t, "a resync after the restart", 10*time.Millisecond, func() bool { _, n := c.snapshot(); return n >= 2 })
 	if err := s.PutKey(ctx, store.DefaultNamespace, storetest.Key("k", storetest.T0)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the change after the restart", func() bool { got, _ := c.snapshot(); return len(got) == 1 })
+	testutil.WaitFor(t, "the change after the restart", 10*time.Millisecond, func() bool { got, _ := c.snapshot(); return len(got) == 1 })
 	got, _ := c.snapshot()
 	// The restarted Redis kept nothing (no persistence in tests): gen 1.
 	storetest.MustDeepEqual(t, got, []store.Change{{Gen: 1, Kind: store.ChangeKey, ID: "k", Namespace: store.DefaultNamespace}})
@@ -500,7 +488,7 @@ func TestACLUser(t *testing.T) {
 	if err := s.PutKey(context.Background(), store.DefaultNamespace, storetest.Key("k", storetest.T0)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the announcement", func() bool { got, _ := c.snapshot(); return len(got) == 1 })
+	testutil.WaitFor(t, "the announcement", 10*time.Millisecond, func() bool { got, _ := c.snapshot(); return len(got) == 1 })
 	if _, err := s.Pepper(context.Background(), func() ([]byte, error) { return []byte("p"), nil }); err != nil {
 		t.Fatalf("Pepper: %v", err)
 	}
