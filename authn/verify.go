@@ -6,10 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -19,13 +17,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/verdictpdp/verdict/cache"
+	"github.com/verdictpdp/verdict/internal/strictjson"
 )
 
 // Errors Verify returns; callers branch on them with errors.Is.
@@ -905,96 +903,11 @@ func checkKID(kid string) error {
 	return nil
 }
 
-// decodeObject decodes a JSON object strictly: valid UTF-8, no duplicate
-// names at any depth, at most maxJSONDepth deep, nothing after it. Numbers
-// become int64 or float64 (see Claims).
+// decodeObject decodes a JSON object strictly (strictjson: valid UTF-8, no
+// duplicate names at any depth, at most maxJSONDepth deep, nothing after
+// it). Numbers become int64 or float64 (see Claims).
 func decodeObject(b []byte) (map[string]any, error) {
-	if !utf8.Valid(b) {
-		return nil, errors.New("not UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	t, err := dec.Token()
-	if err != nil {
-		return nil, errors.New("not JSON")
-	}
-	if d, ok := t.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("not a JSON object")
-	}
-	m, err := readObject(dec, 1)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
-	}
-	return m, nil
-}
-
-func readObject(dec *json.Decoder, depth int) (map[string]any, error) {
-	m := map[string]any{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, errors.New("not JSON")
-		}
-		name, ok := t.(string)
-		if !ok {
-			return nil, errors.New("not JSON")
-		}
-		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("duplicate member %s", short(name))
-		}
-		if m[name], err = readValue(dec, depth); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := dec.Token(); err != nil { // '}'
-		return nil, errors.New("not JSON")
-	}
-	return m, nil
-}
-
-func readValue(dec *json.Decoder, depth int) (any, error) {
-	t, err := dec.Token()
-	if err != nil {
-		return nil, errors.New("not JSON")
-	}
-	switch t := t.(type) {
-	case json.Delim:
-		if depth >= maxJSONDepth {
-			return nil, errors.New("nested too deeply")
-		}
-		if t == '{' {
-			return readObject(dec, depth+1)
-		}
-		a := []any{}
-		for dec.More() {
-			e, err := readValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			a = append(a, e)
-		}
-		if _, err := dec.Token(); err != nil { // ']'
-			return nil, errors.New("not JSON")
-		}
-		return a, nil
-	case json.Number:
-		s := string(t)
-		if !strings.ContainsAny(s, ".eE") {
-			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return n, nil
-			}
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsInf(f, 0) {
-			return nil, errors.New("number out of range")
-		}
-		return f, nil
-	default: // string, bool, nil
-		return t, nil
-	}
+	return strictjson.DecodeObject(b, maxJSONDepth)
 }
 
 // pinnedKey is a verification key with the one algorithm it may verify.

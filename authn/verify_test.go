@@ -519,18 +519,18 @@ func TestVerifyRejects(t *testing.T) {
 		}, func(string) string {
 			return fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"jti":"j1","sub":"a","sub":"admin"}`, selfIss, selfAud, now+300)
 		}), `duplicate member "sub"`},
-		{"header not an object", raw(func(string) string { return `["ES256"]` }, validPayload), "not a JSON object"},
+		{"header not an object", raw(func(string) string { return `["ES256"]` }, validPayload), "must be a JSON object"},
 		{"payload not an object", raw(func(kid string) string {
 			return fmt.Sprintf(`{"alg":"ES256","kid":%q,"typ":"at+jwt"}`, kid)
-		}, func(string) string { return `"eyJhbGciOi.nested.jwt"` }), "not a JSON object"},
+		}, func(string) string { return `"eyJhbGciOi.nested.jwt"` }), "must be a JSON object"},
 		{"trailing data after payload", raw(func(kid string) string {
 			return fmt.Sprintf(`{"alg":"ES256","kid":%q,"typ":"at+jwt"}`, kid)
-		}, func(k string) string { return validPayload(k) + `{}` }), "data after the JSON object"},
+		}, func(k string) string { return validPayload(k) + `{}` }), "data after the top-level value"},
 		{"invalid UTF-8 in payload", raw(func(kid string) string {
 			return fmt.Sprintf(`{"alg":"ES256","kid":%q,"typ":"at+jwt"}`, kid)
 		}, func(string) string {
 			return fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"jti":"j1","sub":"a`+"\xff"+`b"}`, selfIss, selfAud, now+300)
-		}), "not UTF-8"},
+		}), "invalid UTF-8"},
 		{"newline inside token", func(t *testing.T) string {
 			tok := e.own(t, nil)
 			return tok[:10] + "\n" + tok[10:]

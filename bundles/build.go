@@ -1,9 +1,7 @@
 package bundles
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -17,6 +15,7 @@ import (
 	"github.com/verdictpdp/verdict/engine"
 	celengine "github.com/verdictpdp/verdict/engine/cel"
 	regoengine "github.com/verdictpdp/verdict/engine/rego"
+	"github.com/verdictpdp/verdict/internal/strictjson"
 )
 
 // File kinds inside a bundle.
@@ -125,13 +124,19 @@ func merge(dst, src map[string]any, at string) error {
 // for integers, float64 for other numbers).
 func decodeDoc(name string, raw []byte) (any, error) {
 	if strings.HasSuffix(name, ".json") {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return nil, engine.CompileErrors{{File: name, Message: "invalid JSON: " + err.Error()}}
+		v, err := strictjson.Decode(raw, 0)
+		if err != nil {
+			ce := engine.CompileError{File: name, Message: "invalid JSON: " + err.Error()}
+			if se, ok := errors.AsType[*strictjson.Error](err); ok {
+				ce.Line, ce.Col = strictjson.LineCol(raw, se.Offset)
+				ce.Message = "invalid JSON: " + se.Reason
+				if se.Pointer != "" {
+					ce.Message += " (in " + se.Pointer + ")"
+				}
+			}
+			return nil, engine.CompileErrors{ce}
 		}
-		return engine.NormalizeJSON(v), nil
+		return v, nil
 	}
 	var v any
 	if err := yaml.Unmarshal(raw, &v); err != nil {

@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/verdictpdp/verdict/internal/strictjson"
 )
 
 // Limits bound what a bundle may hold. They protect the server from archives
@@ -195,12 +196,15 @@ func (c *collector) add(raw string, size int64, r io.Reader) error {
 	if other, dup := c.fold[strings.ToLower(name)]; dup {
 		return &ReadError{Entry: raw, Err: fmt.Errorf("name differs only in case from %q", other)}
 	}
-	data, err := io.ReadAll(io.LimitReader(r, c.l.MaxFileBytes+1))
-	if err != nil {
+	// Exactly size bytes are allocated, once: growing a buffer while
+	// reading would cost up to twice the file and leave the garbage of
+	// every smaller copy behind, which a gzip bomb multiplies.
+	data := make([]byte, max(size, 0))
+	if _, err := io.ReadFull(r, data); err != nil {
 		return &ReadError{Entry: raw, Err: fmt.Errorf("reading: %w", err)}
 	}
-	if int64(len(data)) > c.l.MaxFileBytes {
-		return &ReadError{Entry: raw, Err: fmt.Errorf("file is over the %d-byte limit", c.l.MaxFileBytes)}
+	if n, _ := r.Read(make([]byte, 1)); n > 0 {
+		return &ReadError{Entry: raw, Err: fmt.Errorf("file is longer than the %d bytes its header or the file system said", size)}
 	}
 	c.total += int64(len(data))
 	if c.total > c.l.MaxBytes {
@@ -371,10 +375,8 @@ func FromFiles(files map[string][]byte, l Limits) (*Bundle, error) {
 func finish(source string, files map[string][]byte) (*Bundle, error) {
 	b := &Bundle{Source: source, Files: files, Digest: digest(files)}
 	if raw, ok := files[".manifest"]; ok {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&b.Manifest); err != nil {
-			return nil, &ReadError{Entry: ".manifest", Err: fmt.Errorf("invalid JSON: %w", err)}
+		if err := strictjson.Unmarshal(raw, &b.Manifest); err != nil {
+			return nil, &ReadError{Entry: ".manifest", Err: fmt.Errorf("invalid JSON: %s", strictjson.Position(raw, err))}
 		}
 		if v := b.Manifest.RegoVersion; v != nil && *v != 0 && *v != 1 {
 			return nil, &ReadError{Entry: ".manifest", Err: fmt.Errorf("rego_version must be 0 or 1, got %d", *v)}

@@ -23,6 +23,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	opabundle "github.com/open-policy-agent/opa/v1/bundle"
 	opautil "github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/verdictpdp/verdict/internal/strictjson"
 )
 
 // SignaturesFile is the name of the file, at the bundle root, that holds a
@@ -241,6 +243,9 @@ func Verify(b *Bundle, cfg SigningConfig) error {
 			return sigErr(name, "a .signatures.json is only allowed at the bundle root")
 		}
 	}
+	if _, err := strictjson.Decode(raw, 0); err != nil {
+		return sigErr(SignaturesFile, "malformed: %s", strictjson.Position(raw, err))
+	}
 	var sc signatures
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -301,7 +306,7 @@ func verifyToken(token string, cfg SigningConfig) (string, *payload, error) {
 	kid, _ := hdr.KeyID()
 	if kid == "" {
 		var unverified payload
-		if err := json.Unmarshal(msg.Payload(), &unverified); err != nil {
+		if err := strictjson.Unmarshal(msg.Payload(), &unverified); err != nil {
 			return "", nil, sigErr(SignaturesFile, "malformed payload: %v", err)
 		}
 		kid = unverified.KeyID // OPA's fallback: the keyid claim
@@ -328,7 +333,7 @@ func verifyToken(token string, cfg SigningConfig) (string, *payload, error) {
 		return "", nil, sigErr(SignaturesFile, "the signature does not verify with key %s: %v", kid, err)
 	}
 	var p payload
-	if err := json.Unmarshal(verified, &p); err != nil {
+	if err := strictjson.Unmarshal(verified, &p); err != nil {
 		return "", nil, sigErr(SignaturesFile, "malformed payload: %v", err)
 	}
 	if p.Scope != key.Scope {

@@ -2,13 +2,14 @@ package bundles
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"sort"
+
+	"github.com/verdictpdp/verdict/internal/strictjson"
 )
 
 // WriteArchive writes b to w as a gzip-compressed tar in OPA's layout: one
@@ -51,10 +52,8 @@ func WriteArchive(w io.Writer, b *Bundle) error {
 func (b *Bundle) WithRevision(rev string) (*Bundle, error) {
 	m := map[string]any{}
 	if raw, ok := b.Files[".manifest"]; ok {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&m); err != nil {
-			return nil, &ReadError{Entry: ".manifest", Err: fmt.Errorf("invalid JSON: %w", err)}
+		if err := strictjson.Unmarshal(raw, &m); err != nil {
+			return nil, &ReadError{Entry: ".manifest", Err: fmt.Errorf("invalid JSON: %s", strictjson.Position(raw, err))}
 		}
 	}
 	m["revision"] = rev

@@ -90,12 +90,12 @@ func (s *Server) authenticate(c *fiber.Ctx, scopes []string) error {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
 		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; no request can be authenticated")
 	}
-	scheme, tok, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+	tok, ok := bearer(c.Get(fiber.HeaderAuthorization))
+	if !ok {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
 		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "a Bearer token is required")
 	}
-	claims, err := s.verifyBearer(c, strings.TrimSpace(tok), "caller")
+	claims, err := s.verifyBearer(c, tok, "caller")
 	if err != nil {
 		return err
 	}

@@ -1,17 +1,16 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"mime"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
-	"github.com/valyala/fasthttp"
 
 	"github.com/verdictpdp/verdict/bundles"
 )
@@ -57,23 +56,22 @@ func (s *Server) archiveLimit() int {
 	return int(min(s.bundleAdmin.MaxArchiveBytes(), int64(^uint(0)>>1)))
 }
 
-// limitBodies sets each request's body limit from its headers, before the
-// body is read: bundle uploads get the archive limit, everything else
-// Config.BodyLimit. A body over it is refused with 413 without being read.
-func (s *Server) limitBodies() {
-	s.app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-		lim := s.cfg.BodyLimit
-		if s.bundleAdmin != nil && h.IsPost() {
-			p, _, _ := strings.Cut(string(h.RequestURI()), "?")
-			p = strings.TrimSuffix(p, "/")
-			for _, up := range bundleUploadPaths {
-				if strings.EqualFold(p, up) {
-					lim = s.archiveLimit()
-				}
-			}
-		}
-		return fasthttp.RequestConfig{MaxRequestBodySize: lim}
-	}
+// takeBody hands the request body to the caller without a copy: the store
+// may keep it, and fasthttp's pooled buffer then holds nothing of it, so an
+// upload's memory goes with its last reference instead of staying pooled.
+func takeBody(c *fiber.Ctx) []byte {
+	return c.Request().SwapBody(nil)
+}
+
+// releaseUpload returns the memory an upload took to the operating system:
+// the archive and whatever unpacking it cost (up to bundles.max_bytes, from
+// a compressed archive of any size: a gzip bomb is small) are garbage once a
+// push or preview is answered, and the Go runtime would otherwise give that
+// memory back only slowly, so that a few large pushes would leave a
+// replica's RSS high for minutes. Uploads are rare and authenticated, so a
+// forced collection after each is cheap.
+func releaseUpload() {
+	debug.FreeOSMemory()
 }
 
 func (s *Server) bundlesReady() error {
@@ -116,9 +114,9 @@ func (s *Server) pushBundle(c *fiber.Ctx) error {
 		}
 		activate = b
 	}
-	// Fiber reuses the body buffer after the handler; the store keeps it.
-	archive := bytes.Clone(c.Body())
+	archive := takeBody(c)
 	res, err := s.bundleAdmin.Push(c.UserContext(), archive, callerID(c), activate)
+	releaseUpload()
 	if err != nil {
 		return err
 	}

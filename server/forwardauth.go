@@ -96,7 +96,7 @@ func defaultResponseHeaders() map[string]string {
 // NewForwardAuth does.
 func (c ForwardAuthConfig) Validate() error {
 	var errs []error
-	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+	if _, err := parsePrefixes("forward_auth.trusted_proxies", c.TrustedProxies); err != nil {
 		errs = append(errs, err)
 	}
 	if c.SharedSecret != "" && !validMethod(c.SecretHeader) {
@@ -138,7 +138,9 @@ func validSource(src string) bool {
 	return strings.HasPrefix(src, "token.") && len(src) > len("token.")
 }
 
-func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
+// parsePrefixes parses a list of CIDRs or single addresses; setting names
+// the list in messages.
+func parsePrefixes(setting string, cidrs []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	var errs []error
 	for _, s := range cidrs {
@@ -149,7 +151,7 @@ func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("forward_auth.trusted_proxies: %q is neither a CIDR nor an IP address", s))
+			errs = append(errs, fmt.Errorf("%s: %q is neither a CIDR nor an IP address", setting, s))
 			continue
 		}
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
@@ -185,7 +187,7 @@ func NewForwardAuth(cfg ForwardAuthConfig) (*ForwardAuth, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxies, _ := parsePrefixes(cfg.TrustedProxies)
+	proxies, _ := parsePrefixes("forward_auth.trusted_proxies", cfg.TrustedProxies)
 	if cfg.ResponseHeaders == nil {
 		cfg.ResponseHeaders = defaultResponseHeaders()
 	}

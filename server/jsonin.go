@@ -7,44 +7,11 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/strictjson"
 )
 
-// checkDepth reports whether the JSON text nests objects and arrays deeper
-// than max. It scans bytes without decoding, so a deep document is refused
-// before any work is spent on it.
-func checkDepth(b []byte, max int) error {
-	depth := 0
-	inString, escaped := false, false
-	for _, c := range b {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > max {
-				return newError(400, CodeTooDeep, fmt.Sprintf("JSON is nested deeper than %d levels", max))
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return nil
-}
-
-// decodeObject decodes a JSON object with numbers as int64 or float64 and no
-// trailing data.
+// decodeObject decodes a request body that must be a JSON object, strictly
+// (see decodeValue).
 func decodeObject(b []byte, maxDepth int) (map[string]any, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, newError(400, CodeInvalidJSON, "request body is empty")
@@ -60,25 +27,29 @@ func decodeObject(b []byte, maxDepth int) (map[string]any, error) {
 	return m, nil
 }
 
-// decodeValue decodes one JSON value nested at most maxDepth levels, with
-// numbers as int64 or float64 and no trailing data. Errors are 400s whose
-// message starts with prefix.
+// decodeValue decodes one JSON value nested at most maxDepth levels, as
+// I-JSON (RFC 7493): a duplicate member name, invalid UTF-8 or a number
+// outside the float64 range is refused, never resolved silently. Numbers
+// become int64 or float64 and nothing may follow the value. Errors are 400s
+// whose message starts with prefix and says where the problem is.
 func decodeValue(b []byte, maxDepth int, prefix string) (any, error) {
-	if err := checkDepth(b, maxDepth); err != nil {
-		return nil, err
+	v, err := strictjson.Decode(b, maxDepth)
+	if err != nil {
+		return nil, jsonError(err, prefix)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, newError(400, CodeInvalidJSON, prefix+"malformed JSON: "+jsonMsg(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, newError(400, CodeInvalidJSON, prefix+"malformed JSON: unexpected data after the top-level value")
-	}
-	return engine.NormalizeJSON(v), nil
+	return v, nil
 }
 
+// jsonError is the 400 for a document strictjson refused: too_deep for
+// nesting, invalid_json for anything else.
+func jsonError(err error, prefix string) error {
+	if errors.Is(err, strictjson.ErrTooDeep) {
+		return newError(400, CodeTooDeep, prefix+err.Error())
+	}
+	return newError(400, CodeInvalidJSON, prefix+"malformed JSON: "+err.Error())
+}
+
+// jsonMsg is a short message for an encoding/json error.
 func jsonMsg(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {

@@ -108,6 +108,11 @@ type metrics struct {
 	failures  map[string]prometheus.Counter
 	callers   map[string]prometheus.Counter
 	panics    prometheus.Counter
+	// refusals count requests refused from their headers, by kind.
+	refusals map[string]prometheus.Counter
+	// throttled counts token requests refused by a failure limiter, by
+	// its key.
+	throttled map[string]prometheus.Counter
 }
 
 type routeKey struct{ method, path string }
@@ -182,6 +187,12 @@ func newMetrics(s *Server) *metrics {
 		append(tokenFailureReasons, labelOther))
 	m.callers = children(f.counterVec("verdict_caller_auth_failures_total", "Requests refused by caller authentication, by error code.", "code"), callerAuthCodes)
 	m.panics = f.counter("verdict_panics_total", "Panics recovered in handlers (each answered 500).")
+	m.refusals = children(f.counterVec("verdict_requests_refused_total",
+		"Requests refused from their headers before their body was read, by reason (framing: ambiguous length, a smuggling attempt; duplicate: Host or Authorization twice; upload: a bundle upload without a token allowed to push).", "reason"),
+		[]string{refuseFraming, refuseDuplicate, refuseUpload})
+	m.throttled = children(f.counterVec("verdict_token_throttled_total",
+		"Token-route requests refused with 429 after too many failures, by the limiter's key (source: the client address; source_client: the address and client id).", "key"),
+		[]string{throttleSource, throttleSourceClient})
 
 	f.counterFunc("verdict_decision_cache_hits_total", "Decisions answered from the decision cache.", func() float64 { h, _ := s.dcache.Stats(); return float64(h) })
 	f.counterFunc("verdict_decision_cache_misses_total", "Decision cache lookups that found nothing.", func() float64 { _, mi := s.dcache.Stats(); return float64(mi) })
@@ -396,6 +407,20 @@ func (m *metrics) callerAuthFailed(err error) {
 		if c, ok := m.callers[ae.Code]; ok {
 			c.Inc()
 		}
+	}
+}
+
+func (m *metrics) refused(kind string) {
+	if m != nil {
+		if c, ok := m.refusals[kind]; ok {
+			c.Inc()
+		}
+	}
+}
+
+func (m *metrics) throttle(key string) {
+	if m != nil {
+		m.throttled[key].Inc()
 	}
 }
 

@@ -42,17 +42,32 @@ func WithLimitStorage(st fiber.Storage) Option {
 	return func(s *Server) { s.limits = st }
 }
 
-// tokenLimits count failed token requests per IP address and per client id
-// (fiber's limiter, counting only responses >= 400) and answer 429 with
-// Retry-After once either passes the limit. The counters live in process
-// memory (limitStore), or in the storage WithLimitStorage gives (Redis, so
-// that several replicas share them).
+// Keys of the token routes' failure limiters (metric labels).
+const (
+	throttleSource       = "source"
+	throttleSourceClient = "source_client"
+)
+
+// tokenLimits count failed token requests per source address and per
+// (source address, client id) (fiber's limiter, counting only responses >=
+// 400) and answer 429 with Retry-After once either passes the limit. The
+// source is clientIP (server.trusted_proxies). Nothing counts per client
+// id alone: then anyone who knows a client id could lock that client out
+// from everywhere with wrong secrets, and client secrets have 256 bits,
+// so guessing gains nothing from many sources. A source that has not
+// failed is never refused. The counters live in process memory
+// (limitStore), or in the storage WithLimitStorage gives (Redis, so that
+// several replicas share them).
 func (s *Server) tokenLimits() []fiber.Handler {
-	reached := func(c *fiber.Ctx) error {
-		s.log.Warn("token requests rate limited", "request_id", requestID(c), "ip", c.IP())
-		c.Set(fiber.HeaderCacheControl, "no-store")
-		c.Set("Pragma", "no-cache")
-		return s.oauthFail(c, fiber.StatusTooManyRequests, oauthTooManyRequests, "too many failed token requests; retry after the time in Retry-After")
+	reached := func(key string) fiber.Handler {
+		return func(c *fiber.Ctx) error {
+			s.metrics.throttle(key)
+			s.log.Warn("token requests throttled after repeated failures", "request_id", requestID(c),
+				"source", s.clientIP(c), "client_id", limitClientID(c), "limit", key)
+			c.Set(fiber.HeaderCacheControl, "no-store")
+			c.Set("Pragma", "no-cache")
+			return s.oauthFail(c, fiber.StatusTooManyRequests, oauthTooManyRequests, "too many failed token requests; retry after the time in Retry-After")
+		}
 	}
 	var st fiber.Storage = newLimitStore()
 	if s.limits != nil {
@@ -61,18 +76,17 @@ func (s *Server) tokenLimits() []fiber.Handler {
 	byIP := limiter.New(limiter.Config{
 		Storage: st,
 		Max:     s.cfg.TokenFailures.Max, Expiration: s.cfg.TokenFailures.Window,
-		SkipSuccessfulRequests: true, LimitReached: reached,
-		KeyGenerator: func(c *fiber.Ctx) string { return "ip:" + c.IP() },
+		SkipSuccessfulRequests: true, LimitReached: reached(throttleSource),
+		KeyGenerator: func(c *fiber.Ctx) string { return "ip:" + s.clientIP(c) },
 	})
 	byClient := limiter.New(limiter.Config{
 		Storage: st,
 		Max:     s.cfg.TokenFailures.Max, Expiration: s.cfg.TokenFailures.Window,
-		SkipSuccessfulRequests: true, LimitReached: reached,
+		SkipSuccessfulRequests: true, LimitReached: reached(throttleSourceClient),
 		// A request that names no client (private_key_jwt may leave
-		// client_id out) is counted by IP only: one shared "no client"
-		// bucket would let anyone lock out every such request.
+		// client_id out) is counted by source only.
 		Next:         func(c *fiber.Ctx) bool { return limitClientID(c) == "" },
-		KeyGenerator: func(c *fiber.Ctx) string { return "client:" + limitClientID(c) },
+		KeyGenerator: func(c *fiber.Ctx) string { return "client:" + s.clientIP(c) + "|" + limitClientID(c) },
 	})
 	return []fiber.Handler{byIP, byClient}
 }

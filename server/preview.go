@@ -56,6 +56,9 @@ func (s *Server) previewBundle(c *fiber.Ctx) error {
 	if !ok {
 		return newError(fiber.StatusNotFound, CodeNotFound, "this server cannot preview bundles")
 	}
+	// The candidate, its unpacked files and compiled form are garbage
+	// after the answer.
+	defer releaseUpload()
 	req, err := s.parsePreview(c, p.Limits())
 	if err != nil {
 		return err

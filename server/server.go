@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode"
@@ -72,6 +73,17 @@ type Config struct {
 	// /metrics at the proxy). False neither collects nor serves them
 	// (/metrics answers 404).
 	Metrics bool `yaml:"metrics"`
+	// TrustedProxies are the load balancers and gateways (CIDRs, or single
+	// IPs) whose ClientIPHeader is believed: a request from one of them is
+	// from the address that header names (read from the right, past every
+	// trusted proxy); any other request is from its peer address, whatever
+	// it carries. The token routes' limiters and the logs use that
+	// address. Empty (the default): the peer address, always.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ClientIPHeader is the header trusted proxies put the client address
+	// in: X-Forwarded-For (the default; each proxy appends), Forwarded
+	// (RFC 7239, its for= parameters) or X-Real-IP.
+	ClientIPHeader string `yaml:"client_ip_header"`
 }
 
 // DefaultConfig returns the defaults: 127.0.0.1:8700, 1 MiB bodies, depth 64,
@@ -95,6 +107,7 @@ func DefaultConfig() Config {
 		NoCacheContextKeys:  []string{"now", "time", "timestamp", "current_time"},
 		MaxSearchCandidates: 10000,
 		Metrics:             true,
+		ClientIPHeader:      HeaderXForwardedFor,
 	}
 }
 
@@ -126,6 +139,12 @@ func (c Config) Validate() error {
 		if err := validPublicURL(c.PublicURL); err != nil {
 			errs = append(errs, fmt.Errorf("server public_url %q: %w", c.PublicURL, err))
 		}
+	}
+	if _, err := parsePrefixes("server.trusted_proxies", c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ClientIPHeader != "" && !validClientIPHeader(c.ClientIPHeader) {
+		errs = append(errs, fmt.Errorf("server client_ip_header %q: must be one of %s", c.ClientIPHeader, strings.Join(clientIPHeaders, ", ")))
 	}
 	errs = append(errs, c.Cache.Validate())
 	return errors.Join(errs...)
@@ -188,6 +207,8 @@ type Server struct {
 	tracer trace.Tracer
 	// paths are the table's path templates, the names of server spans.
 	paths map[string]bool
+	// proxies are the parsed Config.TrustedProxies.
+	proxies []netip.Prefix
 }
 
 // Option changes how New builds a server.
@@ -261,6 +282,10 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, bundles: b, started: time.Now(), version: "dev", openapiDoc: doc}
+	s.proxies, _ = parsePrefixes("server.trusted_proxies", cfg.TrustedProxies) // validated above
+	if s.cfg.ClientIPHeader == "" {
+		s.cfg.ClientIPHeader = HeaderXForwardedFor
+	}
 	dc, err := cache.New[decisionKey, engine.Decision](cfg.Cache, decisionKey.index)
 	if err != nil {
 		return nil, err
@@ -286,10 +311,10 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler(log),
+		ErrorHandler:          errorHandler(log, s.refusal),
 	})
-	s.limitBodies()
-	s.app.Use(s.requestID)
+	s.app.Server().HeaderReceived = s.headerReceived
+	s.app.Use(s.guard, s.requestID)
 	if s.tracer != nil {
 		s.app.Use(s.traceRequest)
 	}

@@ -1,0 +1,203 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// Error codes of requests refused from their headers alone.
+const (
+	// CodeBadFraming: the request's length is ambiguous (RFC 9112 §6.1,
+	// §6.3); the connection is closed after the answer.
+	CodeBadFraming = "bad_framing"
+	// CodeDuplicateHeader: a header that must appear once (Host,
+	// Authorization) appears more than once.
+	CodeDuplicateHeader = "duplicate_header"
+)
+
+// refusalHeader marks, between HeaderReceived and the handlers, a request
+// that is refused from its headers. HeaderReceived deletes any copy a
+// client sent before it decides, so only the server sets it.
+const refusalHeader = "X-Verdict-Internal-Refusal"
+
+// Refusals refusalHeader carries.
+const (
+	refuseFraming   = "framing"
+	refuseDuplicate = "duplicate"
+	refuseUpload    = "upload"
+)
+
+// refusedBodyLimit is the body limit of a refused request: fasthttp then
+// refuses any body at once, without reading it, and closes the connection.
+const refusedBodyLimit = 1
+
+// headerReceived runs when a request's headers are read and before its body
+// is: it decides the body limit and whether the request is refused. A
+// request whose framing is ambiguous or that repeats Host or Authorization
+// is refused. A bundle upload gets the archive limit only when its caller
+// is authorised to push; anyone else's upload is refused before a byte of
+// the body is read. Everything else gets Config.BodyLimit.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	h.Del(refusalHeader)
+	lim := s.cfg.BodyLimit
+	switch why := framingProblem(h); {
+	case why != "":
+		h.Set(refusalHeader, refuseFraming+":"+why)
+		return fasthttp.RequestConfig{MaxRequestBodySize: refusedBodyLimit}
+	case len(h.PeekAll(fiber.HeaderAuthorization)) > 1:
+		h.Set(refusalHeader, refuseDuplicate+":"+fiber.HeaderAuthorization)
+		return fasthttp.RequestConfig{MaxRequestBodySize: refusedBodyLimit}
+	}
+	if s.bundleAdmin != nil && h.IsPost() && isUploadPath(h.RequestURI()) {
+		if !s.uploadAllowed(h) {
+			h.Set(refusalHeader, refuseUpload)
+			return fasthttp.RequestConfig{MaxRequestBodySize: refusedBodyLimit}
+		}
+		lim = s.archiveLimit()
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: lim}
+}
+
+func isUploadPath(uri []byte) bool {
+	p, _, _ := strings.Cut(string(uri), "?")
+	p = strings.TrimSuffix(p, "/")
+	return slices.ContainsFunc(bundleUploadPaths, func(up string) bool { return strings.EqualFold(p, up) })
+}
+
+// uploadAllowed reports whether the upload's caller may push: a valid
+// Bearer token with verdict:bundles:write, or an open preview (serve --dev
+// on loopback opens previews as it opens decisions; never pushes).
+func (s *Server) uploadAllowed(h *fasthttp.RequestHeader) bool {
+	p, _, _ := strings.Cut(string(h.RequestURI()), "?")
+	if s.authOpen && !strings.EqualFold(strings.TrimSuffix(p, "/"), "/v1/bundles") {
+		return true
+	}
+	if s.verifier == nil {
+		return false
+	}
+	tok, ok := bearer(string(h.Peek(fiber.HeaderAuthorization)))
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	claims, err := s.verifier.Verify(ctx, tok)
+	return err == nil && slices.Contains(claims.Scopes(), ScopeBundlesWrite)
+}
+
+// framingProblem says what makes the request's framing ambiguous, or ""
+// (RFC 9112 §6.1, §6.3, §5.2): Content-Length together with
+// Transfer-Encoding, Content-Length more than once (even with equal
+// values), Transfer-Encoding more than once or other than exactly
+// "chunked" (anything else is how an obfuscated header slips past one
+// parser and not another), Transfer-Encoding in HTTP/1.0, obsolete line
+// folding, or more than one Host. Two parsers that read such a request
+// differently (a proxy and Verdict) disagree where it ends, and the rest is
+// a smuggled request. It reads the raw header lines, because fasthttp's
+// parsed view has already resolved the conflict its own way.
+func framingProblem(h *fasthttp.RequestHeader) string {
+	var cl, te, host int
+	var teValue []byte
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		line, rest, _ := bytes.Cut(raw, []byte{'\n'})
+		raw = rest
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return "obsolete line folding in a header"
+		}
+		name, value, _ := bytes.Cut(line, []byte{':'})
+		switch {
+		case bytes.EqualFold(name, []byte(fiber.HeaderContentLength)):
+			cl++
+		case bytes.EqualFold(name, []byte(fiber.HeaderTransferEncoding)):
+			te++
+			teValue = bytes.Trim(value, " \t")
+		case bytes.EqualFold(name, []byte(fiber.HeaderHost)):
+			host++
+		}
+	}
+	switch {
+	case cl > 0 && te > 0:
+		return "both Content-Length and Transfer-Encoding"
+	case cl > 1:
+		return "more than one Content-Length"
+	case te > 1:
+		return "more than one Transfer-Encoding"
+	case te == 1 && !bytes.EqualFold(teValue, []byte("chunked")):
+		return "Transfer-Encoding other than chunked"
+	case te == 1 && !h.IsHTTP11():
+		return "Transfer-Encoding in an HTTP/1.0 request"
+	case host > 1:
+		return "more than one Host"
+	}
+	return ""
+}
+
+// refusal is the error of a request headerReceived refused, or nil. It is
+// called both by guard (a refused request whose body was small enough to
+// reach the handlers) and by the error handler (fasthttp refused the body).
+// The connection is closed after the answer.
+func (s *Server) refusal(c *fiber.Ctx) error {
+	mark := c.Request().Header.Peek(refusalHeader)
+	if len(mark) == 0 {
+		return nil
+	}
+	c.Context().SetConnectionClose()
+	kind, detail, _ := strings.Cut(string(mark), ":")
+	s.metrics.refused(kind)
+	switch kind {
+	case refuseFraming:
+		s.log.Warn("request with ambiguous framing refused", "request_id", requestID(c), "peer", c.Context().RemoteIP().String(), "problem", detail)
+		return newError(fiber.StatusBadRequest, CodeBadFraming, "the request's length is ambiguous: "+detail+"; the connection is closed")
+	case refuseDuplicate:
+		return newError(fiber.StatusBadRequest, CodeDuplicateHeader, "more than one "+detail+" header")
+	default: // refuseUpload
+		scopes := []string{ScopeBundlesWrite}
+		if err := s.authenticate(c, scopes); err != nil {
+			s.metrics.callerAuthFailed(err)
+			return err
+		}
+		// The token expired or was revoked between the two checks.
+		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "the token is no longer valid")
+	}
+}
+
+// guard runs first on every request: it answers a request refused from its
+// headers, and sets the headers every response carries.
+// X-Content-Type-Options: nosniff keeps browsers from reading a JSON
+// answer as something else; Cache-Control: no-store keeps decisions,
+// tokens and secrets out of shared caches (a handler whose answer may be
+// cached, the JWKS, sets its own).
+func (s *Server) guard(c *fiber.Ctx) error {
+	setSafetyHeaders(c)
+	if err := s.refusal(c); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+func setSafetyHeaders(c *fiber.Ctx) {
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	if len(c.Response().Header.Peek(fiber.HeaderCacheControl)) == 0 {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+	}
+}
+
+// bearer is the token of an "Authorization: Bearer <token>" value.
+func bearer(v string) (string, bool) {
+	scheme, tok, ok := strings.Cut(v, " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return tok, true
+}
