@@ -20,12 +20,17 @@ const (
 	CodeDuplicateHeader = "duplicate_header"
 )
 
-// refusalHeader marks, between HeaderReceived and the handlers, a request
-// that is refused from its headers. HeaderReceived deletes any copy a
-// client sent before it decides, so only the server sets it.
-const refusalHeader = "X-Verdict-Internal-Refusal"
+// refused is why headerReceived refused a request. It is kept by the
+// request's header (Server.refused), not in it: fasthttp resets the whole
+// request when it gives up on a body, before the error handler sees it.
+type refused struct {
+	kind, detail string
+	// authorization is the upload's Authorization header, to say why it
+	// was refused once the request is reset.
+	authorization string
+}
 
-// Refusals refusalHeader carries.
+// Kinds of refusal.
 const (
 	refuseFraming   = "framing"
 	refuseDuplicate = "duplicate"
@@ -43,20 +48,23 @@ const refusedBodyLimit = 1
 // is authorised to push; anyone else's upload is refused before a byte of
 // the body is read. Everything else gets Config.BodyLimit.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	h.Del(refusalHeader)
+	// h belongs to a pooled request: whatever an earlier request on it
+	// left behind (a connection that ended mid-body) goes now.
+	s.refused.Delete(h)
+	refuse := func(r refused) fasthttp.RequestConfig {
+		s.refused.Store(h, r)
+		return fasthttp.RequestConfig{MaxRequestBodySize: refusedBodyLimit}
+	}
 	lim := s.cfg.BodyLimit
 	switch why := framingProblem(h); {
 	case why != "":
-		h.Set(refusalHeader, refuseFraming+":"+why)
-		return fasthttp.RequestConfig{MaxRequestBodySize: refusedBodyLimit}
+		return refuse(refused{kind: refuseFraming, detail: why})
 	case len(h.PeekAll(fiber.HeaderAuthorization)) > 1:
-		h.Set(refusalHeader, refuseDuplicate+":"+fiber.HeaderAuthorization)
-		return fasthttp.RequestConfig{MaxRequestBodySize: refusedBodyLimit}
+		return refuse(refused{kind: refuseDuplicate, detail: fiber.HeaderAuthorization})
 	}
 	if s.bundleAdmin != nil && h.IsPost() && isUploadPath(h.RequestURI()) {
 		if !s.uploadAllowed(h) {
-			h.Set(refusalHeader, refuseUpload)
-			return fasthttp.RequestConfig{MaxRequestBodySize: refusedBodyLimit}
+			return refuse(refused{kind: refuseUpload, authorization: string(h.Peek(fiber.HeaderAuthorization))})
 		}
 		lim = s.archiveLimit()
 	}
@@ -147,22 +155,23 @@ func framingProblem(h *fasthttp.RequestHeader) string {
 // reach the handlers) and by the error handler (fasthttp refused the body).
 // The connection is closed after the answer.
 func (s *Server) refusal(c *fiber.Ctx) error {
-	mark := c.Request().Header.Peek(refusalHeader)
-	if len(mark) == 0 {
+	v, ok := s.refused.LoadAndDelete(&c.Request().Header)
+	if !ok {
 		return nil
 	}
+	r := v.(refused)
 	c.Context().SetConnectionClose()
-	kind, detail, _ := strings.Cut(string(mark), ":")
-	s.metrics.refused(kind)
-	switch kind {
+	s.metrics.refused(r.kind)
+	detail := r.detail
+	switch r.kind {
 	case refuseFraming:
 		s.log.Warn("request with ambiguous framing refused", "request_id", requestID(c), "peer", c.Context().RemoteIP().String(), "problem", detail)
 		return newError(fiber.StatusBadRequest, CodeBadFraming, "the request's length is ambiguous: "+detail+"; the connection is closed")
 	case refuseDuplicate:
 		return newError(fiber.StatusBadRequest, CodeDuplicateHeader, "more than one "+detail+" header")
 	default: // refuseUpload
-		scopes := []string{ScopeBundlesWrite}
-		if err := s.authenticate(c, scopes); err != nil {
+		c.Request().Header.Set(fiber.HeaderAuthorization, r.authorization)
+		if err := s.authenticate(c, []string{ScopeBundlesWrite}); err != nil {
 			s.metrics.callerAuthFailed(err)
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -209,6 +210,9 @@ type Server struct {
 	paths map[string]bool
 	// proxies are the parsed Config.TrustedProxies.
 	proxies []netip.Prefix
+	// refused holds the refused requests' reasons by their
+	// *fasthttp.RequestHeader (headerReceived, refusal).
+	refused sync.Map
 }
 
 // Option changes how New builds a server.
