@@ -82,8 +82,8 @@ type Config struct {
 	// address. Empty (the default): the peer address, always.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ClientIPHeader is the header trusted proxies put the client address
-	// in: X-Forwarded-For (the default; each proxy appends), Forwarded
-	// (RFC 7239, its for= parameters) or X-Real-IP.
+	// in: X-Forwarded-For (the default, also when empty; each proxy
+	// appends), Forwarded (RFC 7239, its for= parameters) or X-Real-IP.
 	ClientIPHeader string `yaml:"client_ip_header"`
 }
 
