@@ -67,18 +67,10 @@ type errorBody struct {
 
 // errorHandler is Fiber's ErrorHandler: the one place that turns errors into
 // HTTP responses. Unknown errors are logged and answered with a generic 500.
-//
-// A request refused from its headers (refusal) that fasthttp stopped at its
-// body never reached the handlers: its error comes from refusal too.
-func errorHandler(log *slog.Logger, refusal func(*fiber.Ctx) error) fiber.ErrorHandler {
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		ensureRequestID(c)
 		setSafetyHeaders(c)
-		if _, early := errors.AsType[*fiber.Error](err); early {
-			if rerr := refusal(c); rerr != nil {
-				err = rerr
-			}
-		}
 		var ae *apiError
 		var fe *fiber.Error
 		switch {

@@ -20,15 +20,11 @@ const (
 	CodeDuplicateHeader = "duplicate_header"
 )
 
-// refused is why headerReceived refused a request. It is kept by the
-// request's header (Server.refused), not in it: fasthttp resets the whole
-// request when it gives up on a body, before the error handler sees it.
-type refused struct {
-	kind, detail string
-	// authorization is the upload's Authorization header, to say why it
-	// was refused once the request is reset.
-	authorization string
-}
+// refusalHeader marks, between headerReceived and guard, a request that
+// is refused from its headers, with why ("kind" or "kind:detail").
+// headerReceived deletes any copy a client sent before it decides, so only
+// the server sets it.
+const refusalHeader = "X-Verdict-Internal-Refusal"
 
 // Kinds of refusal.
 const (
@@ -37,8 +33,8 @@ const (
 	refuseUpload    = "upload"
 )
 
-// refusedBodyLimit is the body limit of a refused request: fasthttp then
-// refuses any body at once, without reading it, and closes the connection.
+// refusedBodyLimit is the body limit of a refused request, whose declared
+// length headerReceived sets to 0: a second guard.
 const refusedBodyLimit = 1
 
 // headerReceived runs when a request's headers are read and before its body
@@ -48,25 +44,29 @@ const refusedBodyLimit = 1
 // is authorised to push; anyone else's upload is refused before a byte of
 // the body is read. Everything else gets Config.BodyLimit.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	// h belongs to a pooled request: whatever an earlier request on it
-	// left behind (a connection that ended mid-body) goes now.
-	s.refused.Delete(h)
-	refuse := func(r refused) fasthttp.RequestConfig {
-		s.refused.Store(h, r)
-		return fasthttp.RequestConfig{MaxRequestBodySize: refusedBodyLimit}
-	}
+	h.Del(refusalHeader)
 	lim := s.cfg.BodyLimit
-	switch why := framingProblem(h); {
-	case why != "":
-		return refuse(refused{kind: refuseFraming, detail: why})
+	why := ""
+	switch problem := framingProblem(h); {
+	case problem != "":
+		why = refuseFraming + ":" + problem
 	case len(h.PeekAll(fiber.HeaderAuthorization)) > 1:
-		return refuse(refused{kind: refuseDuplicate, detail: fiber.HeaderAuthorization})
-	}
-	if s.bundleAdmin != nil && h.IsPost() && isUploadPath(h.RequestURI()) {
+		why = refuseDuplicate + ":" + fiber.HeaderAuthorization
+	case s.bundleAdmin != nil && h.IsPost() && isUploadPath(h.RequestURI()):
 		if !s.uploadAllowed(h) {
-			return refuse(refused{kind: refuseUpload, authorization: string(h.Peek(fiber.HeaderAuthorization))})
+			why = refuseUpload
 		}
 		lim = s.archiveLimit()
+	}
+	if why != "" {
+		// No body is read at all (and no 100 Continue asked for): the
+		// request goes to guard as if it had none, and guard closes the
+		// connection with the answer, so the unread bytes are never
+		// taken for another request.
+		h.Set(refusalHeader, why)
+		h.SetContentLength(0)
+		h.Del(fiber.HeaderExpect)
+		return fasthttp.RequestConfig{MaxRequestBodySize: refusedBodyLimit}
 	}
 	return fasthttp.RequestConfig{MaxRequestBodySize: lim}
 }
@@ -150,27 +150,23 @@ func framingProblem(h *fasthttp.RequestHeader) string {
 	return ""
 }
 
-// refusal is the error of a request headerReceived refused, or nil. It is
-// called both by guard (a refused request whose body was small enough to
-// reach the handlers) and by the error handler (fasthttp refused the body).
-// The connection is closed after the answer.
+// refusal is the error of a request headerReceived refused, or nil. The
+// connection is closed after the answer.
 func (s *Server) refusal(c *fiber.Ctx) error {
-	v, ok := s.refused.LoadAndDelete(&c.Request().Header)
-	if !ok {
+	mark := c.Request().Header.Peek(refusalHeader)
+	if len(mark) == 0 {
 		return nil
 	}
-	r := v.(refused)
 	c.Context().SetConnectionClose()
-	s.metrics.refused(r.kind)
-	detail := r.detail
-	switch r.kind {
+	kind, detail, _ := strings.Cut(string(mark), ":")
+	s.metrics.refused(kind)
+	switch kind {
 	case refuseFraming:
 		s.log.Warn("request with ambiguous framing refused", "request_id", requestID(c), "peer", c.Context().RemoteIP().String(), "problem", detail)
 		return newError(fiber.StatusBadRequest, CodeBadFraming, "the request's length is ambiguous: "+detail+"; the connection is closed")
 	case refuseDuplicate:
 		return newError(fiber.StatusBadRequest, CodeDuplicateHeader, "more than one "+detail+" header")
 	default: // refuseUpload
-		c.Request().Header.Set(fiber.HeaderAuthorization, r.authorization)
 		if err := s.authenticate(c, []string{ScopeBundlesWrite}); err != nil {
 			s.metrics.callerAuthFailed(err)
 			return err

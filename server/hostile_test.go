@@ -144,16 +144,20 @@ func TestUnauthorisedUploadsAreRefusedFromTheHeaders(t *testing.T) {
 	if len(resps) != 1 || resps[0].StatusCode != 401 || !closed {
 		t.Fatalf("one-byte unauthenticated push: %d responses %q closed=%v", len(resps), bodies, closed)
 	}
-	// Expect: 100-continue: fasthttp answers 100 first, then refuses the
-	// body by its declared length without reading it.
+	// Expect: 100-continue gets the refusal, never a 100.
 	resps, bodies, closed = exchange(t, k.harness, "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 62914560\r\nExpect: 100-continue\r\n\r\n")
-	if len(resps) == 0 || resps[len(resps)-1].StatusCode != 401 || !closed {
-		t.Fatalf("expect-continue push without a token: %q closed=%v", bodies, closed)
+	if len(resps) != 1 || resps[0].StatusCode != 401 || !closed {
+		t.Fatalf("expect-continue push without a token: %d responses %q closed=%v", len(resps), bodies, closed)
 	}
 	// Chunked: no length to refuse by, refused all the same.
 	resps, bodies, closed = exchange(t, k.harness, "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n"+strings.Repeat("x", 1<<16)+"\r\n")
 	if len(resps) != 1 || resps[0].StatusCode != 401 || !closed {
 		t.Fatalf("chunked push without a token: %d %q closed=%v", len(resps), bodies, closed)
+	}
+	// Chunked, with a token that may not push: 403, the token still read.
+	resps, bodies, closed = exchange(t, k.harness, "POST /v1/bundles HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nAuthorization: "+k.read+"\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n"+strings.Repeat("x", 1<<16)+"\r\n")
+	if len(resps) != 1 || resps[0].StatusCode != 403 || !closed {
+		t.Fatalf("chunked push with a read token: %d %q closed=%v", len(resps), bodies, closed)
 	}
 	// A real authorised push works.
 	if code, m := k.push(t, bundleArchive(t, "v2", goodFiles(policyV2)), ""); code != 201 {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -210,9 +209,6 @@ type Server struct {
 	paths map[string]bool
 	// proxies are the parsed Config.TrustedProxies.
 	proxies []netip.Prefix
-	// refused holds the refused requests' reasons by their
-	// *fasthttp.RequestHeader (headerReceived, refusal).
-	refused sync.Map
 }
 
 // Option changes how New builds a server.
@@ -315,7 +311,7 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler(log, s.refusal),
+		ErrorHandler:          errorHandler(log),
 	})
 	s.app.Server().HeaderReceived = s.headerReceived
 	s.app.Use(s.guard, s.requestID)
