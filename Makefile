@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePreviewInputs$$' -fuzztime $(FUZZTIME) ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./authn/
 	$(GO) test -run '^$$' -fuzz '^FuzzAssertion$$' -fuzztime $(FUZZTIME) ./authn/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/strictjson/
 
 clean:
 	rm -rf bin

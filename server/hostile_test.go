@@ -264,7 +264,6 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-
 // TestStrictJSONOnEveryRoute is item 5: every route that reads JSON refuses
 // a duplicate member, invalid UTF-8 and a number no float64 holds with a 400
 // that says what and where, and decides nothing.

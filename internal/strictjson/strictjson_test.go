@@ -1,10 +1,14 @@
 package strictjson
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/verdictpdp/verdict/engine"
 )
 
 func TestDecodeAccepts(t *testing.T) {
@@ -132,6 +136,16 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		_ = v
+		// Whatever the strict decoder accepts, encoding/json reads the
+		// same way (it is only stricter, never different).
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var want any
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("strict accepted %q, encoding/json refused it: %v", b, err)
+		}
+		if !reflect.DeepEqual(v, engine.NormalizeJSON(want)) {
+			t.Fatalf("%q: strict %#v, encoding/json %#v", b, v, want)
+		}
 	})
 }
