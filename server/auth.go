@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // Scopes the routes require.
@@ -23,8 +24,8 @@ const (
 const (
 	CodeUnauthorized       = "unauthorized"
 	CodeForbidden          = "insufficient_scope"
-	CodeUnavailable        = "unavailable"
-	CodeInvalidSubjectTokn = "invalid_subject_token"
+	CodeUnavailable        = pdp.CodeUnavailable
+	CodeInvalidSubjectTokn = pdp.CodeInvalidSubjectToken
 )
 
 // Verifier is what the server needs to check bearer tokens.

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // The AuthZEN Authorization API 1.0 routes (their default paths).
@@ -21,7 +23,7 @@ const (
 // /v1/decide answers a single request; "evaluations" and "options" are
 // unknown fields here and ignored.
 func (s *Server) authzenEvaluation(c *fiber.Ctx) error {
-	return s.decideWith(c, endpointAuthZEN, parseOptions{single: true, idsInHeader: true})
+	return s.decideWith(c, pdp.EndpointAuthZEN, pdp.ParseOptions{Single: true}, true)
 }
 
 // authzenEvaluations answers AuthZEN boxcarred evaluations: /v1/decide's
@@ -30,7 +32,21 @@ func (s *Server) authzenEvaluation(c *fiber.Ctx) error {
 // resource without type or id (action without name) takes them from the
 // top-level default.
 func (s *Server) authzenEvaluations(c *fiber.Ctx) error {
-	return s.decideWith(c, endpointAuthZEN, parseOptions{itemErrors: true, inheritIDs: true, idsInHeader: true})
+	return s.decideWith(c, pdp.EndpointAuthZEN, pdp.ParseOptions{ItemErrors: true, InheritIDs: true}, true)
+}
+
+// search answers an AuthZEN search (pdp.Service.Search).
+func (s *Server) search(kind pdp.SearchKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if err := requireJSON(c); err != nil {
+			return err
+		}
+		out, err := s.dec.Search(c.UserContext(), kind, c.Body())
+		if err != nil {
+			return err
+		}
+		return c.JSON(out)
+	}
 }
 
 // authzenConfiguration is the PDP metadata document; the struct keeps

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // recordsPolicy is the AuthZEN certification scenario's policy, plus a few
@@ -354,11 +355,11 @@ func TestAuthZENShortCircuit(t *testing.T) {
 		actions  []string
 		want     []bool
 	}{
-		{DenyOnFirstDeny, []string{"read", "write", "read"}, []bool{true, false}},
-		{PermitOnFirstPermit, []string{"write", "read", "write"}, []bool{false, true}},
-		{DenyOnFirstDeny, []string{"read", "read"}, []bool{true, true}},
-		{PermitOnFirstPermit, []string{"write", "write"}, []bool{false, false}},
-		{DenyOnFirstDeny, []string{"write"}, []bool{false}},
+		{pdp.DenyOnFirstDeny, []string{"read", "write", "read"}, []bool{true, false}},
+		{pdp.PermitOnFirstPermit, []string{"write", "read", "write"}, []bool{false, true}},
+		{pdp.DenyOnFirstDeny, []string{"read", "read"}, []bool{true, true}},
+		{pdp.PermitOnFirstPermit, []string{"write", "write"}, []bool{false, false}},
+		{pdp.DenyOnFirstDeny, []string{"write"}, []bool{false}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.semantic+" "+strings.Join(tc.actions, ","), func(t *testing.T) {
@@ -369,9 +370,9 @@ func TestAuthZENShortCircuit(t *testing.T) {
 			b := `{"subject":` + bob + `,"resource":` + rec1 + `,"evaluations":[` + strings.Join(items, ",") + `],"options":{"evaluations_semantic":"` + tc.semantic + `"}}`
 			ctxs := h.with(t).batch(b, tc.want)
 			got := tc.want
-			triggered := len(got) < len(tc.actions) || (tc.semantic == DenyOnFirstDeny) != got[len(got)-1]
+			triggered := len(got) < len(tc.actions) || (tc.semantic == pdp.DenyOnFirstDeny) != got[len(got)-1]
 			for i, c := range ctxs {
-				marked := c["code"] == ShortCircuitCode && c["reason"] == tc.semantic
+				marked := c["code"] == pdp.ShortCircuitCode && c["reason"] == tc.semantic
 				if want := triggered && i == len(ctxs)-1; marked != want {
 					t.Fatalf("item %d: marked %v, want %v: %v", i, marked, want, c)
 				}
@@ -398,7 +399,7 @@ func TestAuthZENItemErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.with(t).batch(tc.body, tc.want)[tc.errAt]
 			if e, _ := c["error"].(string); !strings.HasPrefix(e, tc.field+":") || c["revision"] != "r1" || c["decision_id"] == "" ||
-				!reflect.DeepEqual(c["reasons"], []any{ReasonInvalidInput}) {
+				!reflect.DeepEqual(c["reasons"], []any{pdp.ReasonInvalidInput}) {
 				t.Fatalf("item %d context %v, want an error on %s", tc.errAt, c, tc.field)
 			}
 		})

@@ -11,26 +11,27 @@ import (
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/pdp"
 	"github.com/verdictpdp/verdict/store"
 )
 
 // Error codes clients may branch on.
 const (
 	CodeBadRequest       = "bad_request"
-	CodeInvalidJSON      = "invalid_json"
-	CodeInvalidInput     = "invalid_input"
-	CodeTooDeep          = "too_deep"
+	CodeInvalidJSON      = pdp.CodeInvalidJSON
+	CodeInvalidInput     = pdp.CodeInvalidInput
+	CodeTooDeep          = pdp.CodeTooDeep
 	CodeTooLarge         = "payload_too_large"
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeInternal         = "internal"
 	CodeNotReady         = "not_ready"
-	CodeExplainDisabled  = "explain_disabled"
+	CodeExplainDisabled  = pdp.CodeExplainDisabled
 	// AuthZEN search.
-	CodeInvalidPageToken = "invalid_page_token"
-	CodeSearchTooBroad   = "search_too_broad"
-	CodeSearchTimeout    = "search_timeout"
+	CodeInvalidPageToken = pdp.CodeInvalidPageToken
+	CodeSearchTooBroad   = pdp.CodeSearchTooBroad
+	CodeSearchTimeout    = pdp.CodeSearchTimeout
 	// Bundle pushes and revisions.
 	CodeBundleUnreadable = "bundle_unreadable"
 	CodeBundleSignature  = "bundle_signature_invalid"
@@ -75,6 +76,11 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		var fe *fiber.Error
 		switch {
 		case errors.As(err, &ae):
+		case isPDP(err):
+			ae = fromPDP(err)
+			if ae.Status == fiber.StatusServiceUnavailable {
+				c.Set(fiber.HeaderRetryAfter, "1")
+			}
 		case errors.As(err, &fe):
 			ae = fromFiber(fe)
 		case storeUnavailable(err):
@@ -94,6 +100,36 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		body.Error.Details = ae.Details
 		return c.Status(ae.Status).JSON(body)
 	}
+}
+
+// pdpStatus is the HTTP status of each decision-service error code; any
+// other code is a 400.
+var pdpStatus = map[string]int{
+	pdp.CodeUnavailable:     fiber.StatusServiceUnavailable,
+	pdp.CodeSearchTimeout:   fiber.StatusServiceUnavailable,
+	pdp.CodeExplainDisabled: fiber.StatusForbidden,
+}
+
+func isPDP(err error) bool {
+	_, ok := errors.AsType[*pdp.Error](err)
+	return ok
+}
+
+// fromPDP is the apiError of a decision-service error (an *apiError for
+// anything else, as it is, or a 500).
+func fromPDP(err error) *apiError {
+	if ae, ok := errors.AsType[*apiError](err); ok {
+		return ae
+	}
+	pe, ok := errors.AsType[*pdp.Error](err)
+	if !ok {
+		return newError(fiber.StatusInternalServerError, CodeInternal, "internal error")
+	}
+	status, ok := pdpStatus[pe.Code]
+	if !ok {
+		status = fiber.StatusBadRequest
+	}
+	return newError(status, pe.Code, pe.Message)
 }
 
 func fromFiber(fe *fiber.Error) *apiError {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // Error codes of forward-auth.
@@ -250,10 +250,7 @@ func (s *Server) forwardAuth(c *fiber.Ctx) error {
 	}
 	in.Context = map[string]any{"headers": headers}
 
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
-	defer cancel()
-	active := s.bundles.Active()
-	d := s.evaluate(ctx, endpointForwardAuth, requestID(c), active, in, false)
+	d := s.dec.Evaluate(c.UserContext(), in, false, pdp.Meta{Endpoint: pdp.EndpointForwardAuth, RequestID: requestID(c)})
 	if !d.Decision {
 		if in.Subject.Type == AnonymousType {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
@@ -370,7 +367,7 @@ func (s *Server) forwardSubject(c *fiber.Ctx, in *engine.Input) error {
 
 // headerValue is the value of a response header source, or "" when there is
 // none or it would not be a safe header value.
-func headerValue(src string, in *engine.Input, d DecisionResponse) string {
+func headerValue(src string, in *engine.Input, d pdp.Response) string {
 	var v string
 	switch src {
 	case "subject.id":

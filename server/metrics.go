@@ -15,30 +15,19 @@ import (
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // MetricsPath is where the Prometheus metrics are served (server.metrics).
 const MetricsPath = "/metrics"
 
-// endpoint is where a decision was asked for: the endpoint label of
-// verdict_decisions_total (endpoints[e]).
-type endpoint int
-
-const (
-	endpointDecide endpoint = iota
-	endpointAuthZEN
-	endpointForwardAuth
-	endpointSearch
-)
-
 var (
-	endpoints = [...]string{"decide", "authzen", "forward_auth", "search"}
-	outcomes  = [...]string{"allow", "deny", "error"}
+	outcomes = [...]string{"allow", "deny", "error"}
 	// metricReasons are the reasons verdict_decision_reasons_total counts:
 	// Verdict's own codes, a bounded set. Policy-defined reasons are not
 	// counted (a policy may name anything, ids included).
 	metricReasons = []string{engine.ReasonNoPolicy, engine.ReasonNoMatch, engine.ReasonError, engine.ReasonTimeout,
-		engine.ReasonCostLimit, engine.ReasonUndefined, ReasonInvalidInput}
+		engine.ReasonCostLimit, engine.ReasonUndefined, pdp.ReasonInvalidInput}
 	// tokenFailureReasons are the OAuth error codes the token endpoint
 	// answers with; anything else is counted as "other".
 	tokenFailureReasons = []string{authn.OAuthInvalidRequest, authn.OAuthInvalidClient, authn.OAuthInvalidGrant,
@@ -100,7 +89,7 @@ type metrics struct {
 	routes map[routeKey]*routeMetrics
 	// paths are the table's path templates.
 	paths     map[string]bool
-	decisions [len(endpoints)][len(outcomes)]prometheus.Counter
+	decisions [pdp.NumEndpoints][len(outcomes)]prometheus.Counter
 	reasons   map[string]prometheus.Counter
 	evaluate  prometheus.Histogram
 	issued    map[string]prometheus.Counter
@@ -165,9 +154,9 @@ func newMetrics(s *Server) *metrics {
 	reg.MustRegister(m.httpDuration)
 
 	dec := f.counterVec("verdict_decisions_total", "Decisions made, by endpoint and outcome (error: a deny caused by a failure or an invalid item).", "endpoint", "outcome")
-	for i, e := range endpoints {
+	for e := range pdp.NumEndpoints {
 		for j, o := range outcomes {
-			m.decisions[i][j] = dec.WithLabelValues(e, o)
+			m.decisions[e][j] = dec.WithLabelValues(e.String(), o)
 		}
 	}
 	m.reasons = children(f.counterVec("verdict_decision_reasons_total", "Decisions carrying one of Verdict's own verdict:* reasons, by reason.", "reason"), metricReasons)
@@ -194,8 +183,8 @@ func newMetrics(s *Server) *metrics {
 		"Token-route requests refused with 429 after too many failures, by the limiter's key (source: the client address; source_client: the address and client id).", "key"),
 		[]string{throttleSource, throttleSourceClient})
 
-	f.counterFunc("verdict_decision_cache_hits_total", "Decisions answered from the decision cache.", func() float64 { h, _ := s.dcache.Stats(); return float64(h) })
-	f.counterFunc("verdict_decision_cache_misses_total", "Decision cache lookups that found nothing.", func() float64 { _, mi := s.dcache.Stats(); return float64(mi) })
+	f.counterFunc("verdict_decision_cache_hits_total", "Decisions answered from the decision cache.", func() float64 { h, _ := s.dec.CacheStats(); return float64(h) })
+	f.counterFunc("verdict_decision_cache_misses_total", "Decision cache lookups that found nothing.", func() float64 { _, mi := s.dec.CacheStats(); return float64(mi) })
 	if cs, ok := s.verifier.(CacheStatser); ok {
 		f.counterFunc("verdict_token_cache_hits_total", "Tokens answered from the verification cache.", func() float64 { h, _ := cs.CacheStats(); return float64(h) })
 		f.counterFunc("verdict_token_cache_misses_total", "Tokens verified in full (not in the verification cache).", func() float64 { _, mi := cs.CacheStats(); return float64(mi) })
@@ -339,7 +328,7 @@ func methodLabel(m string) string {
 }
 
 // recordDecision counts one decision asked for at e.
-func (m *metrics) recordDecision(e endpoint, d engine.Decision) {
+func (m *metrics) recordDecision(e pdp.Endpoint, d engine.Decision) {
 	if m == nil {
 		return
 	}
@@ -363,17 +352,17 @@ func (m *metrics) recordReasons(reasons []string) {
 }
 
 // recordInvalid counts a batch item that was no valid input: an error.
-func (m *metrics) recordInvalid(e endpoint) {
+func (m *metrics) recordInvalid(e pdp.Endpoint) {
 	if m == nil {
 		return
 	}
 	m.decisions[e][2].Inc()
-	m.reasons[ReasonInvalidInput].Inc()
+	m.reasons[pdp.ReasonInvalidInput].Inc()
 }
 
-func (m *metrics) observeEvaluation(start time.Time) {
+func (m *metrics) observeEvaluation(took time.Duration) {
 	if m != nil {
-		m.evaluate.Observe(time.Since(start).Seconds())
+		m.evaluate.Observe(took.Seconds())
 	}
 }
 

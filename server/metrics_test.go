@@ -14,6 +14,7 @@ import (
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // scrape is one GET /metrics: the raw text and its parsed families.
@@ -100,7 +101,7 @@ func TestMetricsAfterRequests(t *testing.T) {
 			t.Fatalf("%s: %v", c.user, m)
 		}
 		if i == 0 {
-			h.srv.dcache.Wait() // the second alice is a hit
+			h.srv.dec.WaitCache() // the second alice is a hit
 		}
 	}
 	// A batch with one invalid item: an error, with the invalid-input reason.
@@ -117,7 +118,7 @@ func TestMetricsAfterRequests(t *testing.T) {
 	s.want(t, 1, "verdict_decisions_total", "endpoint", "authzen", "outcome", "allow")
 	s.want(t, 1, "verdict_decisions_total", "endpoint", "authzen", "outcome", "error")
 	s.want(t, 1, "verdict_decision_reasons_total", "reason", "verdict:no-matching-allow")
-	s.want(t, 1, "verdict_decision_reasons_total", "reason", ReasonInvalidInput)
+	s.want(t, 1, "verdict_decision_reasons_total", "reason", pdp.ReasonInvalidInput)
 	s.want(t, 0, "verdict_decision_reasons_total", "reason", "verdict:timeout")
 	s.want(t, 3, "verdict_http_requests_total", "route", "/v1/decide", "method", "POST", "code", "200")
 	s.want(t, 3, "verdict_http_request_duration_seconds", "route", "/v1/decide", "method", "POST")
@@ -125,7 +126,7 @@ func TestMetricsAfterRequests(t *testing.T) {
 	s.want(t, 1, "verdict_http_requests_total", "route", unmatchedRoute, "method", "GET", "code", "404")
 	s.want(t, 1, "verdict_http_requests_total", "route", "/healthz", "method", "PUT", "code", "405")
 	s.want(t, 1, "verdict_caller_auth_failures_total", "code", CodeUnauthorized)
-	hits, misses := h.srv.dcache.Stats()
+	hits, misses := h.srv.dec.CacheStats()
 	if hits < 1 {
 		t.Errorf("the second alice was not a cache hit (%d hits)", hits)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/cache"
-	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // Config configures the HTTP server.
@@ -150,16 +150,22 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Decisions is the decision service's part of the configuration.
+func (c Config) Decisions() pdp.Config {
+	return pdp.Config{
+		Limits:              pdp.Limits{MaxDepth: c.MaxDepth, MaxBatch: c.MaxBatch},
+		RequestTimeout:      c.RequestTimeout,
+		AllowExplain:        c.AllowExplain,
+		Cache:               c.Cache,
+		NoCacheContextKeys:  c.NoCacheContextKeys,
+		MaxSearchCandidates: c.MaxSearchCandidates,
+	}
+}
+
 // RateLimit is a number of events allowed per window.
 type RateLimit struct {
 	Max    int           `yaml:"max"`
 	Window time.Duration `yaml:"window"`
-}
-
-// DecisionCache is what the server needs of a decision cache.
-type DecisionCache interface {
-	Get(k decisionKey) (engine.Decision, bool)
-	Set(k decisionKey, d engine.Decision)
 }
 
 // Bundles is what the server needs of the bundle manager.
@@ -175,9 +181,13 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	bundles Bundles
-	cache   DecisionCache
-	dcache  *cache.Cache[decisionKey, engine.Decision]
-	app     *fiber.App
+	// dec is the decision service every decision route calls.
+	dec *pdp.Service
+	// cache replaces the decision service's cache when cacheSet
+	// (WithCache).
+	cache    pdp.DecisionCache
+	cacheSet bool
+	app      *fiber.App
 	started time.Time
 	version string
 	// openapiDoc is the OpenAPI document, rendered to JSON once.
@@ -216,8 +226,8 @@ type Option func(*Server)
 
 // WithCache replaces the decision cache (tests use one that drops writes).
 // A nil cache turns caching off.
-func WithCache(c DecisionCache) Option {
-	return func(s *Server) { s.cache = c }
+func WithCache(c pdp.DecisionCache) Option {
+	return func(s *Server) { s.cache, s.cacheSet = c, true }
 }
 
 // JWKS is what the server needs of the signing-key ring: the public key set
@@ -286,19 +296,21 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	if s.cfg.ClientIPHeader == "" {
 		s.cfg.ClientIPHeader = HeaderXForwardedFor
 	}
-	dc, err := cache.New[decisionKey, engine.Decision](cfg.Cache, decisionKey.index)
-	if err != nil {
-		return nil, err
-	}
-	s.dcache = dc
-	if dc != nil {
-		s.cache = dc
-	}
 	if s.forward, err = NewForwardAuth(DefaultForwardAuthConfig()); err != nil {
 		return nil, err
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	dopts := []pdp.Option{pdp.WithLogger(log), pdp.WithDecisionLog(s.dlog), pdp.WithObserver(observer{s})}
+	if s.cacheSet {
+		dopts = append(dopts, pdp.WithCache(s.cache))
+	}
+	if s.verifier != nil {
+		dopts = append(dopts, pdp.WithSubjectVerifier(subjectVerifier{s.verifier}))
+	}
+	if s.dec, err = pdp.New(cfg.Decisions(), b, dopts...); err != nil {
+		return nil, err
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:   "verdict",
@@ -379,9 +391,9 @@ func (s *Server) table() []route {
 		// cache and authentication as /v1/decide.
 		{fiber.MethodPost, authzenEvaluation, s.authzenEvaluation, []fiber.Handler{s.requireScope(ScopeDecide)}},
 		{fiber.MethodPost, authzenEvaluations, s.authzenEvaluations, []fiber.Handler{s.requireScope(ScopeDecide)}},
-		{fiber.MethodPost, authzenSearchSubject, s.searchHandler(searchSubject), []fiber.Handler{s.requireScope(ScopeDecide)}},
-		{fiber.MethodPost, authzenSearchResource, s.searchHandler(searchResource), []fiber.Handler{s.requireScope(ScopeDecide)}},
-		{fiber.MethodPost, authzenSearchAction, s.searchHandler(searchAction), []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodPost, authzenSearchSubject, s.search(pdp.SearchSubject), []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodPost, authzenSearchResource, s.search(pdp.SearchResource), []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodPost, authzenSearchAction, s.search(pdp.SearchAction), []fiber.Handler{s.requireScope(ScopeDecide)}},
 		{fiber.MethodGet, "/.well-known/authzen-configuration", s.authzenMetadata, nil},
 		// Forward-auth, for gateways that ask before they proxy: every
 		// method a gateway may forward (HEAD with GET; CONNECT opens
@@ -465,9 +477,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close releases the cache.
+// Close releases the decision service's cache.
 func (s *Server) Close() {
-	s.dcache.Close()
+	s.dec.Close()
 }
 
 const requestIDHeader = "X-Request-ID"
@@ -581,8 +593,8 @@ func (s *Server) status(c *fiber.Ctx) error {
 		out["replica"] = fiber.Map{"generation": s.replica.Generation(), "reachable": s.replica.Reachable(),
 			"healthy": s.replica.Healthy(), "seconds_since_sync": s.replica.SinceSync().Seconds()}
 	}
-	hits, misses := s.dcache.Stats()
-	out["cache"] = fiber.Map{"enabled": s.cache != nil, "hits": hits, "misses": misses}
+	hits, misses := s.dec.CacheStats()
+	out["cache"] = fiber.Map{"enabled": s.dec.CacheEnabled(), "hits": hits, "misses": misses}
 	a := s.bundles.Active()
 	if a == nil {
 		out["ready"] = false

@@ -18,6 +18,7 @@ import (
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 const policyV1 = `apiVersion: verdict.dev/v1
@@ -487,21 +488,21 @@ func TestReadinessAndNoBundle(t *testing.T) {
 // recordingCache counts writes and can drop them all.
 type recordingCache struct {
 	mu   sync.Mutex
-	m    map[decisionKey]engine.Decision
+	m    map[pdp.Key]engine.Decision
 	sets atomic.Int64
 	drop bool
 	// index maps every key to one slot, to force collisions
 	collide bool
 }
 
-func (c *recordingCache) Get(k decisionKey) (engine.Decision, bool) {
+func (c *recordingCache) Get(k pdp.Key) (engine.Decision, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, ok := c.m[k]
 	return d, ok
 }
 
-func (c *recordingCache) Set(k decisionKey, d engine.Decision) {
+func (c *recordingCache) Set(k pdp.Key, d engine.Decision) {
 	c.sets.Add(1)
 	if c.drop {
 		return
@@ -509,7 +510,7 @@ func (c *recordingCache) Set(k decisionKey, d engine.Decision) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[decisionKey]engine.Decision{}
+		c.m = map[pdp.Key]engine.Decision{}
 	}
 	c.m[k] = d
 }
@@ -535,7 +536,7 @@ func TestCacheDoesNotChangeDecisions(t *testing.T) {
 	}
 	cached := newHarness(t)
 	first := run(cached)
-	cached.srv.dcache.Wait()
+	cached.srv.dec.WaitCache()
 	second := run(cached)
 	noCfg := DefaultConfig()
 	noCfg.Cache.MaxCost = 0
@@ -552,7 +553,7 @@ func TestCacheDoesNotChangeDecisions(t *testing.T) {
 	if drop.sets.Load() == 0 {
 		t.Error("the dropping cache was never written to: the test does not exercise caching")
 	}
-	if hits, _ := cached.srv.dcache.Stats(); hits == 0 {
+	if hits, _ := cached.srv.dec.CacheStats(); hits == 0 {
 		t.Error("the second pass had no cache hit")
 	}
 }
@@ -567,7 +568,7 @@ func TestNewBundleNeverAnsweredFromOldEntry(t *testing.T) {
 			t.Fatal("v1 must allow the owner")
 		}
 	}
-	h.srv.dcache.Wait()
+	h.srv.dec.WaitCache()
 	activate(t, h.mgr, map[string]string{"docs.verdict.yaml": strings.Replace(policyV1, `actions: ["read", "update"]`, `actions: ["read"]`, 1), ".manifest": `{"revision":"v2"}`})
 	_, m := h.post("/v1/decide", "application/json", b)
 	if m["decision"].(bool) || m["context"].(map[string]any)["revision"] != "v2" {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // tracerName is the instrumentation scope of Verdict's spans.
@@ -31,9 +33,6 @@ const (
 	attrCache        = "verdict.cache"
 	attrEndpoint     = "verdict.endpoint"
 	attrGrantType    = "verdict.grant_type"
-	cacheHit         = "hit"
-	cacheMiss        = "miss"
-	cacheBypass      = "bypass"
 	attrHTTPMethod   = "http.request.method"
 	attrHTTPRoute    = "http.route"
 	attrHTTPStatus   = "http.response.status_code"
@@ -98,21 +97,35 @@ func (s *Server) traceRequest(c *fiber.Ctx) error {
 	return nil
 }
 
-// startDecide starts the span of one decision, when tracing is on.
-func (s *Server) startDecide(ctx context.Context) (context.Context, trace.Span) {
-	if s.tracer == nil {
-		return ctx, nil
+// observer reports the decision service's decisions to the server's
+// metrics and spans.
+type observer struct{ s *Server }
+
+var _ pdp.Observer = observer{}
+
+// DecisionStarted starts the span of one decision, when tracing is on; its
+// finish ends it with what the decision was, and counts the decision.
+func (o observer) DecisionStarted(ctx context.Context, e pdp.Endpoint) (context.Context, func(engine.Decision, pdp.CacheOutcome)) {
+	m := o.s.metrics
+	if o.s.tracer == nil {
+		return ctx, func(d engine.Decision, _ pdp.CacheOutcome) { m.recordDecision(e, d) }
 	}
-	return s.tracer.Start(ctx, spanDecide)
+	ctx, span := o.s.tracer.Start(ctx, spanDecide)
+	return ctx, func(d engine.Decision, cache pdp.CacheOutcome) {
+		span.SetAttributes(attribute.String(attrCache, string(cache)))
+		endDecide(span, e, d)
+		m.recordDecision(e, d)
+	}
 }
+
+func (o observer) Evaluated(took time.Duration)            { o.s.metrics.observeEvaluation(took) }
+func (o observer) Counted(e pdp.Endpoint, d engine.Decision) { o.s.metrics.recordDecision(e, d) }
+func (o observer) InvalidItem(e pdp.Endpoint)                { o.s.metrics.recordInvalid(e) }
 
 // endDecide ends span with what d was: revision, outcome, Verdict's own
 // reason code and the endpoint, never policy-defined reasons (a policy may
 // put ids in them) or anything of the input.
-func endDecide(span trace.Span, e endpoint, d engine.Decision) {
-	if span == nil {
-		return
-	}
+func endDecide(span trace.Span, e pdp.Endpoint, d engine.Decision) {
 	outcome := "deny"
 	switch {
 	case d.Err != nil:
@@ -124,7 +137,7 @@ func endDecide(span trace.Span, e endpoint, d engine.Decision) {
 	attrs := []attribute.KeyValue{
 		attribute.String(attrRevision, d.Revision),
 		attribute.String(attrOutcome, outcome),
-		attribute.String(attrEndpoint, endpoints[e]),
+		attribute.String(attrEndpoint, e.String()),
 	}
 	if r := ownReason(d); r != "" {
 		attrs = append(attrs, attribute.String(attrReason, r))
@@ -147,13 +160,6 @@ func ownReason(d engine.Decision) string {
 		return engine.ClassifyErr(d.Err)
 	}
 	return ""
-}
-
-// traceCache notes on the decision span whether the cache answered.
-func (s *Server) traceCache(ctx context.Context, result string) {
-	if s.tracer != nil {
-		trace.SpanFromContext(ctx).SetAttributes(attribute.String(attrCache, result))
-	}
 }
 
 // startTokenSpan starts the span of one token issuance, when tracing is

@@ -14,6 +14,7 @@ import (
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // traced is a harness whose server exports every span, synchronously, to
@@ -83,7 +84,7 @@ func TestTraceDecideSpans(t *testing.T) {
 		t.Fatalf("decide span's parent %v, want the server span %v", dec.Parent.SpanID(), srv.SpanContext.SpanID())
 	}
 	d := attrs(dec)
-	want := map[attribute.Key]string{attrRevision: "v1", attrOutcome: "allow", attrEndpoint: "decide", attrCache: cacheMiss}
+	want := map[attribute.Key]string{attrRevision: "v1", attrOutcome: "allow", attrEndpoint: "decide", attrCache: string(pdp.CacheMiss)}
 	for k, v := range want {
 		if d[k].AsString() != v {
 			t.Fatalf("decide span %s = %q, want %q (all: %v)", k, d[k].AsString(), v, dec.Attributes)
@@ -96,14 +97,14 @@ func TestTraceDecideSpans(t *testing.T) {
 	// The same input again is a cache hit.
 	exp.Reset()
 	h.post("/v1/decide", "application/json", body("alice", "read", "alice"))
-	if got := attrs(one(t, exp.GetSpans(), spanDecide))[attrCache].AsString(); got != cacheHit {
+	if got := attrs(one(t, exp.GetSpans(), spanDecide))[attrCache].AsString(); got != string(pdp.CacheHit) {
 		t.Fatalf("second decide: cache %q, want hit", got)
 	}
 	// Explain bypasses the cache.
 	exp.Reset()
 	h.post("/v1/decide", "application/json", `{"explain":true,`+body("bob", "read", "alice")[1:])
 	d = attrs(one(t, exp.GetSpans(), spanDecide))
-	if d[attrCache].AsString() != cacheBypass || d[attrOutcome].AsString() != "deny" || d[attrReason].AsString() != engine.ReasonNoMatch {
+	if d[attrCache].AsString() != string(pdp.CacheBypass) || d[attrOutcome].AsString() != "deny" || d[attrReason].AsString() != engine.ReasonNoMatch {
 		t.Fatalf("explained deny: %v", d)
 	}
 }

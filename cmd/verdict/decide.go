@@ -9,9 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/engine"
 	"github.com/verdictpdp/verdict/internal/config"
-	"github.com/verdictpdp/verdict/server"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 func newDecide() *cobra.Command {
@@ -65,10 +64,17 @@ No signature is required; with --config giving bundles.keys, a
 			if len(body) > def.BodyLimit {
 				return fmt.Errorf("input is over the %d-byte limit", def.BodyLimit)
 			}
-			req, err := server.ParseRequest(body, def.MaxDepth, def.MaxBatch, nil)
+			// The server's decision service, without a cache, with every
+			// explanation allowed and the detailed cause of a failure in
+			// the answer: this is the policy author's own tool.
+			dc := def.Decisions()
+			dc.Cache.MaxCost = 0
+			dc.AllowExplain, dc.DetailedErrors = true, true
+			req, err := pdp.Parse(cmd.Context(), body, dc.Limits, pdp.ParseOptions{}, nil)
 			if err != nil {
 				return fmt.Errorf("input: %w", err)
 			}
+			req.Explain = req.Explain || explain
 			bc := cfg.BundleConfig()
 			bc.SkipTests = bc.SkipTests || skipTests
 			bc.Signing = localSigning(cfg)
@@ -77,12 +83,18 @@ No signature is required; with --config giving bundles.keys, a
 			if err != nil {
 				return fmt.Errorf("bundle rejected:\n%w", err)
 			}
-			out := server.Respond(req, func(in *engine.Input) server.DecisionResponse {
-				return server.NewDecisionResponse(active.Snapshot.Decide(cmd.Context(), in, req.Explain || explain), true)
-			})
+			svc, err := pdp.New(dc, staticBundles{active})
+			if err != nil {
+				return err
+			}
+			defer svc.Close()
+			res, err := svc.Decide(cmd.Context(), req, pdp.Meta{Endpoint: pdp.EndpointDecide})
+			if err != nil {
+				return err
+			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			return enc.Encode(res.Body())
 		},
 	}
 	f := cmd.Flags()
@@ -93,3 +105,8 @@ No signature is required; with --config giving bundles.keys, a
 	f.BoolVar(&skipTests, "skip-tests", false, "decide even if the bundle's own test cases fail")
 	return cmd
 }
+
+// staticBundles serves one active bundle set that never changes.
+type staticBundles struct{ a *bundles.Active }
+
+func (s staticBundles) Active() *bundles.Active { return s.a }

@@ -1,10 +1,27 @@
-package server
+package pdp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 )
+
+// body is a request for subject, action and a document owner owns.
+func body(subject, action, owner string) string {
+	return fmt.Sprintf(`{"subject":{"type":"user","id":%q},"action":{"name":%q},"resource":{"type":"document","id":"42","properties":{"owner":%q}}}`, subject, action, owner)
+}
+
+// clientError fails t unless err is a *Error a caller is to blame for
+// (anything but unavailable).
+func clientError(t *testing.T, err error) {
+	t.Helper()
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Code == CodeUnavailable || pe.Code == CodeSearchTimeout {
+		t.Fatalf("error is not a client error: %v", err)
+	}
+}
 
 // FuzzParseRequest feeds arbitrary bytes to the /v1/decide parser: it must
 // never panic, must answer with a client error or a request whose inputs are
@@ -20,12 +37,9 @@ func FuzzParseRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := ParseRequest(b, 64, 100, nil)
+		req, err := Parse(context.Background(), b, Limits{MaxDepth: 64, MaxBatch: 100}, ParseOptions{}, nil)
 		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.Status != 400 {
-				t.Fatalf("error is not a 400 client error: %v", err)
-			}
+			clientError(t, err)
 			return
 		}
 		if len(req.Inputs) == 0 {
@@ -60,12 +74,9 @@ func FuzzParseAuthZENEvaluations(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := parseRequest(b, 64, 100, nil, parseOptions{itemErrors: true, inheritIDs: true})
+		req, err := Parse(context.Background(), b, Limits{MaxDepth: 64, MaxBatch: 100}, ParseOptions{ItemErrors: true, InheritIDs: true}, nil)
 		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.Status != 400 {
-				t.Fatalf("error is not a 400 client error: %v", err)
-			}
+			clientError(t, err)
 			return
 		}
 		if len(req.Inputs) == 0 || (req.Errs != nil && len(req.Errs) != len(req.Inputs)) {
@@ -102,13 +113,10 @@ func FuzzParseSearch(f *testing.F) {
 		f.Add([]byte(s), byte(1))
 	}
 	f.Fuzz(func(t *testing.T, b []byte, k byte) {
-		kind := searchKind(k%3 + 1)
+		kind := SearchKind(k%3 + 1)
 		req, err := parseSearch(b, 64, kind)
 		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.Status != 400 {
-				t.Fatalf("error is not a 400 client error: %v", err)
-			}
+			clientError(t, err)
 			return
 		}
 		in := req.base

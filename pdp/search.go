@@ -1,4 +1,4 @@
-package server
+package pdp
 
 import (
 	"context"
@@ -10,26 +10,26 @@ import (
 	"maps"
 	"math"
 
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
 )
 
-// searchKind is the entity an AuthZEN search looks for.
-type searchKind byte
+// SearchKind is the entity an AuthZEN search looks for.
+type SearchKind byte
 
+// The kinds of search.
 const (
-	searchSubject searchKind = iota + 1
-	searchResource
-	searchAction
+	SearchSubject SearchKind = iota + 1
+	SearchResource
+	SearchAction
 )
 
-func (k searchKind) String() string {
+// String is subject, resource or action.
+func (k SearchKind) String() string {
 	switch k {
-	case searchSubject:
+	case SearchSubject:
 		return "subject"
-	case searchResource:
+	case SearchResource:
 		return "resource"
 	}
 	return "action"
@@ -37,7 +37,7 @@ func (k searchKind) String() string {
 
 // searchRequest is a decoded, validated AuthZEN search body.
 type searchRequest struct {
-	kind searchKind
+	kind SearchKind
 	// base is the input every candidate is evaluated with, the searched
 	// entity's id (or the action's name) a placeholder.
 	base *engine.Input
@@ -59,15 +59,15 @@ const searchPlaceholder = "\x00"
 // stray id is ignored) and an action search ignores any action. page is an
 // optional {token, limit}; unknown fields anywhere are ignored. Errors are
 // 400s naming the field.
-func parseSearch(body []byte, maxDepth int, kind searchKind) (*searchRequest, error) {
-	doc, err := decodeObject(body, maxDepth)
+func parseSearch(body []byte, maxDepth int, kind SearchKind) (*searchRequest, error) {
+	doc, err := DecodeObject(body, maxDepth)
 	if err != nil {
 		return nil, err
 	}
 	delete(doc, "token") // claims come only from verified credentials
 	r := &searchRequest{kind: kind}
 	searched := kind.String()
-	if kind == searchAction {
+	if kind == SearchAction {
 		doc["action"] = map[string]any{"name": searchPlaceholder}
 	} else if m, ok := doc[searched].(map[string]any); ok {
 		m = maps.Clone(m)
@@ -76,24 +76,24 @@ func parseSearch(body []byte, maxDepth int, kind searchKind) (*searchRequest, er
 	}
 	in, err := engine.ParseInput(doc, "")
 	if err != nil {
-		return nil, newError(400, CodeInvalidInput, err.Error())
+		return nil, newError(CodeInvalidInput, err.Error())
 	}
 	r.base = in
 	switch kind {
-	case searchSubject:
+	case SearchSubject:
 		r.props = in.Subject.Properties
-	case searchResource:
+	case SearchResource:
 		r.props = in.Resource.Properties
 	}
 	if v, ok := doc["page"]; ok && v != nil {
 		page, ok := v.(map[string]any)
 		if !ok {
-			return nil, newError(400, CodeInvalidInput, "page: must be an object")
+			return nil, newError(CodeInvalidInput, "page: must be an object")
 		}
 		for _, k := range []string{"token", "next_token"} { // next_token: drafts before 1.0
 			if t, ok := page[k]; ok && t != nil {
 				if r.token, ok = t.(string); !ok {
-					return nil, newError(400, CodeInvalidInput, "page."+k+": must be a string")
+					return nil, newError(CodeInvalidInput, "page."+k+": must be a string")
 				}
 				break
 			}
@@ -118,16 +118,16 @@ func pageLimit(v any) (int, error) {
 			return int(min(n, math.MaxInt32)), nil
 		}
 	}
-	return 0, newError(400, CodeInvalidInput, "page.limit: must be a non-negative integer")
+	return 0, newError(CodeInvalidInput, "page.limit: must be a non-negative integer")
 }
 
 // candidates are the entities of the searched type the catalog declares.
 // An unknown type has none.
 func (r *searchRequest) candidates(c bundles.Catalog) []bundles.CatalogEntry {
 	switch r.kind {
-	case searchSubject:
+	case SearchSubject:
 		return c.Entities[r.base.Subject.Type]
-	case searchResource:
+	case SearchResource:
 		return c.Entities[r.base.Resource.Type]
 	}
 	return c.Actions
@@ -146,9 +146,9 @@ func (r *searchRequest) input(cand bundles.CatalogEntry) *engine.Input {
 		maps.Copy(props, r.props)
 	}
 	switch r.kind {
-	case searchSubject:
+	case SearchSubject:
 		in.Subject.ID, in.Subject.Properties = cand.ID, props
-	case searchResource:
+	case SearchResource:
 		in.Resource.ID, in.Resource.Properties = cand.ID, props
 	default:
 		in.Action.Name, in.Action.Properties = cand.ID, cand.Properties
@@ -185,13 +185,13 @@ func pageToken(sum [8]byte, offset, limit int) string {
 // readPageToken returns the offset and page size of tok, a 400 when tok was
 // not made by this server for the same query over the same bundle.
 func readPageToken(tok string, sum [8]byte) (offset, limit int, err error) {
-	bad := newError(400, CodeInvalidPageToken, "page.token: not a token this server issued")
+	bad := newError(CodeInvalidPageToken, "page.token: not a token this server issued")
 	b, derr := base64.RawURLEncoding.DecodeString(tok)
 	if derr != nil || len(b) < 1+len(sum) || b[0] != pageTokenVersion {
 		return 0, 0, bad
 	}
 	if subtle.ConstantTimeCompare(b[1:1+len(sum)], sum[:]) != 1 {
-		return 0, 0, newError(400, CodeInvalidPageToken,
+		return 0, 0, newError(CodeInvalidPageToken,
 			"page.token: it belongs to another query or to a bundle that is no longer active; start again without a token")
 	}
 	rest := b[1+len(sum):]
@@ -206,16 +206,18 @@ func readPageToken(tok string, sum [8]byte) (offset, limit int, err error) {
 	return int(off), int(lim), nil
 }
 
-// searchPage is the page object of a search response; the struct keeps it
+// SearchPage is the page object of a search response; the struct keeps it
 // the first key, as AuthZEN recommends.
-type searchPage struct {
+type SearchPage struct {
 	NextToken string `json:"next_token"`
 	Count     int    `json:"count"`
 	Total     int    `json:"total"`
 }
 
-type searchResponse struct {
-	Page    searchPage `json:"page"`
+// SearchResponse is the answer to a search: a page of results, each the
+// identity of an allowed entity ({type, id}) or action ({name}).
+type SearchResponse struct {
+	Page    SearchPage `json:"page"`
 	Results []any      `json:"results"`
 }
 
@@ -230,82 +232,81 @@ type actionRef struct {
 	Name string `json:"name"`
 }
 
-// searchHandler answers an AuthZEN search: every candidate the active
-// bundles declare for the searched type (at most max_search_candidates) is
-// evaluated with the request's other entities, and those allowed are the
-// results, in id (name) order, a page of page.limit at a time.
-func (s *Server) searchHandler(kind searchKind) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		if err := requireJSON(c); err != nil {
-			return err
-		}
-		req, err := parseSearch(c.Body(), s.cfg.MaxDepth, kind)
-		if err != nil {
-			return err
-		}
-		active := s.bundles.Active()
-		var gen uint64
-		var cands []bundles.CatalogEntry
-		if active != nil {
-			gen = active.Generation
-			cands = req.candidates(active.Catalog)
-		}
-		sum := req.queryHash(gen)
-		offset, limit := 0, req.limit
-		if req.token != "" {
-			off, lim, err := readPageToken(req.token, sum)
-			if err != nil {
-				return err
-			}
-			offset = off
-			if limit == 0 {
-				limit = lim
-			}
-		}
-		if len(cands) > s.cfg.MaxSearchCandidates {
-			return newError(400, CodeSearchTooBroad, fmt.Sprintf(
-				"%s search: the bundle declares %d candidates of this type, more than server.max_search_candidates (%d)",
-				kind, len(cands), s.cfg.MaxSearchCandidates))
-		}
-		ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
-		defer cancel()
-		found, err := s.allowed(ctx, active, req, cands)
-		if err != nil {
-			return err
-		}
-		end := len(found)
-		offset = min(offset, end)
-		if limit > 0 && offset+limit < end {
-			end = offset + limit
-		}
-		out := searchResponse{Page: searchPage{Count: end - offset, Total: len(found)}, Results: make([]any, 0, end-offset)}
-		if end < len(found) {
-			out.Page.NextToken = pageToken(sum, end, limit)
-		}
-		for _, e := range found[offset:end] {
-			switch kind {
-			case searchSubject:
-				out.Results = append(out.Results, entityRef{Type: req.base.Subject.Type, ID: e.ID})
-			case searchResource:
-				out.Results = append(out.Results, entityRef{Type: req.base.Resource.Type, ID: e.ID})
-			default:
-				out.Results = append(out.Results, actionRef{Name: e.ID})
-			}
-		}
-		return c.JSON(out)
+// Search answers an AuthZEN search of kind from its JSON body: every
+// candidate the active bundles declare for the searched type (at most
+// MaxSearchCandidates) is evaluated with the request's other entities
+// through the decision cache, and those allowed are the results, in id
+// (name) order, a page of page.limit at a time. Errors are *Error: the
+// body's problems, a page token of another query or bundle, a search too
+// broad, or one not finished within RequestTimeout (a partial result would
+// look complete).
+func (s *Service) Search(ctx context.Context, kind SearchKind, body []byte) (SearchResponse, error) {
+	req, err := parseSearch(body, s.cfg.MaxDepth, kind)
+	if err != nil {
+		return SearchResponse{}, err
 	}
+	active := s.bundles.Active()
+	var gen uint64
+	var cands []bundles.CatalogEntry
+	if active != nil {
+		gen = active.Generation
+		cands = req.candidates(active.Catalog)
+	}
+	sum := req.queryHash(gen)
+	offset, limit := 0, req.limit
+	if req.token != "" {
+		off, lim, err := readPageToken(req.token, sum)
+		if err != nil {
+			return SearchResponse{}, err
+		}
+		offset = off
+		if limit == 0 {
+			limit = lim
+		}
+	}
+	if len(cands) > s.cfg.MaxSearchCandidates {
+		return SearchResponse{}, newError(CodeSearchTooBroad, fmt.Sprintf(
+			"%s search: the bundle declares %d candidates of this type, more than server.max_search_candidates (%d)",
+			kind, len(cands), s.cfg.MaxSearchCandidates))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	found, err := s.allowed(ctx, active, req, cands)
+	if err != nil {
+		return SearchResponse{}, err
+	}
+	end := len(found)
+	offset = min(offset, end)
+	if limit > 0 && offset+limit < end {
+		end = offset + limit
+	}
+	out := SearchResponse{Page: SearchPage{Count: end - offset, Total: len(found)}, Results: make([]any, 0, end-offset)}
+	if end < len(found) {
+		out.Page.NextToken = pageToken(sum, end, limit)
+	}
+	for _, e := range found[offset:end] {
+		switch kind {
+		case SearchSubject:
+			out.Results = append(out.Results, entityRef{Type: req.base.Subject.Type, ID: e.ID})
+		case SearchResource:
+			out.Results = append(out.Results, entityRef{Type: req.base.Resource.Type, ID: e.ID})
+		default:
+			out.Results = append(out.Results, actionRef{Name: e.ID})
+		}
+	}
+	return out, nil
 }
 
 // allowed decides every candidate (through the decision cache) and returns
 // those permitted, in order. A search that does not finish by ctx's
 // deadline is a 503: a partial result would look complete.
-func (s *Server) allowed(ctx context.Context, active *bundles.Active, req *searchRequest, cands []bundles.CatalogEntry) ([]bundles.CatalogEntry, error) {
+func (s *Service) allowed(ctx context.Context, active *bundles.Active, req *searchRequest, cands []bundles.CatalogEntry) ([]bundles.CatalogEntry, error) {
 	var found []bundles.CatalogEntry
 	for _, cand := range cands {
 		d, _ := s.decideCached(ctx, active, req.input(cand), false)
-		s.metrics.recordDecision(endpointSearch, d)
+		s.obs.Counted(EndpointSearch, d)
 		if ctx.Err() != nil {
-			return nil, newError(fiber.StatusServiceUnavailable, CodeSearchTimeout,
+			return nil, newError(CodeSearchTimeout,
 				"the search did not finish within server.request_timeout; narrow it or retry")
 		}
 		if d.Allow {

@@ -1,4 +1,4 @@
-package server
+package pdp
 
 import (
 	"crypto/sha256"
@@ -11,23 +11,25 @@ import (
 	"github.com/verdictpdp/verdict/engine"
 )
 
-// decisionKey identifies a cached decision: the generation of the bundle that
+// Key identifies a cached decision: the generation of the bundle that
 // made it and a SHA-256 of the canonical input. Two inputs share a key only if
 // they are equal (short of a SHA-256 collision), and the cache compares whole
-// keys, so a 64-bit index collision is only a miss.
-type decisionKey struct {
+// keys, so a 64-bit index collision is only a miss. The zero Key is the key
+// of no input.
+type Key struct {
 	gen uint64
 	sum [sha256.Size]byte
 }
 
-func (k decisionKey) index() uint64 {
+// Index is the 64-bit hash the cache files k under.
+func (k Key) Index() uint64 {
 	return binary.LittleEndian.Uint64(k.sum[:8]) ^ (k.gen * 0x9E3779B97F4A7C15)
 }
 
 // inputKey hashes everything a policy sees of in except the time. Map keys
 // are sorted and every value is tagged with its type, so equal inputs hash
 // equally and different ones (1 vs "1" vs 1.0) do not.
-func inputKey(gen uint64, in *engine.Input) decisionKey {
+func inputKey(gen uint64, in *engine.Input) Key {
 	h := hasher{h: sha256.New()}
 	h.str(in.Subject.Type)
 	h.str(in.Subject.ID)
@@ -39,7 +41,7 @@ func inputKey(gen uint64, in *engine.Input) decisionKey {
 	h.value(in.Resource.Properties)
 	h.value(in.Context)
 	h.value(in.Token)
-	k := decisionKey{gen: gen}
+	k := Key{gen: gen}
 	h.h.Sum(k.sum[:0])
 	return k
 }

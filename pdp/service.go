@@ -1,0 +1,304 @@
+package pdp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/cache"
+	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/decisionlog"
+)
+
+// Config configures the decision service. The server's configuration
+// (server.*) carries these settings.
+type Config struct {
+	// Limits bound the JSON Parse accepts.
+	Limits
+	// RequestTimeout bounds the decisions of one request together (a batch
+	// of slow items): items not decided by then are denied with
+	// verdict:timeout.
+	RequestTimeout time.Duration
+	// AllowExplain lets callers ask for "explain": a trace of every rule
+	// and the detailed cause of a failure, which name policies and rules.
+	// When false such a request is refused with CodeExplainDisabled.
+	AllowExplain bool
+	// DetailedErrors puts the detailed cause of a failed decision in every
+	// answer, explain or not: for a policy author's own tools (verdict
+	// decide), never for a server.
+	DetailedErrors bool
+	// Cache sizes the decision cache; MaxCost 0 turns it off.
+	Cache cache.Config
+	// NoCacheContextKeys are context keys that carry a time: a request that
+	// sends one is decided afresh and not cached.
+	NoCacheContextKeys []string
+	// MaxSearchCandidates bounds the candidates one search evaluates.
+	MaxSearchCandidates int
+}
+
+// Bundles is what the service needs of the bundle manager: the active
+// bundles (nil while none is).
+type Bundles interface {
+	Active() *bundles.Active
+}
+
+var _ Bundles = (*bundles.Manager)(nil)
+
+// DecisionCache is what the service needs of a decision cache.
+type DecisionCache interface {
+	Get(k Key) (engine.Decision, bool)
+	Set(k Key, d engine.Decision)
+}
+
+// DecisionLog receives one record per decision (decisionlog.Logger). Log
+// is called on the decision path and must return at once; it must not
+// change the record's input.
+type DecisionLog interface {
+	Log(rec decisionlog.Record)
+}
+
+var _ DecisionLog = (*decisionlog.Logger)(nil)
+
+// Service decides. Build it with New; it is safe for concurrent use.
+type Service struct {
+	cfg     Config
+	bundles Bundles
+	cache   DecisionCache
+	dcache  *cache.Cache[Key, engine.Decision]
+	obs     Observer
+	timed   bool
+	dlog    DecisionLog
+	log     *slog.Logger
+	tokens  SubjectVerifier
+}
+
+// Option changes how New builds a service.
+type Option func(*Service)
+
+// WithCache replaces the decision cache (tests use one that drops
+// writes); nil turns caching off.
+func WithCache(c DecisionCache) Option {
+	return func(s *Service) { s.cache = c }
+}
+
+// WithObserver reports every decision to o (metrics, traces).
+func WithObserver(o Observer) Option {
+	return func(s *Service) {
+		if o != nil {
+			s.obs, s.timed = o, true
+		}
+	}
+}
+
+// WithDecisionLog hands every decision to l. None by default.
+func WithDecisionLog(l DecisionLog) Option {
+	return func(s *Service) { s.dlog = l }
+}
+
+// WithLogger logs failed decisions and schema warnings to l.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Service) {
+		if l != nil {
+			s.log = l
+		}
+	}
+}
+
+// WithSubjectVerifier verifies requests' subject_token with v. Without it
+// a subject_token is refused.
+func WithSubjectVerifier(v SubjectVerifier) Option {
+	return func(s *Service) { s.tokens = v }
+}
+
+// Validate reports every problem with c, joined.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxDepth <= 0 {
+		errs = append(errs, errors.New("max_depth must be positive"))
+	}
+	if c.MaxBatch <= 0 {
+		errs = append(errs, errors.New("max_batch must be positive"))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("request_timeout must be positive"))
+	}
+	if c.MaxSearchCandidates <= 0 {
+		errs = append(errs, errors.New("max_search_candidates must be positive"))
+	}
+	errs = append(errs, c.Cache.Validate())
+	return errors.Join(errs...)
+}
+
+// New builds a service deciding with the active bundles of b. It fails on
+// an invalid config.
+func New(cfg Config, b Bundles, opts ...Option) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, bundles: b, obs: noObserver{}, log: slog.New(slog.DiscardHandler)}
+	dc, err := cache.New[Key, engine.Decision](cfg.Cache, Key.Index)
+	if err != nil {
+		return nil, err
+	}
+	s.dcache = dc
+	if dc != nil {
+		s.cache = dc
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Close releases the decision cache. The service must not be used after.
+func (s *Service) Close() { s.dcache.Close() }
+
+// CacheStats are the decision cache's hits and misses (0, 0 without one).
+func (s *Service) CacheStats() (hits, misses uint64) { return s.dcache.Stats() }
+
+// CacheEnabled reports whether decisions are cached.
+func (s *Service) CacheEnabled() bool { return s.cache != nil }
+
+// Active is the active bundles, nil while none is.
+func (s *Service) Active() *bundles.Active { return s.bundles.Active() }
+
+// Meta is who asks for a decision: the endpoint and the transport's
+// request id, for logs, metrics and traces.
+type Meta struct {
+	Endpoint  Endpoint
+	RequestID string
+}
+
+// Parse is the package's Parse with the service's limits and subject-token
+// verifier.
+func (s *Service) Parse(ctx context.Context, body []byte, opt ParseOptions) (*Request, error) {
+	return Parse(ctx, body, s.cfg.Limits, opt, s.tokens)
+}
+
+// Decide answers req: every input from the cache or the active bundles'
+// snapshot (one snapshot for the whole request, even if another is
+// activated meanwhile), within RequestTimeout altogether, honouring the
+// batch semantics. It refuses only an explain the configuration forbids
+// (CodeExplainDisabled); anything going wrong while deciding is a deny in
+// the Result.
+func (s *Service) Decide(ctx context.Context, req *Request, m Meta) (Result, error) {
+	if req.Explain && !s.cfg.AllowExplain {
+		return Result{}, newError(CodeExplainDisabled, "explain is disabled on this server (server.allow_explain)")
+	}
+	active := s.bundles.Active()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	out := Respond(req, func(in *engine.Input) Response {
+		return s.evaluate(ctx, m, active, in, req.Explain)
+	})
+	for i := range out.Evaluations {
+		if req.Errs == nil || req.Errs[i] == nil {
+			continue
+		}
+		s.obs.InvalidItem(m.Endpoint)
+		// Items refused before evaluation still name the revision that
+		// would have decided them.
+		if active != nil {
+			out.Evaluations[i].Context.Revision = active.Snapshot.Revision()
+		}
+	}
+	return out, nil
+}
+
+// Evaluate answers one input as Decide answers a single request, within
+// RequestTimeout.
+func (s *Service) Evaluate(ctx context.Context, in *engine.Input, explain bool, m Meta) Response {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	return s.evaluate(ctx, m, s.bundles.Active(), in, explain)
+}
+
+// evaluate answers one input from the cache or active's snapshot. Explain
+// requests bypass the cache; failed evaluations are never cached.
+func (s *Service) evaluate(ctx context.Context, m Meta, active *bundles.Active, in *engine.Input, explain bool) Response {
+	start := time.Now()
+	ctx, finish := s.obs.DecisionStarted(ctx, m.Endpoint)
+	var d engine.Decision
+	outcome := CacheBypass
+	if active == nil {
+		d = (*engine.Snapshot)(nil).Decide(ctx, in, false)
+	} else {
+		d, outcome = s.decideCached(ctx, active, in, explain)
+	}
+	finish(d, outcome)
+	resp := NewResponse(d, explain || s.cfg.DetailedErrors)
+	s.logDecision(m, start, in, d, resp, outcome == CacheHit)
+	if d.Err != nil && active != nil {
+		// The cause names policies and rules: it goes to the operator's log,
+		// and to the caller only when it asked for an explanation.
+		s.log.Warn("decision failed; denied", "request_id", m.RequestID, "decision_id", resp.Context.DecisionID,
+			"revision", d.Revision, "reason", engine.ClassifyErr(d.Err), "error", d.Err.Error())
+	}
+	if v := d.Violation; v != nil && !v.Enforced {
+		s.log.Warn("input does not match its schema; decided anyway (bundles.schemas: warn)", "request_id", m.RequestID,
+			"decision_id", resp.Context.DecisionID, "revision", d.Revision, "resource_type", v.ResourceType,
+			"problems", v.Problems)
+	}
+	return resp
+}
+
+// decideCached decides in from the cache when it may and says how the
+// cache answered.
+func (s *Service) decideCached(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool) (engine.Decision, CacheOutcome) {
+	snap := active.Snapshot
+	if explain || s.cache == nil || !snap.Cacheable() || s.timeInContext(in) {
+		return s.timedDecide(ctx, snap, in, explain), CacheBypass
+	}
+	key := inputKey(active.Generation, in)
+	if d, ok := s.cache.Get(key); ok {
+		return d, CacheHit
+	}
+	d := s.timedDecide(ctx, snap, in, false)
+	if d.Err == nil {
+		s.cache.Set(key, d)
+	}
+	return d, CacheMiss
+}
+
+// timedDecide is snap.Decide, timed for the observer.
+func (s *Service) timedDecide(ctx context.Context, snap *engine.Snapshot, in *engine.Input, explain bool) engine.Decision {
+	if !s.timed {
+		return snap.Decide(ctx, in, explain)
+	}
+	start := time.Now()
+	d := snap.Decide(ctx, in, explain)
+	s.obs.Evaluated(time.Since(start))
+	return d
+}
+
+func (s *Service) timeInContext(in *engine.Input) bool {
+	for _, k := range s.cfg.NoCacheContextKeys {
+		if _, ok := in.Context[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// logDecision hands the decision resp of in, started at start, to the
+// decision log, if there is one.
+func (s *Service) logDecision(m Meta, start time.Time, in *engine.Input, d engine.Decision, resp Response, hit bool) {
+	if s.dlog == nil {
+		return
+	}
+	rec := decisionlog.Record{DecisionID: resp.Context.DecisionID, Time: start, RequestID: m.RequestID,
+		Endpoint: m.Endpoint.String(), Revision: d.Revision, Allow: d.Allow, Reasons: d.Reasons,
+		Duration: time.Since(start), CacheHit: hit, Input: in}
+	if d.Err != nil {
+		rec.Error = engine.ClassifyErr(d.Err)
+	} else if v := d.Violation; v != nil && v.Enforced {
+		rec.Error = engine.ReasonSchemaViolation
+	}
+	s.dlog.Log(rec)
+}
+
+// WaitCache blocks until the decision cache has applied every write so
+// far (its writes are asynchronous): for tests that expect a hit.
+func (s *Service) WaitCache() { s.dcache.Wait() }
