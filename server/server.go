@@ -188,8 +188,8 @@ type Server struct {
 	cache    pdp.DecisionCache
 	cacheSet bool
 	app      *fiber.App
-	started time.Time
-	version string
+	started  time.Time
+	version  string
 	// openapiDoc is the OpenAPI document, rendered to JSON once.
 	openapiDoc  []byte
 	jwks        JWKS

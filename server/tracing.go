@@ -118,7 +118,7 @@ func (o observer) DecisionStarted(ctx context.Context, e pdp.Endpoint) (context.
 	}
 }
 
-func (o observer) Evaluated(took time.Duration)            { o.s.metrics.observeEvaluation(took) }
+func (o observer) Evaluated(took time.Duration)              { o.s.metrics.observeEvaluation(took) }
 func (o observer) Counted(e pdp.Endpoint, d engine.Decision) { o.s.metrics.recordDecision(e, d) }
 func (o observer) InvalidItem(e pdp.Endpoint)                { o.s.metrics.recordInvalid(e) }
 
