@@ -197,32 +197,3 @@ func yamlError(path string, err error) engine.CompileError {
 	}
 	return engine.CompileError{File: path, Line: line, Message: msg}
 }
-
-// position maps a 1-based line and 0-based column inside an expression to the
-// file position of the YAML scalar node that holds it.
-func position(n *yaml.Node, lines []string, exprLine, exprCol int) (int, int) {
-	if exprLine < 1 || exprCol < 0 {
-		return n.Line, n.Column // CEL gave no location (e.g. a size limit)
-	}
-	switch n.Style {
-	case yaml.LiteralStyle, yaml.FoldedStyle:
-		// The block starts on the line after the indicator; its indentation is
-		// that of its first non-blank line.
-		first := n.Line + 1
-		for first-1 < len(lines) && strings.TrimSpace(lines[first-1]) == "" {
-			first++
-		}
-		indent := 0
-		if first-1 < len(lines) {
-			indent = len(lines[first-1]) - len(strings.TrimLeft(lines[first-1], " "))
-		}
-		if n.Style == yaml.FoldedStyle {
-			return first, indent + exprCol + 1
-		}
-		return first + exprLine - 1, indent + exprCol + 1
-	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-		return n.Line + exprLine - 1, n.Column + 1 + exprCol
-	default:
-		return n.Line + exprLine - 1, n.Column + exprCol
-	}
-}
