@@ -135,7 +135,7 @@ func decodeDoc(name string, raw []byte) (any, error) {
 	}
 	var v any
 	if err := yaml.Unmarshal(raw, &v); err != nil {
-		return nil, engine.CompileErrors{{File: name, Message: "invalid YAML: " + err.Error()}}
+		return nil, celengine.YAMLErrors(name, raw, err)
 	}
 	return jsonShape(name, v)
 }

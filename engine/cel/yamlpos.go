@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/verdictpdp/verdict/engine"
 )
 
 // position maps a 1-based line and 0-based column inside the expression held
@@ -21,16 +23,32 @@ import (
 // location, the answer is the scalar's own start, never a column that does
 // not exist.
 func position(n *yaml.Node, lines []string, exprLine, exprCol int) (int, int) {
+	p := filePos{n.Line, n.Column}
+	if at, ok := exprPosition(n, lines, exprLine, exprCol); ok {
+		p = at
+	}
+	// A blank that stands for a line break, or an empty scalar, has no
+	// column of its own: the end of its line is the nearest that exists.
+	if p.line >= 1 && p.line <= len(lines) {
+		if width := utf8.RuneCountInString(lines[p.line-1]); p.col > width {
+			p.col = max(width, 1)
+		}
+	}
+	return p.line, p.col
+}
+
+// exprPosition is position when the walk along the source succeeds.
+func exprPosition(n *yaml.Node, lines []string, exprLine, exprCol int) (filePos, bool) {
 	if exprLine < 1 || exprCol < 0 {
-		return n.Line, n.Column // CEL gave no location (e.g. a size limit)
+		return filePos{}, false // CEL gave no location (e.g. a size limit)
 	}
 	offset, ok := runeOffset(n.Value, exprLine, exprCol)
 	if !ok {
-		return n.Line, n.Column
+		return filePos{}, false
 	}
 	pos, ok := scalarPositions(lines, n)
 	if !ok || len(pos) == 0 || len(pos) != utf8.RuneCountInString(n.Value) {
-		return n.Line, n.Column
+		return filePos{}, false
 	}
 	if offset >= len(pos) {
 		// The end of the expression (an unexpected <EOF>): its last
@@ -41,16 +59,10 @@ func position(n *yaml.Node, lines []string, exprLine, exprCol int) (int, int) {
 			offset--
 		}
 	}
-	p := pos[offset]
-	if p.line > len(lines) {
-		return n.Line, n.Column
+	if pos[offset].line > len(lines) {
+		return filePos{}, false
 	}
-	// A blank that stands for a line break has no column of its own: the
-	// end of its line is the nearest that exists.
-	if width := utf8.RuneCountInString(lines[p.line-1]); p.col > width {
-		p.col = max(width, 1)
-	}
-	return p.line, p.col
+	return pos[offset], true
 }
 
 // runeOffset turns CEL's line (1-based) and column (0-based, in code points)
@@ -249,4 +261,29 @@ func unescape(c *cursor) (rune, int, bool) {
 		return 0, 0, false
 	}
 	return rune(v), 2 + digits, true
+}
+
+// lineBreaks are the line breaks of YAML 1.1, which yaml.v3 counts lines by.
+var lineBreaks = strings.NewReplacer("\r\n", "\n", "\r", "\n", "\u0085", "\n", "\u2028", "\n", "\u2029", "\n")
+
+// splitLines splits a YAML file into its lines as yaml.v3 numbers them.
+func splitLines(src []byte) []string {
+	return strings.Split(lineBreaks.Replace(string(src)), "\n")
+}
+
+// inFile moves every error's position onto the file: yaml.v3 places an
+// empty value just after its line's end, and a line break has no column.
+func inFile(lines []string, errs engine.CompileErrors) engine.CompileErrors {
+	for i := range errs {
+		e := &errs[i]
+		if e.Line > len(lines) {
+			e.Line, e.Col = len(lines), 0
+		}
+		if e.Line >= 1 {
+			if width := utf8.RuneCountInString(lines[e.Line-1]); e.Col > width {
+				e.Col = max(width, 1)
+			}
+		}
+	}
+	return errs
 }
