@@ -76,7 +76,7 @@ func parseSearch(body []byte, maxDepth int, kind searchKind) (*searchRequest, er
 	}
 	in, err := engine.ParseInput(doc, "")
 	if err != nil {
-		return nil, newError(400, CodeInvalidInput, err.Error())
+		return nil, newError(400, CodeInvalidInput, inputMessage(err, "page", "options"))
 	}
 	r.base = in
 	switch kind {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,7 +188,7 @@ func parseRequest(body []byte, maxDepth, maxBatch int, subjectToken SubjectToken
 	if len(items) == 0 {
 		in, err := engine.ParseInput(doc, "")
 		if err != nil {
-			return nil, newError(400, CodeInvalidInput, err.Error())
+			return nil, newError(400, CodeInvalidInput, inputMessage(err, requestMembers...))
 		}
 		r.Inputs = []*engine.Input{in}
 		return r, nil
@@ -219,6 +220,21 @@ func parseRequest(body []byte, maxDepth, maxBatch int, subjectToken SubjectToken
 		r.Inputs[i] = in
 	}
 	return r, nil
+}
+
+// requestMembers are the top-level members of a decision request that are
+// not the input's.
+var requestMembers = []string{"explain", "options", "evaluations", "subject_token"}
+
+// inputMessage renders an error of engine.ParseInput over a request's top
+// level. Unknown members are ignored, but one that stands beside a missing
+// member is named (a misspelt or misnamed "subject"), unless it is one of
+// own, the request's own members.
+func inputMessage(err error, own ...string) string {
+	if ie, ok := errors.AsType[*engine.InputError](err); ok && !strings.Contains(ie.Field, ".") {
+		ie.Unknown = slices.DeleteFunc(ie.Unknown, func(k string) bool { return slices.Contains(own, k) })
+	}
+	return err.Error()
 }
 
 // identity are the fields of an entity an item inherits with inheritIDs.
