@@ -242,6 +242,7 @@ type CompileOptions struct {
 func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compiled, error) {
 	var (
 		all     []engine.Evaluator
+		sources []string // the revision of the bundle of each of all
 		errs    engine.CompileErrors
 		revs    []string
 		counts  = map[string]int{}
@@ -273,6 +274,9 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 			counts[k] += v
 		}
 		all = append(all, modules...)
+		for range modules {
+			sources = append(sources, b.Revision())
+		}
 		out.PerBundle = append(out.PerBundle, engine.NewSnapshot(modules, engine.SnapshotOptions{
 			Revision: b.Revision(), Limits: limits, Counts: own,
 			Validators: validators, SchemaMode: opts.SchemaMode,
@@ -294,8 +298,12 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 			}
 		}
 	}
+	if len(bs) < 2 {
+		sources = nil // one bundle: every trace is of it
+	}
 	out.Snapshot = engine.NewSnapshot(all, engine.SnapshotOptions{
 		Revision:   strings.Join(revs, ","),
+		Bundles:    sources,
 		Limits:     limits,
 		Counts:     counts,
 		Validators: validators,
