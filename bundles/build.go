@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -129,7 +130,7 @@ func decodeDoc(name string, raw []byte) (any, error) {
 		dec.UseNumber()
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			return nil, engine.CompileErrors{{File: name, Message: "invalid JSON: " + err.Error()}}
+			return nil, engine.CompileErrors{jsonError(name, raw, err)}
 		}
 		return engine.NormalizeJSON(v), nil
 	}
@@ -138,6 +139,19 @@ func decodeDoc(name string, raw []byte) (any, error) {
 		return nil, celengine.YAMLErrors(name, raw, err)
 	}
 	return jsonShape(name, v)
+}
+
+// jsonError locates an error of decoding the JSON file raw (named name) at
+// file:line:col when it is a syntax error.
+func jsonError(name string, raw []byte, err error) engine.CompileError {
+	ce := engine.CompileError{File: name, Message: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok && se.Offset > 0 && se.Offset <= int64(len(raw)) {
+		// Offset is just past the offending byte.
+		before := raw[:se.Offset-1]
+		ce.Line = bytes.Count(before, []byte("\n")) + 1
+		ce.Col = utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
+	}
+	return ce
 }
 
 // jsonShape converts a decoded YAML value to the JSON-shaped values policies

@@ -6,7 +6,7 @@ import (
 )
 
 // TestYAMLErrorsInTestAndDataFiles: test files and data.yaml report YAML
-// problems as policies do, at file:line:col of the offending line, in words
+// problems as policies do (and data.json its own), at file:line:col of the offending line, in words
 // without Go type names (issue 10: a mis-indented test was "invalid test
 // file: yaml: line 8: …" for a problem on line 9).
 func TestYAMLErrorsInTestAndDataFiles(t *testing.T) {
@@ -27,13 +27,15 @@ func TestYAMLErrorsInTestAndDataFiles(t *testing.T) {
 			"data.yaml:4:4: did not find expected key: check the indentation of this line"},
 		{"data key twice", "data.yaml", "roles: {}\nlimits: 1\nroles: []\n",
 			`data.yaml:3:1: key "roles" is defined twice (first at line 1)`},
+		{"data.json too", "data.json", "{\n  \"roles\": {\n    \"admin\": [\"*\"],\n  }\n}\n",
+			"data.json:4:3: invalid JSON: invalid character '}' looking for beginning of object key string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := FromFiles(map[string][]byte{tc.file: []byte(tc.body)}, DefaultLimits())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tc.file == "data.yaml" {
+			if strings.HasPrefix(tc.file, "data.") {
 				_, err = b.Data()
 			} else {
 				_, err = b.Tests()
