@@ -21,6 +21,10 @@ type InputError struct {
 	Unknown []string
 	// known are the members the object may have, for "did you mean".
 	known []string
+	// fit are the unknown members whose value has the shape the missing
+	// one needs: the only unknown member, if it fits, is most likely the
+	// missing one under another name.
+	fit []string
 }
 
 // maxUnknown bounds how many unknown members an error names, and
@@ -32,9 +36,9 @@ const (
 
 // Error returns "field: message", followed for a missing field by the
 // unknown members beside it, each with the member it most likely stands for:
-// a close spelling, or the missing field when it is the only unknown one
-// ("subject: is required; unknown member \"user\" (did you mean
-// \"subject\"?)").
+// a close spelling, or the missing field when it is the only unknown one and
+// of the right shape ("subject: is required; unknown member \"user\" (did
+// you mean \"subject\"?)").
 func (e *InputError) Error() string {
 	if len(e.Unknown) == 0 {
 		return e.Field + ": " + e.Message
@@ -62,7 +66,7 @@ func (e *InputError) Error() string {
 		}
 		fmt.Fprintf(&b, " %q", parent+name)
 		s, ok := Closest(u, e.known)
-		if !ok && len(e.Unknown) == 1 {
+		if !ok && len(e.Unknown) == 1 && slices.Contains(e.fit, u) {
 			s, ok = missing, true
 		}
 		if ok {
@@ -80,8 +84,9 @@ var (
 )
 
 // missing is the error for the required member name of doc, which lacks
-// it; known are the members doc may have.
-func missing(doc map[string]any, name, prefix string, known []string) *InputError {
+// it; known are the members doc may have, and shape tells a value that
+// could stand for the missing one.
+func missing(doc map[string]any, name, prefix string, known []string, shape func(any) bool) *InputError {
 	e := &InputError{Field: prefix + name, Message: "is required", known: known}
 	for k := range doc {
 		if !slices.Contains(known, k) {
@@ -89,8 +94,17 @@ func missing(doc map[string]any, name, prefix string, known []string) *InputErro
 		}
 	}
 	slices.Sort(e.Unknown)
+	for _, u := range e.Unknown {
+		if shape(doc[u]) {
+			e.fit = append(e.fit, u)
+		}
+	}
 	return e
 }
+
+func isObject(v any) bool { _, ok := v.(map[string]any); return ok }
+
+func isString(v any) bool { _, ok := v.(string); return ok }
 
 // ParseInput builds an Input from its JSON-shaped form (the AuthZEN request
 // object: subject, action, resource, context, and optionally token). subject
@@ -153,7 +167,7 @@ func object(doc map[string]any, name, prefix string, known []string) (map[string
 	v, ok := doc[name]
 	if !ok || v == nil {
 		if known != nil {
-			return nil, missing(doc, name, prefix, known)
+			return nil, missing(doc, name, prefix, known, isObject)
 		}
 		return nil, nil
 	}
@@ -169,7 +183,7 @@ func object(doc map[string]any, name, prefix string, known []string) (map[string
 func str(doc map[string]any, name, prefix string, known []string) (string, error) {
 	v, ok := doc[name]
 	if !ok || v == nil {
-		return "", missing(doc, name, prefix, known)
+		return "", missing(doc, name, prefix, known, isString)
 	}
 	s, ok := v.(string)
 	if !ok {

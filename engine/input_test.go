@@ -15,10 +15,12 @@ func TestParseInputNamesUnknownMembers(t *testing.T) {
 	}{
 		{map[string]any{"user": map[string]any{"type": "user", "id": "a"}, "action": act, "resource": res},
 			`input.subject: is required; unknown member "input.user" (did you mean "input.subject"?)`},
-		{map[string]any{long: 1, "action": act, "resource": res},
+		{map[string]any{long: map[string]any{}, "action": act, "resource": res},
 			`input.subject: is required; unknown member "input.` + strings.Repeat("u", 64) + `…" (did you mean "input.subject"?)`},
 		{map[string]any{"subject": map[string]any{"type": "user", "id": "a"}, "action": map[string]any{"nmae": "read"}, "resource": res},
 			`input.action.name: is required; unknown member "input.action.nmae" (did you mean "input.action.name"?)`},
+		{map[string]any{"expect": false, "action": act, "resource": res},
+			`input.subject: is required; unknown member "input.expect"`},
 		{map[string]any{"subject": map[string]any{"type": "user", "id": 1}, "action": act, "resource": res, "x": 1},
 			`input.subject.id: must be a string, got a number`},
 	} {
