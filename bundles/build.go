@@ -1,7 +1,9 @@
 package bundles
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -126,23 +129,38 @@ func decodeDoc(name string, raw []byte) (any, error) {
 	if strings.HasSuffix(name, ".json") {
 		v, err := strictjson.Decode(raw, 0)
 		if err != nil {
-			ce := engine.CompileError{File: name, Message: "invalid JSON: " + err.Error()}
-			if se, ok := errors.AsType[*strictjson.Error](err); ok {
-				ce.Line, ce.Col = strictjson.LineCol(raw, se.Offset)
-				ce.Message = "invalid JSON: " + se.Reason
-				if se.Pointer != "" {
-					ce.Message += " (in " + se.Pointer + ")"
-				}
-			}
-			return nil, engine.CompileErrors{ce}
+			return nil, engine.CompileErrors{jsonError(name, raw, err)}
 		}
 		return v, nil
 	}
 	var v any
 	if err := yaml.Unmarshal(raw, &v); err != nil {
-		return nil, engine.CompileErrors{{File: name, Message: "invalid YAML: " + err.Error()}}
+		return nil, celengine.YAMLErrors(name, raw, err)
 	}
 	return jsonShape(name, v)
+}
+
+// jsonError locates an error of decoding the JSON file raw (named name) at
+// file:line:col when it is a syntax error.
+func jsonError(name string, raw []byte, err error) engine.CompileError {
+	ce := engine.CompileError{File: name, Message: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+	offset := int64(-1)
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok && se.Offset > 0 {
+		offset = se.Offset - 1 // Offset is just past the offending byte.
+	}
+	if se, ok := errors.AsType[*strictjson.Error](err); ok {
+		offset = se.Offset
+		ce.Message = "invalid JSON: " + se.Reason
+		if se.Pointer != "" {
+			ce.Message += " (in " + se.Pointer + ")"
+		}
+	}
+	if offset >= 0 && offset <= int64(len(raw)) {
+		before := raw[:offset]
+		ce.Line = bytes.Count(before, []byte("\n")) + 1
+		ce.Col = utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
+	}
+	return ce
 }
 
 // jsonShape converts a decoded YAML value to the JSON-shaped values policies
@@ -247,6 +265,7 @@ type CompileOptions struct {
 func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compiled, error) {
 	var (
 		all     []engine.Evaluator
+		sources []string // the revision of the bundle of each of all
 		errs    engine.CompileErrors
 		revs    []string
 		counts  = map[string]int{}
@@ -278,6 +297,9 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 			counts[k] += v
 		}
 		all = append(all, modules...)
+		for range modules {
+			sources = append(sources, b.Revision())
+		}
 		out.PerBundle = append(out.PerBundle, engine.NewSnapshot(modules, engine.SnapshotOptions{
 			Revision: b.Revision(), Limits: limits, Counts: own,
 			Validators: validators, SchemaMode: opts.SchemaMode,
@@ -299,8 +321,12 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 			}
 		}
 	}
+	if len(bs) < 2 {
+		sources = nil // one bundle: every trace is of it
+	}
 	out.Snapshot = engine.NewSnapshot(all, engine.SnapshotOptions{
 		Revision:   strings.Join(revs, ","),
+		Bundles:    sources,
 		Limits:     limits,
 		Counts:     counts,
 		Validators: validators,

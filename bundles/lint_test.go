@@ -96,7 +96,7 @@ func TestLintChecks(t *testing.T) {
 		{"compile", engine.Error, "p.verdict.yaml:10:30",
 			celBundle("deny-overrides", "  - id: a\n    effect: allow\n    condition: subject.id == nope\n"),
 			celBundle("deny-overrides", ruleA)},
-		{"tests", engine.Error, "p_test.yaml:2",
+		{"tests", engine.Error, "p_test.yaml:2:5",
 			map[string]string{"p.verdict.yaml": celBundle("deny-overrides", ruleA)["p.verdict.yaml"], "p_test.yaml": "tests:\n  - nme: x\n"},
 			celBundle("deny-overrides", ruleA)},
 		{"untested-rule", engine.Warning, "p.verdict.yaml:12:5",

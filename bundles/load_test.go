@@ -574,13 +574,17 @@ func TestRegoV0Bundles(t *testing.T) {
 }
 
 func TestMisspeltTestKeysAreRejected(t *testing.T) {
-	for name, body := range map[string]string{
-		"case key":   "tests:\n  - name: x\n    input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: '1'}}\n    expect: true\n    nwo: '2026-01-01T00:00:00Z'\n",
-		"expect key": "tests:\n  - name: x\n    input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: '1'}}\n    expect: {decision: true, reason: [x]}\n",
+	for name, tc := range map[string]struct{ body, want string }{
+		"case key": {"tests:\n  - name: x\n    input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: '1'}}\n    expect: true\n    nwo: '2026-01-01T00:00:00Z'\n",
+			`a_test.yaml:5:5: test 1: unknown key "nwo" in test case (did you mean "now"?)`},
+		"expect key": {"tests:\n  - name: x\n    input: {subject: {type: u, id: a}, action: {name: r}, resource: {type: d, id: '1'}}\n    expect: {decision: true, reason: [x]}\n",
+			`a_test.yaml:4:30: test "x": unknown key "reason" in expect (did you mean "reasons"?)`},
+		"top-level key": {"test:\n  - name: x\n",
+			`a_test.yaml:1:1: unknown key "test" in the test file (did you mean "tests"?)`},
 	} {
-		b, _ := FromFiles(map[string][]byte{"a_test.yaml": []byte(body)}, DefaultLimits())
-		if _, err := b.Tests(); err == nil || !strings.Contains(err.Error(), "not found") {
-			t.Errorf("%s: want an unknown-field error, got %v", name, err)
+		b, _ := FromFiles(map[string][]byte{"a_test.yaml": []byte(tc.body)}, DefaultLimits())
+		if _, err := b.Tests(); err == nil || err.Error() != tc.want {
+			t.Errorf("%s: got %v\nwant %s", name, err, tc.want)
 		}
 	}
 }

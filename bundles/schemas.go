@@ -58,7 +58,7 @@ func (b *Bundle) Schemas() (map[string]engine.InputValidator, error) {
 	for _, name := range names {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b.Files[name]))
 		if err != nil {
-			errs = append(errs, engine.CompileError{File: name, Message: "invalid JSON: " + err.Error()})
+			errs = append(errs, jsonError(name, b.Files[name], err))
 			continue
 		}
 		if err := c.AddResource(schemaBase+name, doc); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -63,26 +64,38 @@ func (b *Bundle) Tests() ([]TestCase, error) {
 }
 
 func parseTests(name string, raw []byte) ([]TestCase, error) {
-	var tf testFile
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&tf); err != nil {
-		return nil, engine.CompileErrors{{File: name, Message: "invalid test file: " + err.Error()}}
-	}
 	var out []TestCase
 	var errs engine.CompileErrors
-	bad := func(line int, format string, args ...any) {
-		errs = append(errs, engine.CompileError{File: name, Line: line, Message: fmt.Sprintf(format, args...)})
+	bad := func(n *yaml.Node, format string, args ...any) {
+		errs = append(errs, engine.CompileError{File: name, Line: n.Line, Col: n.Column, Message: fmt.Sprintf(format, args...)})
+	}
+	// badYAML reports an unknown key or a value of the wrong type where it
+	// is, and anything else at n.
+	badYAML := func(n *yaml.Node, prefix string, err error) {
+		_, unknown := errors.AsType[*celengine.KeyError](err)
+		_, mistyped := errors.AsType[*yaml.TypeError](err)
+		if !unknown && !mistyped {
+			bad(n, "%s%v", prefix, err)
+			return
+		}
+		for _, e := range celengine.YAMLErrors(name, raw, err) {
+			e.Message = prefix + e.Message
+			errs = append(errs, e)
+		}
+	}
+	tf, err := decodeTestFile(name, raw)
+	if err != nil {
+		return nil, err
 	}
 	for i := range tf.Tests {
 		n := &tf.Tests[i]
 		var doc testCaseDoc
 		if err := celengine.KnownKeys(n, "test case", "name", "input", "expect", "now"); err != nil {
-			bad(n.Line, "test %d: %v", i+1, err)
+			badYAML(n, fmt.Sprintf("test %d: ", i+1), err)
 			continue
 		}
 		if err := n.Decode(&doc); err != nil {
-			bad(n.Line, "test %d: %v", i+1, err)
+			badYAML(n, fmt.Sprintf("test %d: ", i+1), err)
 			continue
 		}
 		tc := TestCase{File: name, Line: n.Line, Name: doc.Name}
@@ -91,30 +104,34 @@ func parseTests(name string, raw []byte) ([]TestCase, error) {
 		}
 		shaped, err := jsonShape(name, doc.Input)
 		if err != nil {
-			bad(n.Line, "test %q: %v", tc.Name, err)
+			bad(n, "test %q: %v", tc.Name, err)
 			continue
 		}
 		m, _ := shaped.(map[string]any)
 		if m == nil {
-			bad(n.Line, "test %q: input is required", tc.Name)
+			bad(n, "test %q: input is required", tc.Name)
 			continue
 		}
 		in, err := engine.ParseInput(m, "input.")
 		if err != nil {
-			bad(n.Line, "test %q: %v", tc.Name, err)
+			bad(n, "test %q: %v", tc.Name, err)
 			continue
 		}
 		if doc.Now != "" {
 			t, err := time.Parse(time.RFC3339, doc.Now)
 			if err != nil {
-				bad(n.Line, "test %q: now must be an RFC 3339 time: %v", tc.Name, err)
+				bad(n, "test %q: now must be an RFC 3339 time: %v", tc.Name, err)
 				continue
 			}
 			in.Now = t
 		}
 		tc.Input = in
 		if err := parseExpect(&doc.Expect, &tc); err != nil {
-			bad(doc.Expect.Line, "test %q: %v", tc.Name, err)
+			at := &doc.Expect
+			if at.Line == 0 { // no expect at all
+				at = n
+			}
+			badYAML(at, fmt.Sprintf("test %q: ", tc.Name), err)
 			continue
 		}
 		out = append(out, tc)
@@ -123,6 +140,29 @@ func parseTests(name string, raw []byte) ([]TestCase, error) {
 		return nil, errs
 	}
 	return out, nil
+}
+
+// decodeTestFile reads the tests list of a *_test.yaml file. Problems come
+// back as engine.CompileErrors at file:line:col.
+func decodeTestFile(name string, raw []byte) (*testFile, error) {
+	var root yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(raw)).Decode(&root); err != nil {
+		ce := celengine.YAMLErrors(name, raw, err)
+		if errors.Is(err, io.EOF) {
+			ce[0].Message = "empty test file: it needs a list of tests"
+		}
+		return nil, ce
+	}
+	if len(root.Content) == 1 {
+		if err := celengine.KnownKeys(root.Content[0], "the test file", "tests"); err != nil {
+			return nil, celengine.YAMLErrors(name, raw, err)
+		}
+	}
+	var tf testFile
+	if err := root.Decode(&tf); err != nil {
+		return nil, celengine.YAMLErrors(name, raw, err)
+	}
+	return &tf, nil
 }
 
 func parseExpect(n *yaml.Node, tc *TestCase) error {

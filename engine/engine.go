@@ -85,6 +85,9 @@ type RuleTrace struct {
 	Effect  string `json:"effect"`
 	Matched bool   `json:"matched"`
 	Error   string `json:"error,omitempty"`
+	// Bundle is the revision of the bundle the rule is in, when the
+	// decision was made by several bundles together; empty otherwise.
+	Bundle string `json:"bundle,omitempty"`
 }
 
 // Outcome is the result of one policy module. A non-nil Err means the module

@@ -55,6 +55,8 @@ func TestDenyOverridesAcrossModules(t *testing.T) {
 		{"allow with a not-applicable", []Evaluator{na, allow}, true, "r-allow"},
 		{"error denies despite allow", []Evaluator{allow, broken}, false, ReasonError},
 		{"two allows", []Evaluator{allow, fixed{name: "a2", effect: Allow, rules: []string{"x"}}}, true, "r-allow,x"},
+		{"the same allow rule id twice", []Evaluator{allow, fixed{name: "a2", effect: Allow, rules: []string{"x", "r-allow"}}}, true, "r-allow,x"},
+		{"the same deny rule id twice", []Evaluator{deny, allow, deny, fixed{name: "d2", effect: Deny, rules: []string{"r-deny", "y"}}}, false, "r-deny,y"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -17,6 +18,7 @@ type Snapshot struct {
 	counts        map[string]int
 	validators    map[string]InputValidator
 	schemaMode    SchemaMode
+	bundles       []string
 }
 
 // SnapshotOptions carries what NewSnapshot needs besides the modules.
@@ -38,6 +40,11 @@ type SnapshotOptions struct {
 	Validators map[string]InputValidator
 	// SchemaMode says what a failed validation does; empty is SchemaEnforce.
 	SchemaMode SchemaMode
+	// Bundles names, for each module in order, the bundle it came from (its
+	// revision), when the snapshot serves several: explain traces then say
+	// which bundle each rule is in. Nil, or a length other than the
+	// modules', leaves traces without it.
+	Bundles []string
 }
 
 // NewSnapshot builds a snapshot over modules. A snapshot with no modules
@@ -53,6 +60,10 @@ func NewSnapshot(modules []Evaluator, opts SnapshotOptions) *Snapshot {
 			td = true
 		}
 	}
+	var bundles []string
+	if len(opts.Bundles) == len(modules) {
+		bundles = slices.Clone(opts.Bundles)
+	}
 	counts := make(map[string]int, len(opts.Counts))
 	for k, v := range opts.Counts {
 		counts[k] = v
@@ -65,6 +76,7 @@ func NewSnapshot(modules []Evaluator, opts SnapshotOptions) *Snapshot {
 		counts:        counts,
 		validators:    maps.Clone(opts.Validators),
 		schemaMode:    opts.SchemaMode,
+		bundles:       bundles,
 	}
 }
 
@@ -96,7 +108,9 @@ func (s *Snapshot) Counts() map[string]int {
 
 // Decide evaluates every module for in and combines their outcomes with
 // deny-overrides: a failed module or an applicable deny wins, else an allow
-// permits, else the answer is deny. Every module is evaluated even after a
+// permits, else the answer is deny. The reasons name each deciding rule id
+// once, in module order, however many modules (or bundles) have a rule of
+// that id; the explain trace keeps every rule apart. Every module is evaluated even after a
 // deny, so that the reasons (every matching deny rule) and a failure are the
 // same whatever the module order and whether explain is asked for. A nil snapshot denies with ErrNoPolicy.
 // Before any module, the input is checked against its resource type's
@@ -137,9 +151,14 @@ func (s *Snapshot) Decide(ctx context.Context, in *Input, explain bool) Decision
 	}
 	var allowRules, denyRules []string
 	denied, allowed := false, false
-	for _, m := range s.modules {
+	for i, m := range s.modules {
 		out := m.Evaluate(ctx, in, explain)
 		if explain {
+			if s.bundles != nil {
+				for j := range out.Trace {
+					out.Trace[j].Bundle = s.bundles[i]
+				}
+			}
 			d.Explain = append(d.Explain, out.Trace...)
 		}
 		if out.Err == nil && ctx.Err() != nil {
@@ -157,10 +176,10 @@ func (s *Snapshot) Decide(ctx context.Context, in *Input, explain bool) Decision
 		switch out.Effect {
 		case Deny:
 			denied = true
-			denyRules = append(denyRules, out.Rules...)
+			denyRules = appendNew(denyRules, out.Rules)
 		case Allow:
 			allowed = true
-			allowRules = append(allowRules, out.Rules...)
+			allowRules = appendNew(allowRules, out.Rules)
 		}
 	}
 	switch {
@@ -176,4 +195,16 @@ func (s *Snapshot) Decide(ctx context.Context, in *Input, explain bool) Decision
 		d.Reasons = []string{}
 	}
 	return d
+}
+
+// appendNew appends the ids of add that reasons does not hold yet, in order:
+// two bundles (a CEL and a Rego one, say) allowing through rules of the same
+// id give that reason once.
+func appendNew(reasons, add []string) []string {
+	for _, r := range add {
+		if !slices.Contains(reasons, r) {
+			reasons = append(reasons, r)
+		}
+	}
+	return reasons
 }

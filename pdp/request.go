@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 
 	"github.com/verdictpdp/verdict/engine"
 )
@@ -117,7 +119,7 @@ func Parse(ctx context.Context, body []byte, l Limits, opt ParseOptions, tokens 
 	if len(items) == 0 {
 		in, err := engine.ParseInput(doc, "")
 		if err != nil {
-			return nil, newError(CodeInvalidInput, err.Error())
+			return nil, newError(CodeInvalidInput, inputMessage(err, requestMembers...))
 		}
 		r.Inputs = []*engine.Input{in}
 		return r, nil
@@ -188,6 +190,21 @@ func applySubjectToken(ctx context.Context, doc map[string]any, tokens SubjectVe
 		subject["id"] = sub
 	}
 	return nil
+}
+
+// requestMembers are the top-level members of a decision request that are
+// not the input's.
+var requestMembers = []string{"explain", "options", "evaluations", "subject_token"}
+
+// inputMessage renders an error of engine.ParseInput over a request's top
+// level. Unknown members are ignored, but one that stands beside a missing
+// member is named (a misspelt or misnamed "subject"), unless it is one of
+// own, the request's own members.
+func inputMessage(err error, own ...string) string {
+	if ie, ok := errors.AsType[*engine.InputError](err); ok && !strings.Contains(ie.Field, ".") {
+		ie.Unknown = slices.DeleteFunc(ie.Unknown, func(k string) bool { return slices.Contains(own, k) })
+	}
+	return err.Error()
 }
 
 // identity are the fields of an entity an item inherits with InheritIDs.

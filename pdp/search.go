@@ -76,7 +76,7 @@ func parseSearch(body []byte, maxDepth int, kind SearchKind) (*searchRequest, er
 	}
 	in, err := engine.ParseInput(doc, "")
 	if err != nil {
-		return nil, newError(CodeInvalidInput, err.Error())
+		return nil, newError(CodeInvalidInput, inputMessage(err, "page", "options"))
 	}
 	r.base = in
 	switch kind {

@@ -272,7 +272,7 @@ rules:
 kind: Policy
 name: s
 rulez: []
-`, "p.verdict.yaml:4: field rulez not found"},
+`, `p.verdict.yaml:4:1: unknown key "rulez" in the policy (did you mean "rules"?)`},
 		{"bad effect", `apiVersion: verdict.dev/v1
 kind: Policy
 name: s

@@ -113,11 +113,11 @@ type compiledRule struct {
 // path. On any problem it returns engine.CompileErrors listing all of them
 // with file:line:col, and no policy.
 func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
+	lines := splitLines(src)
 	f, errs := parseFile(path, src)
 	if f == nil {
-		return nil, errs
+		return nil, inFile(lines, errs)
 	}
-	lines := strings.Split(string(src), "\n")
 	p := &Policy{name: f.Name, file: path, combining: f.Combining, cacheTD: f.CacheTimeDependent, data: c.data}
 	env := c.env
 	// Variables are declared in order, so each may use only those above it:
@@ -126,21 +126,24 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 		cont := f.Variables.Content
 		for i := 0; i+1 < len(cont); i += 2 {
 			name, node := cont[i].Value, cont[i+1]
-			ast, prg, ce := c.expr(env, path, lines, node, p)
-			// A variable that failed is still declared (as dyn), so that the
+			// A variable that failed (or that is no expression, which
+			// parseFile reported) is still declared (as dyn), so that the
 			// rules using it do not each report it again.
 			typ := cel.DynType
-			if ce != nil {
-				for j := i + 2; j+1 < len(cont); j += 2 {
-					if later := cont[j].Value; regexp.MustCompile(`\b` + regexp.QuoteMeta(varNamespace+later) + `\b`).MatchString(node.Value) {
-						ce[0].Message += fmt.Sprintf(" (variable %s is defined below %s; a variable may use only the variables above it)", later, name)
-						break
+			if isExpr(node) {
+				ast, prg, ce := c.expr(env, path, lines, node, p)
+				if ce != nil {
+					for j := i + 2; j+1 < len(cont); j += 2 {
+						if later := cont[j].Value; regexp.MustCompile(`\b` + regexp.QuoteMeta(varNamespace+later) + `\b`).MatchString(node.Value) {
+							ce[0].Message += fmt.Sprintf(" (variable %s is defined below %s; a variable may use only the variables above it)", later, name)
+							break
+						}
 					}
+					errs = append(errs, ce...)
+				} else {
+					typ = ast.OutputType()
+					p.variables = append(p.variables, compiledVar{name: name, prg: *prg})
 				}
-				errs = append(errs, ce...)
-			} else {
-				typ = ast.OutputType()
-				p.variables = append(p.variables, compiledVar{name: name, prg: *prg})
 			}
 			var err error
 			if env, err = env.Extend(cel.Variable(varNamespace+name, typ)); err != nil {
@@ -150,7 +153,7 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 	}
 	for _, r := range f.Rules {
 		cr := compiledRule{id: r.ID, deny: r.Effect == "deny", actions: set(r.Actions), resources: set(r.Resources), line: r.line, col: r.col}
-		if r.Condition.Kind != 0 {
+		if isExpr(&r.Condition) {
 			ast, prg, ce := c.expr(env, path, lines, &r.Condition, p)
 			if ce == nil {
 				if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
@@ -167,7 +170,7 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 		p.rules = append(p.rules, cr)
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, inFile(lines, errs)
 	}
 	return p, nil
 }
@@ -191,6 +194,12 @@ func (c *Compiler) expr(env *cel.Env, path string, lines []string, node *yaml.No
 		p.timeDependent = true
 	}
 	return ast, &program{prg, hasLoop(ast)}, nil
+}
+
+// isExpr reports whether n can hold an expression: parseFile reports
+// every other value, which is not compiled.
+func isExpr(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && strings.TrimSpace(n.Value) != ""
 }
 
 // set returns nil (match anything) for an absent list or one holding "*".

@@ -49,7 +49,7 @@ func (c *Compiler) Lint(path string, src []byte) []engine.Finding {
 	if f == nil {
 		return nil
 	}
-	lines := strings.Split(string(src), "\n")
+	lines := splitLines(src)
 	var out []engine.Finding
 	var id string // the rule being checked
 	add := func(line, col int, sev engine.Severity, check, format string, args ...any) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -64,21 +63,6 @@ func (r *rule) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// KnownKeys returns an error naming the line of the first key of the mapping
-// node n that is not in keys. Non-mapping nodes pass (decoding reports them).
-func KnownKeys(n *yaml.Node, what string, keys ...string) error {
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		if !slices.Contains(keys, k.Value) {
-			return fmt.Errorf("line %d: field %s not found in %s (known: %s)", k.Line, k.Value, what, strings.Join(keys, ", "))
-		}
-	}
-	return nil
-}
-
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // source is an expression with where it stands in its file.
@@ -90,19 +74,33 @@ type source struct {
 // parseFile decodes and validates the structure of a policy file. Every
 // structural problem is returned, located where possible.
 func parseFile(path string, src []byte) (*file, engine.CompileErrors) {
-	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(src))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		return nil, engine.CompileErrors{yamlError(path, err)}
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		ce := YAMLErrors(path, src, err)
+		if errors.Is(err, io.EOF) {
+			ce[0].Message = "empty policy file"
+		}
+		return nil, ce
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		line := more.Line
 		if err != nil {
-			return nil, engine.CompileErrors{yamlError(path, err)}
+			return nil, YAMLErrors(path, src, err)
 		}
-		return nil, engine.CompileErrors{{File: path, Line: line, Message: "a policy file holds one policy: put the policy after --- in a file of its own"}}
+		return nil, engine.CompileErrors{{File: path, Line: more.Line, Message: "a policy file holds one policy: put the policy after --- in a file of its own"}}
+	}
+	// Unknown keys are checked here rather than with the decoder's
+	// KnownFields, whose message names Go types.
+	if len(root.Content) == 1 {
+		if err := KnownKeys(root.Content[0], "the policy", "apiVersion", "kind", "name", "description",
+			"combining", "cacheTimeDependent", "variables", "rules"); err != nil {
+			return nil, YAMLErrors(path, src, err)
+		}
+	}
+	var f file
+	if err := root.Decode(&f); err != nil {
+		return nil, YAMLErrors(path, src, err)
 	}
 	var errs engine.CompileErrors
 	add := func(line int, format string, args ...any) {
@@ -174,55 +172,4 @@ func parseFile(path string, src []byte) (*file, engine.CompileErrors) {
 		}
 	}
 	return &f, errs
-}
-
-var yamlLineRe = regexp.MustCompile(`line (\d+):`)
-
-// yamlError turns a yaml.v3 error into a located compile error.
-func yamlError(path string, err error) engine.CompileError {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		msg = strings.Join(te.Errors, "; ")
-	}
-	line := 0
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
-		fmt.Sscanf(m[1], "%d", &line)
-		msg = strings.Replace(msg, m[0], "", 1)
-		msg = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(msg), "unmarshal errors:"))
-	}
-	if msg == "EOF" {
-		msg = "empty policy file"
-	}
-	return engine.CompileError{File: path, Line: line, Message: msg}
-}
-
-// position maps a 1-based line and 0-based column inside an expression to the
-// file position of the YAML scalar node that holds it.
-func position(n *yaml.Node, lines []string, exprLine, exprCol int) (int, int) {
-	if exprLine < 1 || exprCol < 0 {
-		return n.Line, n.Column // CEL gave no location (e.g. a size limit)
-	}
-	switch n.Style {
-	case yaml.LiteralStyle, yaml.FoldedStyle:
-		// The block starts on the line after the indicator; its indentation is
-		// that of its first non-blank line.
-		first := n.Line + 1
-		for first-1 < len(lines) && strings.TrimSpace(lines[first-1]) == "" {
-			first++
-		}
-		indent := 0
-		if first-1 < len(lines) {
-			indent = len(lines[first-1]) - len(strings.TrimLeft(lines[first-1], " "))
-		}
-		if n.Style == yaml.FoldedStyle {
-			return first, indent + exprCol + 1
-		}
-		return first + exprLine - 1, indent + exprCol + 1
-	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-		return n.Line + exprLine - 1, n.Column + 1 + exprCol
-	default:
-		return n.Line + exprLine - 1, n.Column + exprCol
-	}
 }
