@@ -56,7 +56,7 @@ was rejected (unreadable, does not compile) or the server refused the preview,
 		Example: `  verdict bundle preview ./policies/next --against ./policies/current
   VERDICT_CLIENT_SECRET=... verdict bundle preview bundle.tar.gz \
       --server https://pdp.example.com --client-id ci --inputs inputs.json`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("CANDIDATE (the bundle directory or .tar.gz to preview)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (serverURL == "") == (against == "") {
 				return errors.New("give exactly one of --server URL (preview on a server) and --against ACTIVE (local)")

@@ -186,7 +186,7 @@ and exits 1; bad usage, bad credentials or an unreachable server exit 2.`,
 		Example: `  export VERDICT_CLIENT_SECRET=...
   verdict bundle push ./policies/quickstart --server https://verdict.example.com --client-id ci
   verdict bundle push bundle.tar.gz --server http://127.0.0.1:8700 --client-id ci --no-activate`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("FILE|DIR (the bundle to push: a .tar.gz or a directory)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
@@ -242,7 +242,7 @@ func newBundleRevisions() *cobra.Command {
 status (active or inactive), when and by whom they were pushed, their digest and
 test counts. Authenticates as for push (--client-id, $VERDICT_CLIENT_SECRET).`,
 		Example: `  verdict bundle revisions --server https://verdict.example.com --client-id ci`,
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return rem.run(cmd, func(ctx context.Context, hc *http.Client, base string) error {
 				return listRevisions(ctx, cmd, hc, base, asJSON, current)
@@ -290,7 +290,7 @@ limits or keys may have changed since the push); if that fails, the bundle that
 serves keeps serving and the problems are printed (exit 1). Authenticates as
 for push (--client-id, $VERDICT_CLIENT_SECRET).`,
 		Example: `  verdict bundle activate v41 --server https://verdict.example.com --client-id ci`,
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly("REVISION (a stored revision: verdict bundle revisions lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return rem.run(cmd, func(ctx context.Context, hc *http.Client, base string) error {
 				var res pushAnswer

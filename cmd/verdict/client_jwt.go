@@ -37,7 +37,7 @@ EdDSA, RS256 or PS256). Existing files are never overwritten. Exit status: 0
 when written, 2 on bad usage or when a file exists.`,
 		Example: `  verdict client keygen --out svc-key
   verdict client add --id svc --scope verdict:decide --jwks svc-key/jwks.json --no-secret`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return errors.New("--out is required")
@@ -121,7 +121,7 @@ urn:ietf:params:oauth:client-assertion-type:jwt-bearer.`,
     -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
     -d client_assertion=$(verdict client assertion --client-id svc --key svc-key/private.pem \
         --aud http://127.0.0.1:8700/oauth2/token)`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if clientID == "" || keyFile == "" || aud == "" {
 				return errors.New("--client-id, --key and --aud are required")

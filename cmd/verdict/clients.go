@@ -47,7 +47,7 @@ func newClientAdd() *cobra.Command {
 		Example: `  verdict client add --id gateway --scope verdict:decide
   verdict client add --id ci --scope verdict:bundles:write --grant client_credentials
   verdict client add --id svc --scope verdict:decide --jwks svc-keys.json --no-secret`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if jwksFile != "" {
 				var err error
@@ -95,7 +95,7 @@ func newClientList() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List clients (never their secrets)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {
@@ -130,7 +130,7 @@ func newClientRotate() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rotate-secret ID",
 		Short: "Give a client a new secret (printed once); the old one stops working",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsExactly("ID (a client id: verdict client list lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {
@@ -155,7 +155,7 @@ func newClientRemove() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "remove ID",
 		Short: "Remove a client",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsExactly("ID (a client id: verdict client list lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {

@@ -89,7 +89,7 @@ func newKeysList() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List signing keys and their state (pending, signing, retired, revoked)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {
@@ -134,7 +134,7 @@ starts signing one JWKS max-age later (keys.jwks_max_age), so that every
 verifier has fetched it first. The key it replaces stays published for the
 longest access-token lifetime + clock skew + JWKS max-age after it stops
 signing.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {
@@ -164,7 +164,7 @@ func newKeysRevoke() *cobra.Command {
 stops verifying. A kid may start with "-": put it after "--".`,
 		Example: `  verdict keys revoke oNUteb-YCZuv0f3kK2l1Rk7l7QWcXzY3TnS6bN3Qy1A
   verdict keys revoke --data-dir /var/lib/verdict -- -Gnc6GIQ3y4mlPbE4jzO-CUDKXOkxeG9c8P8ZYZ1eKs`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("KID (a key id: verdict keys list lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {

@@ -82,7 +82,7 @@ func TestBundleTest(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "more than 1 entries") {
 		t.Fatalf("--config limits not applied: %d\n%s", code, out)
 	}
-	if code, _, errOut := cli(t, "", "bundle", "test"); code != 2 || !strings.Contains(errOut, "arg") {
+	if code, _, errOut := cli(t, "", "bundle", "test"); code != 2 || !strings.Contains(errOut, "missing PATH") {
 		t.Fatalf("no path: %d %s", code, errOut)
 	}
 }

@@ -61,10 +61,12 @@ rejected with the reason and the fix; set bundles.require_signature: false in
 --config to serve unsigned bundles.
 
 Settings come from defaults, then --config FILE, then the flags given.`,
-		Example: `  verdict serve --bundle policies/quickstart
-  verdict serve --bundle ./my-policies --watch --dev
+		Example: `  # development: unsigned bundles, no caller token on loopback (from the repository root)
+  verdict serve --dev --bundle policies/quickstart
+  verdict serve --dev --bundle ./my-policies --watch
+  # production: signed bundles and callers with tokens, settings in a file
   verdict serve --config verdict.yaml --addr 0.0.0.0:8700`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
