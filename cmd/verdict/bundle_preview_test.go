@@ -110,8 +110,8 @@ func TestBundlePreviewAgainstServer(t *testing.T) {
 	// A candidate that does not compile: 422 with every problem.
 	t.Setenv(secretEnv, secret)
 	broken := bundleDir(t, map[string]string{"p.verdict.yaml": strings.Replace(policy, "== subject.id", "== subject.nope(", 1)})
-	code, out, _ = cli(t, "", "bundle", "preview", broken, "--server", base, "--client-id", "ci")
-	if code != 1 || !strings.Contains(out, "422 bundle_invalid") || !strings.Contains(out, "p.verdict.yaml:7:") {
-		t.Fatalf("broken candidate: exit %d\n%s", code, out)
+	code, _, errOut = cli(t, "", "bundle", "preview", broken, "--server", base, "--client-id", "ci")
+	if code != 1 || !strings.Contains(errOut, "preview refused: 422 bundle_invalid") || !strings.Contains(errOut, "p.verdict.yaml:7:") {
+		t.Fatalf("broken candidate: exit %d\n%s", code, errOut)
 	}
 }
