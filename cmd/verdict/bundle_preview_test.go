@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -84,10 +83,8 @@ func TestBundlePreviewLocal(t *testing.T) {
 // fetched by client credentials.
 func TestBundlePreviewAgainstServer(t *testing.T) {
 	dataDir := t.TempDir()
-	_, out, _ := cli(t, "", "client", "add", "--id", "ci", "--scope", "verdict:bundles:write", "--data-dir", dataDir)
-	secret := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]
-	_, out, _ = cli(t, "", "client", "add", "--id", "gw", "--scope", "verdict:decide", "--data-dir", dataDir)
-	gwSecret := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]
+	secret := addClient(t, dataDir, "ci", "verdict:bundles:write")
+	gwSecret := addClient(t, dataDir, "gw", "verdict:decide")
 	addr := freeAddr(t)
 	stop := serveAt(t, addr, dataDir)
 	defer stop()
