@@ -20,8 +20,11 @@ func newClient() *cobra.Command {
 		Long: `Manage OAuth clients kept in the data dir. A client's secret is printed once,
 when it is made or rotated, and stored only as an HMAC: keep it then.
 
-With the embedded store these commands open the data dir directly, so they
-need verdict serve stopped (bbolt admits one process at a time). With
+With the embedded store add, remove and rotate-secret open the data dir
+directly, so they need verdict serve stopped (bbolt admits one writer at a
+time; while it runs use its admin API, /v1/admin/clients). list works while a
+server runs: it reads a consistent copy of the database as of its last
+change. With
 --store redis://... (or store: in --config) they work on the Redis that the
 replicas share, while they run: "verdict client add --store redis://..." adds
 a client to a running cluster.
@@ -97,14 +100,16 @@ func newClientList() *cobra.Command {
 		Short: "List clients (never their secrets)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := sf.open(cmd)
+			st, ok, err := sf.openReadOnly(cmd)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			cs, err := st.clients.List(cmd.Context())
-			if err != nil {
-				return err
+			cs := []authn.ClientInfo{}
+			if ok {
+				defer st.Close()
+				if cs, err = st.clients.List(cmd.Context()); err != nil {
+					return err
+				}
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
