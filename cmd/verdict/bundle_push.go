@@ -58,6 +58,15 @@ func (r *remote) client(ctx context.Context) (*http.Client, string, error) {
 	return cc.Client(ctx), base, nil
 }
 
+// check is the usage error of a command run without --server or
+// --client-id.
+func (r *remote) check(cmd *cobra.Command) error {
+	if r.server == "" || r.clientID == "" {
+		return missingFlag(cmd, "--server URL and --client-id ID (the server, and a client with scope verdict:bundles:write whose secret is in $"+secretEnv+")")
+	}
+	return nil
+}
+
 // peer describes the server and client for error messages.
 func (r *remote) peer() peer {
 	return peer{base: strings.TrimSuffix(r.server, "/"), clientID: r.clientID, scope: "verdict:bundles:write", timeout: r.timeout.String()}
@@ -66,6 +75,9 @@ func (r *remote) peer() peer {
 // run calls fn with a context bounded by --timeout and a client that
 // authenticates to the server.
 func (r *remote) run(cmd *cobra.Command, fn func(ctx context.Context, hc *http.Client, base string) error) error {
+	if err := r.check(cmd); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), r.timeout)
 	defer cancel()
 	hc, base, err := r.client(ctx)
@@ -179,6 +191,9 @@ and exits 1; bad usage, bad credentials or an unreachable server exit 2.`,
   verdict bundle push bundle.tar.gz --server http://127.0.0.1:8700 --client-id ci --no-activate`,
 		Args: argsExactly("FILE|DIR (the bundle to push: a .tar.gz or a directory)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := rem.check(cmd); err != nil {
+				return err
+			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
 				return err

@@ -98,7 +98,7 @@ cannot be read, 2 on bad usage or an unusable key.`,
 		Args: argsExactly("DIR (the bundle directory to sign)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if sf.keyFile == "" {
-				return errors.New("--signing-key is required")
+				return missingFlag(cmd, "--signing-key KEY.pem (the private key to sign with: verdict bundle keygen makes one)")
 			}
 			if fi, err := os.Stat(args[0]); err == nil && !fi.IsDir() {
 				return fmt.Errorf("%s is not a directory: sign a directory, or sign while archiving with `verdict bundle build DIR -o FILE --signing-key KEY`", args[0])
@@ -160,7 +160,7 @@ compile, 2 on bad usage or an unusable key.`,
 		Args: argsExactly("DIR (the bundle directory to build)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return errors.New("-o/--output is required")
+				return missingFlag(cmd, "-o FILE.tar.gz (the archive to write)")
 			}
 			if sf.keyFile == "" && (sf.kid != "" || sf.alg != "" || sf.scope != "") {
 				return errors.New("--key-id, --alg and --scope need --signing-key")
@@ -243,7 +243,7 @@ overwritten. Exit status: 0 when written, 2 on bad usage or when a file exists.`
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return errors.New("--out is required")
+				return missingFlag(cmd, "--out DIR (the directory to write private.pem and public.pem to)")
 			}
 			priv, err := generateKey(alg)
 			if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,7 +39,7 @@ when written, 2 on bad usage or when a file exists.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return errors.New("--out is required")
+				return missingFlag(cmd, "--out DIR (the directory to write private.pem and jwks.json to)")
 			}
 			switch alg {
 			case "ES256", "ES384", "EdDSA", "RS256", "PS256":
@@ -124,7 +123,7 @@ urn:ietf:params:oauth:client-assertion-type:jwt-bearer.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if clientID == "" || keyFile == "" || aud == "" {
-				return errors.New("--client-id, --key and --aud are required")
+				return missingFlag(cmd, "--client-id ID, --key private.pem and --aud TOKEN_URL (all three are needed)")
 			}
 			if ttl <= 0 || ttl > 5*time.Minute {
 				return fmt.Errorf("--ttl %s: must be more than 0 and at most 5m (the server refuses longer assertions)", ttl)

@@ -39,7 +39,7 @@ No signature is required; with --config giving bundles.keys, a
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(paths) == 0 {
-				return fmt.Errorf("--bundle is required")
+				return missingFlag(cmd, "--bundle PATH (a bundle directory or .tar.gz to decide with; repeatable)")
 			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {

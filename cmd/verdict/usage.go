@@ -52,6 +52,12 @@ func argsExactly(specs ...string) cobra.PositionalArgs {
 	}
 }
 
+// missingFlag is the usage error of a command run without a flag it needs;
+// what names the flag and what it is.
+func missingFlag(cmd *cobra.Command, what string) error {
+	return &usageError{cmd: cmd, msg: "missing " + what}
+}
+
 // noArgs accepts no positional argument: every value goes with a flag.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {

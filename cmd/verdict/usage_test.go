@@ -59,8 +59,9 @@ func TestVersionFlag(t *testing.T) {
 	}
 }
 
-// TestArgumentErrorsSayWhatIsExpected: a missing or extra argument names
-// what the command expects and shows its usage line; exit 2.
+// TestArgumentErrorsSayWhatIsExpected: a missing or extra argument, an
+// unknown flag or a missing required flag names what the command expects
+// and shows its usage line; exit 2.
 func TestArgumentErrorsSayWhatIsExpected(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -77,6 +78,14 @@ func TestArgumentErrorsSayWhatIsExpected(t *testing.T) {
 		{[]string{"bundle", "test", "a", "b"}, []string{`too many arguments: it takes PATH, got "a" "b"`}},
 		{[]string{"serve", "policies/quickstart"}, []string{`verdict serve: unexpected argument "policies/quickstart": it takes flags only`, "Usage: verdict serve [flags]"}},
 		{[]string{"serve", "--bundel", "x"}, []string{"verdict serve: unknown flag: --bundel", "Usage: verdict serve [flags]"}},
+		{[]string{"decide"}, []string{"verdict decide: missing --bundle PATH", "Usage: verdict decide"}},
+		{[]string{"bundle", "push", "dir"}, []string{"verdict bundle push: missing --server URL and --client-id ID"}},
+		{[]string{"bundle", "revisions"}, []string{"verdict bundle revisions: missing --server URL and --client-id ID"}},
+		{[]string{"bundle", "sign", "dir"}, []string{"verdict bundle sign: missing --signing-key KEY.pem"}},
+		{[]string{"bundle", "build", "dir"}, []string{"verdict bundle build: missing -o FILE.tar.gz"}},
+		{[]string{"bundle", "keygen"}, []string{"verdict bundle keygen: missing --out DIR"}},
+		{[]string{"client", "keygen"}, []string{"verdict client keygen: missing --out DIR"}},
+		{[]string{"client", "assertion"}, []string{"verdict client assertion: missing --client-id ID, --key private.pem and --aud TOKEN_URL"}},
 	} {
 		code, out, errOut := cli(t, "", c.args...)
 		ok := code == 2 && out == ""
