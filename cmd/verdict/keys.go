@@ -92,10 +92,10 @@ makes one (ES256 by default, see keys.alg in the configuration).
 
 With the embedded store rotate and revoke open the data dir directly, so they
 need verdict serve stopped (bbolt allows one writer at a time); a running
-server picks the change up on its next start. list works while a server runs:
-it reads a consistent copy of the database as of its last change. With --store redis://... (or
-store: in --config) they work on the Redis that the replicas share, while they
-run, and the change is announced to them.
+server picks the change up on its next start. list works while a server
+runs: it reads a consistent copy of the database as of its last change. With
+--store redis://... (or store: in --config) they work on the Redis that the
+replicas share, while they run, and the change is announced to them.
 
 rotate and revoke log an audit event on stderr (audit=true, action, kid,
 by=cli, outcome), in the configured log format, like the admin routes do.`,
