@@ -6,13 +6,17 @@ LDFLAGS   := -X main.version=$(VERSION)
 ADDR      ?= 127.0.0.1:8700
 BUNDLE    ?= policies/quickstart
 
-.PHONY: all build run test lint bench fuzz clean
+.PHONY: all build install run test lint bench fuzz clean
 
 all: lint test build
 
 ## build: compile bin/verdict
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/verdict
+
+## install: go install the version-stamped verdict into $(go env GOPATH)/bin (GOBIN if set), so that `verdict` is on the PATH
+install:
+	$(GO) install -ldflags "$(LDFLAGS)" ./cmd/verdict
 
 ## run: build and serve the quickstart bundle on $(ADDR) in dev mode (no caller authentication on loopback)
 run: build
@@ -30,7 +34,7 @@ test:
 	fi
 	$(GO) test $(RACE) -count=1 ./...
 	$(GO) test -count=1 ./bench/
-	$(GO) build -o $(BIN) ./cmd/verdict
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/verdict
 	@for b in policies/*/; do ./$(BIN) bundle test $$b || exit 1; done
 
 ## lint: gofmt and go vet

@@ -267,6 +267,21 @@ func (r *Keyring) Load(ctx context.Context) error {
 	return err
 }
 
+// Read loads the stored keys as Load does but writes nothing: when no
+// stored key can sign, none is made, and List shows none signing. It is for
+// listings over a store opened read-only. On error the keyring is
+// unchanged.
+func (r *Keyring) Read(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	entries, err := r.read(ctx)
+	if err != nil {
+		return err
+	}
+	r.view.Store(&view{entries: entries})
+	return nil
+}
+
 // Rotate generates and stores a new key that is published at once and
 // signs from now + JWKSMaxAge; nothing else changes until then. It returns
 // the new key's record without its private part. On error nothing is

@@ -38,3 +38,17 @@ func BucketNames(t *testing.T, b *Bolt) []string {
 	}
 	return names
 }
+
+// CheckConsistent runs bbolt's consistency check over every page of b.
+func CheckConsistent(t *testing.T, b *Bolt) {
+	t.Helper()
+	err := b.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("inconsistent database: %v", err)
+	}
+}

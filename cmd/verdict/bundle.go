@@ -80,7 +80,7 @@ and a bad one fails the run.`,
 		Example: `  verdict bundle test policies/quickstart
   verdict bundle test -v --run 'editor|owner' policies/quickstart
   verdict bundle test --json --coverage-json coverage.json policies/rbac-rego`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("PATH (a bundle directory or .tar.gz)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var filter *regexp.Regexp
 			if runExpr != "" {

@@ -45,7 +45,7 @@ and bundle limits as serve.`,
 		Example: `  verdict bundle lint policies/quickstart
   verdict bundle lint --strict policies/rbac-rego     # warnings fail too, like opa check --strict
   verdict bundle lint --json bundle.tar.gz`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("PATH (a bundle directory or .tar.gz)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			threshold := engine.Error
 			switch failOn {

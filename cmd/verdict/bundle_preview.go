@@ -56,7 +56,7 @@ was rejected (unreadable, does not compile) or the server refused the preview,
 		Example: `  verdict bundle preview ./policies/next --against ./policies/current
   VERDICT_CLIENT_SECRET=... verdict bundle preview bundle.tar.gz \
       --server https://pdp.example.com --client-id ci --inputs inputs.json`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("CANDIDATE (the bundle directory or .tar.gz to preview)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (serverURL == "") == (against == "") {
 				return errors.New("give exactly one of --server URL (preview on a server) and --against ACTIVE (local)")
@@ -115,11 +115,10 @@ was rejected (unreadable, does not compile) or the server refused the preview,
 				}
 				rep, err = previewRemote(ctx, hc, base, cand, rawInputs)
 				if err != nil {
-					if _, refused := errors.AsType[*apiFailure](err); refused {
-						fmt.Fprintln(out, err)
-						return exitError{1}
-					}
-					return err
+					// Any refusal of the candidate or the inputs (4xx other than
+					// authentication) counts as rejected: exit 1.
+					refused := func(f *apiFailure) bool { return f.status/100 == 4 }
+					return peer{base: base, clientID: clientID, scope: server.ScopeBundlesWrite}.explain(cmd, "preview refused", err, refused)
 				}
 			}
 			if asJSON {
@@ -206,7 +205,7 @@ func previewRemote(ctx context.Context, hc *http.Client, base string, cand *bund
 	}
 	var rep bundles.PreviewReport
 	if _, err := call(ctx, hc, http.MethodPost, base+"/v1/bundles/preview", mw.FormDataContentType(), body.Bytes(), &rep); err != nil {
-		return nil, fmt.Errorf("preview: %w", err)
+		return nil, err
 	}
 	return &rep, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -84,10 +83,8 @@ func TestBundlePreviewLocal(t *testing.T) {
 // fetched by client credentials.
 func TestBundlePreviewAgainstServer(t *testing.T) {
 	dataDir := t.TempDir()
-	_, out, _ := cli(t, "", "client", "add", "--id", "ci", "--scope", "verdict:bundles:write", "--data-dir", dataDir)
-	secret := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]
-	_, out, _ = cli(t, "", "client", "add", "--id", "gw", "--scope", "verdict:decide", "--data-dir", dataDir)
-	gwSecret := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]
+	secret := addClient(t, dataDir, "ci", "verdict:bundles:write")
+	gwSecret := addClient(t, dataDir, "gw", "verdict:decide")
 	addr := freeAddr(t)
 	stop := serveAt(t, addr, dataDir)
 	defer stop()
@@ -110,8 +107,8 @@ func TestBundlePreviewAgainstServer(t *testing.T) {
 	// A candidate that does not compile: 422 with every problem.
 	t.Setenv(secretEnv, secret)
 	broken := bundleDir(t, map[string]string{"p.verdict.yaml": strings.Replace(policy, "== subject.id", "== subject.nope(", 1)})
-	code, out, _ = cli(t, "", "bundle", "preview", broken, "--server", base, "--client-id", "ci")
-	if code != 1 || !strings.Contains(out, "422 bundle_invalid") || !strings.Contains(out, "p.verdict.yaml:7:") {
-		t.Fatalf("broken candidate: exit %d\n%s", code, out)
+	code, _, errOut = cli(t, "", "bundle", "preview", broken, "--server", base, "--client-id", "ci")
+	if code != 1 || !strings.Contains(errOut, "preview refused: 422 bundle_invalid") || !strings.Contains(errOut, "p.verdict.yaml:7:") {
+		t.Fatalf("broken candidate: exit %d\n%s", code, errOut)
 	}
 }

@@ -58,9 +58,26 @@ func (r *remote) client(ctx context.Context) (*http.Client, string, error) {
 	return cc.Client(ctx), base, nil
 }
 
+// check is the usage error of a command run without --server or
+// --client-id.
+func (r *remote) check(cmd *cobra.Command) error {
+	if r.server == "" || r.clientID == "" {
+		return missingFlag(cmd, "--server URL and --client-id ID (the server, and a client with scope verdict:bundles:write whose secret is in $"+secretEnv+")")
+	}
+	return nil
+}
+
+// peer describes the server and client for error messages.
+func (r *remote) peer() peer {
+	return peer{base: strings.TrimSuffix(r.server, "/"), clientID: r.clientID, scope: "verdict:bundles:write", timeout: r.timeout.String()}
+}
+
 // run calls fn with a context bounded by --timeout and a client that
 // authenticates to the server.
 func (r *remote) run(cmd *cobra.Command, fn func(ctx context.Context, hc *http.Client, base string) error) error {
+	if err := r.check(cmd); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), r.timeout)
 	defer cancel()
 	hc, base, err := r.client(ctx)
@@ -110,7 +127,7 @@ func call(ctx context.Context, hc *http.Client, method, u, ctype string, body []
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, u, err)
+		return 0, err // a *url.Error naming method and URL: peer.explain says what it means
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -134,20 +151,6 @@ func call(ctx context.Context, hc *http.Client, method, u, ctype string, body []
 		return resp.StatusCode, fmt.Errorf("%s %s: the answer is not the JSON expected: %w", method, u, err)
 	}
 	return resp.StatusCode, nil
-}
-
-// report prints a refusal and picks the exit status: 1 for a rejected
-// bundle, 2 for anything else (usage, credentials, connection).
-func report(cmd *cobra.Command, what string, err error) error {
-	var f *apiFailure
-	if errors.As(err, &f) {
-		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", what, f.Error())
-		if f.rejected() {
-			return exitError{1}
-		}
-		return exitError{2}
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }
 
 type pushAnswer struct {
@@ -186,8 +189,11 @@ and exits 1; bad usage, bad credentials or an unreachable server exit 2.`,
 		Example: `  export VERDICT_CLIENT_SECRET=...
   verdict bundle push ./policies/quickstart --server https://verdict.example.com --client-id ci
   verdict bundle push bundle.tar.gz --server http://127.0.0.1:8700 --client-id ci --no-activate`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("FILE|DIR (the bundle to push: a .tar.gz or a directory)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := rem.check(cmd); err != nil {
+				return err
+			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
 				return err
@@ -216,7 +222,7 @@ and exits 1; bad usage, bad credentials or an unreachable server exit 2.`,
 				}
 				var res pushAnswer
 				if _, err := call(ctx, hc, http.MethodPost, u, "application/gzip", archive, &res); err != nil {
-					return report(cmd, "bundle rejected", err)
+					return rem.peer().explain(cmd, "bundle rejected", err, nil)
 				}
 				printResult(cmd.OutOrStdout(), res)
 				return nil
@@ -242,10 +248,13 @@ func newBundleRevisions() *cobra.Command {
 status (active or inactive), when and by whom they were pushed, their digest and
 test counts. Authenticates as for push (--client-id, $VERDICT_CLIENT_SECRET).`,
 		Example: `  verdict bundle revisions --server https://verdict.example.com --client-id ci`,
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return rem.run(cmd, func(ctx context.Context, hc *http.Client, base string) error {
-				return listRevisions(ctx, cmd, hc, base, asJSON, current)
+				if err := listRevisions(ctx, cmd, hc, base, asJSON, current); err != nil {
+					return rem.peer().explain(cmd, "listing revisions failed", err, nil)
+				}
+				return nil
 			})
 		},
 	}
@@ -260,7 +269,7 @@ func listRevisions(ctx context.Context, cmd *cobra.Command, hc *http.Client, bas
 		Revisions []bundles.RevisionInfo `json:"revisions"`
 	}
 	if _, err := call(ctx, hc, http.MethodGet, base+"/v1/bundles", "", nil, &out); err != nil {
-		return report(cmd, "listing revisions failed", err)
+		return err
 	}
 	if asJSON {
 		enc := json.NewEncoder(cmd.OutOrStdout())
@@ -290,18 +299,15 @@ limits or keys may have changed since the push); if that fails, the bundle that
 serves keeps serving and the problems are printed (exit 1). Authenticates as
 for push (--client-id, $VERDICT_CLIENT_SECRET).`,
 		Example: `  verdict bundle activate v41 --server https://verdict.example.com --client-id ci`,
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly("REVISION (a stored revision: verdict bundle revisions lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return rem.run(cmd, func(ctx context.Context, hc *http.Client, base string) error {
 				var res pushAnswer
 				u := base + "/v1/bundles/" + url.PathEscape(args[0]) + "/activate"
 				if _, err := call(ctx, hc, http.MethodPost, u, "", nil, &res); err != nil {
-					var f *apiFailure
-					if errors.As(err, &f) && f.status == http.StatusNotFound {
-						fmt.Fprintf(cmd.ErrOrStderr(), "activation failed: %s\n", f.Error())
-						return exitError{1}
-					}
-					return report(cmd, "activation failed", err)
+					// An unknown revision counts as rejected: exit 1.
+					unknown := func(f *apiFailure) bool { return f.status == http.StatusNotFound }
+					return rem.peer().explain(cmd, "activation failed", err, unknown)
 				}
 				printResult(cmd.OutOrStdout(), res)
 				return nil

@@ -91,7 +91,7 @@ func TestBundlePushEndToEnd(t *testing.T) {
 		"a.verdict.yaml": strings.Replace(policy, "== subject.id", "== subject.nope(", 1),
 		"b.verdict.yaml": strings.Replace(strings.Replace(policy, "name: docs", "name: b", 1), "condition: has(resource.properties.owner) && resource.properties.owner == subject.id", `condition: "1 + 2"`, 1)})
 	code, _, errOut = cli(t, "", append([]string{"bundle", "push", broken}, remote...)...)
-	if code != 1 || !strings.Contains(errOut, "bundle_invalid") || !strings.Contains(errOut, "a.verdict.yaml:") || !strings.Contains(errOut, "b.verdict.yaml:") {
+	if code != 1 || !strings.HasPrefix(errOut, "bundle rejected: 422 bundle_invalid") || !strings.Contains(errOut, "a.verdict.yaml:") || !strings.Contains(errOut, "b.verdict.yaml:") {
 		t.Fatalf("broken push: %d %s", code, errOut)
 	}
 	v2 := bundleDir(t, map[string]string{".manifest": `{"revision":"v2"}`, "p.verdict.yaml": strings.Replace(policy, "effect: allow", "effect: allow\n    actions: [read, delete]", 1)})

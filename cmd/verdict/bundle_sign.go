@@ -95,10 +95,10 @@ key configured for the key id. Exit status: 0 when signed, 1 when the bundle
 cannot be read, 2 on bad usage or an unusable key.`,
 		Example: `  verdict bundle keygen --out keys
   verdict bundle sign policies/quickstart --signing-key keys/private.pem --key-id ci`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("DIR (the bundle directory to sign)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if sf.keyFile == "" {
-				return errors.New("--signing-key is required")
+				return missingFlag(cmd, "--signing-key KEY.pem (the private key to sign with: verdict bundle keygen makes one)")
 			}
 			if fi, err := os.Stat(args[0]); err == nil && !fi.IsDir() {
 				return fmt.Errorf("%s is not a directory: sign a directory, or sign while archiving with `verdict bundle build DIR -o FILE --signing-key KEY`", args[0])
@@ -157,10 +157,10 @@ it. Exit status: 0 when written, 1 when the bundle cannot be read or does not
 compile, 2 on bad usage or an unusable key.`,
 		Example: `  verdict bundle build policies/quickstart -o quickstart.tar.gz --revision 2026-12-01.1 \
     --signing-key keys/private.pem --key-id ci`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("DIR (the bundle directory to build)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return errors.New("-o/--output is required")
+				return missingFlag(cmd, "-o FILE.tar.gz (the archive to write)")
 			}
 			if sf.keyFile == "" && (sf.kid != "" || sf.alg != "" || sf.scope != "") {
 				return errors.New("--key-id, --alg and --scope need --signing-key")
@@ -240,10 +240,10 @@ it under bundles.keys). --alg picks the key: ES256/ES384/ES512 (P-256/P-384/
 P-521), EdDSA (Ed25519), RS*/PS* (RSA 3072). Existing files are never
 overwritten. Exit status: 0 when written, 2 on bad usage or when a file exists.`,
 		Example: `  verdict bundle keygen --out keys --alg ES256`,
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return errors.New("--out is required")
+				return missingFlag(cmd, "--out DIR (the directory to write private.pem and public.pem to)")
 			}
 			priv, err := generateKey(alg)
 			if err != nil {

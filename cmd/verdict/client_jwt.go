@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,10 +36,10 @@ EdDSA, RS256 or PS256). Existing files are never overwritten. Exit status: 0
 when written, 2 on bad usage or when a file exists.`,
 		Example: `  verdict client keygen --out svc-key
   verdict client add --id svc --scope verdict:decide --jwks svc-key/jwks.json --no-secret`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return errors.New("--out is required")
+				return missingFlag(cmd, "--out DIR (the directory to write private.pem and jwks.json to)")
 			}
 			switch alg {
 			case "ES256", "ES384", "EdDSA", "RS256", "PS256":
@@ -121,10 +120,10 @@ urn:ietf:params:oauth:client-assertion-type:jwt-bearer.`,
     -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
     -d client_assertion=$(verdict client assertion --client-id svc --key svc-key/private.pem \
         --aud http://127.0.0.1:8700/oauth2/token)`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if clientID == "" || keyFile == "" || aud == "" {
-				return errors.New("--client-id, --key and --aud are required")
+				return missingFlag(cmd, "--client-id ID, --key private.pem and --aud TOKEN_URL (all three are needed)")
 			}
 			if ttl <= 0 || ttl > 5*time.Minute {
 				return fmt.Errorf("--ttl %s: must be more than 0 and at most 5m (the server refuses longer assertions)", ttl)

@@ -20,8 +20,11 @@ func newClient() *cobra.Command {
 		Long: `Manage OAuth clients kept in the data dir. A client's secret is printed once,
 when it is made or rotated, and stored only as an HMAC: keep it then.
 
-With the embedded store these commands open the data dir directly, so they
-need verdict serve stopped (bbolt admits one process at a time). With
+With the embedded store add, remove and rotate-secret open the data dir
+directly, so they need verdict serve stopped (bbolt admits one writer at a
+time; while it runs use its admin API, /v1/admin/clients). list works while a
+server runs: it reads a consistent copy of the database as of its last
+change. With
 --store redis://... (or store: in --config) they work on the Redis that the
 replicas share, while they run: "verdict client add --store redis://..." adds
 a client to a running cluster.
@@ -47,7 +50,7 @@ func newClientAdd() *cobra.Command {
 		Example: `  verdict client add --id gateway --scope verdict:decide
   verdict client add --id ci --scope verdict:bundles:write --grant client_credentials
   verdict client add --id svc --scope verdict:decide --jwks svc-keys.json --no-secret`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if jwksFile != "" {
 				var err error
@@ -95,16 +98,18 @@ func newClientList() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List clients (never their secrets)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := sf.open(cmd)
+			st, ok, err := sf.openReadOnly(cmd)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			cs, err := st.clients.List(cmd.Context())
-			if err != nil {
-				return err
+			cs := []authn.ClientInfo{}
+			if ok {
+				defer st.Close()
+				if cs, err = st.clients.List(cmd.Context()); err != nil {
+					return err
+				}
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -130,7 +135,7 @@ func newClientRotate() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rotate-secret ID",
 		Short: "Give a client a new secret (printed once); the old one stops working",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsExactly("ID (a client id: verdict client list lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {
@@ -155,7 +160,7 @@ func newClientRemove() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "remove ID",
 		Short: "Remove a client",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsExactly("ID (a client id: verdict client list lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {

@@ -35,10 +35,10 @@ No signature is required; with --config giving bundles.keys, a
 .signatures.json the bundle carries is verified.`,
 		Example: `  echo '{"subject":{"type":"user","id":"alice"},"action":{"name":"read"},"resource":{"type":"document","id":"1"}}' \
     | verdict decide --bundle policies/quickstart`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(paths) == 0 {
-				return fmt.Errorf("--bundle is required")
+				return missingFlag(cmd, "--bundle PATH (a bundle directory or .tar.gz to decide with; repeatable)")
 			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {

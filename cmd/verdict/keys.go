@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"text/tabwriter"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/store"
 )
 
 // storeFlagHelp describes --store wherever it is.
@@ -46,6 +48,23 @@ func (f *stateFlags) config(cmd *cobra.Command) (config.Config, error) {
 	return cfg, nil
 }
 
+// openReadOnly loads the configuration and opens the state it names for a
+// listing (openStateReadOnly); ok is false, with nothing open, when the
+// data dir holds no state yet, which the command lists as empty after
+// saying so on stderr.
+func (f *stateFlags) openReadOnly(cmd *cobra.Command) (st *state, ok bool, err error) {
+	cfg, err := f.config(cmd)
+	if err != nil {
+		return nil, false, err
+	}
+	st, err = openStateReadOnly(cmd.Context(), cfg)
+	if errors.Is(err, store.ErrNoDatabase) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "verdict: %s holds no state yet (verdict serve and verdict client add make it)\n", cfg.DataDir)
+		return nil, false, nil
+	}
+	return st, err == nil, err
+}
+
 // open loads the configuration and opens the state it names, with an
 // audit log on the command's stderr for the state changes it makes.
 func (f *stateFlags) open(cmd *cobra.Command) (*state, error) {
@@ -54,6 +73,9 @@ func (f *stateFlags) open(cmd *cobra.Command) (*state, error) {
 		return nil, err
 	}
 	st, err := openState(cmd.Context(), cfg)
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("%w; stop it first, or make the change through its admin API (/v1/admin/clients, /v1/admin/keys: docs/api.md), or share the state through Redis (--store redis://...). The list commands work while it runs", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -68,11 +90,12 @@ func newKeys() *cobra.Command {
 		Long: `Manage the signing keys kept in the data dir. The first start of verdict serve
 makes one (ES256 by default, see keys.alg in the configuration).
 
-With the embedded store these commands open the data dir directly, so they
-need verdict serve stopped (bbolt allows one process at a time); a running
-server picks the change up on its next start. With --store redis://... (or
-store: in --config) they work on the Redis that the replicas share, while they
-run, and the change is announced to them.
+With the embedded store rotate and revoke open the data dir directly, so they
+need verdict serve stopped (bbolt allows one writer at a time); a running
+server picks the change up on its next start. list works while a server
+runs: it reads a consistent copy of the database as of its last change. With
+--store redis://... (or store: in --config) they work on the Redis that the
+replicas share, while they run, and the change is announced to them.
 
 rotate and revoke log an audit event on stderr (audit=true, action, kid,
 by=cli, outcome), in the configured log format, like the admin routes do.`,
@@ -89,10 +112,13 @@ func newKeysList() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List signing keys and their state (pending, signing, retired, revoked)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := sf.open(cmd)
-			if err != nil {
+			st, ok, err := sf.openReadOnly(cmd)
+			if err != nil || !ok {
+				if err == nil {
+					err = printKeys(cmd, []authn.KeyInfo{}, asJSON)
+				}
 				return err
 			}
 			defer st.Close()
@@ -134,7 +160,7 @@ starts signing one JWKS max-age later (keys.jwks_max_age), so that every
 verifier has fetched it first. The key it replaces stays published for the
 longest access-token lifetime + clock skew + JWKS max-age after it stops
 signing.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {
@@ -164,7 +190,7 @@ func newKeysRevoke() *cobra.Command {
 stops verifying. A kid may start with "-": put it after "--".`,
 		Example: `  verdict keys revoke oNUteb-YCZuv0f3kK2l1Rk7l7QWcXzY3TnS6bN3Qy1A
   verdict keys revoke --data-dir /var/lib/verdict -- -Gnc6GIQ3y4mlPbE4jzO-CUDKXOkxeG9c8P8ZYZ1eKs`,
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly("KID (a key id: verdict keys list lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := sf.open(cmd)
 			if err != nil {

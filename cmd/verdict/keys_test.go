@@ -33,6 +33,12 @@ func parseKeys(t *testing.T, out string) []keyInfo {
 
 func TestKeysLifecycle(t *testing.T) {
 	dir := t.TempDir()
+	if ks := listKeys(t, dir); len(ks) != 0 {
+		t.Fatalf("a listing made keys: %+v", ks)
+	}
+	// The first command that writes the state makes the first key, as the
+	// first start of serve does.
+	addClient(t, dir, "x", "verdict:decide")
 	first := listKeys(t, dir)
 	if len(first) != 1 || first[0].State != "signing" || first[0].Alg != "ES256" || len(first[0].KID) != 43 {
 		t.Fatalf("first start: %+v", first)
@@ -68,12 +74,15 @@ func TestKeysAlgFromConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := dir + "/v.yaml"
 	writeFile(t, cfg, "data_dir: state\nkeys: {alg: EdDSA}\n")
+	if code, _, errOut := cli(t, "", "keys", "rotate", "--config", cfg); code != 0 {
+		t.Fatalf("rotate: %d %s", code, errOut)
+	}
 	code, out, errOut := cli(t, "", "keys", "list", "--json", "--config", cfg)
-	if code != 0 || !strings.Contains(out, `"EdDSA"`) {
+	if code != 0 || strings.Count(out, `"EdDSA"`) != 2 {
 		t.Fatalf("EdDSA from config: %d %s %s", code, out, errOut)
 	}
 	writeFile(t, cfg, "data_dir: state\nkeys: {alg: RS256, rsa_bits: 1024}\n")
-	if code, _, errOut := cli(t, "", "keys", "list", "--config", cfg); code != 2 || !strings.Contains(errOut, "2048") {
+	if code, _, errOut := cli(t, "", "keys", "rotate", "--config", cfg); code != 2 || !strings.Contains(errOut, "2048") {
 		t.Fatalf("RSA 1024 must be refused: %d %s", code, errOut)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -8,7 +9,13 @@ import (
 
 // TestMain fails the package if serve leaves a goroutine behind (fasthttp's
 // pool janitor and date updater excepted: see server/main_test.go).
+//
+// With cliEnv=1 in its environment the test binary is the verdict command
+// instead (TestDocsRunAsWritten puts it on the PATH as verdict).
 func TestMain(m *testing.M) {
+	if os.Getenv(cliEnv) == "1" {
+		os.Exit(runMain())
+	}
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),

@@ -82,7 +82,7 @@ func TestBundleTest(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "more than 1 entries") {
 		t.Fatalf("--config limits not applied: %d\n%s", code, out)
 	}
-	if code, _, errOut := cli(t, "", "bundle", "test"); code != 2 || !strings.Contains(errOut, "arg") {
+	if code, _, errOut := cli(t, "", "bundle", "test"); code != 2 || !strings.Contains(errOut, "missing PATH") {
 		t.Fatalf("no path: %d %s", code, errOut)
 	}
 }
@@ -196,8 +196,8 @@ func TestServe(t *testing.T) {
 	if len(jwks.Keys) != 1 || jwks.Keys[0]["use"] != "sig" || jwks.Keys[0]["d"] != nil || resp.Header.Get("Cache-Control") == "" {
 		t.Fatalf("jwks: %v %v", jwks, resp.Header)
 	}
-	if code, _, errOut := cli(t, "", "keys", "list", "--data-dir", dataDir); code != 2 || !strings.Contains(errOut, "running verdict serve") {
-		t.Fatalf("keys list on a held data dir: %d %s", code, errOut)
+	if code, _, errOut := cli(t, "", "keys", "rotate", "--data-dir", dataDir); code != 2 || !strings.Contains(errOut, "running verdict serve") {
+		t.Fatalf("keys rotate on a held data dir: %d %s", code, errOut)
 	}
 	cancel()
 	if code := <-done; code != 0 {

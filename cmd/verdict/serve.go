@@ -61,10 +61,12 @@ rejected with the reason and the fix; set bundles.require_signature: false in
 --config to serve unsigned bundles.
 
 Settings come from defaults, then --config FILE, then the flags given.`,
-		Example: `  verdict serve --bundle policies/quickstart
-  verdict serve --bundle ./my-policies --watch --dev
+		Example: `  # development: unsigned bundles, no caller token on loopback (from the repository root)
+  verdict serve --dev --bundle policies/quickstart
+  verdict serve --dev --bundle ./my-policies --watch
+  # production: signed bundles and callers with tokens, settings in a file
   verdict serve --config verdict.yaml --addr 0.0.0.0:8700`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
@@ -140,11 +142,19 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 		log.Info("tracing", "exporter", cfg.Telemetry.Traces.Exporter, "sample_ratio", cfg.Telemetry.Traces.SampleRatio)
 	}
 	st, err := openState(ctx, cfg)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w: to run a second server beside it, give this one its own --data-dir and --addr", err)
+	}
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	go maintain(ctx, st, log)
+	// maintain ends with serve, also when serve fails to start (a busy
+	// --addr), and before the store closes.
+	mctx, stopMaintain := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() { defer close(maintained); maintain(mctx, st, log) }()
+	defer func() { stopMaintain(); <-maintained }()
 	bc := cfg.BundleConfig()
 	mgr := bundles.NewManager(bc, log, bundles.WithTracerProvider(tp))
 	logSigning(log, bc.Signing)
@@ -242,6 +252,9 @@ func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
 	}
 	defer srv.Close()
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s is in use, perhaps by another verdict serve (make run?): give this one another --addr (%w)", cfg.Server.Addr, err)
+	}
 	if err != nil {
 		return err
 	}

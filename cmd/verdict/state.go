@@ -254,6 +254,44 @@ func openState(ctx context.Context, cfg config.Config) (*state, error) {
 	return &state{store: st, keys: ring, clients: clients}, nil
 }
 
+// openStateReadOnly opens the state cfg names for a listing: it writes
+// nothing (no signing key is made, no pepper, no data dir) and, with the
+// embedded store, works while a verdict serve holds the data dir, on a
+// consistent copy of its database (store.OpenBoltReadOnly). A data dir with
+// no database yet is an error wrapping store.ErrNoDatabase.
+func openStateReadOnly(ctx context.Context, cfg config.Config) (*state, error) {
+	var st store.Store
+	if cfg.UsesRedis() {
+		rs, err := redisstore.Open(ctx, cfg.Store, redisstore.Options{})
+		if err != nil {
+			return nil, err
+		}
+		st = rs
+	} else {
+		b, err := store.OpenBoltReadOnly(cfg.DataDir, store.BoltOptions{})
+		if err != nil {
+			return nil, err
+		}
+		st = b
+	}
+	ring, err := authn.NewKeyring(cfg.Keys, keyStore{st: st, ns: store.DefaultNamespace}, time.Now)
+	if err == nil {
+		err = ring.Read(ctx)
+	}
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	// Listing clients needs no pepper, and this registry never checks or
+	// makes a secret (its store refuses writes): a zero one will do.
+	clients, err := authn.NewClients(clientStore{st: st, ns: store.DefaultNamespace}, make([]byte, 32), time.Now)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &state{store: st, keys: ring, clients: clients}, nil
+}
+
 // openStore opens the store and its pepper: with Redis both are shared by
 // every replica (the pepper under the store's keys); otherwise the bbolt
 // file and the pepper file of the data dir.
@@ -273,7 +311,7 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, []byte, err
 	st, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: time.Second})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return nil, nil, fmt.Errorf("%w: %s is held by a running verdict serve; stop it first (or share the state through Redis: --store redis://...)", err, cfg.DataDir)
+			return nil, nil, fmt.Errorf("%w: %s is held by a running verdict serve", err, cfg.DataDir)
 		}
 		return nil, nil, err
 	}
