@@ -473,6 +473,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	err := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout)
+	// A stop that comes before fasthttp took the listener finds nothing to
+	// shut down; closing the listener ends that late start at once.
+	ln.Close()
 	<-errc
 	return err
 }

@@ -63,7 +63,7 @@ func newClientAdd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			cl, secret, err := st.clients.Add(cmd.Context(), spec)
+			cl, secret, err := st.Clients.Add(cmd.Context(), spec)
 			st.audit.record(cmd.Context(), slog.LevelInfo, "client added", "client.add", err, slog.String("client_id", spec.ID))
 			if err != nil {
 				return err
@@ -107,7 +107,7 @@ func newClientList() *cobra.Command {
 			cs := []authn.ClientInfo{}
 			if ok {
 				defer st.Close()
-				if cs, err = st.clients.List(cmd.Context()); err != nil {
+				if cs, err = st.Clients.List(cmd.Context()); err != nil {
 					return err
 				}
 			}
@@ -142,7 +142,7 @@ func newClientRotate() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			secret, err := st.clients.RotateSecret(cmd.Context(), args[0])
+			secret, err := st.Clients.RotateSecret(cmd.Context(), args[0])
 			st.audit.record(cmd.Context(), slog.LevelInfo, "client secret rotated", "client.rotate-secret", err, slog.String("client_id", args[0]))
 			if err != nil {
 				return err
@@ -167,7 +167,7 @@ func newClientRemove() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			err = st.clients.Remove(cmd.Context(), args[0])
+			err = st.Clients.Remove(cmd.Context(), args[0])
 			st.audit.record(cmd.Context(), slog.LevelInfo, "client removed", "client.remove", err, slog.String("client_id", args[0]))
 			if err != nil {
 				return err

@@ -122,7 +122,7 @@ func newKeysList() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			return printKeys(cmd, st.keys.List(), asJSON)
+			return printKeys(cmd, st.Keys.List(), asJSON)
 		},
 	}
 	sf.add(cmd)
@@ -167,7 +167,7 @@ signing.`,
 				return err
 			}
 			defer st.Close()
-			k, err := st.keys.Rotate(cmd.Context())
+			k, err := st.Keys.Rotate(cmd.Context())
 			st.audit.record(cmd.Context(), slog.LevelInfo, "signing key rotated", "keys.rotate", err,
 				slog.String("kid", k.KID), slog.String("alg", k.Alg), slog.Time("sign_from", k.SignFrom))
 			if err != nil {
@@ -197,13 +197,13 @@ stops verifying. A kid may start with "-": put it after "--".`,
 				return err
 			}
 			defer st.Close()
-			err = st.keys.Revoke(cmd.Context(), args[0])
+			err = st.Keys.Revoke(cmd.Context(), args[0])
 			st.audit.record(cmd.Context(), slog.LevelWarn, "signing key revoked", "keys.revoke", err, slog.String("kid", args[0]))
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "key %s revoked\n", args[0])
-			return printKeys(cmd, st.keys.List(), false)
+			return printKeys(cmd, st.Keys.List(), false)
 		},
 	}
 	sf.add(cmd)

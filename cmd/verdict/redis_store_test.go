@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/verdictpdp/verdict/internal/app"
 	"github.com/verdictpdp/verdict/internal/redistest"
 	"github.com/verdictpdp/verdict/store"
 )
@@ -70,7 +71,7 @@ func TestRedisStoreSharedByReplicasAndCLI(t *testing.T) {
 
 	// Nothing went to the data dirs: the state is in Redis.
 	for _, dir := range []string{dirA, dirB} {
-		for _, name := range []string{store.BoltFile, pepperFile} {
+		for _, name := range []string{store.BoltFile, app.PepperFile} {
 			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 				t.Errorf("%s was written with --store redis", filepath.Join(dir, name))
 			}

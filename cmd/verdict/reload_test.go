@@ -119,11 +119,3 @@ func TestDecideSkipTests(t *testing.T) {
 		t.Fatalf("--skip-tests: %d %s %s", code, out, errOut)
 	}
 }
-
-func TestUnspecifiedAddr(t *testing.T) {
-	for addr, want := range map[string]bool{"0.0.0.0:8700": true, "[::]:8700": true, ":8700": true, "127.0.0.1:8700": false, "example.com:80": false, "nonsense": false} {
-		if got := unspecifiedAddr(addr); got != want {
-			t.Errorf("unspecifiedAddr(%q) = %v, want %v", addr, got, want)
-		}
-	}
-}

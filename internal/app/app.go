@@ -1,0 +1,471 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/decisionlog"
+	"github.com/verdictpdp/verdict/internal/telemetry"
+	"github.com/verdictpdp/verdict/server"
+	"github.com/verdictpdp/verdict/store"
+)
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	// Version is what /v1/status reports.
+	Version string
+	// Stderr receives the logs and the list of a rejected bundle's
+	// problems; nil discards them.
+	Stderr io.Writer
+}
+
+// App is one running Verdict: the store, the signing keys, the bundles,
+// the token service, a replica's sync with a shared store, the decision
+// log, telemetry and the HTTP listener, wired from one configuration. Build
+// it with New, start it with Start, and stop it with Close, which stops
+// every component in the reverse order of its start and waits for every
+// goroutine the app started.
+type App struct {
+	cfg    config.Config
+	opts   Options
+	log    *slog.Logger
+	stderr io.Writer
+
+	// ctx lives from Start to Close: reloads and background work use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	stops  []func() // in start order; Close runs them in reverse
+	closed bool
+
+	mgr  *bundles.Manager
+	life *bundles.Lifecycle
+	srv  *server.Server
+	ln   net.Listener
+	// served is closed when the HTTP server returned; serveErr is what it
+	// returned.
+	served   chan struct{}
+	serveErr error
+}
+
+// New checks cfg and returns an app that has started nothing.
+func New(cfg config.Config, opts Options) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = io.Discard
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	return &App{cfg: cfg, opts: opts, stderr: opts.Stderr, log: cfg.Log.Logger(opts.Stderr)}, nil
+}
+
+// onStop registers f to run at Close, before everything started earlier.
+func (a *App) onStop(f func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stops = append(a.stops, f)
+}
+
+// goStop runs f in a goroutine with a context of its own, and at Close
+// cancels it and waits for f to return.
+func (a *App) goStop(f func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(a.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
+	}()
+	a.onStop(func() { cancel(); <-done })
+}
+
+// Start starts every component in order: telemetry, the store and the
+// signing keys (and their maintenance), the bundles (loaded from the
+// configured paths, else the stored active revision), the token service and
+// verifier, a replica's sync with a shared store, the decision log, the
+// HTTP server on its listener, and the bundle watch. It returns once the
+// listener accepts requests. On an error what was started is stopped again
+// and Close has nothing left to do. ctx bounds nothing after Start returns.
+func (a *App) Start(ctx context.Context) (err error) {
+	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	a.onStop(a.cancel)
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	cfg, log := a.cfg, a.log
+	if cfg.Dev {
+		log.Warn("!!! DEVELOPMENT MODE: --dev is for a local developer setup only; never run it in production !!!")
+	}
+	tp, stopTracing, err := telemetry.NewTracerProvider(a.ctx, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	a.onStop(func() {
+		// Flush the last spans, for at most the drain time.
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("traces: flushing the last spans failed", "error", err)
+		}
+	})
+	if cfg.Telemetry.Traces.Exporter != telemetry.ExporterNone {
+		log.Info("tracing", "exporter", cfg.Telemetry.Traces.Exporter, "sample_ratio", cfg.Telemetry.Traces.SampleRatio)
+	}
+	st, err := OpenState(a.ctx, cfg)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w: to run a second server beside it, give this one its own --data-dir and --addr", err)
+	}
+	if err != nil {
+		return err
+	}
+	a.onStop(func() { st.Close() })
+	a.goStop(func(ctx context.Context) { maintain(ctx, st, log) })
+
+	bc := cfg.BundleConfig()
+	a.mgr = bundles.NewManager(bc, log, bundles.WithTracerProvider(tp))
+	logSigning(log, bc.Signing)
+	a.life = bundles.NewLifecycle(a.mgr, st.Store, store.DefaultNamespace, log)
+	a.Reload()
+	if len(cfg.Bundles.Paths) > 0 && a.mgr.Active() != nil {
+		log.Info("serving bundles from paths; a push (POST /v1/bundles) replaces them until restart, SIGHUP or a watched change",
+			"paths", cfg.Bundles.Paths)
+	}
+
+	issuer, err := authn.NewTokenIssuer(cfg.IssuerConfig(), st.Keys, time.Now)
+	if err != nil {
+		return err
+	}
+	vc := cfg.VerifierConfig()
+	vc.Logger = log
+	revoked, mirror, err := revocationCheck(cfg, st.Store)
+	if err != nil {
+		return err
+	}
+	verifier, err := authn.NewVerifier(vc, st.Keys, revoked, time.Now)
+	if err != nil {
+		return err
+	}
+	a.onStop(verifier.Close)
+	if cfg.Tokens.Issuer == "" && unspecifiedAddr(cfg.Server.Addr) {
+		log.Warn("tokens.issuer is not set and the server listens on every address: tokens name iss "+
+			cfg.IssuerConfig().Issuer+", which callers cannot reach; set tokens.issuer to the URL callers use",
+			"addr", cfg.Server.Addr)
+	}
+	open := cfg.Dev && loopbackAddr(cfg.Server.Addr)
+	switch {
+	case open:
+		log.Warn("!!! --dev on a loopback address: /v1/decide answers WITHOUT caller authentication !!!")
+	case cfg.Dev:
+		log.Warn("--dev on a non-loopback address: caller authentication stays on")
+	}
+	tokens, err := tokenService(cfg, st, issuer, verifier, log)
+	if err != nil {
+		return err
+	}
+	// With a shared store the replica follows the others' changes; it
+	// stops (and is waited for) before the store closes.
+	fctx, stopFollowing := context.WithCancel(a.ctx)
+	shared, following, err := followStore(fctx, cfg, st.Store, a.life, verifier, st.Keys, mirror, log)
+	a.onStop(func() { stopFollowing(); following() })
+	if err != nil {
+		return err
+	}
+	forward, err := server.NewForwardAuth(cfg.ForwardAuth)
+	if err != nil {
+		return err
+	}
+	opts := append([]server.Option{server.WithVersion(a.opts.Version), server.WithForwardAuth(forward),
+		server.WithJWKS(st.Keys), server.WithStore(st.Store),
+		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
+		server.WithAuth(verifier, open), server.WithClientAdmin(st.Clients), server.WithKeyAdmin(st.Keys),
+		server.WithBundleAdmin(a.life), server.WithTracerProvider(tp)}, shared...)
+	if fs, ok := revoked.(server.MirrorAnswers); ok {
+		// A shared store: the revocation check is fail-static, and its
+		// mirror's answers during an outage are a metric.
+		opts = append(opts, server.WithMirrorAnswers(fs))
+	}
+	dlog, stopLog, err := startDecisionLog(a.ctx, cfg.DecisionLogs, log)
+	if err != nil {
+		return err
+	}
+	// Stopped after the HTTP server drained: the last decisions are
+	// written too.
+	a.onStop(stopLog)
+	if dlog != nil {
+		opts = append(opts, server.WithDecisionLog(dlog), server.WithDecisionHistory(dlog))
+	}
+	a.srv, err = server.New(cfg.Server, a.mgr, log, opts...)
+	if err != nil {
+		return err
+	}
+	a.onStop(a.srv.Close)
+	a.ln, err = net.Listen("tcp", cfg.Server.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s is in use, perhaps by another verdict serve (make run?): give this one another --addr (%w)", cfg.Server.Addr, err)
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Bundles.Watch {
+		a.goStop(func(ctx context.Context) {
+			if err := a.mgr.Watch(ctx, cfg.Bundles.Paths, bundles.DefaultDebounce); err != nil {
+				log.Error("bundle watch stopped; changes are no longer picked up", "error", err)
+			}
+		})
+	}
+	// Said before the first request can be answered.
+	log.Info("verdict listening", "addr", "http://"+a.ln.Addr().String(), "bundles", cfg.Bundles.Paths,
+		"data_dir", cfg.DataDir, "store", StoreName(cfg))
+	// The HTTP server runs until Close, which drains it first of all.
+	sctx, stopServing := context.WithCancel(a.ctx)
+	a.served = make(chan struct{})
+	go func() {
+		defer close(a.served)
+		a.serveErr = a.srv.Serve(sctx, a.ln)
+	}()
+	a.onStop(func() {
+		stopServing()
+		<-a.served
+		log.Info("verdict stopped")
+	})
+	return nil
+}
+
+// Addr is the address the app listens on (after Start).
+func (a *App) Addr() net.Addr { return a.ln.Addr() }
+
+// Server is the app's HTTP server (after Start).
+func (a *App) Server() *server.Server { return a.srv }
+
+// Done is closed when the HTTP server stopped on its own (its listener
+// failed) or was stopped by Close.
+func (a *App) Done() <-chan struct{} { return a.served }
+
+// Reload loads the bundles again, all-or-nothing, as SIGHUP does: the
+// configured paths, or without paths the stored active revision. A bundle
+// that is rejected is logged and its problems written to Stderr; what was
+// active keeps serving.
+func (a *App) Reload() {
+	cfg, log := a.cfg, a.log
+	if len(cfg.Bundles.Paths) == 0 {
+		restored, err := a.life.Restore(a.ctx)
+		switch {
+		case err != nil:
+			log.Error("the stored active bundle revision was rejected: not ready, and every decision is a deny", "error", err)
+			fmt.Fprintf(a.stderr, "bundle rejected:\n%v\n", err)
+		case restored:
+			log.Info("serving the stored active bundle revision", "revision", a.mgr.Active().Snapshot.Revision())
+		default:
+			log.Warn("no bundle given (--bundle PATH) and none pushed yet (verdict bundle push): not ready, and every decision is a deny")
+		}
+		return
+	}
+	if _, err := a.mgr.LoadPaths(a.ctx, cfg.Bundles.Paths); err != nil {
+		// The manager logged it; this is the same list, one problem a line.
+		fmt.Fprintf(a.stderr, "bundle rejected:\n%v\n", err)
+	}
+}
+
+// Close stops the app: the HTTP server first (in-flight requests drain
+// for at most server.shutdown_timeout), then every other component in the
+// reverse order of its start, waiting for each goroutine it started. It
+// returns the HTTP server's error, if it failed on its own. Calling it
+// again does nothing.
+func (a *App) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	stops := a.stops
+	a.stops = nil
+	a.mu.Unlock()
+	for _, stop := range slices.Backward(stops) {
+		stop()
+	}
+	if errors.Is(a.serveErr, context.Canceled) {
+		return nil
+	}
+	return a.serveErr
+}
+
+// logSigning says at start how bundles are trusted, loudly when no bundle
+// can be accepted.
+func logSigning(log *slog.Logger, s bundles.SigningConfig) {
+	kids := make([]string, 0, len(s.Keys))
+	for kid := range s.Keys {
+		kids = append(kids, kid)
+	}
+	slices.Sort(kids)
+	switch {
+	case s.Required && len(kids) == 0:
+		log.Warn("bundle signatures are required but bundles.keys is empty: every bundle will be rejected. " +
+			"Sign bundles with `verdict bundle sign` and configure the public key under bundles.keys, " +
+			"or set bundles.require_signature: false (--dev also turns the requirement off)")
+	case s.Required:
+		log.Info("bundle signatures required", "keys", kids)
+	case len(kids) > 0:
+		log.Info("bundle signatures not required; signed bundles are verified", "keys", kids)
+	default:
+		log.Warn("bundle signatures not required: any bundle is trusted")
+	}
+}
+
+// loopbackAddr reports whether host:port names only this machine.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// unspecifiedAddr reports whether host:port listens on every address
+// (0.0.0.0, ::, or no host).
+func unspecifiedAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// maintain runs the key ring's schedule (a pending key starting to sign,
+// retired keys leaving, automatic rotation) and, for a store that needs it
+// (the embedded one), drops expired revocations until ctx is done. Failures are logged; the ring keeps what it had.
+func maintain(ctx context.Context, st *State, log *slog.Logger) {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	sweeps := 0
+	sw, needsSweep := st.Store.(sweeper)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		before := keyStates(st.Keys.List())
+		if err := st.Keys.Tick(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("signing-key maintenance failed; keys unchanged", "error", err)
+		}
+		for kid, state := range keyStates(st.Keys.List()) {
+			if before[kid] != state {
+				log.Info("signing key changed state", "audit", true, "kid", kid, "from", before[kid], "to", state)
+			}
+		}
+		if sweeps++; needsSweep && sweeps%6 == 0 {
+			if _, err := sw.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("sweeping expired state failed", "error", err)
+			}
+		}
+	}
+}
+
+// tokenService assembles the token service: client_credentials, refresh
+// tokens, revocation and introspection and private_key_jwt always; token
+// exchange when tokens.exchange maps at least one trusted issuer.
+func tokenService(cfg config.Config, st *State, issuer *authn.TokenIssuer, verifier *authn.Verifier, log *slog.Logger) (*authn.TokenService, error) {
+	ns := store.DefaultNamespace
+	rc := cfg.RefreshConfig()
+	rc.Logger = log
+	families := refreshStore{st: st.Store, ns: ns}
+	revs := revocations{st: st.Store, ns: ns}
+	refresher, err := authn.NewRefresher(rc, issuer, families, revs, verifier, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	revoker, err := authn.NewRevoker(rc, verifier, families, revs, verifier, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	introspector, err := authn.NewIntrospector(rc, verifier, families, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	assertions, err := authn.NewAssertionVerifier(cfg.AssertionConfig(), st.Clients, oneTime{st: st.Store, ns: ns}, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	opts := []authn.ServiceOption{
+		authn.WithRefresh(refresher), authn.WithRevocation(revoker, introspector), authn.WithAssertions(assertions),
+	}
+	if len(cfg.Tokens.Exchange.Mappings) > 0 {
+		x, err := authn.NewExchanger(cfg.Tokens.Exchange, st.Clients, verifier, issuer)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, authn.WithExchange(x))
+	}
+	return authn.NewTokenService(st.Clients, issuer, time.Now, opts...), nil
+}
+
+func keyStates(ks []authn.KeyInfo) map[string]authn.KeyState {
+	m := make(map[string]authn.KeyState, len(ks))
+	for _, k := range ks {
+		m[k.KID] = k.State
+	}
+	return m
+}
+
+// startDecisionLog opens the decision log's sink and starts its writer; nil
+// when decision_logs records nothing. stop ends the writer (which writes
+// what is buffered first), waits for it and closes the sink; call it once
+// the HTTP server drained. The writer does not stop with ctx, so that no
+// decision made during the drain is lost.
+func startDecisionLog(ctx context.Context, cfg decisionlog.Config, log *slog.Logger) (l *decisionlog.Logger, stop func(), err error) {
+	if !cfg.Enabled() {
+		return nil, func() {}, nil
+	}
+	sink, err := decisionlog.OpenSink(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var w io.Writer
+	if sink != nil {
+		w = sink
+	}
+	if l, err = decisionlog.New(cfg, w, log); err != nil {
+		return nil, nil, err
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Run(lctx)
+	}()
+	log.Info("decision log on", "sink", cfg.Sink, "path", cfg.Path, "history", cfg.History, "sample_ratio", cfg.SampleRatio)
+	return l, func() {
+		cancel()
+		<-done
+		if sink != nil {
+			if err := sink.Close(); err != nil {
+				log.Warn("decision log: closing the sink failed", "error", err)
+			}
+		}
+	}, nil
+}
