@@ -266,31 +266,14 @@ func (a *AssertionVerifier) checkClaims(c Claims, clientID string, now time.Time
 		return time.Time{}, rejectAssertion("aud does not name this server's token endpoint or issuer")
 	}
 
-	exp, present, valid := numericDate(c, "exp")
+	exp, iat, problem := checkTimes(c, now, skew, "assertion")
 	switch {
-	case !present:
-		return time.Time{}, rejectAssertion("exp claim missing")
-	case !valid || exp.Unix() == 0 && exp.Nanosecond() == 0:
-		return time.Time{}, rejectAssertion("exp claim is not a valid NumericDate")
-	case !now.Before(exp.Add(skew)):
-		return time.Time{}, rejectAssertion("assertion expired")
+	case problem != "":
+		return time.Time{}, rejectAssertion("%s", problem)
 	case exp.After(now.Add(a.cfg.MaxLifetime + skew)):
 		return time.Time{}, rejectAssertion("exp is more than %s away", a.cfg.MaxLifetime)
-	}
-	for _, name := range []string{"nbf", "iat"} {
-		t, present, valid := numericDate(c, name)
-		if !present {
-			continue
-		}
-		if !valid {
-			return time.Time{}, rejectAssertion("%s claim is not a valid NumericDate", name)
-		}
-		if t.After(now.Add(skew)) {
-			return time.Time{}, rejectAssertion("%s claim is in the future", name)
-		}
-		if name == "iat" && exp.Sub(t) > a.cfg.MaxLifetime {
-			return time.Time{}, rejectAssertion("lifetime exp - iat is over %s", a.cfg.MaxLifetime)
-		}
+	case !iat.IsZero() && exp.Sub(iat) > a.cfg.MaxLifetime:
+		return time.Time{}, rejectAssertion("lifetime exp - iat is over %s", a.cfg.MaxLifetime)
 	}
 
 	jti, ok := c["jti"].(string)

@@ -706,28 +706,9 @@ func (v *Verifier) checkClaims(c Claims, tr *trusted, now time.Time) (time.Time,
 	if c.Issuer() != tr.cfg.Issuer {
 		return time.Time{}, invalid("wrong issuer")
 	}
-	exp, present, valid := numericDate(c, "exp")
-	switch {
-	case !present:
-		return time.Time{}, invalid("exp claim missing")
-	case !valid:
-		return time.Time{}, invalid("exp claim is not a valid NumericDate")
-	case exp.Unix() == 0 && exp.Nanosecond() == 0:
-		return time.Time{}, invalid("exp claim is zero")
-	case !now.Before(exp.Add(skew)):
-		return time.Time{}, invalid("token expired")
-	}
-	for _, name := range []string{"nbf", "iat"} {
-		t, present, valid := numericDate(c, name)
-		if !present {
-			continue
-		}
-		if !valid {
-			return time.Time{}, invalid("%s claim is not a valid NumericDate", name)
-		}
-		if t.After(now.Add(skew)) {
-			return time.Time{}, invalid("%s claim is in the future", name)
-		}
+	exp, _, problem := checkTimes(c, now, skew, "token")
+	if problem != "" {
+		return time.Time{}, invalid("%s", problem)
 	}
 	aud, ok := c["aud"]
 	if !ok {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/internal/testutil"
 	"github.com/verdictpdp/verdict/server"
 	"github.com/verdictpdp/verdict/store"
 )
@@ -122,7 +123,7 @@ func startUploadServer(t *testing.T, l bundles.Limits) *uploadServer {
 	cfg.Limits = l
 	mgr := bundles.NewManager(cfg, nil)
 	life := bundles.NewLifecycle(mgr, st, store.DefaultNamespace, nil)
-	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &memKeys{m: map[string]authn.Key{}}, time.Now)
+	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &testutil.MemKeys{}, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,35 +251,6 @@ func settle() {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
-
-type memKeys struct {
-	mu sync.Mutex
-	m  map[string]authn.Key
-}
-
-func (s *memKeys) PutKey(_ context.Context, k authn.Key) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[k.KID] = k
-	return nil
-}
-
-func (s *memKeys) Keys(context.Context) ([]authn.Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]authn.Key, 0, len(s.m))
-	for _, k := range s.m {
-		out = append(out, k)
-	}
-	return out, nil
-}
-
-func (s *memKeys) DeleteKey(_ context.Context, kid string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, kid)
-	return nil
-}
 
 type noRevocations struct{}
 

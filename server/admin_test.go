@@ -12,6 +12,7 @@ import (
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/internal/testutil"
 )
 
 type memClients struct {
@@ -163,7 +164,7 @@ func toJSON(v any) string {
 
 func TestAdminKeys(t *testing.T) {
 	kit := newAuthKit(t)
-	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &memKeys{m: map[string]authn.Key{}}, time.Now)
+	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &testutil.MemKeys{}, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

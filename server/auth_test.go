@@ -4,43 +4,13 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/internal/testutil"
 )
-
-// memKeys is an in-memory key store for a real Keyring.
-type memKeys struct {
-	mu sync.Mutex
-	m  map[string]authn.Key
-}
-
-func (s *memKeys) PutKey(_ context.Context, k authn.Key) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[k.KID] = k
-	return nil
-}
-
-func (s *memKeys) Keys(context.Context) ([]authn.Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []authn.Key
-	for _, k := range s.m {
-		out = append(out, k)
-	}
-	return out, nil
-}
-
-func (s *memKeys) DeleteKey(_ context.Context, kid string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, kid)
-	return nil
-}
 
 // revocations reports revoked jtis, or fails.
 type revocations struct {
@@ -60,7 +30,7 @@ type authKit struct {
 
 func newAuthKit(t *testing.T) *authKit {
 	t.Helper()
-	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &memKeys{m: map[string]authn.Key{}}, time.Now)
+	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &testutil.MemKeys{}, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
