@@ -120,20 +120,11 @@ func (c Config) Validate() error {
 	if c.BodyLimit <= 0 {
 		errs = append(errs, errors.New("server body_limit must be positive"))
 	}
-	if c.MaxDepth <= 0 {
-		errs = append(errs, errors.New("server max_depth must be positive"))
-	}
-	if c.MaxBatch <= 0 {
-		errs = append(errs, errors.New("server max_batch must be positive"))
-	}
-	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0 || c.RequestTimeout <= 0 {
+	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("server timeouts must be positive"))
 	}
 	if c.TokenFailures.Max <= 0 || c.TokenFailures.Window <= 0 {
 		errs = append(errs, errors.New("server token_failures max and window must be positive"))
-	}
-	if c.MaxSearchCandidates <= 0 {
-		errs = append(errs, errors.New("server max_search_candidates must be positive"))
 	}
 	if c.PublicURL != "" {
 		if err := validPublicURL(c.PublicURL); err != nil {
@@ -146,7 +137,18 @@ func (c Config) Validate() error {
 	if c.ClientIPHeader != "" && !validClientIPHeader(c.ClientIPHeader) {
 		errs = append(errs, fmt.Errorf("server client_ip_header %q: must be one of %s", c.ClientIPHeader, strings.Join(clientIPHeaders, ", ")))
 	}
-	errs = append(errs, c.Cache.Validate())
+	// The decision service's settings (depth, batch, request timeout,
+	// search candidates, cache), each problem named as a server setting.
+	if err := c.Decisions().Validate(); err != nil {
+		joined, ok := err.(interface{ Unwrap() []error })
+		if !ok {
+			errs = append(errs, fmt.Errorf("server %w", err))
+		} else {
+			for _, e := range joined.Unwrap() {
+				errs = append(errs, fmt.Errorf("server %w", e))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
