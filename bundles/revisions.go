@@ -57,9 +57,22 @@ type PushResult struct {
 	Activated bool `json:"activated"`
 }
 
-// RevisionInfo is a stored revision and whether it serves now.
+// RevisionInfo is a stored revision and whether it serves now, as the API
+// shows it (GET /v1/bundles, `verdict bundle revisions --json`). It is its
+// own type, not the store's record, so that the store's format and the
+// API can change apart.
 type RevisionInfo struct {
-	store.BundleRevision
+	// Revision is the manifest's revision (or the digest when it has none).
+	Revision string `json:"revision"`
+	// Digest is the bundle's content digest ("sha256:...").
+	Digest string `json:"digest"`
+	// Size is the archive's length in bytes, compressed as pushed.
+	Size int64 `json:"size"`
+	// PushedAt is when the revision was first stored.
+	PushedAt time.Time `json:"pushed_at"`
+	// PushedBy is the client id that pushed it ("cli" or "dev" otherwise).
+	PushedBy string      `json:"pushed_by"`
+	Tests    TestSummary `json:"tests"`
 	// Status is StatusActive when the revision serves decisions now,
 	// else StatusInactive.
 	Status string `json:"status"`
@@ -367,7 +380,8 @@ func (l *Lifecycle) info(r store.BundleRevision) RevisionInfo {
 	if l.serving(r.Revision) {
 		st = StatusActive
 	}
-	return RevisionInfo{BundleRevision: r, Status: st}
+	return RevisionInfo{Revision: r.Revision, Digest: r.Digest, Size: r.Size, PushedAt: r.PushedAt, PushedBy: r.PushedBy,
+		Tests: TestSummary{Passed: r.Tests.Passed, Failed: r.Tests.Failed}, Status: st}
 }
 
 func conflict(rev, stored, pushed string) error {
