@@ -46,9 +46,11 @@ const (
 type Observer interface {
 	// DecisionStarted begins one decision of endpoint e. The context it
 	// returns is the one the decision runs in (a tracer starts a span in
-	// it); finish is called once, with the decision and how the cache
-	// answered.
-	DecisionStarted(ctx context.Context, e Endpoint) (context.Context, func(d engine.Decision, cache CacheOutcome))
+	// it) and the one DecisionFinished gets.
+	DecisionStarted(ctx context.Context, e Endpoint) context.Context
+	// DecisionFinished ends the decision DecisionStarted began, with the
+	// decision and how the cache answered.
+	DecisionFinished(ctx context.Context, e Endpoint, d engine.Decision, cache CacheOutcome)
 	// Evaluated is the engine time of a decision the cache did not answer.
 	Evaluated(took time.Duration)
 	// Counted is a decision made without DecisionStarted: a search
@@ -62,8 +64,8 @@ type Observer interface {
 // noObserver watches nothing.
 type noObserver struct{}
 
-func (noObserver) DecisionStarted(ctx context.Context, _ Endpoint) (context.Context, func(engine.Decision, CacheOutcome)) {
-	return ctx, func(engine.Decision, CacheOutcome) {}
+func (noObserver) DecisionStarted(ctx context.Context, _ Endpoint) context.Context { return ctx }
+func (noObserver) DecisionFinished(context.Context, Endpoint, engine.Decision, CacheOutcome) {
 }
 func (noObserver) Evaluated(time.Duration)           {}
 func (noObserver) Counted(Endpoint, engine.Decision) {}

@@ -219,7 +219,7 @@ func (s *Service) Evaluate(ctx context.Context, in *engine.Input, explain bool, 
 // requests bypass the cache; failed evaluations are never cached.
 func (s *Service) evaluate(ctx context.Context, m Meta, active *bundles.Active, in *engine.Input, explain bool) Response {
 	start := time.Now()
-	ctx, finish := s.obs.DecisionStarted(ctx, m.Endpoint)
+	ctx = s.obs.DecisionStarted(ctx, m.Endpoint)
 	var d engine.Decision
 	outcome := CacheBypass
 	if active == nil {
@@ -227,7 +227,7 @@ func (s *Service) evaluate(ctx context.Context, m Meta, active *bundles.Active, 
 	} else {
 		d, outcome = s.decideCached(ctx, active, in, explain)
 	}
-	finish(d, outcome)
+	s.obs.DecisionFinished(ctx, m.Endpoint, d, outcome)
 	resp := NewResponse(d, explain || s.cfg.DetailedErrors)
 	s.logDecision(m, start, in, d, resp, outcome == CacheHit)
 	if d.Err != nil && active != nil {

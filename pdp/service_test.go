@@ -24,15 +24,17 @@ type watcher struct {
 	logged    []decisionlog.Record
 }
 
-func (w *watcher) DecisionStarted(ctx context.Context, e Endpoint) (context.Context, func(engine.Decision, CacheOutcome)) {
+func (w *watcher) DecisionStarted(ctx context.Context, e Endpoint) context.Context {
 	w.mu.Lock()
 	w.started = append(w.started, e)
 	w.mu.Unlock()
-	return ctx, func(_ engine.Decision, c CacheOutcome) {
-		w.mu.Lock()
-		w.finished = append(w.finished, c)
-		w.mu.Unlock()
-	}
+	return ctx
+}
+
+func (w *watcher) DecisionFinished(_ context.Context, _ Endpoint, _ engine.Decision, c CacheOutcome) {
+	w.mu.Lock()
+	w.finished = append(w.finished, c)
+	w.mu.Unlock()
 }
 func (w *watcher) Evaluated(time.Duration)           { w.mu.Lock(); w.evaluated++; w.mu.Unlock() }
 func (w *watcher) Counted(Endpoint, engine.Decision) { w.mu.Lock(); w.counted++; w.mu.Unlock() }

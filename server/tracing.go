@@ -103,19 +103,24 @@ type observer struct{ s *Server }
 
 var _ pdp.Observer = observer{}
 
-// DecisionStarted starts the span of one decision, when tracing is on; its
-// finish ends it with what the decision was, and counts the decision.
-func (o observer) DecisionStarted(ctx context.Context, e pdp.Endpoint) (context.Context, func(engine.Decision, pdp.CacheOutcome)) {
-	m := o.s.metrics
+// DecisionStarted starts the span of one decision, when tracing is on.
+func (o observer) DecisionStarted(ctx context.Context, _ pdp.Endpoint) context.Context {
 	if o.s.tracer == nil {
-		return ctx, func(d engine.Decision, _ pdp.CacheOutcome) { m.recordDecision(e, d) }
+		return ctx
 	}
-	ctx, span := o.s.tracer.Start(ctx, spanDecide)
-	return ctx, func(d engine.Decision, cache pdp.CacheOutcome) {
+	ctx, _ = o.s.tracer.Start(ctx, spanDecide)
+	return ctx
+}
+
+// DecisionFinished ends the decision's span (DecisionStarted's, in ctx)
+// with what the decision was, and counts the decision.
+func (o observer) DecisionFinished(ctx context.Context, e pdp.Endpoint, d engine.Decision, cache pdp.CacheOutcome) {
+	if o.s.tracer != nil {
+		span := trace.SpanFromContext(ctx)
 		span.SetAttributes(attribute.String(attrCache, string(cache)))
 		endDecide(span, e, d)
-		m.recordDecision(e, d)
 	}
+	o.s.metrics.recordDecision(e, d)
 }
 
 func (o observer) Evaluated(took time.Duration)              { o.s.metrics.observeEvaluation(took) }
