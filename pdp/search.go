@@ -303,7 +303,7 @@ func (s *Service) Search(ctx context.Context, kind SearchKind, body []byte) (Sea
 func (s *Service) allowed(ctx context.Context, active *bundles.Active, req *searchRequest, cands []bundles.CatalogEntry) ([]bundles.CatalogEntry, error) {
 	var found []bundles.CatalogEntry
 	for _, cand := range cands {
-		d, _ := s.decideCached(ctx, active, req.input(cand), false)
+		d, _ := s.decideCached(ctx, active, req.input(cand), false, 0)
 		s.obs.Counted(EndpointSearch, d)
 		if ctx.Err() != nil {
 			return nil, newError(CodeSearchTimeout,

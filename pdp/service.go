@@ -191,7 +191,7 @@ func (s *Service) Decide(ctx context.Context, req *Request, m Meta) (Result, err
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	out := Respond(req, func(in *engine.Input) Response {
-		return s.evaluate(ctx, m, active, in, req.Explain)
+		return s.evaluate(ctx, m, active, in, req.Explain, 0)
 	})
 	for i := range out.Evaluations {
 		if req.Errs == nil || req.Errs[i] == nil {
@@ -207,17 +207,18 @@ func (s *Service) Decide(ctx context.Context, req *Request, m Meta) (Result, err
 	return out, nil
 }
 
-// Evaluate answers one input as Decide answers a single request, within
-// RequestTimeout.
+// Evaluate answers one input as Decide answers a single request: the
+// engine, if the cache does not answer, runs within RequestTimeout (a cache
+// hit needs no deadline and pays for none).
 func (s *Service) Evaluate(ctx context.Context, in *engine.Input, explain bool, m Meta) Response {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
-	return s.evaluate(ctx, m, s.bundles.Active(), in, explain)
+	return s.evaluate(ctx, m, s.bundles.Active(), in, explain, s.cfg.RequestTimeout)
 }
 
 // evaluate answers one input from the cache or active's snapshot. Explain
-// requests bypass the cache; failed evaluations are never cached.
-func (s *Service) evaluate(ctx context.Context, m Meta, active *bundles.Active, in *engine.Input, explain bool) Response {
+// requests bypass the cache; failed evaluations are never cached. A
+// positive timeout bounds the engine (Decide's ctx carries the request's
+// deadline already and passes 0).
+func (s *Service) evaluate(ctx context.Context, m Meta, active *bundles.Active, in *engine.Input, explain bool, timeout time.Duration) Response {
 	start := time.Now()
 	ctx = s.obs.DecisionStarted(ctx, m.Endpoint)
 	var d engine.Decision
@@ -225,7 +226,7 @@ func (s *Service) evaluate(ctx context.Context, m Meta, active *bundles.Active, 
 	if active == nil {
 		d = (*engine.Snapshot)(nil).Decide(ctx, in, false)
 	} else {
-		d, outcome = s.decideCached(ctx, active, in, explain)
+		d, outcome = s.decideCached(ctx, active, in, explain, timeout)
 	}
 	s.obs.DecisionFinished(ctx, m.Endpoint, d, outcome)
 	resp := NewResponse(d, explain || s.cfg.DetailedErrors)
@@ -246,24 +247,30 @@ func (s *Service) evaluate(ctx context.Context, m Meta, active *bundles.Active, 
 
 // decideCached decides in from the cache when it may and says how the
 // cache answered.
-func (s *Service) decideCached(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool) (engine.Decision, CacheOutcome) {
+func (s *Service) decideCached(ctx context.Context, active *bundles.Active, in *engine.Input, explain bool, timeout time.Duration) (engine.Decision, CacheOutcome) {
 	snap := active.Snapshot
 	if explain || s.cache == nil || !snap.Cacheable() || s.timeInContext(in) {
-		return s.timedDecide(ctx, snap, in, explain), CacheBypass
+		return s.timedDecide(ctx, snap, in, explain, timeout), CacheBypass
 	}
 	key := inputKey(active.Generation, in)
 	if d, ok := s.cache.Get(key); ok {
 		return d, CacheHit
 	}
-	d := s.timedDecide(ctx, snap, in, false)
+	d := s.timedDecide(ctx, snap, in, false, timeout)
 	if d.Err == nil {
 		s.cache.Set(key, d)
 	}
 	return d, CacheMiss
 }
 
-// timedDecide is snap.Decide, timed for the observer.
-func (s *Service) timedDecide(ctx context.Context, snap *engine.Snapshot, in *engine.Input, explain bool) engine.Decision {
+// timedDecide is snap.Decide within timeout (when positive), timed for the
+// observer.
+func (s *Service) timedDecide(ctx context.Context, snap *engine.Snapshot, in *engine.Input, explain bool, timeout time.Duration) engine.Decision {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	if !s.timed {
 		return snap.Decide(ctx, in, explain)
 	}
