@@ -21,6 +21,7 @@ import (
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	celengine "github.com/verdictpdp/verdict/engine/cel"
 	"github.com/verdictpdp/verdict/internal/decisionlog"
 	"github.com/verdictpdp/verdict/internal/replica"
 	"github.com/verdictpdp/verdict/internal/telemetry"
@@ -249,7 +250,9 @@ func Load(path string) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		// Worded as policy files are (file:line:col, the key by name,
+		// never a Go type).
+		return cfg, fmt.Errorf("config %s:\n%w", path, celengine.YAMLErrors(path, raw, err))
 	}
 	// Paths in the file are relative to the file, so that it works from any
 	// working directory.
