@@ -50,13 +50,13 @@ bench:
 ## fuzz: run each fuzz target for a short while (FUZZTIME=30s to change)
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./server/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./pdp/
 	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./engine/cel/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadArchive$$' -fuzztime $(FUZZTIME) ./bundles/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime $(FUZZTIME) ./bundles/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthZENEvaluations$$' -fuzztime $(FUZZTIME) ./server/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSearch$$' -fuzztime $(FUZZTIME) ./server/
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePreviewInputs$$' -fuzztime $(FUZZTIME) ./server/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthZENEvaluations$$' -fuzztime $(FUZZTIME) ./pdp/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSearch$$' -fuzztime $(FUZZTIME) ./pdp/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePreviewInputs$$' -fuzztime $(FUZZTIME) ./pdp/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./authn/
 	$(GO) test -run '^$$' -fuzz '^FuzzAssertion$$' -fuzztime $(FUZZTIME) ./authn/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/strictjson/

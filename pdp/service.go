@@ -72,6 +72,7 @@ type Service struct {
 	dlog    DecisionLog
 	log     *slog.Logger
 	tokens  SubjectVerifier
+	history DecisionHistory
 }
 
 // Option changes how New builds a service.

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -12,28 +10,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
-// Previewer is what POST /v1/bundles/preview needs of the bundle manager:
-// the limits bundles are read with, and a trial compile that never activates
-// (and does not fail on the candidate's tests). *bundles.Manager is one; a
-// Bundles without these methods answers the route with 404.
-type Previewer interface {
-	Limits() bundles.Limits
-	Trial(ctx context.Context, bs []*bundles.Bundle) (*bundles.Active, bundles.TestFailures, error)
-}
-
-var _ Previewer = (*bundles.Manager)(nil)
-
-// DecisionHistory gives a preview recent real inputs to decide when the
-// request brings none (beside the test cases of both bundles). The decision
-// log will implement it; a server without one uses the test cases only.
-type DecisionHistory interface {
-	// RecentInputs returns up to n inputs of recent decisions, newest first.
-	// An error fails the preview with 500 (logged).
-	RecentInputs(ctx context.Context, n int) ([]*engine.Input, error)
-}
+// DecisionHistory gives a preview recent real inputs (pdp.DecisionHistory).
+type DecisionHistory = pdp.DecisionHistory
 
 // WithDecisionHistory makes previews without inputs also decide the last
 // server.max_batch inputs h returns (source "logged decisions").
@@ -52,43 +33,21 @@ type previewRequest struct {
 // input is decided under the active revision and the candidate, straight
 // from their snapshots (the decision cache is neither read nor written).
 func (s *Server) previewBundle(c *fiber.Ctx) error {
-	p, ok := s.bundles.(Previewer)
+	lim, ok := s.dec.PreviewLimits()
 	if !ok {
 		return newError(fiber.StatusNotFound, CodeNotFound, "this server cannot preview bundles")
 	}
 	// The candidate, its unpacked files and compiled form are garbage
 	// after the answer.
 	defer releaseUpload()
-	req, err := s.parsePreview(c, p.Limits())
+	req, err := s.parsePreview(c, lim)
 	if err != nil {
 		return err
 	}
-	b, err := bundles.ReadArchive(bytes.NewReader(req.archive), p.Limits())
+	rep, err := s.dec.Preview(c.UserContext(), req.archive, req.inputs)
 	if err != nil {
 		return bundleError(err)
 	}
-	b.Source = "preview"
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
-	defer cancel()
-	cand, failures, err := p.Trial(ctx, []*bundles.Bundle{b})
-	if err != nil {
-		return bundleError(err)
-	}
-	active := s.bundles.Active()
-	inputs := req.inputs
-	if len(inputs) == 0 {
-		inputs = bundles.DefaultInputs(active, cand)
-		if s.history != nil {
-			logged, err := s.history.RecentInputs(ctx, s.cfg.MaxBatch)
-			if err != nil {
-				return fmt.Errorf("preview: decision history: %w", err)
-			}
-			for i, in := range logged {
-				inputs = append(inputs, bundles.PreviewInput{Source: bundles.SourceLogged, Name: fmt.Sprintf("logged[%d]", i), Input: in})
-			}
-		}
-	}
-	rep := bundles.Preview(ctx, active, cand, failures, inputs)
 	s.log.Info("bundle previewed", "request_id", requestID(c), "candidate", rep.Candidate.Revision,
 		"total", rep.Summary.Total, "changed", rep.Summary.Changed)
 	return c.JSON(rep)
@@ -131,7 +90,7 @@ func (s *Server) parsePreview(c *fiber.Ctx, lim bundles.Limits) (*previewRequest
 	case len(form.Value["inputs"]) == 1:
 		raw = []byte(form.Value["inputs"][0])
 	}
-	if req.inputs, err = ParsePreviewInputs(raw, s.cfg.MaxDepth, s.cfg.MaxBatch); err != nil {
+	if req.inputs, err = pdp.ParsePreviewInputs(raw, s.cfg.MaxDepth, s.cfg.MaxBatch); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -156,54 +115,10 @@ func (s *Server) parsePreviewJSON(body []byte) (*previewRequest, error) {
 		return nil, newError(fiber.StatusBadRequest, CodeInvalidInput, "bundle: not standard base64: "+err.Error())
 	}
 	req := &previewRequest{archive: archive}
-	if req.inputs, err = previewInputs(doc["inputs"], s.cfg.MaxBatch); err != nil {
+	if req.inputs, err = pdp.PreviewInputs(doc["inputs"], s.cfg.MaxBatch); err != nil {
 		return nil, err
 	}
 	return req, nil
-}
-
-// ParsePreviewInputs reads the inputs of a preview: a JSON array of at most
-// maxBatch decision inputs in the /v1/decide shape, nested at most maxDepth
-// levels. Empty text or null means none. Errors are client errors (400)
-// naming the item, as inputs[i].field.
-func ParsePreviewInputs(raw []byte, maxDepth, maxBatch int) ([]bundles.PreviewInput, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, nil
-	}
-	v, err := decodeValue(raw, maxDepth, "inputs: ")
-	if err != nil {
-		return nil, err
-	}
-	return previewInputs(v, maxBatch)
-}
-
-// previewInputs checks the inputs array: at most maxBatch decision inputs
-// in the /v1/decide shape. Absent or null means none.
-func previewInputs(v any, maxBatch int) ([]bundles.PreviewInput, error) {
-	if v == nil {
-		return nil, nil
-	}
-	items, ok := v.([]any)
-	if !ok {
-		return nil, newError(fiber.StatusBadRequest, CodeInvalidInput, "inputs: must be an array of decision inputs")
-	}
-	if len(items) > maxBatch {
-		return nil, newError(fiber.StatusBadRequest, CodeInvalidInput, fmt.Sprintf("inputs: at most %d items are allowed, got %d", maxBatch, len(items)))
-	}
-	out := make([]bundles.PreviewInput, len(items))
-	for i, it := range items {
-		name := fmt.Sprintf("inputs[%d]", i)
-		m, ok := it.(map[string]any)
-		if !ok {
-			return nil, newError(fiber.StatusBadRequest, CodeInvalidInput, name+": must be an object")
-		}
-		in, err := engine.ParseInput(m, name+".")
-		if err != nil {
-			return nil, newError(fiber.StatusBadRequest, CodeInvalidInput, err.Error())
-		}
-		out[i] = bundles.PreviewInput{Source: bundles.SourceRequest, Name: name, Input: in}
-	}
-	return out, nil
 }
 
 // readPart reads a whole multipart file part of at most max bytes.

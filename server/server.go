@@ -311,6 +311,9 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	if s.verifier != nil {
 		dopts = append(dopts, pdp.WithSubjectVerifier(subjectVerifier{s.verifier}))
 	}
+	if s.history != nil {
+		dopts = append(dopts, pdp.WithDecisionHistory(s.history))
+	}
 	if s.dec, err = pdp.New(cfg.Decisions(), b, dopts...); err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/pdp"
 	"github.com/verdictpdp/verdict/server"
 )
 
@@ -88,7 +89,7 @@ was rejected (unreadable, does not compile) or the server refused the preview,
 			}
 			var rep *bundles.PreviewReport
 			if against != "" {
-				inputs, err := server.ParsePreviewInputs(rawInputs, cfg.Server.MaxDepth, cfg.Server.MaxBatch)
+				inputs, err := pdp.ParsePreviewInputs(rawInputs, cfg.Server.MaxDepth, cfg.Server.MaxBatch)
 				if err != nil {
 					return fmt.Errorf("--inputs: %w", err)
 				}

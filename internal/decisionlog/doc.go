@@ -1,6 +1,6 @@
 // Package decisionlog records every decision Verdict makes as one JSON line,
 // asynchronously and redacted, and keeps the last inputs it logged for
-// impact previews (server.DecisionHistory).
+// impact previews (pdp.DecisionHistory).
 //
 // Logs are best-effort: Logger.Log never blocks the decision path. A record
 // goes into a bounded buffer; when the buffer is full it is dropped and

@@ -20,7 +20,7 @@ func (l *Logger) remember(in *engine.Input) {
 }
 
 // RecentInputs returns up to n of the last redacted inputs logged, newest
-// first (server.DecisionHistory). It never fails; with decision_logs.history
+// first (pdp.DecisionHistory). It never fails; with decision_logs.history
 // 0 it returns none. Inputs are shared: callers must not change them.
 func (l *Logger) RecentInputs(_ context.Context, n int) ([]*engine.Input, error) {
 	l.mu.Lock()

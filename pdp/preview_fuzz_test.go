@@ -1,8 +1,7 @@
-package server
+package pdp
 
 import (
 	"encoding/json"
-	"errors"
 	"testing"
 )
 
@@ -19,10 +18,7 @@ func FuzzParsePreviewInputs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ins, err := ParsePreviewInputs(b, 64, 10)
 		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.Status != 400 {
-				t.Fatalf("error is not a 400 client error: %v", err)
-			}
+			clientError(t, err)
 			return
 		}
 		if len(ins) > 10 {
