@@ -17,9 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/testutil"
 	"github.com/verdictpdp/verdict/server"
@@ -123,24 +121,7 @@ func startUploadServer(t *testing.T, l bundles.Limits) *uploadServer {
 	cfg.Limits = l
 	mgr := bundles.NewManager(cfg, nil)
 	life := bundles.NewLifecycle(mgr, st, store.DefaultNamespace, nil)
-	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &testutil.MemKeys{}, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ring.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	iss, err := authn.NewTokenIssuer(authn.IssuerConfig{Issuer: "http://verdict.test", Audience: "verdict", AccessTokenTTL: 5 * time.Minute}, ring, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc := authn.DefaultVerifierConfig()
-	vc.Self = authn.TrustedIssuer{Issuer: "http://verdict.test", Audiences: []string{"verdict"}}
-	v, err := authn.NewVerifier(vc, ring, noRevocations{}, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(v.Close)
+	iss, v := testutil.Tokens(t, noRevocations{})
 	at, err := iss.Issue("ci", "ci", []string{server.ScopeBundlesWrite}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
@@ -30,25 +29,8 @@ type authKit struct {
 
 func newAuthKit(t *testing.T) *authKit {
 	t.Helper()
-	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &testutil.MemKeys{}, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ring.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	iss, err := authn.NewTokenIssuer(authn.IssuerConfig{Issuer: "http://verdict.test", Audience: "verdict", AccessTokenTTL: 5 * time.Minute}, ring, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
 	revs := &revocations{revoked: map[string]bool{}}
-	vc := authn.DefaultVerifierConfig()
-	vc.Self = authn.TrustedIssuer{Issuer: "http://verdict.test", Audiences: []string{"verdict"}}
-	v, err := authn.NewVerifier(vc, ring, revs, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(v.Close)
+	iss, v := testutil.Tokens(t, revs)
 	return &authKit{issuer: iss, verifier: v, revs: revs}
 }
 
