@@ -1,7 +1,12 @@
-// Package authn is Verdict's token service and token verification: the
-// signing keys and their rotation, JWT verification against Verdict's own
-// keys and trusted external issuers, OAuth clients, grants, refresh-token
-// families, introspection and revocation.
+// Package authn is what the request path needs of tokens: the [Verifier]
+// of the bearer JWTs callers present and of the subject tokens in decision
+// requests (Verdict's own access tokens and those of trusted external
+// issuers, whose keys come from their JWKS), and the signing keys and their
+// rotation. [ParseCompact], [Compact.VerifyJWKS] and [Claims.CheckTimes]
+// are the one implementation of the JWS syntax, header policy, key pinning
+// and time-claim checks; the authorization server (package oauth: clients,
+// grants, refresh-token families, exchange, introspection, revocation) uses
+// them for client assertions and imports this package, never the reverse.
 //
 // The signing keys live in a [Keyring]. The durable records are kept behind
 // the small [KeyStore] interface (the wiring adapts the store package to it);

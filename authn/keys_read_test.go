@@ -3,13 +3,15 @@ package authn
 import (
 	"context"
 	"testing"
+
+	"github.com/verdictpdp/verdict/internal/testutil/jwttest"
 )
 
 // TestReadWritesNothing: Read loads what is stored as Load does, but on an
 // empty store makes no key (a listing over a read-only store must not try
 // to write), and its List shows the stored keys and states.
 func TestReadWritesNothing(t *testing.T) {
-	st, clk := newMemStore(), newClock()
+	st, clk := newMemStore(), jwttest.NewClock()
 	r := newRing(t, KeyConfig{}, st, clk)
 	if err := r.Read(context.Background()); err != nil {
 		t.Fatal(err)

@@ -14,32 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/testutil/jwttest"
+
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 )
-
-// fakeClock is a settable clock, safe for concurrent use.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // memStore is an in-memory KeyStore that can be made to fail.
 type memStore struct {
@@ -116,9 +96,9 @@ func testConfig() KeyConfig {
 	return cfg
 }
 
-func newRing(t *testing.T, cfg KeyConfig, st KeyStore, clk *fakeClock) *Keyring {
+func newRing(t *testing.T, cfg KeyConfig, st KeyStore, clk *jwttest.Clock) *Keyring {
 	t.Helper()
-	r, err := NewKeyring(cfg, st, clk.now)
+	r, err := NewKeyring(cfg, st, clk.Now)
 	if err != nil {
 		t.Fatalf("NewKeyring: %v", err)
 	}
@@ -206,7 +186,7 @@ func TestKIDIsThumbprint(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.Alg = alg
-			r := newRing(t, cfg, newMemStore(), newClock())
+			r := newRing(t, cfg, newMemStore(), jwttest.NewClock())
 			mustLoad(t, r)
 			if _, err := r.Rotate(context.Background()); err != nil {
 				t.Fatal(err)
@@ -239,7 +219,7 @@ func TestKIDIsThumbprint(t *testing.T) {
 }
 
 func TestLoadFirstStartAndReuse(t *testing.T) {
-	st, clk := newMemStore(), newClock()
+	st, clk := newMemStore(), jwttest.NewClock()
 	r := newRing(t, KeyConfig{}, st, clk)
 
 	if _, _, err := r.Signer(); !errors.Is(err, ErrNotLoaded) {
@@ -257,7 +237,7 @@ func TestLoadFirstStartAndReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.Alg != AlgES256 || !k.SignFrom.Equal(clk.now()) || !k.CreatedAt.Equal(clk.now()) {
+	if k.Alg != AlgES256 || !k.SignFrom.Equal(clk.Now()) || !k.CreatedAt.Equal(clk.Now()) {
 		t.Fatalf("first key = %+v, want ES256 signing from now", k)
 	}
 	if k.PrivateJWK != nil {
@@ -271,7 +251,7 @@ func TestLoadFirstStartAndReuse(t *testing.T) {
 	}
 
 	// A restart (or a second replica) reuses the stored key.
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	r2 := newRing(t, KeyConfig{}, st, clk)
 	mustLoad(t, r2)
 	if got := signerKID(t, r2); got != k.KID {
@@ -285,17 +265,17 @@ func TestLoadFirstStartAndReuse(t *testing.T) {
 func TestRotateLifecycle(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig()
-	st, clk := newMemStore(), newClock()
+	st, clk := newMemStore(), jwttest.NewClock()
 	r := newRing(t, cfg, st, clk)
 	mustLoad(t, r)
 	oldKID := signerKID(t, r)
 
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	nk, err := r.Rotate(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := clk.now().Add(cfg.JWKSMaxAge); !nk.SignFrom.Equal(want) {
+	if want := clk.Now().Add(cfg.JWKSMaxAge); !nk.SignFrom.Equal(want) {
 		t.Fatalf("new key SignFrom = %v, want %v", nk.SignFrom, want)
 	}
 	if got := jwksKIDs(t, r); !slices.Equal(got, []string{oldKID, nk.KID}) {
@@ -309,7 +289,7 @@ func TestRotateLifecycle(t *testing.T) {
 	}
 
 	// Just before SignFrom, the old key still signs, Tick or not.
-	clk.advance(cfg.JWKSMaxAge - time.Second)
+	clk.Advance(cfg.JWKSMaxAge - time.Second)
 	mustTick(t, r)
 	if got := signerKID(t, r); got != oldKID {
 		t.Fatalf("signer before SignFrom = %s, want old key", got)
@@ -319,7 +299,7 @@ func TestRotateLifecycle(t *testing.T) {
 	}
 
 	// From SignFrom the new key signs; Tick retires the old one.
-	clk.advance(3 * time.Second)
+	clk.Advance(3 * time.Second)
 	mustTick(t, r)
 	if got := signerKID(t, r); got != nk.KID {
 		t.Fatalf("signer after SignFrom = %s, want new key", got)
@@ -334,7 +314,7 @@ func TestRotateLifecycle(t *testing.T) {
 	}
 
 	// Still published (and verifying) until PublishUntil.
-	clk.advance(wantUntil.Sub(clk.now()) - time.Second)
+	clk.Advance(wantUntil.Sub(clk.Now()) - time.Second)
 	mustTick(t, r)
 	if got := jwksKIDs(t, r); !slices.Equal(got, []string{oldKID, nk.KID}) {
 		t.Fatalf("JWKS before PublishUntil = %v", got)
@@ -344,7 +324,7 @@ func TestRotateLifecycle(t *testing.T) {
 	}
 
 	// Then gone, from the JWKS at once and from the store on Tick.
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	if got := jwksKIDs(t, r); !slices.Equal(got, []string{nk.KID}) {
 		t.Fatalf("JWKS at PublishUntil = %v", got)
 	}
@@ -365,7 +345,7 @@ func TestRevoke(t *testing.T) {
 	cfg := testConfig()
 
 	t.Run("signer without successor gets a replacement", func(t *testing.T) {
-		st, clk := newMemStore(), newClock()
+		st, clk := newMemStore(), jwttest.NewClock()
 		r := newRing(t, cfg, st, clk)
 		mustLoad(t, r)
 		replica := newRing(t, cfg, st, clk)
@@ -385,7 +365,7 @@ func TestRevoke(t *testing.T) {
 		if err != nil || k.KID == kid || priv == nil {
 			t.Fatalf("replacement signer = %v, %v", k.KID, err)
 		}
-		if !k.SignFrom.Equal(clk.now()) {
+		if !k.SignFrom.Equal(clk.Now()) {
 			t.Fatalf("replacement signs from %v, want now", k.SignFrom)
 		}
 		if stateOf(r, kid) != KeyRevoked {
@@ -405,7 +385,7 @@ func TestRevoke(t *testing.T) {
 		}
 
 		// The revoked record goes away once its tokens would have expired.
-		clk.advance(cfg.AccessTokenTTL + cfg.ClockSkew + cfg.JWKSMaxAge)
+		clk.Advance(cfg.AccessTokenTTL + cfg.ClockSkew + cfg.JWKSMaxAge)
 		mustTick(t, r)
 		if _, ok := st.get(kid); ok {
 			t.Fatal("revoked record kept forever")
@@ -413,7 +393,7 @@ func TestRevoke(t *testing.T) {
 	})
 
 	t.Run("pending key leaves the signer alone", func(t *testing.T) {
-		st, clk := newMemStore(), newClock()
+		st, clk := newMemStore(), jwttest.NewClock()
 		r := newRing(t, cfg, st, clk)
 		mustLoad(t, r)
 		signer := signerKID(t, r)
@@ -427,7 +407,7 @@ func TestRevoke(t *testing.T) {
 		if got := jwksKIDs(t, r); !slices.Equal(got, []string{signer}) {
 			t.Fatalf("JWKS = %v, want only the signer", got)
 		}
-		clk.advance(cfg.JWKSMaxAge)
+		clk.Advance(cfg.JWKSMaxAge)
 		mustTick(t, r)
 		if got := signerKID(t, r); got != signer {
 			t.Fatalf("revoked pending key took over signing")
@@ -438,7 +418,7 @@ func TestRevoke(t *testing.T) {
 	})
 
 	t.Run("unknown kid", func(t *testing.T) {
-		r := newRing(t, cfg, newMemStore(), newClock())
+		r := newRing(t, cfg, newMemStore(), jwttest.NewClock())
 		mustLoad(t, r)
 		if err := r.Revoke(ctx, "nope"); !errors.Is(err, ErrUnknownKey) {
 			t.Fatalf("err = %v, want ErrUnknownKey", err)
@@ -446,7 +426,7 @@ func TestRevoke(t *testing.T) {
 	})
 
 	t.Run("store failure changes nothing", func(t *testing.T) {
-		st, clk := newMemStore(), newClock()
+		st, clk := newMemStore(), jwttest.NewClock()
 		r := newRing(t, cfg, st, clk)
 		mustLoad(t, r)
 		kid := signerKID(t, r)
@@ -460,7 +440,7 @@ func TestRevoke(t *testing.T) {
 	})
 
 	t.Run("corrupt record can be revoked", func(t *testing.T) {
-		st, clk := newMemStore(), newClock()
+		st, clk := newMemStore(), jwttest.NewClock()
 		r := newRing(t, cfg, st, clk)
 		mustLoad(t, r)
 		good := signerKID(t, r)
@@ -482,18 +462,18 @@ func TestRevoke(t *testing.T) {
 func TestAutomaticRotation(t *testing.T) {
 	cfg := testConfig()
 	cfg.RotateEvery = 24 * time.Hour
-	st, clk := newMemStore(), newClock()
+	st, clk := newMemStore(), jwttest.NewClock()
 	r := newRing(t, cfg, st, clk)
 	mustLoad(t, r)
 	first := signerKID(t, r)
 
-	clk.advance(cfg.RotateEvery - time.Second)
+	clk.Advance(cfg.RotateEvery - time.Second)
 	mustTick(t, r)
 	if st.len() != 1 {
 		t.Fatal("rotated before RotateEvery")
 	}
 
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	mustTick(t, r)
 	if st.len() != 2 {
 		t.Fatalf("store has %d keys at RotateEvery, want 2", st.len())
@@ -506,7 +486,7 @@ func TestAutomaticRotation(t *testing.T) {
 		t.Fatal("new key signs before a JWKS max-age passed")
 	}
 
-	clk.advance(cfg.JWKSMaxAge)
+	clk.Advance(cfg.JWKSMaxAge)
 	mustTick(t, r)
 	second := signerKID(t, r)
 	if second == first {
@@ -522,7 +502,7 @@ func TestAlgorithmsSignAndVerify(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.Alg = alg
-			r := newRing(t, cfg, newMemStore(), newClock())
+			r := newRing(t, cfg, newMemStore(), jwttest.NewClock())
 			mustLoad(t, r)
 			priv, k, err := r.Signer()
 			if err != nil {
@@ -620,7 +600,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestStoreDown(t *testing.T) {
 	ctx := context.Background()
-	st, clk := newMemStore(), newClock()
+	st, clk := newMemStore(), jwttest.NewClock()
 	r := newRing(t, testConfig(), st, clk)
 
 	st.fail(errors.New("down"))
@@ -651,7 +631,7 @@ func TestConcurrentUse(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := testConfig()
-	st, clk := newMemStore(), newClock()
+	st, clk := newMemStore(), jwttest.NewClock()
 	r := newRing(t, cfg, st, clk)
 	mustLoad(t, r)
 
@@ -692,7 +672,7 @@ func TestConcurrentUse(t *testing.T) {
 		if _, err := r.Rotate(ctx); err != nil {
 			t.Error(err)
 		}
-		clk.advance(cfg.JWKSMaxAge + time.Second)
+		clk.Advance(cfg.JWKSMaxAge + time.Second)
 		if err := r.Tick(ctx); err != nil {
 			t.Error(err)
 		}

@@ -2,13 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,17 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/testutil/jwttest"
+
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"go.uber.org/goleak"
 )
 
 const (
 	selfIss = "https://verdict.test"
 	selfAud = "verdict"
-	extAud  = "verdict-api"
 )
 
 // fakeRevocations is a RevocationChecker that counts its calls.
@@ -69,7 +62,7 @@ var _ RevocationChecker = (*fakeRevocations)(nil)
 
 // testEnv is a Verifier over a loaded Keyring, with a fake clock.
 type testEnv struct {
-	clk  *fakeClock
+	clk  *jwttest.Clock
 	ring *Keyring
 	rev  *fakeRevocations
 	v    *Verifier
@@ -84,10 +77,10 @@ func checkLeaks(tb testing.TB) {
 
 func newEnv(tb testing.TB, alg string, edit func(*VerifierConfig)) *testEnv {
 	tb.Helper()
-	clk := newClock()
+	clk := jwttest.NewClock()
 	kc := testConfig()
 	kc.Alg = alg
-	ring, err := NewKeyring(kc, newMemStore(), clk.now)
+	ring, err := NewKeyring(kc, newMemStore(), clk.Now)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -99,41 +92,12 @@ func newEnv(tb testing.TB, alg string, edit func(*VerifierConfig)) *testEnv {
 		edit(&cfg)
 	}
 	rev := &fakeRevocations{}
-	v, err := NewVerifier(cfg, ring, rev, clk.now)
+	v, err := NewVerifier(cfg, ring, rev, clk.Now)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(v.Close)
 	return &testEnv{clk: clk, ring: ring, rev: rev, v: v}
-}
-
-func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-func mustJSON(tb testing.TB, v any) []byte {
-	tb.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
-// signCompact builds a compact JWS from the exact header and payload
-// bytes, signed with priv (a private jwk.Key or an HMAC secret) under alg.
-func signCompact(tb testing.TB, priv any, alg string, hdr, payload []byte) string {
-	tb.Helper()
-	in := b64url(hdr) + "." + b64url(payload)
-	raw := priv
-	if k, ok := priv.(jwk.Key); ok {
-		if err := jwk.Export(k, &raw); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	sig, err := jwsbb.Sign(raw, alg, []byte(in), nil)
-	if err != nil {
-		tb.Fatalf("sign %s: %v", alg, err)
-	}
-	return in + "." + b64url(sig)
 }
 
 var jtiSeq atomic.Int64
@@ -145,7 +109,7 @@ func (e *testEnv) ownParts(tb testing.TB) (jwk.Key, map[string]any, map[string]a
 	if err != nil {
 		tb.Fatal(err)
 	}
-	now := e.clk.now().Unix()
+	now := e.clk.Now().Unix()
 	h := map[string]any{"alg": meta.Alg, "kid": meta.KID, "typ": "at+jwt"}
 	c := map[string]any{
 		"iss": selfIss, "sub": "alice", "aud": selfAud, "exp": now + 300, "iat": now, "nbf": now,
@@ -163,123 +127,12 @@ func (e *testEnv) own(tb testing.TB, edit func(h, c map[string]any)) string {
 	if edit != nil {
 		edit(h, c)
 	}
-	return signCompact(tb, priv, alg, mustJSON(tb, h), mustJSON(tb, c))
+	return jwttest.SignCompact(tb, priv, alg, jwttest.MustJSON(tb, h), jwttest.MustJSON(tb, c))
 }
 
-// genKey makes a private signing key for alg with kid; the alg is set on
-// the key only if withAlg.
-func genKey(tb testing.TB, alg, kid string, withAlg bool) jwk.Key {
-	tb.Helper()
-	var raw any
-	var err error
-	switch alg {
-	case "ES256":
-		raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "ES384":
-		raw, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case "EdDSA":
-		_, raw, err = ed25519.GenerateKey(rand.Reader)
-	case "RS256", "PS256":
-		raw, err = rsa.GenerateKey(rand.Reader, 2048)
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	k, err := jwk.Import(raw)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	must := func(err error) {
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-	must(k.Set(jwk.KeyIDKey, kid))
-	must(k.Set(jwk.KeyUsageKey, jwk.ForSignature))
-	if withAlg {
-		sa, _ := jwa.LookupSignatureAlgorithm(alg)
-		must(k.Set(jwk.AlgorithmKey, sa))
-	}
-	return k
-}
-
-// extIssuer is an external issuer served by a real HTTP server on
-// 127.0.0.1, counting the requests for its documents.
-type extIssuer struct {
-	srv       *httptest.Server
-	jwksHits  atomic.Int64
-	discoHits atomic.Int64
-	mu        sync.Mutex
-	pub       []jwk.Key
-	discoIss  string        // issuer named by discovery ("" = the real one)
-	discoJWKS string        // jwks_uri named by discovery ("" = the real one)
-	gate      chan struct{} // if set, /jwks waits for it
-}
-
-func newExtIssuer(tb testing.TB) *extIssuer {
-	x := &extIssuer{}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
-		x.jwksHits.Add(1)
-		x.mu.Lock()
-		gate := x.gate
-		x.mu.Unlock()
-		if gate != nil {
-			<-gate
-		}
-		x.mu.Lock()
-		body := mustJSON(tb, map[string]any{"keys": x.pub})
-		x.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	})
-	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		x.discoHits.Add(1)
-		x.mu.Lock()
-		iss, uri := x.discoIss, x.discoJWKS
-		x.mu.Unlock()
-		if iss == "" {
-			iss = x.srv.URL
-		}
-		if uri == "" {
-			uri = x.srv.URL + "/jwks"
-		}
-		_, _ = w.Write(mustJSON(tb, map[string]any{"issuer": iss, "jwks_uri": uri}))
-	})
-	x.srv = httptest.NewServer(mux)
-	tb.Cleanup(x.srv.Close)
-	return x
-}
-
-func (x *extIssuer) iss() string { return x.srv.URL }
-
-func (x *extIssuer) jwksIssuer() TrustedIssuer {
-	return TrustedIssuer{Issuer: x.iss(), Audiences: []string{extAud}, JWKSURL: x.srv.URL + "/jwks"}
-}
-
-// publish adds priv's public key to the JWKS.
-func (x *extIssuer) publish(tb testing.TB, priv jwk.Key) {
-	tb.Helper()
-	pub, err := priv.PublicKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.pub = append(x.pub, pub)
-}
-
-// token returns a token of this issuer signed by priv under alg.
-func (x *extIssuer) token(tb testing.TB, clk *fakeClock, priv jwk.Key, alg string, edit func(h, c map[string]any)) string {
-	tb.Helper()
-	kid, _ := priv.KeyID()
-	now := clk.now().Unix()
-	h := map[string]any{"alg": alg, "kid": kid, "typ": "JWT"}
-	c := map[string]any{"iss": x.iss(), "sub": "bob", "aud": []string{"other", extAud}, "exp": now + 300, "iat": now}
-	if edit != nil {
-		edit(h, c)
-	}
-	return signCompact(tb, priv, alg, mustJSON(tb, h), mustJSON(tb, c))
+// jwksIssuer trusts x through its JWKS URL.
+func jwksIssuer(x *jwttest.Issuer) TrustedIssuer {
+	return TrustedIssuer{Issuer: x.URL(), Audiences: []string{jwttest.Audience}, JWKSURL: x.JWKSURL()}
 }
 
 // counter is an HTTP server that only counts requests: tokens point their
@@ -318,32 +171,23 @@ func TestVerifyOwnTokens(t *testing.T) {
 	for _, alg := range []string{AlgES256, AlgEdDSA, AlgRS256} {
 		t.Run(alg, func(t *testing.T) {
 			e := newEnv(t, alg, nil)
-			// A token as the token service issues it.
-			ti, err := NewTokenIssuer(IssuerConfig{Issuer: selfIss, Audience: selfAud, AccessTokenTTL: 5 * time.Minute}, e.ring, e.clk.now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			at, err := ti.Issue("gw", "alice", []string{"verdict:decide", "read"}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := mustVerify(t, e.v, at.Token)
-			if c.Subject() != "alice" || c.JTI() != at.JTI || c.Issuer() != selfIss {
+			// A token as the token service issues it (oauth tests the
+			// issuer's own tokens against this Verifier).
+			var jti string
+			c := mustVerify(t, e.v, e.own(t, func(h, c map[string]any) { jti = c["jti"].(string) }))
+			if c.Subject() != "alice" || c.JTI() != jti || c.Issuer() != selfIss {
 				t.Fatalf("claims %v", c)
 			}
-			if got := c.Scopes(); strings.Join(got, ",") != "verdict:decide,read" {
+			if got := c.Scopes(); strings.Join(got, ",") != "read,write" {
 				t.Fatalf("scopes %q", got)
 			}
 			if got := c.Audience(); len(got) != 1 || got[0] != selfAud {
 				t.Fatalf("aud %q", got)
 			}
-			if !c.Expiry().Equal(at.ExpiresAt) {
-				t.Fatalf("expiry %v, want %v", c.Expiry(), at.ExpiresAt)
-			}
 			if _, ok := c["exp"].(int64); !ok {
 				t.Fatalf("exp is %T, want int64", c["exp"])
 			}
-			// Hand-built, with "application/at+jwt" as typ.
+			// "application/at+jwt" as typ, in any case.
 			mustVerify(t, e.v, e.own(t, func(h, c map[string]any) { h["typ"] = "application/AT+JWT" }))
 		})
 	}
@@ -375,18 +219,18 @@ func TestClaimsAccessors(t *testing.T) {
 func TestVerifyRejects(t *testing.T) {
 	checkLeaks(t)
 	counter, counted := newCounter(t)
-	x := newExtIssuer(t)
-	rsaKey := genKey(t, "RS256", "rsa-1", true)
-	x.publish(t, rsaKey)
-	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{x.jwksIssuer()} })
-	now := e.clk.now().Unix()
+	x := jwttest.NewIssuer(t)
+	rsaKey := jwttest.GenKey(t, "RS256", "rsa-1", true)
+	x.Publish(t, rsaKey)
+	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{jwksIssuer(x)} })
+	now := e.clk.Now().Unix()
 	skew := int64(30)
-	attacker := genKey(t, "ES256", "attacker", true)
+	attacker := jwttest.GenKey(t, "ES256", "attacker", true)
 	attackerPub, _ := attacker.PublicKey()
 
 	// Sanity: the unedited tokens verify.
 	mustVerify(t, e.v, e.own(t, nil))
-	mustVerify(t, e.v, x.token(t, e.clk, rsaKey, "RS256", nil))
+	mustVerify(t, e.v, x.Token(t, e.clk.Now(), rsaKey, "RS256", nil))
 
 	own := func(edit func(h, c map[string]any)) func(t *testing.T) string {
 		return func(t *testing.T) string { return e.own(t, edit) }
@@ -396,7 +240,7 @@ func TestVerifyRejects(t *testing.T) {
 	raw := func(hdr, payload func(kid string) string) func(t *testing.T) string {
 		return func(t *testing.T) string {
 			priv, meta, _ := e.ring.Signer()
-			return signCompact(t, priv, meta.Alg, []byte(hdr(meta.KID)), []byte(payload(meta.KID)))
+			return jwttest.SignCompact(t, priv, meta.Alg, []byte(hdr(meta.KID)), []byte(payload(meta.KID)))
 		}
 	}
 	validPayload := func(string) string {
@@ -421,15 +265,15 @@ func TestVerifyRejects(t *testing.T) {
 		{"HS256 signed with the public key", func(t *testing.T) string {
 			_, h, c := e.ownParts(t)
 			pub, _ := e.ring.PublicKey(h["kid"].(string))
-			secret := mustJSON(t, pub) // the public JWK as the HMAC secret
+			secret := jwttest.MustJSON(t, pub) // the public JWK as the HMAC secret
 			h["alg"] = "HS256"
-			return signCompact(t, secret, "HS256", mustJSON(t, h), mustJSON(t, c))
+			return jwttest.SignCompact(t, secret, "HS256", jwttest.MustJSON(t, h), jwttest.MustJSON(t, c))
 		}, `alg "HS256" is not allowed`},
 		{"alg not allowed", own(func(h, c map[string]any) { h["alg"] = "ES512" }), `alg "ES512" is not allowed`},
 		{"alg not pinned to own key", own(func(h, c map[string]any) { h["alg"] = "RS256" }), `alg "RS256" does not match alg ES256 pinned to key`},
 		{"PS256 with a key pinned to RS256 (valid signature)", func(t *testing.T) string {
 			// The RSA key would verify this PS256 signature; only the pin stops it.
-			return x.token(t, e.clk, rsaKey, "PS256", nil)
+			return x.Token(t, e.clk.Now(), rsaKey, "PS256", nil)
 		}, `alg "PS256" does not match alg RS256 pinned to key`},
 		{"unknown kid", own(func(h, c map[string]any) { h["kid"] = "no-such-key" }), "unknown key id"},
 		{"kid path traversal", own(func(h, c map[string]any) { h["kid"] = "../../etc/passwd" }), "kid looks like a path"},
@@ -443,18 +287,18 @@ func TestVerifyRejects(t *testing.T) {
 		{"kid empty", own(func(h, c map[string]any) { h["kid"] = "" }), "kid is empty"},
 		{"kid missing", own(func(h, c map[string]any) { delete(h, "kid") }), "kid header missing"},
 		{"jku header", func(t *testing.T) string {
-			return signCompact(t, attacker, "ES256", mustJSON(t, map[string]any{
+			return jwttest.SignCompact(t, attacker, "ES256", jwttest.MustJSON(t, map[string]any{
 				"alg": "ES256", "kid": "attacker", "typ": "at+jwt", "jku": counter.URL + "/jwks",
 			}), []byte(validPayload("")))
 		}, "jku header is not accepted"},
 		{"x5u header", func(t *testing.T) string {
-			return signCompact(t, attacker, "ES256", mustJSON(t, map[string]any{
+			return jwttest.SignCompact(t, attacker, "ES256", jwttest.MustJSON(t, map[string]any{
 				"alg": "ES256", "kid": "attacker", "typ": "at+jwt", "x5u": counter.URL + "/cert.pem",
 			}), []byte(validPayload("")))
 		}, "x5u header is not accepted"},
 		{"x5c header", own(func(h, c map[string]any) { h["x5c"] = []string{"MIIB"} }), "x5c header is not accepted"},
 		{"embedded jwk header", func(t *testing.T) string {
-			return signCompact(t, attacker, "ES256", mustJSON(t, map[string]any{
+			return jwttest.SignCompact(t, attacker, "ES256", jwttest.MustJSON(t, map[string]any{
 				"alg": "ES256", "kid": "attacker", "typ": "at+jwt", "jwk": attackerPub,
 			}), []byte(validPayload("")))
 		}, "jwk header is not accepted"},
@@ -469,10 +313,10 @@ func TestVerifyRejects(t *testing.T) {
 		{"wrong iss", own(func(h, c map[string]any) { c["iss"] = "https://evil.test" }), `untrusted issuer "https://evil.test"`},
 		{"iss with trailing slash", own(func(h, c map[string]any) { c["iss"] = selfIss + "/" }), "untrusted issuer"},
 		{"iss missing", own(func(h, c map[string]any) { delete(c, "iss") }), "iss claim missing"},
-		{"own token with external iss", own(func(h, c map[string]any) { c["iss"] = x.iss() }), "unknown key id"},
+		{"own token with external iss", own(func(h, c map[string]any) { c["iss"] = x.URL() }), "unknown key id"},
 		{"wrong aud", own(func(h, c map[string]any) { c["aud"] = "someone-else" }), "aud does not name an accepted audience"},
 		{"wrong aud list", own(func(h, c map[string]any) { c["aud"] = []string{"a", "b"} }), "aud does not name an accepted audience"},
-		{"external audience on own token", own(func(h, c map[string]any) { c["aud"] = extAud }), "aud does not name an accepted audience"},
+		{"external audience on own token", own(func(h, c map[string]any) { c["aud"] = jwttest.Audience }), "aud does not name an accepted audience"},
 		{"aud missing", own(func(h, c map[string]any) { delete(c, "aud") }), "aud claim missing"},
 		{"typ JWT on own token", own(func(h, c map[string]any) { h["typ"] = "JWT" }), `typ "JWT" is not at+jwt`},
 		{"typ missing on own token", own(func(h, c map[string]any) { delete(h, "typ") }), "typ header missing"},
@@ -482,7 +326,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"nested JWT", own(func(h, c map[string]any) { h["cty"] = "JWT" }), "nested JWT is not accepted"},
 		{"other cty", own(func(h, c map[string]any) { h["cty"] = "json" }), "cty header is not accepted"},
 		{"JWE (5 parts)", func(t *testing.T) string {
-			return b64url([]byte(`{"alg":"RSA-OAEP","enc":"A256GCM"}`)) + ".a2V5.aXY.Y2lwaGVy.dGFn"
+			return jwttest.B64([]byte(`{"alg":"RSA-OAEP","enc":"A256GCM"}`)) + ".a2V5.aXY.Y2lwaGVy.dGFn"
 		}, "JWE is not accepted"},
 		{"enc header in 3 parts", own(func(h, c map[string]any) { h["enc"] = "A256GCM" }), "JWE is not accepted"},
 		{"JSON serialization", func(t *testing.T) string {
@@ -490,7 +334,7 @@ func TestVerifyRejects(t *testing.T) {
 			sa, _ := jwa.LookupSignatureAlgorithm(h["alg"].(string))
 			hdr := jws.NewHeaders()
 			_ = hdr.Set(jws.TypeKey, "at+jwt")
-			b, err := jws.Sign(mustJSON(t, c), jws.WithJSON(), jws.WithKey(sa, priv, jws.WithProtectedHeaders(hdr)))
+			b, err := jws.Sign(jwttest.MustJSON(t, c), jws.WithJSON(), jws.WithKey(sa, priv, jws.WithProtectedHeaders(hdr)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -509,7 +353,7 @@ func TestVerifyRejects(t *testing.T) {
 		}, "signature verification failed"},
 		{"signed by another key with the same kid", func(t *testing.T) string {
 			_, h, c := e.ownParts(t)
-			return signCompact(t, attacker, "ES256", mustJSON(t, h), mustJSON(t, c))
+			return jwttest.SignCompact(t, attacker, "ES256", jwttest.MustJSON(t, h), jwttest.MustJSON(t, c))
 		}, "signature verification failed"},
 		{"duplicate header member", raw(func(kid string) string {
 			return fmt.Sprintf(`{"alg":"ES256","kid":%q,"typ":"at+jwt","alg":"ES256"}`, kid)
@@ -569,7 +413,7 @@ func TestVerifyClockSkewBoundaries(t *testing.T) {
 		}
 		t.Run(want.String(), func(t *testing.T) {
 			e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.ClockSkew = skew })
-			now := e.clk.now().Unix()
+			now := e.clk.Now().Unix()
 			s := int64(want / time.Second)
 			tests := []struct {
 				claim string
@@ -595,268 +439,9 @@ func TestVerifyClockSkewBoundaries(t *testing.T) {
 			tok := e.own(t, func(h, c map[string]any) { c["exp"] = now + 10 })
 			mustVerify(t, e.v, tok)
 			e.v.cache.Wait()
-			e.clk.advance(10*time.Second + want)
+			e.clk.Advance(10*time.Second + want)
 			_, err := e.v.Verify(context.Background(), tok)
 			wantInvalid(t, err, "token expired")
-		})
-	}
-}
-
-func TestVerifyExternalJWKS(t *testing.T) {
-	checkLeaks(t)
-	x := newExtIssuer(t)
-	k1 := genKey(t, "ES256", "k1", true)
-	x.publish(t, k1)
-	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{x.jwksIssuer()} })
-	ctx := context.Background()
-
-	c := mustVerify(t, e.v, x.token(t, e.clk, k1, "ES256", nil))
-	if c.Subject() != "bob" || e.rev.calls.Load() != 0 {
-		t.Fatalf("claims %v, revocation calls %d", c, e.rev.calls.Load())
-	}
-	mustVerify(t, e.v, x.token(t, e.clk, k1, "ES256", func(h, c map[string]any) { c["sub"] = "carol" }))
-	if n := x.jwksHits.Load(); n != 1 {
-		t.Fatalf("JWKS fetched %d times, want 1", n)
-	}
-
-	// A key published after the fetch: its kid is unknown, and no refetch
-	// may start within the refresh interval of the last one...
-	k2 := genKey(t, "EdDSA", "k2", true)
-	x.publish(t, k2)
-	_, err := e.v.Verify(ctx, x.token(t, e.clk, k2, "EdDSA", nil))
-	wantInvalid(t, err, `unknown key id "k2"`)
-	if n := x.jwksHits.Load(); n != 1 {
-		t.Fatalf("JWKS fetched %d times, want 1", n)
-	}
-	// ...after it, the unknown kid triggers exactly one refetch.
-	e.clk.advance(time.Minute)
-	mustVerify(t, e.v, x.token(t, e.clk, k2, "EdDSA", nil))
-	if n := x.jwksHits.Load(); n != 2 {
-		t.Fatalf("JWKS fetched %d times, want 2", n)
-	}
-	k3 := genKey(t, "ES256", "k3", true)
-	for range 5 {
-		_, err := e.v.Verify(ctx, x.token(t, e.clk, k3, "ES256", nil))
-		wantInvalid(t, err, `unknown key id "k3"`)
-	}
-	x.publish(t, k3)
-	e.clk.advance(59 * time.Second)
-	_, err = e.v.Verify(ctx, x.token(t, e.clk, k3, "ES256", nil))
-	wantInvalid(t, err, "unknown key id")
-	if n := x.jwksHits.Load(); n != 2 {
-		t.Fatalf("JWKS fetched %d times within the refresh interval, want 2", n)
-	}
-	e.clk.advance(time.Second)
-	mustVerify(t, e.v, x.token(t, e.clk, k3, "ES256", nil))
-	if n := x.jwksHits.Load(); n != 3 {
-		t.Fatalf("JWKS fetched %d times, want 3", n)
-	}
-
-	// A set older than JWKSMaxAge is fetched again (a removed key stops
-	// working); known kids inside the interval do not fetch.
-	x.mu.Lock()
-	x.pub = x.pub[1:] // k1 removed
-	x.mu.Unlock()
-	e.clk.advance(15 * time.Minute)
-	_, err = e.v.Verify(ctx, x.token(t, e.clk, k1, "ES256", nil))
-	wantInvalid(t, err, `unknown key id "k1"`)
-	mustVerify(t, e.v, x.token(t, e.clk, k2, "EdDSA", nil))
-	if n := x.jwksHits.Load(); n != 4 {
-		t.Fatalf("JWKS fetched %d times, want 4", n)
-	}
-
-	// External tokens follow the same claim rules.
-	_, err = e.v.Verify(ctx, x.token(t, e.clk, k2, "EdDSA", func(h, c map[string]any) { c["aud"] = selfAud }))
-	wantInvalid(t, err, "aud does not name an accepted audience")
-}
-
-func TestVerifyExternalKeyPinning(t *testing.T) {
-	checkLeaks(t)
-	x := newExtIssuer(t)
-	noAlg := genKey(t, "ES256", "no-alg", false)
-	rsaNoAlg := genKey(t, "RS256", "rsa-no-alg", false)
-	dupA := genKey(t, "ES256", "dup", true)
-	dupB := genKey(t, "ES256", "dup", true)
-	wrongCurve := genKey(t, "ES384", "wrong-curve", false)
-	if err := wrongCurve.Set(jwk.AlgorithmKey, jwa.ES256()); err != nil {
-		t.Fatal(err)
-	}
-	encKey := genKey(t, "ES256", "enc", true)
-	if err := encKey.Set(jwk.KeyUsageKey, jwk.ForEncryption); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []jwk.Key{noAlg, rsaNoAlg, dupA, dupB, wrongCurve, encKey} {
-		x.publish(t, k)
-	}
-	// An HMAC key in the set is never usable.
-	x.mu.Lock()
-	oct, err := jwk.Import([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = oct.Set(jwk.KeyIDKey, "hmac")
-	_ = oct.Set(jwk.AlgorithmKey, jwa.HS256())
-	x.pub = append(x.pub, oct)
-	x.mu.Unlock()
-
-	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{x.jwksIssuer()} })
-	ctx := context.Background()
-	for _, tt := range []struct {
-		key    jwk.Key
-		alg    string
-		reason string
-	}{
-		{noAlg, "ES256", `unknown key id "no-alg"`}, // no alg, no KeyAlg: unusable
-		{dupA, "ES256", `unknown key id "dup"`},     // ambiguous kid
-		{wrongCurve, "ES256", `unknown key id "wrong-curve"`},
-		{encKey, "ES256", `unknown key id "enc"`},
-	} {
-		_, err := e.v.Verify(ctx, x.token(t, e.clk, tt.key, tt.alg, nil))
-		wantInvalid(t, err, tt.reason)
-	}
-	_, err = e.v.Verify(ctx, signCompact(t, []byte("0123456789abcdef0123456789abcdef"), "HS256",
-		mustJSON(t, map[string]any{"alg": "HS256", "kid": "hmac"}),
-		mustJSON(t, map[string]any{"iss": x.iss(), "aud": extAud, "exp": e.clk.now().Unix() + 60})))
-	wantInvalid(t, err, `alg "HS256" is not allowed`)
-
-	// With KeyAlg, keys without alg are pinned to it.
-	e2 := newEnv(t, AlgES256, func(c *VerifierConfig) {
-		is := x.jwksIssuer()
-		is.KeyAlg = "RS256"
-		c.External = []TrustedIssuer{is}
-	})
-	mustVerify(t, e2.v, x.token(t, e2.clk, rsaNoAlg, "RS256", nil))
-	_, err = e2.v.Verify(ctx, x.token(t, e2.clk, rsaNoAlg, "PS256", nil))
-	wantInvalid(t, err, `alg "PS256" does not match alg RS256 pinned to key`)
-	_, err = e2.v.Verify(ctx, x.token(t, e2.clk, noAlg, "ES256", nil)) // an EC key cannot be RS256
-	wantInvalid(t, err, `unknown key id "no-alg"`)
-}
-
-func TestVerifyExternalConcurrentMissesShareOneFetch(t *testing.T) {
-	checkLeaks(t)
-	x := newExtIssuer(t)
-	k := genKey(t, "ES256", "k", true)
-	x.publish(t, k)
-	gate := make(chan struct{})
-	x.mu.Lock()
-	x.gate = gate
-	x.mu.Unlock()
-	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{x.jwksIssuer()} })
-
-	const n = 32
-	tokens := make([]string, n)
-	for i := range tokens {
-		tokens[i] = x.token(t, e.clk, k, "ES256", func(h, c map[string]any) { c["n"] = i })
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for _, tok := range tokens {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := e.v.Verify(context.Background(), tok)
-			errs <- err
-		}()
-	}
-	for x.jwksHits.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	close(gate)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("Verify: %v", err)
-		}
-	}
-	if got := x.jwksHits.Load(); got != 1 {
-		t.Fatalf("JWKS fetched %d times, want 1", got)
-	}
-}
-
-func TestVerifyExternalUnavailable(t *testing.T) {
-	checkLeaks(t)
-	x := newExtIssuer(t)
-	k := genKey(t, "ES256", "k", true)
-	x.publish(t, k)
-	is := x.jwksIssuer()
-	is.JWKSURL = x.srv.URL + "/missing"
-	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{is} })
-
-	_, err := e.v.Verify(context.Background(), x.token(t, e.clk, k, "ES256", nil))
-	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
-		t.Fatalf("err = %v, want ErrUnavailable", err)
-	}
-	if !strings.Contains(err.Error(), "status 404") {
-		t.Fatalf("err = %v, want the fetch error", err)
-	}
-
-	// A caller whose context ends while waiting for a fetch gets
-	// ErrUnavailable; the fetch itself carries on for the others.
-	x2 := newExtIssuer(t)
-	x2.publish(t, k)
-	gate := make(chan struct{})
-	x2.mu.Lock()
-	x2.gate = gate
-	x2.mu.Unlock()
-	e2 := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{x2.jwksIssuer()} })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() {
-		_, err := e2.v.Verify(ctx, x2.token(t, e2.clk, k, "ES256", nil))
-		done <- err
-	}()
-	for x2.jwksHits.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want ErrUnavailable wrapping context.Canceled", err)
-	}
-	close(gate)
-	mustVerify(t, e2.v, x2.token(t, e2.clk, k, "ES256", nil))
-	if got := x2.jwksHits.Load(); got != 1 {
-		t.Fatalf("JWKS fetched %d times, want 1", got)
-	}
-}
-
-func TestVerifyDiscovery(t *testing.T) {
-	checkLeaks(t)
-	disco := func(x *extIssuer) TrustedIssuer {
-		return TrustedIssuer{Issuer: x.iss(), Audiences: []string{extAud}, DiscoveryURL: x.srv.URL + "/.well-known/openid-configuration"}
-	}
-	k := genKey(t, "RS256", "rk", true)
-
-	x := newExtIssuer(t)
-	x.publish(t, k)
-	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{disco(x)} })
-	mustVerify(t, e.v, x.token(t, e.clk, k, "RS256", nil))
-	mustVerify(t, e.v, x.token(t, e.clk, k, "RS256", func(h, c map[string]any) { c["sub"] = "dave" }))
-	if d, j := x.discoHits.Load(), x.jwksHits.Load(); d != 1 || j != 1 {
-		t.Fatalf("discovery fetched %d, JWKS %d times; want 1, 1", d, j)
-	}
-
-	for _, tt := range []struct {
-		name   string
-		edit   func(x *extIssuer)
-		reason string
-	}{
-		{"issuer mismatch", func(x *extIssuer) { x.discoIss = "https://someone-else.test" }, "discovery document names issuer"},
-		{"jwks_uri not https", func(x *extIssuer) { x.discoJWKS = "http://example.com/jwks" }, "http is allowed only to a loopback host"},
-		{"jwks_uri with userinfo", func(x *extIssuer) { x.discoJWKS = "https://u:p@example.com/jwks" }, "must not carry credentials"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			x := newExtIssuer(t)
-			x.publish(t, k)
-			tt.edit(x)
-			e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{disco(x)} })
-			_, err := e.v.Verify(context.Background(), x.token(t, e.clk, k, "RS256", nil))
-			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.reason) {
-				t.Fatalf("err = %v, want ErrUnavailable: %s", err, tt.reason)
-			}
-			if x.discoHits.Load() != 1 || x.jwksHits.Load() != 0 {
-				t.Fatalf("discovery %d, JWKS %d fetches", x.discoHits.Load(), x.jwksHits.Load())
-			}
 		})
 	}
 }
@@ -912,7 +497,7 @@ func TestVerifyCacheAndRevocation(t *testing.T) {
 
 	// An entry lives at most CacheTTL.
 	before = e.rev.calls.Load()
-	e.clk.advance(60 * time.Second)
+	e.clk.Advance(60 * time.Second)
 	mustVerify(t, e.v, tok3)
 	if n := e.rev.calls.Load() - before; n != 1 {
 		t.Fatalf("after CacheTTL the store was called %d times, want 1", n)
@@ -1003,10 +588,10 @@ func TestVerifyAfterClose(t *testing.T) {
 
 func TestVerifyConcurrent(t *testing.T) {
 	checkLeaks(t)
-	x := newExtIssuer(t)
-	k := genKey(t, "ES256", "k", true)
-	x.publish(t, k)
-	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{x.jwksIssuer()} })
+	x := jwttest.NewIssuer(t)
+	k := jwttest.GenKey(t, "ES256", "k", true)
+	x.Publish(t, k)
+	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{jwksIssuer(x)} })
 
 	type item struct {
 		tok string
@@ -1019,12 +604,12 @@ func TestVerifyConcurrent(t *testing.T) {
 		items = append(items, item{tok: e.own(t, func(h, c map[string]any) { jti = c["jti"].(string) }), jti: jti, ok: true})
 	}
 	for i := range 4 {
-		items = append(items, item{tok: x.token(t, e.clk, k, "ES256", func(h, c map[string]any) { c["i"] = i }), ok: true})
+		items = append(items, item{tok: x.Token(t, e.clk.Now(), k, "ES256", func(h, c map[string]any) { c["i"] = i }), ok: true})
 	}
 	items = append(items,
 		item{tok: e.own(t, func(h, c map[string]any) { h["alg"] = "none" })},
 		item{tok: e.own(t, func(h, c map[string]any) { c["aud"] = "x" })},
-		item{tok: x.token(t, e.clk, k, "ES256", func(h, c map[string]any) { h["jku"] = x.srv.URL })},
+		item{tok: x.Token(t, e.clk.Now(), k, "ES256", func(h, c map[string]any) { h["jku"] = x.URL() })},
 	)
 	revoked := items[0]
 
@@ -1141,44 +726,6 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-func BenchmarkVerifyCacheHit(b *testing.B) {
-	e := newEnv(b, AlgES256, nil)
-	tok := e.own(b, nil)
-	mustVerify(b, e.v, tok)
-	e.v.cache.Wait()
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := e.v.Verify(ctx, tok); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if n := e.rev.calls.Load(); n != 1 {
-		b.Fatalf("revocation store called %d times: not a cache hit", n)
-	}
-}
-
-func BenchmarkVerifyCacheMiss(b *testing.B) {
-	for _, alg := range []string{AlgES256, AlgEdDSA, AlgRS256} {
-		b.Run(alg, func(b *testing.B) {
-			e := newEnv(b, alg, nil)
-			e.v.cache.Close()
-			e.v.cache = nil // a nil cache stores nothing: every Verify is a miss
-			tok := e.own(b, nil)
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := e.v.Verify(ctx, tok); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// TestForgetAll: after ForgetAll every cached verification is checked
-// against the revocation store again, so that a revocation a replica missed
-// the announcement of is seen; fresh verifications are cached again.
 func TestForgetAll(t *testing.T) {
 	checkLeaks(t)
 	e := newEnv(t, AlgES256, nil)

@@ -18,8 +18,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/verdictpdp/verdict/oauth/oauthtest"
+
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/internal/testutil"
 	"github.com/verdictpdp/verdict/server"
 	"github.com/verdictpdp/verdict/store"
 )
@@ -121,7 +122,7 @@ func startUploadServer(t *testing.T, l bundles.Limits) *uploadServer {
 	cfg.Limits = l
 	mgr := bundles.NewManager(cfg, nil)
 	life := bundles.NewLifecycle(mgr, st, store.DefaultNamespace, nil)
-	iss, v := testutil.Tokens(t, noRevocations{})
+	iss, v := oauthtest.Tokens(t, noRevocations{})
 	at, err := iss.Issue("ci", "ci", []string{server.ScopeBundlesWrite}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
@@ -13,14 +15,14 @@ import (
 
 // ClientAdmin is what the admin routes need of the client registry.
 type ClientAdmin interface {
-	Add(ctx context.Context, spec authn.ClientSpec) (authn.Client, string, error)
-	List(ctx context.Context) ([]authn.ClientInfo, error)
-	Get(ctx context.Context, id string) (authn.ClientInfo, error)
+	Add(ctx context.Context, spec oauth.ClientSpec) (oauth.Client, string, error)
+	List(ctx context.Context) ([]oauth.ClientInfo, error)
+	Get(ctx context.Context, id string) (oauth.ClientInfo, error)
 	Remove(ctx context.Context, id string) error
 	RotateSecret(ctx context.Context, id string) (string, error)
 }
 
-var _ ClientAdmin = (*authn.Clients)(nil)
+var _ ClientAdmin = (*oauth.Clients)(nil)
 
 // WithClientAdmin serves /v1/admin/clients (scope verdict:admin).
 func WithClientAdmin(c ClientAdmin) Option {
@@ -36,9 +38,9 @@ const (
 // are the caller's (400), everything else is internal.
 func clientErr(err error) error {
 	switch {
-	case errors.Is(err, authn.ErrUnknownClient):
+	case errors.Is(err, oauth.ErrUnknownClient):
 		return newError(fiber.StatusNotFound, CodeNotFound, "no such client")
-	case errors.Is(err, authn.ErrClientExists):
+	case errors.Is(err, oauth.ErrClientExists):
 		return newError(fiber.StatusConflict, CodeConflict, "a client with that id exists")
 	case errors.Is(err, errInvalidSpec):
 		return newError(fiber.StatusBadRequest, CodeInvalidInput, err.Error())
@@ -79,7 +81,7 @@ func (s *Server) addClient(c *fiber.Ctx) error {
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return newError(fiber.StatusBadRequest, CodeInvalidInput, "fields have the wrong types: "+jsonMsg(err))
 	}
-	spec := authn.ClientSpec{ID: in.ID, Scopes: in.Scopes, Grants: in.Grants, NoSecret: in.NoSecret}
+	spec := oauth.ClientSpec{ID: in.ID, Scopes: in.Scopes, Grants: in.Grants, NoSecret: in.NoSecret}
 	if len(in.JWKS) > 0 && string(in.JWKS) != "null" {
 		spec.JWKS = in.JWKS
 	}
@@ -112,7 +114,7 @@ func (s *Server) listClients(c *fiber.Ctx) error {
 		return err
 	}
 	if cs == nil {
-		cs = []authn.ClientInfo{}
+		cs = []oauth.ClientInfo{}
 	}
 	return c.JSON(fiber.Map{"clients": cs})
 }

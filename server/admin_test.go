@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/testutil"
@@ -17,43 +19,43 @@ import (
 
 type memClients struct {
 	mu sync.Mutex
-	m  map[string]authn.Client
+	m  map[string]oauth.Client
 }
 
-func (s *memClients) CreateClient(_ context.Context, c authn.Client) error {
+func (s *memClients) CreateClient(_ context.Context, c oauth.Client) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[c.ID]; ok {
-		return authn.ErrClientExists
+		return oauth.ErrClientExists
 	}
 	s.m[c.ID] = c
 	return nil
 }
 
-func (s *memClients) UpdateClient(_ context.Context, c authn.Client) error {
+func (s *memClients) UpdateClient(_ context.Context, c oauth.Client) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[c.ID]; !ok {
-		return authn.ErrUnknownClient
+		return oauth.ErrUnknownClient
 	}
 	s.m[c.ID] = c
 	return nil
 }
 
-func (s *memClients) Client(_ context.Context, id string) (authn.Client, error) {
+func (s *memClients) Client(_ context.Context, id string) (oauth.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.m[id]
 	if !ok {
-		return c, authn.ErrUnknownClient
+		return c, oauth.ErrUnknownClient
 	}
 	return c, nil
 }
 
-func (s *memClients) ListClients(context.Context) ([]authn.Client, error) {
+func (s *memClients) ListClients(context.Context) ([]oauth.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []authn.Client
+	var out []oauth.Client
 	for _, c := range s.m {
 		out = append(out, c)
 	}
@@ -64,7 +66,7 @@ func (s *memClients) DeleteClient(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[id]; !ok {
-		return authn.ErrUnknownClient
+		return oauth.ErrUnknownClient
 	}
 	delete(s.m, id)
 	return nil
@@ -96,8 +98,8 @@ func adminReq(t *testing.T, h *harness, method, path, token, body string) (int, 
 
 func TestAdminClients(t *testing.T) {
 	kit := newAuthKit(t)
-	pepper, _ := authn.NewPepper()
-	reg, err := authn.NewClients(&memClients{m: map[string]authn.Client{}}, pepper, time.Now)
+	pepper, _ := oauth.NewPepper()
+	reg, err := oauth.NewClients(&memClients{m: map[string]oauth.Client{}}, pepper, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

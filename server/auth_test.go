@@ -6,9 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/verdictpdp/verdict/oauth"
+
+	"github.com/verdictpdp/verdict/oauth/oauthtest"
+
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/internal/testutil"
 )
 
 // revocations reports revoked jtis, or fails.
@@ -22,7 +25,7 @@ func (r *revocations) Revoked(_ context.Context, jti string) (bool, error) {
 }
 
 type authKit struct {
-	issuer   *authn.TokenIssuer
+	issuer   *oauth.TokenIssuer
 	verifier *authn.Verifier
 	revs     *revocations
 }
@@ -30,7 +33,7 @@ type authKit struct {
 func newAuthKit(t *testing.T) *authKit {
 	t.Helper()
 	revs := &revocations{revoked: map[string]bool{}}
-	iss, v := testutil.Tokens(t, revs)
+	iss, v := oauthtest.Tokens(t, revs)
 	return &authKit{issuer: iss, verifier: v, revs: revs}
 }
 

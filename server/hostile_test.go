@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/oauth"
+
 	"github.com/verdictpdp/verdict/bundles"
 )
 
@@ -313,8 +314,8 @@ func TestStrictJSONOnEveryRoute(t *testing.T) {
 // decoder.
 func TestAdminJSONIsStrict(t *testing.T) {
 	kit := newAuthKit(t)
-	pepper, _ := authn.NewPepper()
-	reg, err := authn.NewClients(&memClients{m: map[string]authn.Client{}}, pepper, time.Now)
+	pepper, _ := oauth.NewPepper()
+	reg, err := oauth.NewClients(&memClients{m: map[string]oauth.Client{}}, pepper, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

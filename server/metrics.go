@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,8 +32,8 @@ var (
 		engine.ReasonCostLimit, engine.ReasonUndefined, pdp.ReasonInvalidInput}
 	// tokenFailureReasons are the OAuth error codes the token endpoint
 	// answers with; anything else is counted as "other".
-	tokenFailureReasons = []string{authn.OAuthInvalidRequest, authn.OAuthInvalidClient, authn.OAuthInvalidGrant,
-		authn.OAuthUnauthorizedClient, authn.OAuthUnsupportedGrantType, authn.OAuthInvalidScope, authn.OAuthInvalidTarget,
+	tokenFailureReasons = []string{oauth.OAuthInvalidRequest, oauth.OAuthInvalidClient, oauth.OAuthInvalidGrant,
+		oauth.OAuthUnauthorizedClient, oauth.OAuthUnsupportedGrantType, oauth.OAuthInvalidScope, oauth.OAuthInvalidTarget,
 		oauthTooManyRequests, oauthUnavailable}
 	callerAuthCodes = []string{CodeUnauthorized, CodeForbidden, CodeUnavailable}
 )

@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/pdp"
 )
@@ -229,8 +230,8 @@ func TestTokenAndCallerMetrics(t *testing.T) {
 	h.post("/v1/decide", "application/json", body("alice", "read", "alice"), "Authorization", "Bearer not-a-jwt")
 
 	s := h.scrape(t)
-	s.want(t, 1, "verdict_tokens_issued_total", "grant", authn.GrantClientCredentials)
-	s.want(t, 1, "verdict_token_failures_total", "reason", authn.OAuthInvalidClient)
+	s.want(t, 1, "verdict_tokens_issued_total", "grant", oauth.GrantClientCredentials)
+	s.want(t, 1, "verdict_token_failures_total", "reason", oauth.OAuthInvalidClient)
 	s.want(t, 1, "verdict_token_failures_total", "reason", oauthUnavailable)
 	s.want(t, 0, "verdict_token_failures_total", "reason", labelOther)
 	s.want(t, 2, "verdict_caller_auth_failures_total", "code", CodeUnauthorized)

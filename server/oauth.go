@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/gofiber/fiber/v2/utils"
@@ -18,9 +20,9 @@ import (
 
 // Tokens is what the server needs of the token service.
 type Tokens interface {
-	Token(ctx context.Context, req authn.TokenRequest) (authn.TokenResponse, error)
-	Revoke(ctx context.Context, cc authn.ClientCredentials, token, hint string) error
-	Introspect(ctx context.Context, cc authn.ClientCredentials, token string) (authn.IntrospectResponse, error)
+	Token(ctx context.Context, req oauth.TokenRequest) (oauth.TokenResponse, error)
+	Revoke(ctx context.Context, cc oauth.ClientCredentials, token, hint string) error
+	Introspect(ctx context.Context, cc oauth.ClientCredentials, token string) (oauth.IntrospectResponse, error)
 	GrantTypes() []string
 	AuthMethods() []string
 }
@@ -123,23 +125,23 @@ const tokenPath = "/oauth2/token"
 // oauthForm reads a form-encoded OAuth request and its client credentials
 // (client_secret_basic, client_secret_post or private_key_jwt). On a
 // protocol error it has written the answer and returns ok false.
-func (s *Server) oauthForm(c *fiber.Ctx) (form url.Values, cc authn.ClientCredentials, basic bool, ok bool, err error) {
+func (s *Server) oauthForm(c *fiber.Ctx) (form url.Values, cc oauth.ClientCredentials, basic bool, ok bool, err error) {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("Pragma", "no-cache")
 	mt, _, _ := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if mt != "application/x-www-form-urlencoded" {
-		return nil, cc, false, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
+		return nil, cc, false, false, s.oauthFail(c, fiber.StatusBadRequest, oauth.OAuthInvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
 	}
 	form, perr := url.ParseQuery(string(c.Body()))
 	if perr != nil {
-		return nil, cc, false, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "malformed form body")
+		return nil, cc, false, false, s.oauthFail(c, fiber.StatusBadRequest, oauth.OAuthInvalidRequest, "malformed form body")
 	}
 	for k, v := range form {
 		if len(v) > 1 {
-			return nil, cc, false, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "parameter "+k+" is repeated")
+			return nil, cc, false, false, s.oauthFail(c, fiber.StatusBadRequest, oauth.OAuthInvalidRequest, "parameter "+k+" is repeated")
 		}
 	}
-	cc = authn.ClientCredentials{
+	cc = oauth.ClientCredentials{
 		ClientID:            form.Get("client_id"),
 		ClientSecret:        form.Get("client_secret"),
 		ClientAssertionType: form.Get("client_assertion_type"),
@@ -149,13 +151,13 @@ func (s *Server) oauthForm(c *fiber.Ctx) (form url.Values, cc authn.ClientCreden
 		id, secret, good := parseBasic(h)
 		if !good {
 			c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="verdict"`)
-			return nil, cc, true, false, s.oauthFail(c, fiber.StatusUnauthorized, authn.OAuthInvalidClient, "malformed Basic credentials")
+			return nil, cc, true, false, s.oauthFail(c, fiber.StatusUnauthorized, oauth.OAuthInvalidClient, "malformed Basic credentials")
 		}
 		if cc.ClientSecret != "" || cc.ClientAssertion != "" {
-			return nil, cc, true, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "use one client authentication method, not Basic and another both")
+			return nil, cc, true, false, s.oauthFail(c, fiber.StatusBadRequest, oauth.OAuthInvalidRequest, "use one client authentication method, not Basic and another both")
 		}
 		if cc.ClientID != "" && cc.ClientID != id {
-			return nil, cc, true, false, s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "client_id differs from the Basic credentials")
+			return nil, cc, true, false, s.oauthFail(c, fiber.StatusBadRequest, oauth.OAuthInvalidRequest, "client_id differs from the Basic credentials")
 		}
 		cc.ClientID, cc.ClientSecret, basic = id, secret, true
 	}
@@ -163,8 +165,8 @@ func (s *Server) oauthForm(c *fiber.Ctx) (form url.Values, cc authn.ClientCreden
 }
 
 // oauthOutcome answers err the OAuth way; nil err means the caller answers.
-func (s *Server) oauthOutcome(c *fiber.Ctx, err error, basic bool, cc authn.ClientCredentials, what string) error {
-	var oe *authn.OAuthError
+func (s *Server) oauthOutcome(c *fiber.Ctx, err error, basic bool, cc oauth.ClientCredentials, what string) error {
+	var oe *oauth.OAuthError
 	if !errors.As(err, &oe) {
 		if errors.Is(err, authn.ErrUnavailable) || storeUnavailable(err) {
 			// A store or an issuer's keys cannot be reached now: nothing
@@ -176,7 +178,7 @@ func (s *Server) oauthOutcome(c *fiber.Ctx, err error, basic bool, cc authn.Clie
 		return err
 	}
 	status := fiber.StatusBadRequest
-	if oe.Code == authn.OAuthInvalidClient {
+	if oe.Code == oauth.OAuthInvalidClient {
 		status = fiber.StatusUnauthorized
 		if basic {
 			c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="verdict"`)
@@ -195,7 +197,7 @@ func (s *Server) token(c *fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	req := authn.TokenRequest{
+	req := oauth.TokenRequest{
 		ClientCredentials:  cc,
 		GrantType:          form.Get("grant_type"),
 		Scope:              form.Get("scope"),
@@ -229,7 +231,7 @@ func (s *Server) revoke(c *fiber.Ctx) error {
 		return err
 	}
 	if form.Get("token") == "" {
-		return s.oauthFail(c, fiber.StatusBadRequest, authn.OAuthInvalidRequest, "token is required")
+		return s.oauthFail(c, fiber.StatusBadRequest, oauth.OAuthInvalidRequest, "token is required")
 	}
 	if err := s.tokens.Revoke(c.UserContext(), cc, form.Get("token"), form.Get("token_type_hint")); err != nil {
 		return s.oauthOutcome(c, err, basic, cc, "revocation")

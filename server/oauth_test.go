@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/store"
@@ -23,40 +25,40 @@ import (
 // itself is tested in authn and end to end in cmd/verdict.
 type fakeTokens struct {
 	mu  sync.Mutex
-	got []authn.TokenRequest
+	got []oauth.TokenRequest
 }
 
-func (f *fakeTokens) Token(_ context.Context, r authn.TokenRequest) (authn.TokenResponse, error) {
+func (f *fakeTokens) Token(_ context.Context, r oauth.TokenRequest) (oauth.TokenResponse, error) {
 	f.mu.Lock()
 	f.got = append(f.got, r)
 	f.mu.Unlock()
 	if r.ClientSecret == "down" {
-		return authn.TokenResponse{}, fmt.Errorf("store: %w", authn.ErrUnavailable)
+		return oauth.TokenResponse{}, fmt.Errorf("store: %w", authn.ErrUnavailable)
 	}
 	if r.ClientSecret == "store-down" {
-		return authn.TokenResponse{}, fmt.Errorf("clients: lookup: dial tcp: %w", store.ErrUnavailable)
+		return oauth.TokenResponse{}, fmt.Errorf("clients: lookup: dial tcp: %w", store.ErrUnavailable)
 	}
 	if r.ClientSecret != "right" {
-		return authn.TokenResponse{}, &authn.OAuthError{Code: authn.OAuthInvalidClient, Description: "client authentication failed"}
+		return oauth.TokenResponse{}, &oauth.OAuthError{Code: oauth.OAuthInvalidClient, Description: "client authentication failed"}
 	}
-	return authn.TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: 300, Scope: r.Scope}, nil
+	return oauth.TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: 300, Scope: r.Scope}, nil
 }
 
-func (f *fakeTokens) GrantTypes() []string  { return []string{authn.GrantClientCredentials} }
+func (f *fakeTokens) GrantTypes() []string  { return []string{oauth.GrantClientCredentials} }
 func (f *fakeTokens) AuthMethods() []string { return []string{"client_secret_basic"} }
 
-func (f *fakeTokens) Revoke(_ context.Context, cc authn.ClientCredentials, token, _ string) error {
+func (f *fakeTokens) Revoke(_ context.Context, cc oauth.ClientCredentials, token, _ string) error {
 	if cc.ClientSecret != "right" {
-		return &authn.OAuthError{Code: authn.OAuthInvalidClient, Description: "client authentication failed"}
+		return &oauth.OAuthError{Code: oauth.OAuthInvalidClient, Description: "client authentication failed"}
 	}
 	return nil
 }
 
-func (f *fakeTokens) Introspect(_ context.Context, cc authn.ClientCredentials, token string) (authn.IntrospectResponse, error) {
+func (f *fakeTokens) Introspect(_ context.Context, cc oauth.ClientCredentials, token string) (oauth.IntrospectResponse, error) {
 	if cc.ClientSecret != "right" {
-		return authn.IntrospectResponse{}, &authn.OAuthError{Code: authn.OAuthInvalidClient, Description: "client authentication failed"}
+		return oauth.IntrospectResponse{}, &oauth.OAuthError{Code: oauth.OAuthInvalidClient, Description: "client authentication failed"}
 	}
-	return authn.IntrospectResponse{Active: token == "live"}, nil
+	return oauth.IntrospectResponse{Active: token == "live"}, nil
 }
 
 func formPost(t *testing.T, h *harness, ctype, body string, hdr ...string) (*http.Response, map[string]any) {

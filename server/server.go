@@ -11,13 +11,14 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/cache"
 	"github.com/verdictpdp/verdict/pdp"
@@ -495,9 +496,9 @@ const requestIDHeader = "X-Request-ID"
 // requestID echoes a well-formed X-Request-ID (printable ASCII, at most 200
 // bytes) or makes one, and keeps it for logs and the response; the
 // request's user context carries it too, for the token service's audit
-// events (authn.WithRequestID).
+// events (oauth.WithRequestID).
 func (s *Server) requestID(c *fiber.Ctx) error {
-	c.SetUserContext(authn.WithRequestID(c.UserContext(), ensureRequestID(c)))
+	c.SetUserContext(oauth.WithRequestID(c.UserContext(), ensureRequestID(c)))
 	return c.Next()
 }
 

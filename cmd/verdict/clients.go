@@ -8,9 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/spf13/cobra"
+	"github.com/verdictpdp/verdict/oauth"
 
-	"github.com/verdictpdp/verdict/authn"
+	"github.com/spf13/cobra"
 )
 
 func newClient() *cobra.Command {
@@ -40,7 +40,7 @@ format, like the admin routes do.`,
 func newClientAdd() *cobra.Command {
 	var (
 		sf       stateFlags
-		spec     authn.ClientSpec
+		spec     oauth.ClientSpec
 		jwksFile string
 		asJSON   bool
 	)
@@ -104,7 +104,7 @@ func newClientList() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cs := []authn.ClientInfo{}
+			cs := []oauth.ClientInfo{}
 			if ok {
 				defer st.Close()
 				if cs, err = st.Clients.List(cmd.Context()); err != nil {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/config"
@@ -147,7 +149,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 			"paths", cfg.Bundles.Paths)
 	}
 
-	issuer, err := authn.NewTokenIssuer(cfg.IssuerConfig(), st.Keys, time.Now)
+	issuer, err := oauth.NewTokenIssuer(cfg.IssuerConfig(), st.Keys, time.Now)
 	if err != nil {
 		return err
 	}
@@ -389,39 +391,39 @@ func maintain(ctx context.Context, st *State, log *slog.Logger) {
 // tokenService assembles the token service: client_credentials, refresh
 // tokens, revocation and introspection and private_key_jwt always; token
 // exchange when tokens.exchange maps at least one trusted issuer.
-func tokenService(cfg config.Config, st *State, issuer *authn.TokenIssuer, verifier *authn.Verifier, log *slog.Logger) (*authn.TokenService, error) {
+func tokenService(cfg config.Config, st *State, issuer *oauth.TokenIssuer, verifier *authn.Verifier, log *slog.Logger) (*oauth.TokenService, error) {
 	ns := store.DefaultNamespace
 	rc := cfg.RefreshConfig()
 	rc.Logger = log
 	families := refreshStore{st: st.Store, ns: ns}
 	revs := revocations{st: st.Store, ns: ns}
-	refresher, err := authn.NewRefresher(rc, issuer, families, revs, verifier, time.Now)
+	refresher, err := oauth.NewRefresher(rc, issuer, families, revs, verifier, time.Now)
 	if err != nil {
 		return nil, err
 	}
-	revoker, err := authn.NewRevoker(rc, verifier, families, revs, verifier, time.Now)
+	revoker, err := oauth.NewRevoker(rc, verifier, families, revs, verifier, time.Now)
 	if err != nil {
 		return nil, err
 	}
-	introspector, err := authn.NewIntrospector(rc, verifier, families, time.Now)
+	introspector, err := oauth.NewIntrospector(rc, verifier, families, time.Now)
 	if err != nil {
 		return nil, err
 	}
-	assertions, err := authn.NewAssertionVerifier(cfg.AssertionConfig(), st.Clients, oneTime{st: st.Store, ns: ns}, time.Now)
+	assertions, err := oauth.NewAssertionVerifier(cfg.AssertionConfig(), st.Clients, oneTime{st: st.Store, ns: ns}, time.Now)
 	if err != nil {
 		return nil, err
 	}
-	opts := []authn.ServiceOption{
-		authn.WithRefresh(refresher), authn.WithRevocation(revoker, introspector), authn.WithAssertions(assertions),
+	opts := []oauth.ServiceOption{
+		oauth.WithRefresh(refresher), oauth.WithRevocation(revoker, introspector), oauth.WithAssertions(assertions),
 	}
 	if len(cfg.Tokens.Exchange.Mappings) > 0 {
-		x, err := authn.NewExchanger(cfg.Tokens.Exchange, st.Clients, verifier, issuer)
+		x, err := oauth.NewExchanger(cfg.Tokens.Exchange, st.Clients, verifier, issuer)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, authn.WithExchange(x))
+		opts = append(opts, oauth.WithExchange(x))
 	}
-	return authn.NewTokenService(st.Clients, issuer, time.Now, opts...), nil
+	return oauth.NewTokenService(st.Clients, issuer, time.Now, opts...), nil
 }
 
 func keyStates(ks []authn.KeyInfo) map[string]authn.KeyState {

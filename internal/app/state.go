@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/store"
@@ -53,39 +55,39 @@ type clientStore struct {
 	ns string
 }
 
-var _ authn.ClientStore = clientStore{}
+var _ oauth.ClientStore = clientStore{}
 
 func clientErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("%w: %w", authn.ErrUnknownClient, err)
+		return fmt.Errorf("%w: %w", oauth.ErrUnknownClient, err)
 	case errors.Is(err, store.ErrConflict):
-		return fmt.Errorf("%w: %w", authn.ErrClientExists, err)
+		return fmt.Errorf("%w: %w", oauth.ErrClientExists, err)
 	}
 	return err
 }
 
-func (c clientStore) CreateClient(ctx context.Context, cl authn.Client) error {
+func (c clientStore) CreateClient(ctx context.Context, cl oauth.Client) error {
 	return clientErr(c.st.CreateClient(ctx, c.ns, store.Client(cl)))
 }
 
-func (c clientStore) UpdateClient(ctx context.Context, cl authn.Client) error {
+func (c clientStore) UpdateClient(ctx context.Context, cl oauth.Client) error {
 	return clientErr(c.st.UpdateClient(ctx, c.ns, store.Client(cl)))
 }
 
-func (c clientStore) Client(ctx context.Context, id string) (authn.Client, error) {
+func (c clientStore) Client(ctx context.Context, id string) (oauth.Client, error) {
 	cl, err := c.st.Client(ctx, c.ns, id)
-	return authn.Client(cl), clientErr(err)
+	return oauth.Client(cl), clientErr(err)
 }
 
-func (c clientStore) ListClients(ctx context.Context) ([]authn.Client, error) {
+func (c clientStore) ListClients(ctx context.Context) ([]oauth.Client, error) {
 	cs, err := c.st.ListClients(ctx, c.ns)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]authn.Client, len(cs))
+	out := make([]oauth.Client, len(cs))
 	for i, cl := range cs {
-		out[i] = authn.Client(cl)
+		out[i] = oauth.Client(cl)
 	}
 	return out, nil
 }
@@ -102,8 +104,8 @@ type revocations struct {
 
 var (
 	_ authn.RevocationChecker = revocations{}
-	_ authn.RevocationStore   = revocations{}
-	_ authn.OneTimeIDs        = oneTime{}
+	_ oauth.RevocationStore   = revocations{}
+	_ oauth.OneTimeIDs        = oneTime{}
 )
 
 func (r revocations) Revoked(ctx context.Context, jti string) (bool, error) {
@@ -116,34 +118,34 @@ type refreshStore struct {
 	ns string
 }
 
-var _ authn.RefreshStore = refreshStore{}
+var _ oauth.RefreshStore = refreshStore{}
 
 func familyErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("%w: %w", authn.ErrUnknownFamily, err)
+		return fmt.Errorf("%w: %w", oauth.ErrUnknownFamily, err)
 	case errors.Is(err, store.ErrConflict):
-		return fmt.Errorf("%w: %w", authn.ErrFamilyConflict, err)
+		return fmt.Errorf("%w: %w", oauth.ErrFamilyConflict, err)
 	}
 	return err
 }
 
-func (r refreshStore) CreateFamily(ctx context.Context, t authn.RefreshToken) error {
+func (r refreshStore) CreateFamily(ctx context.Context, t oauth.RefreshToken) error {
 	return familyErr(r.st.CreateFamily(ctx, r.ns, store.RefreshToken(t)))
 }
 
-func (r refreshStore) Rotate(ctx context.Context, family string, oldHash []byte, next authn.RefreshToken) error {
+func (r refreshStore) Rotate(ctx context.Context, family string, oldHash []byte, next oauth.RefreshToken) error {
 	return familyErr(r.st.Rotate(ctx, r.ns, family, oldHash, store.RefreshToken(next)))
 }
 
-func (r refreshStore) Family(ctx context.Context, family string) (authn.RefreshToken, error) {
+func (r refreshStore) Family(ctx context.Context, family string) (oauth.RefreshToken, error) {
 	t, err := r.st.Family(ctx, r.ns, family)
-	return authn.RefreshToken(t), familyErr(err)
+	return oauth.RefreshToken(t), familyErr(err)
 }
 
-func (r refreshStore) RevokeFamily(ctx context.Context, family string) (authn.RefreshToken, error) {
+func (r refreshStore) RevokeFamily(ctx context.Context, family string) (oauth.RefreshToken, error) {
 	t, err := r.st.RevokeFamily(ctx, r.ns, family)
-	return authn.RefreshToken(t), familyErr(err)
+	return oauth.RefreshToken(t), familyErr(err)
 }
 
 func (r revocations) Revoke(ctx context.Context, jti string, exp time.Time) error {
@@ -180,7 +182,7 @@ func loadPepper(dir string) ([]byte, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	p, err = authn.NewPepper()
+	p, err = oauth.NewPepper()
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +217,7 @@ func loadPepper(dir string) ([]byte, error) {
 type State struct {
 	Store   store.Store
 	Keys    *authn.Keyring
-	Clients *authn.Clients
+	Clients *oauth.Clients
 }
 
 // sweeper is a store that must be told to delete expired records (the
@@ -244,7 +246,7 @@ func OpenState(ctx context.Context, cfg config.Config) (*State, error) {
 		st.Close()
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	clients, err := authn.NewClients(clientStore{st: st, ns: store.DefaultNamespace}, pepper, time.Now)
+	clients, err := oauth.NewClients(clientStore{st: st, ns: store.DefaultNamespace}, pepper, time.Now)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -282,7 +284,7 @@ func OpenStateReadOnly(ctx context.Context, cfg config.Config) (*State, error) {
 	}
 	// Listing clients needs no pepper, and this registry never checks or
 	// makes a secret (its store refuses writes): a zero one will do.
-	clients, err := authn.NewClients(clientStore{st: st, ns: store.DefaultNamespace}, make([]byte, 32), time.Now)
+	clients, err := oauth.NewClients(clientStore{st: st, ns: store.DefaultNamespace}, make([]byte, 32), time.Now)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -299,7 +301,7 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, []byte, err
 		if err != nil {
 			return nil, nil, err
 		}
-		pepper, err := rs.Pepper(ctx, authn.NewPepper)
+		pepper, err := rs.Pepper(ctx, oauth.NewPepper)
 		if err != nil {
 			rs.Close()
 			return nil, nil, fmt.Errorf("pepper: %w", err)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/verdictpdp/verdict/oauth"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/verdictpdp/verdict/authn"
@@ -150,12 +152,12 @@ type Tokens struct {
 	RefreshReuseGrace time.Duration `yaml:"refresh_reuse_grace"`
 	// Exchange maps the trusted issuers whose tokens may be exchanged
 	// (RFC 8693) for Verdict tokens; none means token exchange is off.
-	Exchange authn.ExchangeConfig `yaml:"exchange"`
+	Exchange oauth.ExchangeConfig `yaml:"exchange"`
 }
 
 // RefreshConfig returns the refresh/revocation configuration.
-func (c Config) RefreshConfig() authn.RefreshConfig {
-	rc := authn.DefaultRefreshConfig()
+func (c Config) RefreshConfig() oauth.RefreshConfig {
+	rc := oauth.DefaultRefreshConfig()
 	ic := c.IssuerConfig()
 	rc.Issuer = ic.Issuer
 	rc.AccessTokenTTL = ic.AccessTokenTTL
@@ -171,8 +173,8 @@ func (c Config) RefreshConfig() authn.RefreshConfig {
 
 // AssertionConfig returns the private_key_jwt configuration: assertions for
 // this server's token endpoint or issuer.
-func (c Config) AssertionConfig() authn.AssertionConfig {
-	ac := authn.DefaultAssertionConfig()
+func (c Config) AssertionConfig() oauth.AssertionConfig {
+	ac := oauth.DefaultAssertionConfig()
 	ic := c.IssuerConfig()
 	ac.Issuer = ic.Issuer
 	ac.TokenEndpoint = ic.Issuer + "/oauth2/token"
@@ -197,7 +199,7 @@ func (c Config) VerifierConfig() authn.VerifierConfig {
 
 // IssuerConfig returns the token issuer's configuration: the lifetime is
 // keys.access_token_ttl, which the key rotation schedule is built on.
-func (c Config) IssuerConfig() authn.IssuerConfig {
+func (c Config) IssuerConfig() oauth.IssuerConfig {
 	iss := c.Tokens.Issuer
 	if iss == "" {
 		iss = "http://" + c.Server.Addr
@@ -206,7 +208,7 @@ func (c Config) IssuerConfig() authn.IssuerConfig {
 	if ttl == 0 {
 		ttl = authn.DefaultKeyConfig().AccessTokenTTL
 	}
-	return authn.IssuerConfig{Issuer: strings.TrimSuffix(iss, "/"), Audience: c.Tokens.Audience, AccessTokenTTL: ttl}
+	return oauth.IssuerConfig{Issuer: strings.TrimSuffix(iss, "/"), Audience: c.Tokens.Audience, AccessTokenTTL: ttl}
 }
 
 // Log configures the slog logger.
@@ -225,7 +227,7 @@ func Default() Config {
 		Engine:       engine.DefaultLimits(),
 		BundleLimits: bundles.DefaultLimits(),
 		Keys:         authn.DefaultKeyConfig(),
-		Tokens:       Tokens{Audience: "verdict", RefreshReuseGrace: authn.DefaultRefreshReuseGrace},
+		Tokens:       Tokens{Audience: "verdict", RefreshReuseGrace: oauth.DefaultRefreshReuseGrace},
 		Log:          Log{Level: "info", Format: "text"},
 		Replica:      replica.Default(),
 		ForwardAuth:  server.DefaultForwardAuthConfig(),
@@ -308,7 +310,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("tokens.refresh_ttl must not be negative (0 means 24h)"))
 	}
 	if !validGrace(c.Tokens.RefreshReuseGrace) {
-		errs = append(errs, fmt.Errorf("tokens.refresh_reuse_grace must be between 0s (off) and %s, got %s", authn.MaxRefreshReuseGrace, c.Tokens.RefreshReuseGrace))
+		errs = append(errs, fmt.Errorf("tokens.refresh_reuse_grace must be between 0s (off) and %s, got %s", oauth.MaxRefreshReuseGrace, c.Tokens.RefreshReuseGrace))
 	}
 	if len(c.Tokens.Exchange.Mappings) > 0 {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
@@ -375,7 +377,7 @@ func (b Bundles) validate() error {
 	return errors.Join(errs...)
 }
 
-func validGrace(d time.Duration) bool { return d >= 0 && d <= authn.MaxRefreshReuseGrace }
+func validGrace(d time.Duration) bool { return d >= 0 && d <= oauth.MaxRefreshReuseGrace }
 
 // BundleConfig returns the bundle manager's configuration.
 func (c Config) BundleConfig() bundles.Config {

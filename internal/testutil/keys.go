@@ -3,8 +3,6 @@ package testutil
 import (
 	"context"
 	"sync"
-	"testing"
-	"time"
 
 	"github.com/verdictpdp/verdict/authn"
 )
@@ -46,31 +44,4 @@ func (s *MemKeys) DeleteKey(_ context.Context, kid string) error {
 	defer s.mu.Unlock()
 	delete(s.m, kid)
 	return nil
-}
-
-// Tokens is a token issuer and a verifier of its tokens over one in-memory
-// key ring (issuer http://verdict.test, audience verdict, 5-minute
-// tokens), checking revocations with revoked. The verifier is closed when
-// tb ends.
-func Tokens(tb testing.TB, revoked authn.RevocationChecker) (*authn.TokenIssuer, *authn.Verifier) {
-	tb.Helper()
-	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &MemKeys{}, time.Now)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := ring.Load(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	iss, err := authn.NewTokenIssuer(authn.IssuerConfig{Issuer: "http://verdict.test", Audience: "verdict", AccessTokenTTL: 5 * time.Minute}, ring, time.Now)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	vc := authn.DefaultVerifierConfig()
-	vc.Self = authn.TrustedIssuer{Issuer: "http://verdict.test", Audiences: []string{"verdict"}}
-	v, err := authn.NewVerifier(vc, ring, revoked, time.Now)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(v.Close)
-	return iss, v
 }

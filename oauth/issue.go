@@ -1,4 +1,4 @@
-package authn
+package oauth
 
 import (
 	"crypto/rand"
@@ -12,15 +12,16 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/verdictpdp/verdict/authn"
 )
 
 // SigningKeys is what the token issuer needs of the key ring: the key that
 // signs now.
 type SigningKeys interface {
-	Signer() (jwk.Key, Key, error)
+	Signer() (jwk.Key, authn.Key, error)
 }
 
-var _ SigningKeys = (*Keyring)(nil)
+var _ SigningKeys = (*authn.Keyring)(nil)
 
 // IssuerConfig configures the access tokens Verdict issues.
 type IssuerConfig struct {

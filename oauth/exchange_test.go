@@ -1,4 +1,4 @@
-package authn
+package oauth
 
 import (
 	"context"
@@ -8,21 +8,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/testutil/jwttest"
+
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/verdictpdp/verdict/authn"
 )
 
 // exchangeEnv is an Exchanger whose verifier trusts Verdict's own issuer
 // and two external issuers served on 127.0.0.1: ext (mapped) and unmapped.
 type exchangeEnv struct {
-	clk      *fakeClock
-	ring     *Keyring
+	clk      *jwttest.Clock
+	ring     *authn.Keyring
 	issuer   *TokenIssuer
 	clients  *Clients
-	v        *Verifier
+	v        *authn.Verifier
 	x        *Exchanger
-	ext      *extIssuer
+	ext      *jwttest.Issuer
 	extKey   jwk.Key
-	unmapped *extIssuer
+	unmapped *jwttest.Issuer
 	unKey    jwk.Key
 	gw       Client // may exchange, scopes read write
 	cc       Client // client_credentials only
@@ -31,33 +34,33 @@ type exchangeEnv struct {
 func newExchangeEnv(t *testing.T, mappings func(ext string) []ClaimMapping) *exchangeEnv {
 	t.Helper()
 	checkLeaks(t)
-	e := &exchangeEnv{clk: newClock()}
+	e := &exchangeEnv{clk: jwttest.NewClock()}
 	var err error
-	if e.ring, err = NewKeyring(testConfig(), newMemStore(), e.clk.now); err != nil {
+	if e.ring, err = authn.NewKeyring(testConfig(), newMemStore(), e.clk.Now); err != nil {
 		t.Fatal(err)
 	}
 	mustLoad(t, e.ring)
-	if e.issuer, err = NewTokenIssuer(IssuerConfig{Issuer: selfIss, Audience: selfAud, AccessTokenTTL: 5 * time.Minute}, e.ring, e.clk.now); err != nil {
+	if e.issuer, err = NewTokenIssuer(IssuerConfig{Issuer: selfIss, Audience: selfAud, AccessTokenTTL: 5 * time.Minute}, e.ring, e.clk.Now); err != nil {
 		t.Fatal(err)
 	}
-	e.ext, e.unmapped = newExtIssuer(t), newExtIssuer(t)
-	e.extKey, e.unKey = genKey(t, "ES256", "ext-1", true), genKey(t, "EdDSA", "un-1", true)
-	e.ext.publish(t, e.extKey)
-	e.unmapped.publish(t, e.unKey)
-	cfg := VerifierConfig{
-		Self:     TrustedIssuer{Issuer: selfIss, Audiences: []string{selfAud}},
-		External: []TrustedIssuer{e.ext.jwksIssuer(), e.unmapped.jwksIssuer()},
+	e.ext, e.unmapped = jwttest.NewIssuer(t), jwttest.NewIssuer(t)
+	e.extKey, e.unKey = jwttest.GenKey(t, "ES256", "ext-1", true), jwttest.GenKey(t, "EdDSA", "un-1", true)
+	e.ext.Publish(t, e.extKey)
+	e.unmapped.Publish(t, e.unKey)
+	cfg := authn.VerifierConfig{
+		Self:     authn.TrustedIssuer{Issuer: selfIss, Audiences: []string{selfAud}},
+		External: []authn.TrustedIssuer{jwksIssuer(e.ext), jwksIssuer(e.unmapped)},
 	}
-	if e.v, err = NewVerifier(cfg, e.ring, &fakeRevocations{}, e.clk.now); err != nil {
+	if e.v, err = authn.NewVerifier(cfg, e.ring, &fakeRevocations{}, e.clk.Now); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.v.Close)
 	e.clients = newTestClients(t, newMemClientStore(), testPepper(t), e.clk)
 	e.gw, _ = mustAddClient(t, e.clients, ClientSpec{ID: "gw", Scopes: []string{"read", "write"}, Grants: []string{"token-exchange"}})
 	e.cc, _ = mustAddClient(t, e.clients, ClientSpec{ID: "cc", Scopes: []string{"read"}})
-	m := []ClaimMapping{{Issuer: e.ext.iss(), Copy: []string{"email", "groups", "missing"}, Prefix: "ext:"}}
+	m := []ClaimMapping{{Issuer: e.ext.URL(), Copy: []string{"email", "groups", "missing"}, Prefix: "ext:"}}
 	if mappings != nil {
-		m = mappings(e.ext.iss())
+		m = mappings(e.ext.URL())
 	}
 	if e.x, err = NewExchanger(ExchangeConfig{Mappings: m}, e.clients, e.v, e.issuer); err != nil {
 		t.Fatal(err)
@@ -68,7 +71,7 @@ func newExchangeEnv(t *testing.T, mappings func(ext string) []ClaimMapping) *exc
 // extToken is a token of the mapped issuer for bob, after edit.
 func (e *exchangeEnv) extToken(t *testing.T, edit func(c map[string]any)) string {
 	t.Helper()
-	return e.ext.token(t, e.clk, e.extKey, "ES256", func(_, c map[string]any) {
+	return e.ext.Token(t, e.clk.Now(), e.extKey, "ES256", func(_, c map[string]any) {
 		c["email"] = "bob@example.com"
 		c["groups"] = []string{"dev", "ops"}
 		if edit != nil {
@@ -90,7 +93,7 @@ func wantOAuth(t *testing.T, err error, code, desc string) {
 	if !strings.Contains(oe.Description, desc) {
 		t.Fatalf("description %q, want %q", oe.Description, desc)
 	}
-	if errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, authn.ErrInvalidToken) || errors.Is(err, authn.ErrUnavailable) {
 		t.Fatalf("err = %v wraps a verifier sentinel", err)
 	}
 }
@@ -167,9 +170,9 @@ func TestExchangeRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := e.extToken(t, nil)
-	unmapped := e.unmapped.token(t, e.clk, e.unKey, "EdDSA", nil)
-	expired := e.extToken(t, func(c map[string]any) { c["exp"] = e.clk.now().Add(-time.Hour).Unix() })
-	forged := e.ext.token(t, e.clk, genKey(t, "ES256", "ext-1", true), "ES256", nil)
+	unmapped := e.unmapped.Token(t, e.clk.Now(), e.unKey, "EdDSA", nil)
+	expired := e.extToken(t, func(c map[string]any) { c["exp"] = e.clk.Now().Add(-time.Hour).Unix() })
+	forged := e.ext.Token(t, e.clk.Now(), jwttest.GenKey(t, "ES256", "ext-1", true), "ES256", nil)
 
 	cases := []struct {
 		name   string
@@ -208,22 +211,24 @@ func TestExchangeRejects(t *testing.T) {
 }
 
 // verifierFunc adapts a function to ExternalVerifier.
-type verifierFunc func(ctx context.Context, token string) (Claims, error)
+type verifierFunc func(ctx context.Context, token string) (authn.Claims, error)
 
-func (f verifierFunc) Verify(ctx context.Context, token string) (Claims, error) { return f(ctx, token) }
+func (f verifierFunc) Verify(ctx context.Context, token string) (authn.Claims, error) {
+	return f(ctx, token)
+}
 
 func TestExchangeVerifierUnavailableIsNotAGrantError(t *testing.T) {
 	e := newExchangeEnv(t, nil)
-	down := verifierFunc(func(context.Context, string) (Claims, error) {
+	down := verifierFunc(func(context.Context, string) (authn.Claims, error) {
 		return nil, unavailable("keys of issuer not fetched", errors.New("connection refused"))
 	})
-	x, err := NewExchanger(ExchangeConfig{Mappings: []ClaimMapping{{Issuer: e.ext.iss(), Prefix: "ext:"}}}, e.clients, down, e.issuer)
+	x, err := NewExchanger(ExchangeConfig{Mappings: []ClaimMapping{{Issuer: e.ext.URL(), Prefix: "ext:"}}}, e.clients, down, e.issuer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = x.Exchange(context.Background(), e.gw, e.req(e.extToken(t, nil)))
 	var oe *OAuthError
-	if err == nil || errors.As(err, &oe) || !errors.Is(err, ErrUnavailable) {
+	if err == nil || errors.As(err, &oe) || !errors.Is(err, authn.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable and no OAuth error", err)
 	}
 }

@@ -1,4 +1,4 @@
-package authn
+package oauth
 
 import (
 	"context"
@@ -8,9 +8,13 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/verdictpdp/verdict/authn"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
 )
@@ -47,12 +51,12 @@ func publicFromJWKS(t *testing.T, raw []byte) map[string]any {
 }
 
 func TestIssuedTokensVerifyWithAnIndependentLibrary(t *testing.T) {
-	for _, alg := range []string{AlgES256, AlgEdDSA, AlgRS256} {
+	for _, alg := range []string{authn.AlgES256, authn.AlgEdDSA, authn.AlgRS256} {
 		t.Run(alg, func(t *testing.T) {
-			cfg := DefaultKeyConfig()
+			cfg := authn.DefaultKeyConfig()
 			cfg.Alg = alg
 			cfg.RSABits = 2048
-			ring, err := NewKeyring(cfg, newMemStore(), time.Now)
+			ring, err := authn.NewKeyring(cfg, newMemStore(), time.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,12 +108,12 @@ func TestIssuerConfigValidate(t *testing.T) {
 }
 
 func BenchmarkIssue(b *testing.B) {
-	for _, alg := range []string{AlgES256, AlgEdDSA, AlgRS256} {
+	for _, alg := range []string{authn.AlgES256, authn.AlgEdDSA, authn.AlgRS256} {
 		b.Run(alg, func(b *testing.B) {
-			cfg := DefaultKeyConfig()
+			cfg := authn.DefaultKeyConfig()
 			cfg.Alg = alg
 			cfg.RSABits = 2048
-			ring, _ := NewKeyring(cfg, newMemStore(), time.Now)
+			ring, _ := authn.NewKeyring(cfg, newMemStore(), time.Now)
 			if err := ring.Load(context.Background()); err != nil {
 				b.Fatal(err)
 			}
@@ -119,6 +123,45 @@ func BenchmarkIssue(b *testing.B) {
 				if _, err := iss.Issue("gw", "gw", []string{"verdict:decide"}, nil); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestIssuedTokensPassTheVerifier is the round trip the server relies on:
+// what the token issuer signs, Verdict's own Verifier accepts, claims and
+// all.
+func TestIssuedTokensPassTheVerifier(t *testing.T) {
+	checkLeaks(t)
+	for _, alg := range []string{authn.AlgES256, authn.AlgEdDSA, authn.AlgRS256} {
+		t.Run(alg, func(t *testing.T) {
+			e := newEnv(t, alg)
+			ti, err := NewTokenIssuer(IssuerConfig{Issuer: selfIss, Audience: selfAud, AccessTokenTTL: 5 * time.Minute}, e.ring, e.clk.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, err := ti.Issue("gw", "alice", []string{"verdict:decide", "read"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := mustVerify(t, e.v, at.Token)
+			if c.Subject() != "alice" || c.JTI() != at.JTI || c.Issuer() != selfIss {
+				t.Fatalf("claims %v", c)
+			}
+			if got := c.Scopes(); strings.Join(got, ",") != "verdict:decide,read" {
+				t.Fatalf("scopes %q", got)
+			}
+			if got := c.Audience(); len(got) != 1 || got[0] != selfAud {
+				t.Fatalf("aud %q", got)
+			}
+			if !c.Expiry().Equal(at.ExpiresAt) {
+				t.Fatalf("expiry %v, want %v", c.Expiry(), at.ExpiresAt)
+			}
+			// Revoked, it is refused at once.
+			e.rev.revoke(at.JTI)
+			e.v.ForgetJTI(at.JTI)
+			if _, err := e.v.Verify(context.Background(), at.Token); !errors.Is(err, authn.ErrInvalidToken) {
+				t.Fatalf("revoked token: err = %v, want ErrInvalidToken", err)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package authn
+package oauth
 
 import (
 	"context"
@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/testutil/jwttest"
+
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/verdictpdp/verdict/authn"
 )
 
 const asTokenURL = "https://verdict.test/oauth/token"
@@ -60,7 +63,7 @@ func (m *memOneTime) get(key string) (time.Time, bool) {
 // (private_key_jwt only, an ES256 key with its alg and an Ed25519 key
 // without one) and "plain" (a secret, no JWKS).
 type assertEnv struct {
-	clk    *fakeClock
+	clk    *jwttest.Clock
 	st     *memClientStore
 	ids    *memOneTime
 	av     *AssertionVerifier
@@ -69,17 +72,17 @@ type assertEnv struct {
 
 func newAssertEnv(t testing.TB) *assertEnv {
 	t.Helper()
-	e := &assertEnv{clk: newClock(), st: newMemClientStore(), ids: &memOneTime{}}
+	e := &assertEnv{clk: jwttest.NewClock(), st: newMemClientStore(), ids: &memOneTime{}}
 	pepper, err := NewPepper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients, err := NewClients(e.st, pepper, e.clk.now)
+	clients, err := NewClients(e.st, pepper, e.clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.es = genKey(t, "ES256", "es-1", true)
-	e.ed = genKey(t, "EdDSA", "ed-1", false)
+	e.es = jwttest.GenKey(t, "ES256", "es-1", true)
+	e.ed = jwttest.GenKey(t, "EdDSA", "ed-1", false)
 	set := jwk.NewSet()
 	for _, k := range []jwk.Key{e.es, e.ed} {
 		pub, err := k.PublicKey()
@@ -91,14 +94,14 @@ func newAssertEnv(t testing.TB) *assertEnv {
 		}
 	}
 	for _, spec := range []ClientSpec{
-		{ID: "svc", Scopes: []string{"read"}, JWKS: mustJSON(t, set), NoSecret: true},
+		{ID: "svc", Scopes: []string{"read"}, JWKS: jwttest.MustJSON(t, set), NoSecret: true},
 		{ID: "plain", Scopes: []string{"read"}},
 	} {
 		if _, _, err := clients.Add(context.Background(), spec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.av, err = NewAssertionVerifier(AssertionConfig{TokenEndpoint: asTokenURL, Issuer: selfIss}, clients, e.ids, e.clk.now)
+	e.av, err = NewAssertionVerifier(AssertionConfig{TokenEndpoint: asTokenURL, Issuer: selfIss}, clients, e.ids, e.clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +110,7 @@ func newAssertEnv(t testing.TB) *assertEnv {
 
 // claims returns the claims of a valid assertion of client svc.
 func (e *assertEnv) claims() map[string]any {
-	now := e.clk.now().Unix()
+	now := e.clk.Now().Unix()
 	return map[string]any{
 		"iss": "svc", "sub": "svc", "aud": asTokenURL, "exp": now + 60, "iat": now,
 		"jti": fmt.Sprintf("a-%d", jtiSeq.Add(1)),
@@ -160,7 +163,7 @@ func wantInvalidClient(t testing.TB, err error, reason string) {
 	if !errors.Is(err, ErrInvalidClient) {
 		t.Fatalf("err = %v, want ErrInvalidClient", err)
 	}
-	if errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, authn.ErrInvalidToken) || errors.Is(err, authn.ErrUnavailable) {
 		t.Fatalf("err = %v also wraps ErrInvalidToken or ErrUnavailable", err)
 	}
 	if !strings.Contains(err.Error(), reason) {
@@ -191,7 +194,7 @@ func TestAssertionAccepted(t *testing.T) {
 			return signAssertion(t, e.es, "es-1", jwa.ES256(), map[string]any{"typ": "JWT"}, c)
 		}},
 		{"exp at the lifetime limit", "svc", func() string {
-			return e.valid(t, func(c map[string]any) { c["exp"] = e.clk.now().Add(5 * time.Minute).Unix() })
+			return e.valid(t, func(c map[string]any) { c["exp"] = e.clk.Now().Add(5 * time.Minute).Unix() })
 		}},
 	}
 	for _, tc := range cases {
@@ -230,7 +233,7 @@ func TestAssertionReplayKeyAndExpiry(t *testing.T) {
 func TestAssertionRejected(t *testing.T) {
 	e := newAssertEnv(t)
 	ctx := context.Background()
-	attacker := genKey(t, "ES256", "es-1", true) // same kid, not registered
+	attacker := jwttest.GenKey(t, "ES256", "es-1", true) // same kid, not registered
 	attackerPub, err := attacker.PublicKey()
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +246,7 @@ func TestAssertionRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := e.clk.now()
+	now := e.clk.Now()
 
 	replayed := e.valid(t, nil)
 	if _, err := e.av.Authenticate(ctx, "svc", ClientAssertionTypeJWTBearer, replayed); err != nil {
@@ -251,13 +254,13 @@ func TestAssertionRejected(t *testing.T) {
 	}
 
 	noneToken := func() string {
-		out, err := jws.Sign(mustJSON(t, e.claims()), jws.WithInsecureNoSignature())
+		out, err := jws.Sign(jwttest.MustJSON(t, e.claims()), jws.WithInsecureNoSignature())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return string(out)
 	}
-	noneWithSig := b64url(mustJSON(t, map[string]any{"alg": "none", "kid": "es-1"})) + "." + b64url(mustJSON(t, e.claims())) + ".c2ln"
+	noneWithSig := jwttest.B64(jwttest.MustJSON(t, map[string]any{"alg": "none", "kid": "es-1"})) + "." + jwttest.B64(jwttest.MustJSON(t, e.claims())) + ".c2ln"
 
 	cases := []struct {
 		name     string
@@ -323,7 +326,7 @@ func TestAssertionRejected(t *testing.T) {
 func TestAssertionRejectedDoesNotSpendJTI(t *testing.T) {
 	e := newAssertEnv(t)
 	ctx := context.Background()
-	attacker := genKey(t, "ES256", "es-1", true)
+	attacker := jwttest.GenKey(t, "ES256", "es-1", true)
 	c := e.claims()
 	c["jti"] = "next"
 	forged := signAssertion(t, attacker, "es-1", jwa.ES256(), nil, c)
@@ -340,7 +343,7 @@ func TestAssertionStoreErrorsAreNotClientErrors(t *testing.T) {
 
 	e.ids.fail(errors.New("disk on fire"))
 	_, err := e.av.Authenticate(ctx, "svc", ClientAssertionTypeJWTBearer, e.valid(t, nil))
-	if err == nil || errors.Is(err, ErrInvalidClient) || !errors.Is(err, ErrUnavailable) {
+	if err == nil || errors.Is(err, ErrInvalidClient) || !errors.Is(err, authn.ErrUnavailable) {
 		t.Fatalf("one-time store down: err = %v, want ErrUnavailable and not ErrInvalidClient", err)
 	}
 	e.ids.fail(nil)

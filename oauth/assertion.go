@@ -1,7 +1,6 @@
-package authn
+package oauth
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/internal/untrusted"
 )
 
 // ClientAssertionTypeJWTBearer is the client_assertion_type of
@@ -53,7 +52,7 @@ func DefaultAssertionConfig() AssertionConfig {
 	return AssertionConfig{
 		MaxLifetime:       5 * time.Minute,
 		ClockSkew:         30 * time.Second,
-		MaxAssertionBytes: DefaultMaxTokenBytes,
+		MaxAssertionBytes: authn.DefaultMaxTokenBytes,
 	}
 }
 
@@ -141,7 +140,7 @@ func rejectAssertion(format string, args ...any) error {
 // ErrInvalidToken prefix: a bad assertion is a client failure, not a bad
 // bearer token, so ErrInvalidToken must not leak into its error chain.
 func tokenReason(err error) string {
-	return strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": ")
+	return strings.TrimPrefix(err.Error(), authn.ErrInvalidToken.Error()+": ")
 }
 
 // Authenticate checks a private_key_jwt client assertion and returns the
@@ -166,20 +165,21 @@ func (a *AssertionVerifier) Authenticate(ctx context.Context, clientID, assertio
 	case assertionType == "":
 		return Client{}, rejectAssertion("client_assertion_type missing")
 	case assertionType != ClientAssertionTypeJWTBearer:
-		return Client{}, rejectAssertion("client_assertion_type %s is not %s", short(assertionType), ClientAssertionTypeJWTBearer)
+		return Client{}, rejectAssertion("client_assertion_type %s is not %s", untrusted.Quote(assertionType), ClientAssertionTypeJWTBearer)
 	case assertion == "":
 		return Client{}, rejectAssertion("client_assertion missing")
 	case len(assertion) > a.cfg.MaxAssertionBytes:
 		return Client{}, rejectAssertion("assertion is %d bytes, over the %d-byte limit", len(assertion), a.cfg.MaxAssertionBytes)
 	}
-	hdr, claims, payload, err := parseToken(assertion)
+	tok, err := authn.ParseCompact(assertion)
 	if err != nil {
 		return Client{}, rejectAssertion("%s", tokenReason(err))
 	}
 	// An access token is never a client assertion, whatever its claims.
-	if hdr.hasTyp && (strings.EqualFold(hdr.typ, TypAccessToken) || strings.EqualFold(hdr.typ, "application/"+TypAccessToken)) {
-		return Client{}, rejectAssertion("typ %s is an access token", short(hdr.typ))
+	if tok.HasTyp && (strings.EqualFold(tok.Typ, authn.TypAccessToken) || strings.EqualFold(tok.Typ, "application/"+authn.TypAccessToken)) {
+		return Client{}, rejectAssertion("typ %s is an access token", untrusted.Quote(tok.Typ))
 	}
+	claims := tok.Claims
 	if clientID == "" {
 		// The unverified sub only chooses the client; the checks below and
 		// the signature bind it.
@@ -205,28 +205,13 @@ func (a *AssertionVerifier) Authenticate(ctx context.Context, clientID, assertio
 		return Client{}, fmt.Errorf("client assertion: %w", err)
 	}
 	if len(cl.JWKS) == 0 {
-		return Client{}, rejectAssertion("client %s has no registered keys", short(cl.ID))
+		return Client{}, rejectAssertion("client %s has no registered keys", untrusted.Quote(cl.ID))
 	}
-	pk, err := clientKey(cl.JWKS, hdr.kid, hdr.alg)
-	if err != nil {
-		return Client{}, rejectAssertion("%v", err)
-	}
-
-	got, err := jws.Verify([]byte(assertion),
-		jws.WithCompact(),
-		jws.WithKey(pk.spec.sa, pk.key),
-		jws.WithAlgorithmMatch(true),
-		jws.WithCritValidation(true),
-		jws.WithContext(ctx),
-	)
-	if err != nil {
-		if ctx.Err() != nil {
-			return Client{}, unavailable("client assertion", ctx.Err())
+	if err := tok.VerifyJWKS(ctx, cl.JWKS); err != nil {
+		if errors.Is(err, authn.ErrUnavailable) {
+			return Client{}, fmt.Errorf("client assertion: %w", err)
 		}
-		return Client{}, rejectAssertion("signature verification failed")
-	}
-	if !bytes.Equal(got, payload) {
-		return Client{}, rejectAssertion("signature verification failed: payload mismatch")
+		return Client{}, rejectAssertion("%v", err)
 	}
 
 	// The id is kept until the assertion can no longer pass the exp check.
@@ -234,7 +219,7 @@ func (a *AssertionVerifier) Authenticate(ctx context.Context, clientID, assertio
 	// client cannot spend another's ids.
 	first, err := a.ids.UseOnce(ctx, cl.ID+" "+claims.JTI(), exp.Add(a.cfg.ClockSkew))
 	if err != nil {
-		return Client{}, unavailable("client assertion replay check", err)
+		return Client{}, fmt.Errorf("%w: client assertion replay check: %w", authn.ErrUnavailable, err)
 	}
 	if !first {
 		return Client{}, rejectAssertion("jti already used (replay)")
@@ -244,7 +229,7 @@ func (a *AssertionVerifier) Authenticate(ctx context.Context, clientID, assertio
 
 // checkClaims checks the claims of an assertion for clientID and returns
 // its expiry.
-func (a *AssertionVerifier) checkClaims(c Claims, clientID string, now time.Time) (time.Time, error) {
+func (a *AssertionVerifier) checkClaims(c authn.Claims, clientID string, now time.Time) (time.Time, error) {
 	skew := a.cfg.ClockSkew
 	for _, name := range []string{"iss", "sub"} {
 		v, ok := c[name].(string)
@@ -256,17 +241,17 @@ func (a *AssertionVerifier) checkClaims(c Claims, clientID string, now time.Time
 		}
 	}
 
-	aud, ok := c["aud"]
+	_, ok := c["aud"]
 	if !ok {
 		return time.Time{}, rejectAssertion("aud claim missing")
 	}
-	if !slices.ContainsFunc(stringList(aud, false), func(s string) bool {
+	if !slices.ContainsFunc(c.Audience(), func(s string) bool {
 		return s != "" && (s == a.cfg.TokenEndpoint || s == a.cfg.Issuer)
 	}) {
 		return time.Time{}, rejectAssertion("aud does not name this server's token endpoint or issuer")
 	}
 
-	exp, iat, problem := checkTimes(c, now, skew, "assertion")
+	exp, iat, problem := c.CheckTimes(now, skew, "assertion")
 	switch {
 	case problem != "":
 		return time.Time{}, rejectAssertion("%s", problem)
@@ -280,52 +265,8 @@ func (a *AssertionVerifier) checkClaims(c Claims, clientID string, now time.Time
 	switch {
 	case !ok || jti == "":
 		return time.Time{}, rejectAssertion("jti claim missing or not a string")
-	case len(jti) > maxClaimStrLen:
+	case len(jti) > authn.MaxClaimLen:
 		return time.Time{}, rejectAssertion("jti claim too long")
 	}
 	return exp, nil
-}
-
-// clientKey finds the key kid in a client's JWKS and pins it to one
-// algorithm: the key's own alg, or, for a key that names none, the header
-// alg when it fits the key's type and curve (an EC or OKP key allows one
-// algorithm anyway; an RSA key RS256 or PS256). A kid present twice is
-// refused: which key it means is ambiguous.
-func clientKey(jwks []byte, kid, alg string) (pinnedKey, error) {
-	set, err := jwk.Parse(jwks, jwk.WithMaxKeys(maxJWKSKeys))
-	if err != nil {
-		return pinnedKey{}, errors.New("registered JWKS does not parse")
-	}
-	var found jwk.Key
-	for i := range set.Len() {
-		k, ok := set.Key(i)
-		if !ok {
-			continue
-		}
-		if id, ok := k.KeyID(); ok && id == kid {
-			if found != nil {
-				return pinnedKey{}, fmt.Errorf("key id %s is registered twice", short(kid))
-			}
-			found = k
-		}
-	}
-	if found == nil {
-		return pinnedKey{}, fmt.Errorf("unknown key id %s", short(kid))
-	}
-	fallback := ""
-	if _, named := found.Algorithm(); !named {
-		kty := found.KeyType().String()
-		if spec, ok := allowedAlgs[alg]; !ok || spec.kty != kty {
-			return pinnedKey{}, fmt.Errorf("alg %s does not fit key %s of type %s", short(alg), short(kid), short(kty))
-		}
-		fallback = alg
-	}
-	pk, err := pinKey(found, fallback)
-	if err != nil {
-		return pinnedKey{}, fmt.Errorf("key %s: %v", short(kid), err)
-	}
-	if pk.alg != alg {
-		return pinnedKey{}, fmt.Errorf("alg %s does not match alg %s pinned to key %s", short(alg), pk.alg, short(kid))
-	}
-	return pk, nil
 }

@@ -1,4 +1,4 @@
-package authn
+package oauth
 
 import (
 	"context"
@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/verdictpdp/verdict/authn"
 )
 
 func newTokenService(t *testing.T) (*TokenService, *Clients) {
 	t.Helper()
-	ring, err := NewKeyring(DefaultKeyConfig(), newMemStore(), time.Now)
+	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), newMemStore(), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

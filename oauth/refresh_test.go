@@ -1,21 +1,18 @@
-package authn
+package oauth
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/verdictpdp/verdict/store"
+	"github.com/verdictpdp/verdict/authn"
 )
 
 // rfStore is an in-memory RefreshStore. Rotate is a compare-and-swap under
@@ -196,8 +193,8 @@ var (
 
 func newRFEnv(t *testing.T) *rfEnv {
 	t.Helper()
-	env := newEnv(t, AlgES256, nil)
-	iss, err := NewTokenIssuer(IssuerConfig{Issuer: selfIss, Audience: selfAud, AccessTokenTTL: 5 * time.Minute}, env.ring, env.clk.now)
+	env := newEnv(t, authn.AlgES256)
+	iss, err := NewTokenIssuer(IssuerConfig{Issuer: selfIss, Audience: selfAud, AccessTokenTTL: 5 * time.Minute}, env.ring, env.clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,15 +202,15 @@ func newRFEnv(t *testing.T) *rfEnv {
 	cfg := RefreshConfig{Issuer: selfIss, ReuseGrace: DefaultRefreshReuseGrace, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
 	st := newRFStore()
 	revs := &rfRevocations{checker: env.rev, until: map[string]time.Time{}}
-	rf, err := NewRefresher(cfg, iss, st, revs, env.v, env.clk.now)
+	rf, err := NewRefresher(cfg, iss, st, revs, env.v, env.clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rv, err := NewRevoker(cfg, env.v, st, revs, env.v, env.clk.now)
+	rv, err := NewRevoker(cfg, env.v, st, revs, env.v, env.clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewIntrospector(cfg, env.v, st, env.clk.now)
+	in, err := NewIntrospector(cfg, env.v, st, env.clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +274,7 @@ func TestRefreshStart(t *testing.T) {
 	if !bytes.Equal(rec.TokenHash, h[:]) {
 		t.Error("stored hash is not SHA-256 of the token")
 	}
-	want := e.clk.now().Add(24 * time.Hour)
+	want := e.clk.Now().Add(24 * time.Hour)
 	if rec.ClientID != "app" || rec.Subject != "alice" || !slices.Equal(rec.Scopes, []string{"read", "write"}) ||
 		!rec.ExpiresAt.Equal(want) || !slices.Equal(rec.AccessJTIs, []string{at.JTI}) || rec.Revoked {
 		t.Fatalf("family record: %+v", rec)
@@ -366,18 +363,18 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 			t.Fatalf("jti %s revoked until %v (ok %v), token expires %v", at.JTI, until, ok, at.ExpiresAt)
 		}
 		// The cached verification is dropped at once...
-		if _, err := e.v.Verify(ctx, at.Token); !errors.Is(err, ErrInvalidToken) {
+		if _, err := e.v.Verify(ctx, at.Token); !errors.Is(err, authn.ErrInvalidToken) {
 			t.Fatalf("access token still verifies after reuse: %v", err)
 		}
 	}
 	// ...and a Verifier that never saw the tokens (another replica) asks
 	// the revocation store.
-	v2, err := NewVerifier(VerifierConfig{Self: TrustedIssuer{Issuer: selfIss, Audiences: []string{selfAud}}}, e.ring, e.rev, e.clk.now)
+	v2, err := authn.NewVerifier(authn.VerifierConfig{Self: authn.TrustedIssuer{Issuer: selfIss, Audiences: []string{selfAud}}}, e.ring, e.rev, e.clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(v2.Close)
-	if _, err := v2.Verify(ctx, at1.Token); !errors.Is(err, ErrInvalidToken) {
+	if _, err := v2.Verify(ctx, at1.Token); !errors.Is(err, authn.ErrInvalidToken) {
 		t.Fatalf("other replica: %v", err)
 	}
 	// The current token of the family is dead too.
@@ -399,232 +396,6 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 
 // boltFamilies is the real bbolt store as a RefreshStore, converting its
 // errors the way the serve wiring does.
-type boltFamilies struct{ b *store.Bolt }
-
-var _ RefreshStore = boltFamilies{}
-
-func boltErr(err error) error {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("%w: %w", ErrUnknownFamily, err)
-	case errors.Is(err, store.ErrConflict):
-		return fmt.Errorf("%w: %w", ErrFamilyConflict, err)
-	}
-	return err
-}
-
-func (s boltFamilies) CreateFamily(ctx context.Context, t RefreshToken) error {
-	return boltErr(s.b.CreateFamily(ctx, store.DefaultNamespace, store.RefreshToken(t)))
-}
-
-func (s boltFamilies) Rotate(ctx context.Context, family string, oldHash []byte, next RefreshToken) error {
-	return boltErr(s.b.Rotate(ctx, store.DefaultNamespace, family, oldHash, store.RefreshToken(next)))
-}
-
-func (s boltFamilies) Family(ctx context.Context, family string) (RefreshToken, error) {
-	t, err := s.b.Family(ctx, store.DefaultNamespace, family)
-	return RefreshToken(t), boltErr(err)
-}
-
-func (s boltFamilies) RevokeFamily(ctx context.Context, family string) (RefreshToken, error) {
-	t, err := s.b.RevokeFamily(ctx, store.DefaultNamespace, family)
-	return RefreshToken(t), boltErr(err)
-}
-
-// wantRace fails unless err is the answer to the loser of a race.
-func wantRace(t *testing.T, err error) {
-	t.Helper()
-	wantOAuthErr(t, err, OAuthInvalidGrant, "refresh token is no longer valid")
-	if !errors.Is(err, ErrRefreshRace) {
-		t.Fatalf("a lost race does not wrap ErrRefreshRace: %v", err)
-	}
-}
-
-// TestRefreshConcurrent: of n concurrent refreshes of one token against the
-// bbolt store exactly one wins, the family survives the race and the
-// winner's token keeps working, and the token the winner replaced becomes
-// reuse once the grace is over.
-func TestRefreshConcurrent(t *testing.T) {
-	const n = 8
-	e := newRFEnv(t)
-	ctx := context.Background()
-	b, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	st := boltFamilies{b}
-	logs := &lockedBuffer{}
-	cfg := RefreshConfig{Issuer: selfIss, ReuseGrace: DefaultRefreshReuseGrace, Logger: slog.New(slog.NewJSONHandler(logs, nil))}
-	rf, err := NewRefresher(cfg, e.iss, st, e.revs, e.v, e.clk.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at0, rt0, err := rf.Start(ctx, rfApp.ID, "alice", []string{"read"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fam := familyOf(t, rt0)
-
-	type result struct {
-		at   AccessToken
-		next string
-		err  error
-	}
-	results := make([]result, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			at, next, err := rf.Refresh(ctx, rfApp, rt0, "")
-			results[i] = result{at, next, err}
-		})
-	}
-	close(start)
-	wg.Wait()
-	var winner *result
-	for i := range results {
-		r := &results[i]
-		if r.err != nil {
-			wantRace(t, r.err)
-			continue
-		}
-		if winner != nil {
-			t.Fatal("two refreshes of one token won")
-		}
-		winner = r
-	}
-	if winner == nil {
-		t.Fatal("no refresh won")
-	}
-	// A loser that reads the family only now, after the winner's rotation
-	// (what the free race above may or may not have produced), is refused
-	// without touching the family.
-	_, _, err = rf.Refresh(ctx, rfApp, rt0, "")
-	wantRace(t, err)
-	rec, err := st.Family(ctx, fam)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.Revoked || len(rec.AccessJTIs) != 2 || !rec.RotatedAt.Equal(e.clk.now()) {
-		t.Fatalf("family after the race: revoked %v, %d jtis, rotated %v", rec.Revoked, len(rec.AccessJTIs), rec.RotatedAt)
-	}
-	if strings.Contains(logs.String(), "reuse detected") {
-		t.Fatalf("a lost race was logged as reuse: %s", logs)
-	}
-	for _, at := range []AccessToken{at0, winner.at} {
-		if _, err := e.v.Verify(ctx, at.Token); err != nil {
-			t.Fatalf("an access token of the family stopped verifying after the race: %v", err)
-		}
-	}
-
-	// The winner's refresh token still refreshes.
-	at2, rt2, err := rf.Refresh(ctx, rfApp, winner.next, "")
-	if err != nil {
-		t.Fatalf("the winner's refresh token: %v", err)
-	}
-
-	// After the grace, the original token is reuse: the family and every
-	// access token of it are revoked, the winner's line included.
-	e.clk.advance(DefaultRefreshReuseGrace + time.Millisecond)
-	_, _, err = rf.Refresh(ctx, rfApp, rt0, "")
-	wantOAuthErr(t, err, OAuthInvalidGrant, "refresh token reuse detected")
-	if errors.Is(err, ErrRefreshRace) {
-		t.Fatal("reuse reported as a lost race")
-	}
-	if rec, _ := st.Family(ctx, fam); !rec.Revoked {
-		t.Fatal("family not revoked on reuse")
-	}
-	_, _, err = rf.Refresh(ctx, rfApp, rt2, "")
-	wantOAuthErr(t, err, OAuthInvalidGrant, "refresh token is revoked")
-	for _, at := range []AccessToken{at0, winner.at, at2} {
-		if _, err := e.v.Verify(ctx, at.Token); !errors.Is(err, ErrInvalidToken) {
-			t.Fatalf("access token still verifies after reuse: %v", err)
-		}
-	}
-	ev := auditEvent(t, logs.String(), "refresh token reuse detected")
-	if ev["family"] != fam || ev["client_id"] != "app" || ev["access_tokens"] != float64(3) || ev["outcome"] != "family revoked" {
-		t.Fatalf("reuse audit event: %v", ev)
-	}
-	for _, rt := range []string{rt0, winner.next, rt2} {
-		_, secret, _ := strings.Cut(rt, ".")
-		if strings.Contains(logs.String(), secret) {
-			t.Fatal("a refresh token secret was logged")
-		}
-	}
-}
-
-// auditEvent returns the one JSON log line with msg.
-func auditEvent(t *testing.T, logs, msg string) map[string]any {
-	t.Helper()
-	var found map[string]any
-	for line := range strings.Lines(logs) {
-		var ev map[string]any
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if ev["msg"] != msg {
-			continue
-		}
-		if found != nil {
-			t.Fatalf("two %q events:\n%s", msg, logs)
-		}
-		if ev["audit"] != true {
-			t.Fatalf("%q is not an audit event: %v", msg, ev)
-		}
-		found = ev
-	}
-	if found == nil {
-		t.Fatalf("no %q event:\n%s", msg, logs)
-	}
-	return found
-}
-
-// TestRefreshConcurrentLockstep: every refresh reads the family before any
-// rotates, so all race on Rotate; the losers lose there.
-func TestRefreshConcurrentLockstep(t *testing.T) {
-	const n = 20
-	e := newRFEnv(t)
-	_, rt := e.start(t)
-	var barrier sync.WaitGroup
-	barrier.Add(n)
-	e.st.setBarrier(&barrier)
-	var (
-		wg     sync.WaitGroup
-		wins   atomic.Int64
-		winner atomic.Value
-		errs   = make(chan error, n)
-	)
-	for range n {
-		wg.Go(func() {
-			_, next, err := e.rf.Refresh(context.Background(), rfApp, rt, "")
-			if err != nil {
-				errs <- err
-				return
-			}
-			wins.Add(1)
-			winner.Store(next)
-		})
-	}
-	wg.Wait()
-	e.st.setBarrier(nil)
-	close(errs)
-	for err := range errs {
-		wantRace(t, err)
-	}
-	if got := wins.Load(); got != 1 {
-		t.Fatalf("%d refreshes won, want exactly 1", got)
-	}
-	rec, _ := e.st.get(familyOf(t, rt))
-	if rec.Revoked || len(rec.AccessJTIs) != 2 {
-		t.Fatalf("family after the race: revoked %v, %d jtis", rec.Revoked, len(rec.AccessJTIs))
-	}
-	e.mustRefresh(t, winner.Load().(string), "")
-}
-
-// TestRefreshReuseGrace: only the token the last rotation replaced, and
-// only for less than the grace, is refused without revoking the family.
 func TestRefreshReuseGrace(t *testing.T) {
 	const grace = 2 * time.Second
 	tests := []struct {
@@ -649,7 +420,7 @@ func TestRefreshReuseGrace(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newRFEnv(t)
 			rf, err := NewRefresher(RefreshConfig{Issuer: selfIss, ReuseGrace: tt.grace, Logger: slog.New(slog.NewJSONHandler(e.logs, nil))},
-				e.iss, e.st, e.revs, e.v, e.clk.now)
+				e.iss, e.st, e.revs, e.v, e.clk.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -660,13 +431,13 @@ func TestRefreshReuseGrace(t *testing.T) {
 			}
 			tokens := []string{rt}
 			for range tt.rotations {
-				e.clk.advance(time.Hour)
+				e.clk.Advance(time.Hour)
 				if _, rt, err = rf.Refresh(ctx, rfApp, rt, ""); err != nil {
 					t.Fatal(err)
 				}
 				tokens = append(tokens, rt)
 			}
-			e.clk.advance(tt.after)
+			e.clk.Advance(tt.after)
 			replayed := tokens[len(tokens)-1-tt.replay]
 			if tt.forged {
 				replayed, _ = nextRefreshToken(familyOf(t, rt))
@@ -702,7 +473,7 @@ func TestRefreshReuseRevokeFails(t *testing.T) {
 	e := newRFEnv(t)
 	_, rt0 := e.start(t)
 	e.mustRefresh(t, rt0, "")
-	e.clk.advance(time.Minute)
+	e.clk.Advance(time.Minute)
 	e.revs.mu.Lock()
 	e.revs.failErr = errors.New("revocations down")
 	e.revs.mu.Unlock()
@@ -798,9 +569,9 @@ func TestRefreshRejections(t *testing.T) {
 	e.st.fail(nil)
 
 	// The family ends RefreshTTL after it started, however often rotated.
-	e.clk.advance(24*time.Hour - time.Second)
+	e.clk.Advance(24*time.Hour - time.Second)
 	_, rt4 := e.mustRefresh(t, rt3, "")
-	e.clk.advance(time.Second)
+	e.clk.Advance(time.Second)
 	_, _, err = e.rf.Refresh(ctx, rfApp, rt4, "")
 	wantOAuthErr(t, err, OAuthInvalidGrant, "refresh token has expired")
 	if rec, _ := e.st.get(fam); rec.Revoked {
@@ -810,7 +581,7 @@ func TestRefreshRejections(t *testing.T) {
 
 func TestRefreshMaxRotations(t *testing.T) {
 	e := newRFEnv(t)
-	rf, err := NewRefresher(RefreshConfig{Issuer: selfIss, MaxRotations: 3}, e.iss, e.st, e.revs, e.v, e.clk.now)
+	rf, err := NewRefresher(RefreshConfig{Issuer: selfIss, MaxRotations: 3}, e.iss, e.st, e.revs, e.v, e.clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package authn
+package oauth
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/verdictpdp/verdict/internal/testutil/jwttest"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 )
@@ -119,9 +121,9 @@ func testPepper(t *testing.T) []byte {
 	return p
 }
 
-func newTestClients(t *testing.T, st ClientStore, pepper []byte, clk *fakeClock) *Clients {
+func newTestClients(t *testing.T, st ClientStore, pepper []byte, clk *jwttest.Clock) *Clients {
 	t.Helper()
-	c, err := NewClients(st, pepper, clk.now)
+	c, err := NewClients(st, pepper, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +199,7 @@ func TestNewClientsAndPepper(t *testing.T) {
 
 func TestClientLifecycle(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock()
+	clk := jwttest.NewClock()
 	st := newMemClientStore()
 	c := newTestClients(t, st, testPepper(t), clk)
 
@@ -215,7 +217,7 @@ func TestClientLifecycle(t *testing.T) {
 	if !slices.Equal(cl.Grants, []string{GrantClientCredentials, GrantTokenExchange}) {
 		t.Errorf("grants = %v", cl.Grants)
 	}
-	if !cl.CreatedAt.Equal(clk.now()) || !cl.UpdatedAt.Equal(clk.now()) {
+	if !cl.CreatedAt.Equal(clk.Now()) || !cl.UpdatedAt.Equal(clk.Now()) {
 		t.Errorf("times = %v, %v", cl.CreatedAt, cl.UpdatedAt)
 	}
 
@@ -235,7 +237,7 @@ func TestClientLifecycle(t *testing.T) {
 	want := ClientInfo{
 		ID: "svc-b", Scopes: []string{"read", "write"},
 		Grants:    []string{GrantClientCredentials, GrantTokenExchange},
-		HasSecret: true, CreatedAt: clk.now(), UpdatedAt: clk.now(),
+		HasSecret: true, CreatedAt: clk.Now(), UpdatedAt: clk.Now(),
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Get = %+v, want %+v", got, want)
@@ -264,7 +266,7 @@ func TestClientLifecycle(t *testing.T) {
 	if _, err := c.Authenticate(ctx, "svc-b", secret); err != nil {
 		t.Fatalf("Authenticate with the issued secret: %v", err)
 	}
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	newSecret, err := c.RotateSecret(ctx, "svc-b")
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +280,7 @@ func TestClientLifecycle(t *testing.T) {
 	if _, err := c.Authenticate(ctx, "svc-b", newSecret); err != nil {
 		t.Errorf("new secret: %v", err)
 	}
-	if got, _ := c.Get(ctx, "svc-b"); !got.UpdatedAt.Equal(clk.now()) || got.CreatedAt.Equal(clk.now()) {
+	if got, _ := c.Get(ctx, "svc-b"); !got.UpdatedAt.Equal(clk.Now()) || got.CreatedAt.Equal(clk.Now()) {
 		t.Errorf("after rotation times = %v, %v", got.CreatedAt, got.UpdatedAt)
 	}
 	if _, err := c.RotateSecret(ctx, "nope"); !errors.Is(err, ErrUnknownClient) {
@@ -306,7 +308,7 @@ func TestClientSecretNeverInErrorsOrStore(t *testing.T) {
 	ctx := context.Background()
 	st := newMemClientStore()
 	pepper := testPepper(t)
-	c := newTestClients(t, st, pepper, newClock())
+	c := newTestClients(t, st, pepper, jwttest.NewClock())
 	_, secret := mustAddClient(t, c, ClientSpec{ID: "a", Scopes: []string{"s"}})
 
 	rec, _ := st.Client(ctx, "a")
@@ -319,7 +321,7 @@ func TestClientSecretNeverInErrorsOrStore(t *testing.T) {
 	}
 
 	// The same secret under another pepper has another HMAC.
-	other := newTestClients(t, newMemClientStore(), testPepper(t), newClock())
+	other := newTestClients(t, newMemClientStore(), testPepper(t), jwttest.NewClock())
 	if bytes.Equal(other.mac(secret), rec.SecretHMAC) {
 		t.Error("HMAC does not depend on the pepper")
 	}
@@ -340,10 +342,10 @@ func TestClientSecretNeverInErrorsOrStore(t *testing.T) {
 func TestClientPepperChangeInvalidatesSecrets(t *testing.T) {
 	ctx := context.Background()
 	st := newMemClientStore()
-	c := newTestClients(t, st, testPepper(t), newClock())
+	c := newTestClients(t, st, testPepper(t), jwttest.NewClock())
 	_, secret := mustAddClient(t, c, ClientSpec{ID: "a", Scopes: []string{"s"}})
 
-	repeppered := newTestClients(t, st, testPepper(t), newClock())
+	repeppered := newTestClients(t, st, testPepper(t), jwttest.NewClock())
 	if _, err := repeppered.Authenticate(ctx, "a", secret); !errors.Is(err, ErrInvalidClient) {
 		t.Errorf("secret under a new pepper: %v, want ErrInvalidClient", err)
 	}
@@ -355,7 +357,7 @@ func TestClientPepperChangeInvalidatesSecrets(t *testing.T) {
 func TestClientAuthenticateFailures(t *testing.T) {
 	ctx := context.Background()
 	st := newMemClientStore()
-	c := newTestClients(t, st, testPepper(t), newClock())
+	c := newTestClients(t, st, testPepper(t), jwttest.NewClock())
 	_, secret := mustAddClient(t, c, ClientSpec{ID: "a", Scopes: []string{"s"}})
 	jwks, _ := testJWK(t, "k1")
 	_, none := mustAddClient(t, c, ClientSpec{ID: "jwt-only", Scopes: []string{"s"}, JWKS: jwks, NoSecret: true})
@@ -402,7 +404,7 @@ func TestClientAuthenticateFailures(t *testing.T) {
 
 func TestClientJWKSOnlyAndRotateAddsSecret(t *testing.T) {
 	ctx := context.Background()
-	c := newTestClients(t, newMemClientStore(), testPepper(t), newClock())
+	c := newTestClients(t, newMemClientStore(), testPepper(t), jwttest.NewClock())
 	jwks, _ := testJWK(t, "k1")
 	mustAddClient(t, c, ClientSpec{ID: "jwt", Scopes: []string{"s"}, JWKS: jwks, NoSecret: true})
 	info, err := c.Get(ctx, "jwt")
@@ -535,7 +537,7 @@ func TestClientSpecValidate(t *testing.T) {
 
 func TestClientSpecNormalisedOnAdd(t *testing.T) {
 	ctx := context.Background()
-	c := newTestClients(t, newMemClientStore(), testPepper(t), newClock())
+	c := newTestClients(t, newMemClientStore(), testPepper(t), jwttest.NewClock())
 	cl, _ := mustAddClient(t, c, ClientSpec{ID: "a", Scopes: []string{"s"}})
 	if !slices.Equal(cl.Grants, []string{GrantClientCredentials}) {
 		t.Errorf("default grants = %v", cl.Grants)
@@ -554,7 +556,7 @@ func TestClientSpecNormalisedOnAdd(t *testing.T) {
 }
 
 func TestClientAllowed(t *testing.T) {
-	c := newTestClients(t, newMemClientStore(), testPepper(t), newClock())
+	c := newTestClients(t, newMemClientStore(), testPepper(t), jwttest.NewClock())
 	cl := Client{ID: "a", Scopes: []string{"read", "write"}, Grants: []string{GrantClientCredentials, GrantTokenExchange}}
 	for name, tc := range map[string]struct {
 		grant   string
@@ -593,7 +595,7 @@ func TestClientAllowed(t *testing.T) {
 func TestClientStoreErrorsPassThrough(t *testing.T) {
 	ctx := context.Background()
 	st := newMemClientStore()
-	c := newTestClients(t, st, testPepper(t), newClock())
+	c := newTestClients(t, st, testPepper(t), jwttest.NewClock())
 	mustAddClient(t, c, ClientSpec{ID: "a", Scopes: []string{"s"}})
 	boom := errors.New("store down")
 	st.fail(boom)
@@ -616,7 +618,7 @@ func TestClientStoreErrorsPassThrough(t *testing.T) {
 
 func TestClientAuthenticateConcurrent(t *testing.T) {
 	ctx := context.Background()
-	c := newTestClients(t, newMemClientStore(), testPepper(t), newClock())
+	c := newTestClients(t, newMemClientStore(), testPepper(t), jwttest.NewClock())
 	secrets := map[string]string{}
 	for i := range 4 {
 		id := fmt.Sprintf("c%d", i)

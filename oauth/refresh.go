@@ -1,16 +1,19 @@
-package authn
+package oauth
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/verdictpdp/verdict/authn"
 )
 
 // Errors of the refresh-token store; the wiring maps the store package's
@@ -124,7 +127,7 @@ type AccessIssuer interface {
 }
 
 var (
-	_ JTIForgetter = (*Verifier)(nil)
+	_ JTIForgetter = (*authn.Verifier)(nil)
 	_ AccessIssuer = (*TokenIssuer)(nil)
 )
 
@@ -552,3 +555,6 @@ func refreshHash(token string) []byte {
 
 // hashEqual compares two token hashes in constant time.
 func hashEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// b64 is strict base64url without padding.
+var b64 = base64.RawURLEncoding.Strict()

@@ -1,4 +1,4 @@
-package authn
+package oauth
 
 import (
 	"context"
@@ -7,15 +7,17 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/verdictpdp/verdict/authn"
 )
 
 // TokenVerifier verifies an access token, revocation included. *Verifier
 // satisfies it.
 type TokenVerifier interface {
-	Verify(ctx context.Context, token string) (Claims, error)
+	Verify(ctx context.Context, token string) (authn.Claims, error)
 }
 
-var _ TokenVerifier = (*Verifier)(nil)
+var _ TokenVerifier = (*authn.Verifier)(nil)
 
 // Revoker is RFC 7009 token revocation of Verdict's own tokens. It is safe
 // for concurrent use; the zero Revoker is not usable: use NewRevoker.
@@ -90,7 +92,7 @@ func (rv *Revoker) revokeRefresh(ctx context.Context, client Client, family stri
 
 func (rv *Revoker) revokeAccess(ctx context.Context, client Client, token string) error {
 	claims, err := rv.verifier.Verify(ctx, token)
-	if errors.Is(err, ErrInvalidToken) {
+	if errors.Is(err, authn.ErrInvalidToken) {
 		return nil
 	}
 	if err != nil {
@@ -183,7 +185,7 @@ func (i *Introspector) Introspect(ctx context.Context, token string) IntrospectR
 func (i *Introspector) access(ctx context.Context, token string) IntrospectResponse {
 	claims, err := i.verifier.Verify(ctx, token)
 	if err != nil {
-		if !errors.Is(err, ErrInvalidToken) {
+		if !errors.Is(err, authn.ErrInvalidToken) {
 			i.log.LogAttrs(ctx, slog.LevelWarn, "introspection failed", slog.String("error", err.Error()))
 		}
 		return IntrospectResponse{}
@@ -203,7 +205,7 @@ func (i *Introspector) access(ctx context.Context, token string) IntrospectRespo
 		JTI:       claims.JTI(),
 		TokenType: "Bearer",
 	}
-	if iat, ok, valid := numericDate(claims, "iat"); ok && valid {
+	if iat, ok, valid := claims.NumericDate("iat"); ok && valid {
 		resp.IssuedAt = iat.Unix()
 	}
 	return resp
@@ -231,7 +233,7 @@ func (i *Introspector) refresh(ctx context.Context, family, token string) Intros
 }
 
 // claimString returns a string claim, or "" if absent or not a string.
-func claimString(c Claims, name string) string {
+func claimString(c authn.Claims, name string) string {
 	s, _ := c[name].(string)
 	return s
 }

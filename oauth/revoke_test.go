@@ -1,4 +1,4 @@
-package authn
+package oauth
 
 import (
 	"context"
@@ -7,15 +7,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/verdictpdp/verdict/authn"
 )
 
 // fixedVerifier is a TokenVerifier with a canned answer.
 type fixedVerifier struct {
-	claims Claims
+	claims authn.Claims
 	err    error
 }
 
-func (f fixedVerifier) Verify(context.Context, string) (Claims, error) { return f.claims, f.err }
+func (f fixedVerifier) Verify(context.Context, string) (authn.Claims, error) { return f.claims, f.err }
 
 func introspectJSON(t *testing.T, r IntrospectResponse) string {
 	t.Helper()
@@ -43,7 +45,7 @@ func TestRevokeAccessToken(t *testing.T) {
 	if !ok || !until.Equal(at.ExpiresAt.Add(revocationMargin)) {
 		t.Fatalf("revoked until %v (%v), token expires %v", until, ok, at.ExpiresAt)
 	}
-	if _, err := e.v.Verify(ctx, at.Token); !errors.Is(err, ErrInvalidToken) {
+	if _, err := e.v.Verify(ctx, at.Token); !errors.Is(err, authn.ErrInvalidToken) {
 		t.Fatalf("revoked token verifies: %v", err)
 	}
 	if got := introspectJSON(t, e.in.Introspect(ctx, at.Token)); got != inactiveJSON {
@@ -79,7 +81,7 @@ func TestRevokeRefreshToken(t *testing.T) {
 		if _, ok := e.revs.get(at.JTI); !ok {
 			t.Fatalf("access token %s not revoked", at.JTI)
 		}
-		if _, err := e.v.Verify(ctx, at.Token); !errors.Is(err, ErrInvalidToken) {
+		if _, err := e.v.Verify(ctx, at.Token); !errors.Is(err, authn.ErrInvalidToken) {
 			t.Fatalf("access token of a revoked family verifies: %v", err)
 		}
 	}
@@ -136,7 +138,7 @@ func TestRevokeUnknownAndFailures(t *testing.T) {
 
 	// An expired access token is nothing to revoke.
 	at, rt := e.start(t)
-	e.clk.advance(10 * time.Minute)
+	e.clk.Advance(10 * time.Minute)
 	if err := e.rv.Revoke(ctx, rfApp, at.Token, ""); err != nil || e.revs.len() != 0 {
 		t.Fatalf("expired token: %v, %d revoked", err, e.revs.len())
 	}
@@ -156,16 +158,16 @@ func TestRevokeUnknownAndFailures(t *testing.T) {
 	if rec, _ := e.st.get(familyOf(t, rt)); !rec.Revoked {
 		t.Fatal("family not revoked despite the jti failure")
 	}
-	down, err := NewRevoker(RefreshConfig{Issuer: selfIss}, fixedVerifier{err: ErrUnavailable}, e.st, e.revs, e.v, nil)
+	down, err := NewRevoker(RefreshConfig{Issuer: selfIss}, fixedVerifier{err: authn.ErrUnavailable}, e.st, e.revs, e.v, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := down.Revoke(ctx, rfApp, "a.b.c", ""); !errors.Is(err, ErrUnavailable) {
+	if err := down.Revoke(ctx, rfApp, "a.b.c", ""); !errors.Is(err, authn.ErrUnavailable) {
 		t.Fatalf("verifier down: %v", err)
 	}
 	// A token of an external issuer with the caller's client_id is not
 	// Verdict's to revoke.
-	ext, err := NewRevoker(RefreshConfig{Issuer: selfIss}, fixedVerifier{claims: Claims{
+	ext, err := NewRevoker(RefreshConfig{Issuer: selfIss}, fixedVerifier{claims: authn.Claims{
 		"iss": "https://idp.test", "jti": "j1", "client_id": "app", "exp": int64(4102444800),
 	}}, e.st, e.revs, e.v, nil)
 	if err != nil {
@@ -223,10 +225,10 @@ func TestIntrospect(t *testing.T) {
 
 	// External issuers' tokens and failures to check are inactive.
 	for name, v := range map[string]TokenVerifier{
-		"external": fixedVerifier{claims: Claims{"iss": "https://idp.test", "jti": "j", "client_id": "app", "exp": int64(4102444800)}},
-		"down":     fixedVerifier{err: ErrUnavailable},
+		"external": fixedVerifier{claims: authn.Claims{"iss": "https://idp.test", "jti": "j", "client_id": "app", "exp": int64(4102444800)}},
+		"down":     fixedVerifier{err: authn.ErrUnavailable},
 	} {
-		in, err := NewIntrospector(RefreshConfig{Issuer: selfIss}, v, e.st, e.clk.now)
+		in, err := NewIntrospector(RefreshConfig{Issuer: selfIss}, v, e.st, e.clk.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,14 +245,14 @@ func TestIntrospect(t *testing.T) {
 	// Expired: the access token after its exp and clock skew, the refresh
 	// token after its family's end.
 	at2, rt2 := e.mustRefresh(t, rt1, "")
-	e.clk.advance(6 * time.Minute)
+	e.clk.Advance(6 * time.Minute)
 	if got := introspectJSON(t, e.in.Introspect(ctx, at2.Token)); got != inactiveJSON {
 		t.Errorf("expired access token: %s", got)
 	}
 	if !e.in.Introspect(ctx, rt2).Active {
 		t.Fatal("refresh token inactive before its family ends")
 	}
-	e.clk.advance(24 * time.Hour)
+	e.clk.Advance(24 * time.Hour)
 	if got := introspectJSON(t, e.in.Introspect(ctx, rt2)); got != inactiveJSON {
 		t.Errorf("expired refresh token: %s", got)
 	}

@@ -1,4 +1,4 @@
-package authn
+package oauth
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/verdictpdp/verdict/authn"
 )
 
 // Token type identifiers of RFC 8693 §3.
@@ -25,10 +27,10 @@ const OAuthInvalidTarget = "invalid_target"
 // issuers whose tokens may be exchanged). A rejection of the token must
 // wrap ErrInvalidToken; any other error means it could not be checked.
 type ExternalVerifier interface {
-	Verify(ctx context.Context, token string) (Claims, error)
+	Verify(ctx context.Context, token string) (authn.Claims, error)
 }
 
-var _ ExternalVerifier = (*Verifier)(nil)
+var _ ExternalVerifier = (*authn.Verifier)(nil)
 
 // ClaimMapping says how a token of one external issuer becomes a Verdict
 // access token.
@@ -238,7 +240,7 @@ func (x *Exchanger) Resolve(ctx context.Context, client Client, req ExchangeRequ
 
 	claims, err := x.subjects.Verify(ctx, req.SubjectToken)
 	switch {
-	case errors.Is(err, ErrInvalidToken):
+	case errors.Is(err, authn.ErrInvalidToken):
 		// %v, not %w: the server must see an OAuth error, not a bad bearer
 		// token of its own caller.
 		return Grant{}, fmt.Errorf("%w: %v", oauthErr(OAuthInvalidGrant, "subject_token is invalid, expired or not from a trusted issuer"), err)
@@ -264,7 +266,7 @@ func (x *Exchanger) Resolve(ctx context.Context, client Client, req ExchangeRequ
 	if sub == "" {
 		return Grant{}, oauthErr(OAuthInvalidGrant, "subject_token has no usable "+m.Subject+" claim")
 	}
-	if len(m.Prefix)+len(sub) > maxClaimStrLen {
+	if len(m.Prefix)+len(sub) > authn.MaxClaimLen {
 		return Grant{}, oauthErr(OAuthInvalidGrant, "subject_token's "+m.Subject+" claim is too long")
 	}
 
