@@ -10,11 +10,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/app"
+
 	"github.com/spf13/cobra"
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
-	"github.com/verdictpdp/verdict/internal/config"
 )
 
 func newBundle() *cobra.Command {
@@ -32,7 +33,7 @@ func newBundle() *cobra.Command {
 // localSigning is the signing configuration of the local tools (bundle
 // test, decide): no signature is required, but one that is present is
 // verified against the configured keys.
-func localSigning(cfg config.Config) bundles.SigningConfig {
+func localSigning(cfg app.Config) bundles.SigningConfig {
 	s := cfg.BundleConfig().Signing
 	s.Required = false
 	return s
@@ -91,7 +92,7 @@ and a bad one fails the run.`,
 				filter = re
 			}
 			start := time.Now()
-			cfg, err := config.Load(cfgPath)
+			cfg, err := app.LoadConfig(cfgPath)
 			if err != nil {
 				return err
 			}

@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/verdictpdp/verdict/internal/app"
+
 	"github.com/spf13/cobra"
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
-	"github.com/verdictpdp/verdict/internal/config"
 )
 
 func newBundleLint() *cobra.Command {
@@ -58,7 +59,7 @@ and bundle limits as serve.`,
 			if strict {
 				threshold = engine.Warning
 			}
-			cfg, err := config.Load(cfgPath)
+			cfg, err := app.LoadConfig(cfgPath)
 			if err != nil {
 				return err
 			}

@@ -14,12 +14,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/app"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/pdp"
 	"github.com/verdictpdp/verdict/server"
 )
@@ -65,7 +66,7 @@ was rejected (unreadable, does not compile) or the server refused the preview,
 			if clientID != "" && serverURL == "" {
 				return errors.New("--client-id needs --server")
 			}
-			cfg, err := config.Load(cfgPath)
+			cfg, err := app.LoadConfig(cfgPath)
 			if err != nil {
 				return err
 			}
@@ -161,7 +162,7 @@ func readLimited(path string, max int64) ([]byte, error) {
 
 // previewLocal compares cand with the bundle at activePath as the server
 // would, with neither activated; failing tests of either do not stop it.
-func previewLocal(ctx context.Context, cfg config.Config, cand *bundles.Bundle, activePath string, inputs []bundles.PreviewInput) (*bundles.PreviewReport, error) {
+func previewLocal(ctx context.Context, cfg app.Config, cand *bundles.Bundle, activePath string, inputs []bundles.PreviewInput) (*bundles.PreviewReport, error) {
 	mgr := bundles.NewManager(cfg.BundleConfig(), nil)
 	ab, err := bundles.Load(activePath, cfg.BundleLimits)
 	if err != nil {

@@ -14,11 +14,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/app"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/internal/config"
 )
 
 // secretEnv holds the client secret of the bundle commands; a flag would
@@ -194,7 +195,7 @@ and exits 1; bad usage, bad credentials or an unreachable server exit 2.`,
 			if err := rem.check(cmd); err != nil {
 				return err
 			}
-			cfg, err := config.Load(cfgPath)
+			cfg, err := app.LoadConfig(cfgPath)
 			if err != nil {
 				return err
 			}

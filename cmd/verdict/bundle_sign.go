@@ -18,10 +18,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/verdictpdp/verdict/internal/app"
+
 	"github.com/spf13/cobra"
 
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/internal/config"
 )
 
 // signFlags are the flags `bundle sign` and `bundle build` share.
@@ -63,8 +64,8 @@ func (s *signFlags) sign(b *bundles.Bundle) ([]byte, error) {
 
 // loadForTool reads the bundle at p with the limits of the configuration
 // at cfgPath (defaults when empty).
-func loadForTool(cfgPath, p string) (*bundles.Bundle, config.Config, error) {
-	cfg, err := config.Load(cfgPath)
+func loadForTool(cfgPath, p string) (*bundles.Bundle, app.Config, error) {
+	cfg, err := app.LoadConfig(cfgPath)
 	if err != nil {
 		return nil, cfg, err
 	}

@@ -6,10 +6,11 @@ import (
 	"io"
 	"os"
 
+	"github.com/verdictpdp/verdict/internal/app"
+
 	"github.com/spf13/cobra"
 
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/pdp"
 )
 
@@ -40,7 +41,7 @@ No signature is required; with --config giving bundles.keys, a
 			if len(paths) == 0 {
 				return missingFlag(cmd, "--bundle PATH (a bundle directory or .tar.gz to decide with; repeatable)")
 			}
-			cfg, err := config.Load(cfgPath)
+			cfg, err := app.LoadConfig(cfgPath)
 			if err != nil {
 				return err
 			}

@@ -8,10 +8,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/app"
+
 	"github.com/spf13/cobra"
 
 	"github.com/verdictpdp/verdict/authn"
-	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/store"
 )
 
@@ -31,8 +32,8 @@ func (f *stateFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.storeURL, "store", "", storeFlagHelp)
 }
 
-func (f *stateFlags) config(cmd *cobra.Command) (config.Config, error) {
-	cfg, err := config.Load(f.cfgPath)
+func (f *stateFlags) config(cmd *cobra.Command) (app.Config, error) {
+	cfg, err := app.LoadConfig(f.cfgPath)
 	if err != nil {
 		return cfg, err
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/verdictpdp/verdict/internal/app"
-	"github.com/verdictpdp/verdict/internal/config"
 )
 
 func newServe() *cobra.Command {
@@ -58,7 +57,7 @@ Settings come from defaults, then --config FILE, then the flags given.`,
   verdict serve --config verdict.yaml --addr 0.0.0.0:8700`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cfgPath)
+			cfg, err := app.LoadConfig(cfgPath)
 			if err != nil {
 				return err
 			}
@@ -106,7 +105,7 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 }
 
 // serve runs the app until ctx is done; SIGHUP reloads the bundles.
-func serve(ctx context.Context, cfg config.Config, cmd *cobra.Command) error {
+func serve(ctx context.Context, cfg app.Config, cmd *cobra.Command) error {
 	// Catch SIGHUP first: its default action would kill a server that is
 	// still loading its first bundle.
 	hup := make(chan os.Signal, 1)

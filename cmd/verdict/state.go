@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/verdictpdp/verdict/internal/app"
-	"github.com/verdictpdp/verdict/internal/config"
 )
 
 // state is the durable state the keys and client commands work on, with the
@@ -16,7 +15,7 @@ type state struct {
 }
 
 // openState opens the state for commands that change it (app.OpenState).
-func openState(ctx context.Context, cfg config.Config) (*state, error) {
+func openState(ctx context.Context, cfg app.Config) (*state, error) {
 	st, err := app.OpenState(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -25,7 +24,7 @@ func openState(ctx context.Context, cfg config.Config) (*state, error) {
 }
 
 // openStateReadOnly opens the state for listings (app.OpenStateReadOnly).
-func openStateReadOnly(ctx context.Context, cfg config.Config) (*state, error) {
+func openStateReadOnly(ctx context.Context, cfg app.Config) (*state, error) {
 	st, err := app.OpenStateReadOnly(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -229,7 +229,12 @@ func syntaxError(path string, src []byte, err error) engine.CompileError {
 	}
 	ce := engine.CompileError{File: path, Message: withHint(msg)}
 	if line < 1 {
-		return ce
+		// yaml.v3 leaves the line out when its mark is on the first line
+		// (0-based line 0): search from there rather than name no line.
+		if len(src) == 0 {
+			return ce
+		}
+		line = 1
 	}
 	lines := splitLines(src)
 	ce.Line = line

@@ -42,6 +42,8 @@ func TestYAMLErrorsInPolicyFiles(t *testing.T) {
 			"p.verdict.yaml:10:21: cacheTimeDependent: must be true or false, got an integer (3)"},
 		{"a list for a policy", "- a\n- b\n", "p.verdict.yaml:1:1: must be a mapping, got a list"},
 		{"a key twice", head + "    effect: deny\n", `p.verdict.yaml:10:5: key "effect" is defined twice (first at line 9)`},
+		{"a problem on the first line (yaml.v3 names no line)", "apiVersion: verdict.dev/v1: x\nkind: Policy\n",
+			"p.verdict.yaml:1:1: mapping values are not allowed in this context: check the indentation of this line, or quote a value that holds \": \""},
 		{"empty", "", "p.verdict.yaml: empty policy file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/decisionlog"
 	"github.com/verdictpdp/verdict/internal/telemetry"
 	"github.com/verdictpdp/verdict/server"
@@ -39,7 +38,7 @@ type Options struct {
 // every component in the reverse order of its start and waits for every
 // goroutine the app started.
 type App struct {
-	cfg    config.Config
+	cfg    Config
 	opts   Options
 	log    *slog.Logger
 	stderr io.Writer
@@ -63,7 +62,7 @@ type App struct {
 }
 
 // New checks cfg and returns an app that has started nothing.
-func New(cfg config.Config, opts Options) (*App, error) {
+func New(cfg Config, opts Options) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -391,7 +390,7 @@ func maintain(ctx context.Context, st *State, log *slog.Logger) {
 // tokenService assembles the token service: client_credentials, refresh
 // tokens, revocation and introspection and private_key_jwt always; token
 // exchange when tokens.exchange maps at least one trusted issuer.
-func tokenService(cfg config.Config, st *State, issuer *oauth.TokenIssuer, verifier *authn.Verifier, log *slog.Logger) (*oauth.TokenService, error) {
+func tokenService(cfg Config, st *State, issuer *oauth.TokenIssuer, verifier *authn.Verifier, log *slog.Logger) (*oauth.TokenService, error) {
 	ns := store.DefaultNamespace
 	rc := cfg.RefreshConfig()
 	rc.Logger = log

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
-
-	"github.com/verdictpdp/verdict/internal/config"
 )
 
 // notOurs are the goroutines of libraries that outlive any one server:
@@ -37,9 +35,9 @@ func TestUnspecifiedAddr(t *testing.T) {
 
 // devConfig serves bundle in --dev on a free loopback port over a fresh
 // data dir.
-func devConfig(t *testing.T, bundle string) config.Config {
+func devConfig(t *testing.T, bundle string) Config {
 	t.Helper()
-	cfg, err := config.Load("")
+	cfg, err := LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}

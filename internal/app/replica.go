@@ -12,7 +12,6 @@ import (
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
-	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/replica"
 	"github.com/verdictpdp/verdict/server"
 	"github.com/verdictpdp/verdict/store"
@@ -49,7 +48,7 @@ func (r revocations) RevokedTokens(ctx context.Context) ([]store.RevokedToken, e
 // keep) answers, so that a caller token this replica has not seen yet is
 // not a 503 during an outage, nor a revoked one a pass. The mirror keeps an
 // announced revocation for an access token's lifetime plus the clock skew.
-func revocationCheck(cfg config.Config, st store.Store) (authn.RevocationChecker, *replica.Mirror, error) {
+func revocationCheck(cfg Config, st store.Store) (authn.RevocationChecker, *replica.Mirror, error) {
 	rev := revocations{st: st, ns: store.DefaultNamespace}
 	if _, ok := st.(store.Notifier); !ok {
 		return rev, nil, nil
@@ -96,7 +95,7 @@ func (l limitKeys) Close() error            { return nil }
 // options that report it in readiness and share the token routes' rate
 // limits. wait blocks until the syncer has stopped. With the embedded store
 // it starts nothing and returns no options.
-func followStore(ctx context.Context, cfg config.Config, st store.Store, life *bundles.Lifecycle,
+func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.Lifecycle,
 	verifier *authn.Verifier, keys *authn.Keyring, mirror *replica.Mirror, log *slog.Logger) (opts []server.Option, wait func(), err error) {
 	wait = func() {}
 	n, ok := st.(store.Notifier)

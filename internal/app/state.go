@@ -12,7 +12,6 @@ import (
 	"github.com/verdictpdp/verdict/oauth"
 
 	"github.com/verdictpdp/verdict/authn"
-	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/store"
 	redisstore "github.com/verdictpdp/verdict/store/redis"
 )
@@ -232,7 +231,7 @@ var _ sweeper = (*store.Bolt)(nil)
 // Redis) and loads (on first start: makes) the signing keys. A data dir held
 // by a running server is a clear error; a Redis can be shared by any number
 // of servers and CLI commands at once.
-func OpenState(ctx context.Context, cfg config.Config) (*State, error) {
+func OpenState(ctx context.Context, cfg Config) (*State, error) {
 	st, pepper, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -259,7 +258,7 @@ func OpenState(ctx context.Context, cfg config.Config) (*State, error) {
 // embedded store, works while a verdict serve holds the data dir, on a
 // consistent copy of its database (store.OpenBoltReadOnly). A data dir with
 // no database yet is an error wrapping store.ErrNoDatabase.
-func OpenStateReadOnly(ctx context.Context, cfg config.Config) (*State, error) {
+func OpenStateReadOnly(ctx context.Context, cfg Config) (*State, error) {
 	var st store.Store
 	if cfg.UsesRedis() {
 		rs, err := redisstore.Open(ctx, cfg.Store, redisstore.Options{})
@@ -295,7 +294,7 @@ func OpenStateReadOnly(ctx context.Context, cfg config.Config) (*State, error) {
 // openStore opens the store and its pepper: with Redis both are shared by
 // every replica (the pepper under the store's keys); otherwise the bbolt
 // file and the pepper file of the data dir.
-func openStore(ctx context.Context, cfg config.Config) (store.Store, []byte, error) {
+func openStore(ctx context.Context, cfg Config) (store.Store, []byte, error) {
 	if cfg.UsesRedis() {
 		rs, err := redisstore.Open(ctx, cfg.Store, redisstore.Options{})
 		if err != nil {
@@ -325,7 +324,7 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, []byte, err
 
 // StoreName is how logs name cfg's store: the data dir's file, or the
 // Redis URL without its password.
-func StoreName(cfg config.Config) string {
+func StoreName(cfg Config) string {
 	if cfg.UsesRedis() {
 		return redisstore.Redact(cfg.Store)
 	}

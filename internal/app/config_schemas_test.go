@@ -1,4 +1,4 @@
-package config
+package app
 
 import (
 	"strings"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestBundleSchemasMode(t *testing.T) {
-	cfg, err := Load(write(t, "bundles:\n  paths: [p]\n  schemas: warn\n"))
+	cfg, err := LoadConfig(write(t, "bundles:\n  paths: [p]\n  schemas: warn\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,10 +18,10 @@ func TestBundleSchemasMode(t *testing.T) {
 	if got := cfg.BundleConfig().SchemaMode; got != engine.SchemaWarn {
 		t.Fatalf("schema mode %q, want warn", got)
 	}
-	if got := Default().BundleConfig().SchemaMode; got.Validate() != nil || (got != "" && got != engine.SchemaEnforce) {
+	if got := DefaultConfig().BundleConfig().SchemaMode; got.Validate() != nil || (got != "" && got != engine.SchemaEnforce) {
 		t.Fatalf("default schema mode %q", got)
 	}
-	cfg, err = Load(write(t, "bundles:\n  schemas: loose\n"))
+	cfg, err = LoadConfig(write(t, "bundles:\n  schemas: loose\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package config
+package app
 
 import (
 	"os"
@@ -18,7 +18,7 @@ func TestTelemetrySection(t *testing.T) {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(path)
+	cfg, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestTelemetrySection(t *testing.T) {
 	if err := os.WriteFile(path, []byte("telemetry:\n  traces:\n    exporter: zipkin\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err = Load(path)
+	cfg, err = LoadConfig(path)
 	if err == nil {
 		err = cfg.Validate()
 	}
