@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/verdictpdp/verdict/internal/storeadapt"
+
 	"github.com/verdictpdp/verdict/oauth/oauthtest"
 
 	"github.com/verdictpdp/verdict/bundles"
@@ -121,7 +123,7 @@ func startUploadServer(t *testing.T, l bundles.Limits) *uploadServer {
 	cfg := bundles.DefaultConfig()
 	cfg.Limits = l
 	mgr := bundles.NewManager(cfg, nil)
-	life := bundles.NewLifecycle(mgr, st, store.DefaultNamespace, nil)
+	life := bundles.NewLifecycle(mgr, storeadapt.Revisions(st, store.DefaultNamespace), nil)
 	iss, v := oauthtest.Tokens(t, noRevocations{})
 	at, err := iss.Issue("ci", "ci", []string{server.ScopeBundlesWrite}, nil)
 	if err != nil {

@@ -9,17 +9,52 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/verdictpdp/verdict/store"
 )
 
 // RevisionStore is what a Lifecycle needs of the durable store: revision
-// records, their archives and the active pointer.
+// records, their archives and the active pointer, in one namespace (the
+// wiring adapts package store to it: internal/storeadapt).
 type RevisionStore interface {
-	store.Bundles
+	// PutRevision stores r with its archive and reports whether it was
+	// new. The same revision with the same digest is a no-op (false, nil);
+	// with another digest it is an error wrapping ErrRevisionConflict,
+	// whatever the order of concurrent callers.
+	PutRevision(ctx context.Context, r StoredRevision, archive []byte) (bool, error)
+	// Revisions lists every revision, newest first.
+	Revisions(ctx context.Context) ([]StoredRevision, error)
+	// Revision returns one revision's record; ErrNotStored if none.
+	Revision(ctx context.Context, revision string) (StoredRevision, error)
+	// Archive returns a revision's archive as pushed; ErrNotStored if none.
+	Archive(ctx context.Context, revision string) ([]byte, error)
+	// SetActive records revision as the active one, atomically;
+	// ErrNotStored if it is not stored.
+	SetActive(ctx context.Context, revision string) error
+	// ActiveRevision returns the active revision; ErrNotStored if none was
+	// ever set.
+	ActiveRevision(ctx context.Context) (string, error)
 }
 
-var _ RevisionStore = (*store.Bolt)(nil)
+// StoredRevision is a RevisionStore's record of a pushed revision (the
+// archive is kept apart, so that listing never reads archives).
+type StoredRevision struct {
+	// Revision is the manifest's revision (or the digest when it has none).
+	Revision string
+	// Digest is the bundle's content digest ("sha256:...").
+	Digest string
+	// Size is the archive's length in bytes, compressed as pushed; the
+	// store sets it.
+	Size int64
+	// PushedAt is when the revision was first stored.
+	PushedAt time.Time
+	// PushedBy is the client id that pushed it ("cli" or "dev" otherwise).
+	PushedBy string
+	// Tests counts the bundle's test cases when it was pushed.
+	Tests TestSummary
+}
+
+// ErrNotStored is what a RevisionStore wraps when the revision, or an
+// active one, is not stored.
+var ErrNotStored = errors.New("not stored")
 
 // Errors a Lifecycle returns that callers branch on.
 var (
@@ -86,7 +121,6 @@ type RevisionInfo struct {
 type Lifecycle struct {
 	m   *Manager
 	st  RevisionStore
-	ns  string
 	log *slog.Logger
 	now func() time.Time
 	// mu makes the store's active pointer and the manager's active bundle
@@ -102,13 +136,13 @@ type Lifecycle struct {
 	rejected string
 }
 
-// NewLifecycle returns a lifecycle that stores revisions in namespace ns of
-// st and activates them on m. A nil log discards.
-func NewLifecycle(m *Manager, st RevisionStore, ns string, log *slog.Logger) *Lifecycle {
+// NewLifecycle returns a lifecycle that stores revisions in st and
+// activates them on m. A nil log discards.
+func NewLifecycle(m *Manager, st RevisionStore, log *slog.Logger) *Lifecycle {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Lifecycle{m: m, st: st, ns: ns, log: log, now: time.Now}
+	return &Lifecycle{m: m, st: st, log: log, now: time.Now}
 }
 
 // MaxArchiveBytes is the largest archive Push accepts (the compressed-size
@@ -134,7 +168,7 @@ func (l *Lifecycle) Push(ctx context.Context, archive []byte, by string, activat
 	}
 	// A conflict is cheap to see before compiling; PutRevision checks
 	// again atomically.
-	cur, err := l.st.Revision(ctx, l.ns, rev)
+	cur, err := l.st.Revision(ctx, rev)
 	switch {
 	case err == nil && cur.Digest != b.Digest:
 		return PushResult{}, conflict(rev, cur.Digest, b.Digest)
@@ -142,7 +176,7 @@ func (l *Lifecycle) Push(ctx context.Context, archive []byte, by string, activat
 		// The identical revision again, and nothing to switch: a no-op.
 		return PushResult{Revision: rev, Digest: b.Digest, Activated: l.serving(rev),
 			Tests: TestSummary{Passed: cur.Tests.Passed, Failed: cur.Tests.Failed}}, nil
-	case err != nil && !errors.Is(err, store.ErrNotFound):
+	case err != nil && !errors.Is(err, ErrNotStored):
 		return PushResult{}, err
 	}
 	b.Source = PushedSource
@@ -151,13 +185,13 @@ func (l *Lifecycle) Push(ctx context.Context, archive []byte, by string, activat
 		l.log.Info("bundle push rejected", "revision", rev, "pushed_by", by, "error", err)
 		return PushResult{}, err
 	}
-	rec := store.BundleRevision{
+	rec := StoredRevision{
 		Revision: rev, Digest: b.Digest, PushedAt: l.now().UTC(), PushedBy: by,
-		Tests: store.BundleTests{Passed: a.Tests.Passed, Failed: a.Tests.Failed},
+		Tests: TestSummary{Passed: a.Tests.Passed, Failed: a.Tests.Failed},
 	}
-	created, err := l.st.PutRevision(ctx, l.ns, rec, archive)
-	if errors.Is(err, store.ErrConflict) {
-		cur, _ := l.st.Revision(ctx, l.ns, rev)
+	created, err := l.st.PutRevision(ctx, rec, archive)
+	if errors.Is(err, ErrRevisionConflict) {
+		cur, _ := l.st.Revision(ctx, rev)
 		return PushResult{}, conflict(rev, cur.Digest, b.Digest)
 	}
 	if err != nil {
@@ -199,14 +233,14 @@ func (l *Lifecycle) Activate(ctx context.Context, rev string) (PushResult, error
 // returned as it is; one of the bundle itself (unreadable, not matching its
 // record, rejected by Prepare) wraps errBundleRejected too.
 func (l *Lifecycle) prepareStored(ctx context.Context, rev string) (*Active, string, error) {
-	rec, err := l.st.Revision(ctx, l.ns, rev)
-	if errors.Is(err, store.ErrNotFound) {
+	rec, err := l.st.Revision(ctx, rev)
+	if errors.Is(err, ErrNotStored) {
 		return nil, "", fmt.Errorf("%w: %q", ErrUnknownRevision, rev)
 	}
 	if err != nil {
 		return nil, "", err
 	}
-	archive, err := l.st.Archive(ctx, l.ns, rev)
+	archive, err := l.st.Archive(ctx, rev)
 	if err != nil {
 		return nil, "", fmt.Errorf("bundle revision %q: reading the stored archive: %w", rev, err)
 	}
@@ -253,10 +287,10 @@ func (l *Lifecycle) Sync(ctx context.Context) (bool, error) {
 	// swap) is never undone by a Sync that read the store in between.
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	rev, err := l.st.ActiveRevision(ctx, l.ns)
+	rev, err := l.st.ActiveRevision(ctx)
 	first := !l.looked
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, ErrNotStored):
 		l.looked = true
 		return false, nil
 	case err != nil:
@@ -271,8 +305,8 @@ func (l *Lifecycle) Sync(ctx context.Context) (bool, error) {
 			"store_revision", rev, "paths", a.Sources)
 		return false, nil
 	}
-	rec, err := l.st.Revision(ctx, l.ns, rev)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	rec, err := l.st.Revision(ctx, rev)
+	if err != nil && !errors.Is(err, ErrNotStored) {
 		return false, err
 	}
 	if key := rev + "@" + rec.Digest; key == l.rejected {
@@ -293,8 +327,8 @@ func (l *Lifecycle) Sync(ctx context.Context) (bool, error) {
 // Restore activates the store's active revision, as at a restart. With no
 // active revision stored it does nothing and returns (false, nil).
 func (l *Lifecycle) Restore(ctx context.Context) (bool, error) {
-	rev, err := l.st.ActiveRevision(ctx, l.ns)
-	if errors.Is(err, store.ErrNotFound) {
+	rev, err := l.st.ActiveRevision(ctx)
+	if errors.Is(err, ErrNotStored) {
 		return false, nil
 	}
 	if err != nil {
@@ -309,7 +343,7 @@ func (l *Lifecycle) Restore(ctx context.Context) (bool, error) {
 // Revisions lists the stored revisions, newest first, each with its
 // status.
 func (l *Lifecycle) Revisions(ctx context.Context) ([]RevisionInfo, error) {
-	recs, err := l.st.Revisions(ctx, l.ns)
+	recs, err := l.st.Revisions(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +365,7 @@ func (l *Lifecycle) ActiveRevision(ctx context.Context) (RevisionInfo, error) {
 	case !a.Pushed:
 		return RevisionInfo{}, fmt.Errorf("%w: this server serves bundles read from %v", ErrNoActiveRevision, a.Sources)
 	}
-	rec, err := l.st.Revision(ctx, l.ns, a.Snapshot.Revision())
+	rec, err := l.st.Revision(ctx, a.Snapshot.Revision())
 	if err != nil {
 		return RevisionInfo{}, err
 	}
@@ -341,8 +375,8 @@ func (l *Lifecycle) ActiveRevision(ctx context.Context) (RevisionInfo, error) {
 // Archive returns revision rev's archive as it was pushed; an error
 // wrapping ErrUnknownRevision if it is not stored.
 func (l *Lifecycle) Archive(ctx context.Context, rev string) ([]byte, error) {
-	archive, err := l.st.Archive(ctx, l.ns, rev)
-	if errors.Is(err, store.ErrNotFound) {
+	archive, err := l.st.Archive(ctx, rev)
+	if errors.Is(err, ErrNotStored) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownRevision, rev)
 	}
 	return archive, err
@@ -361,7 +395,7 @@ func (l *Lifecycle) read(archive []byte) (*Bundle, error) {
 func (l *Lifecycle) activate(ctx context.Context, rev string, a *Active) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.st.SetActive(ctx, l.ns, rev); err != nil {
+	if err := l.st.SetActive(ctx, rev); err != nil {
 		return fmt.Errorf("bundle revision %q: recording it as active: %w", rev, err)
 	}
 	a.Pushed = true
@@ -375,13 +409,13 @@ func (l *Lifecycle) serving(rev string) bool {
 	return a != nil && a.Pushed && a.Snapshot.Revision() == rev
 }
 
-func (l *Lifecycle) info(r store.BundleRevision) RevisionInfo {
+func (l *Lifecycle) info(r StoredRevision) RevisionInfo {
 	st := StatusInactive
 	if l.serving(r.Revision) {
 		st = StatusActive
 	}
 	return RevisionInfo{Revision: r.Revision, Digest: r.Digest, Size: r.Size, PushedAt: r.PushedAt, PushedBy: r.PushedBy,
-		Tests: TestSummary{Passed: r.Tests.Passed, Failed: r.Tests.Failed}, Status: st}
+		Tests: r.Tests, Status: st}
 }
 
 func conflict(rev, stored, pushed string) error {

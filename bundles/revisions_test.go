@@ -4,37 +4,89 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/verdictpdp/verdict/store"
 )
 
-// countingStore counts the writes of the active pointer.
-type countingStore struct {
-	*store.Bolt
+// memRevisions is an in-memory RevisionStore that counts the writes of
+// the active pointer and the archive reads. (The lifecycle over the real
+// stores, bbolt and Redis through internal/storeadapt, is tested in
+// server and internal/replica.)
+type memRevisions struct {
+	mu        sync.Mutex
+	recs      map[string]StoredRevision
+	archives  map[string][]byte
+	active    string
 	setActive atomic.Int64
-	archives  atomic.Int64
+	reads     atomic.Int64
 }
 
-func (c *countingStore) Archive(ctx context.Context, ns, rev string) ([]byte, error) {
-	c.archives.Add(1)
-	return c.Bolt.Archive(ctx, ns, rev)
+func newMemRevisions() *memRevisions {
+	return &memRevisions{recs: map[string]StoredRevision{}, archives: map[string][]byte{}}
 }
 
-func (c *countingStore) SetActive(ctx context.Context, ns, rev string) error {
-	c.setActive.Add(1)
-	return c.Bolt.SetActive(ctx, ns, rev)
-}
-
-func openBolt(t *testing.T) *store.Bolt {
-	t.Helper()
-	b, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
+func (m *memRevisions) PutRevision(_ context.Context, r StoredRevision, archive []byte) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.recs[r.Revision]; ok {
+		if cur.Digest != r.Digest {
+			return false, ErrRevisionConflict
+		}
+		return false, nil
 	}
-	t.Cleanup(func() { b.Close() })
-	return b
+	r.Size = int64(len(archive))
+	m.recs[r.Revision], m.archives[r.Revision] = r, archive
+	return true, nil
+}
+
+func (m *memRevisions) Revisions(context.Context) ([]StoredRevision, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := slices.Collect(maps.Values(m.recs))
+	slices.SortFunc(out, func(a, b StoredRevision) int { return b.PushedAt.Compare(a.PushedAt) })
+	return out, nil
+}
+
+func (m *memRevisions) Revision(_ context.Context, rev string) (StoredRevision, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.recs[rev]
+	if !ok {
+		return r, ErrNotStored
+	}
+	return r, nil
+}
+
+func (m *memRevisions) Archive(_ context.Context, rev string) ([]byte, error) {
+	m.reads.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.archives[rev]
+	if !ok {
+		return nil, ErrNotStored
+	}
+	return a, nil
+}
+
+func (m *memRevisions) SetActive(_ context.Context, rev string) error {
+	m.setActive.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.recs[rev]; !ok {
+		return ErrNotStored
+	}
+	m.active = rev
+	return nil
+}
+
+func (m *memRevisions) ActiveRevision(context.Context) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.active == "" {
+		return "", ErrNotStored
+	}
+	return m.active, nil
 }
 
 func archiveOf(t *testing.T, files map[string]string) []byte {
@@ -52,11 +104,10 @@ func archiveOf(t *testing.T, files map[string]string) []byte {
 // revision is rejected.
 func TestLifecycleSync(t *testing.T) {
 	ctx := context.Background()
-	bolt := openBolt(t)
-	st := &countingStore{Bolt: bolt}
-	a := NewLifecycle(NewManager(DefaultConfig(), nil), st, store.DefaultNamespace, nil)
+	st := newMemRevisions()
+	a := NewLifecycle(NewManager(DefaultConfig(), nil), st, nil)
 	mb := NewManager(DefaultConfig(), nil)
-	b := NewLifecycle(mb, st, store.DefaultNamespace, nil)
+	b := NewLifecycle(mb, st, nil)
 
 	if changed, err := b.Sync(ctx); err != nil || changed {
 		t.Fatalf("Sync with nothing stored = %v, %v; want false, nil", changed, err)
@@ -83,12 +134,13 @@ func TestLifecycleSync(t *testing.T) {
 	bad := maps.Clone(goodFiles)
 	bad[".manifest"] = `{"revision": "r8"}`
 	bad["docs.verdict.yaml"] = "apiVersion: verdict.dev/v1\nkind: Policy\nname: x\nrules:\n  - id: a\n    effect: allow\n    condition: 1 +\n"
-	if _, err := st.PutRevision(ctx, store.DefaultNamespace, store.BundleRevision{Revision: "r8", Digest: "sha256:x"}, archiveOf(t, bad)); err != nil {
+	if _, err := st.PutRevision(ctx, StoredRevision{Revision: "r8", Digest: "sha256:x"}, archiveOf(t, bad)); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Bolt.SetActive(ctx, store.DefaultNamespace, "r8"); err != nil {
+	if err := st.SetActive(ctx, "r8"); err != nil {
 		t.Fatal(err)
 	}
+	st.setActive.Add(-1) // the test's own write
 	if changed, err := b.Sync(ctx); err == nil || changed {
 		t.Fatalf("Sync to a broken revision = %v, %v; want an error", changed, err)
 	}
@@ -96,9 +148,9 @@ func TestLifecycleSync(t *testing.T) {
 		t.Fatalf("a rejected revision replaced the served one: %s", act.Snapshot.Revision())
 	}
 	// Rejected once, it is not prepared again (the next poll would).
-	reads := st.archives.Load()
-	if changed, err := b.Sync(ctx); err != nil || changed || st.archives.Load() != reads {
-		t.Fatalf("Sync to the rejected revision again = %v, %v, %d archive reads; want false, nil, 0", changed, err, st.archives.Load()-reads)
+	reads := st.reads.Load()
+	if changed, err := b.Sync(ctx); err != nil || changed || st.reads.Load() != reads {
+		t.Fatalf("Sync to the rejected revision again = %v, %v, %d archive reads; want false, nil, 0", changed, err, st.reads.Load()-reads)
 	}
 }
 
@@ -107,8 +159,8 @@ func TestLifecycleSync(t *testing.T) {
 // predates it) and follows the next activation.
 func TestLifecycleSyncKeepsPathsUntilAChange(t *testing.T) {
 	ctx := context.Background()
-	bolt := openBolt(t)
-	a := NewLifecycle(NewManager(DefaultConfig(), nil), bolt, store.DefaultNamespace, nil)
+	bolt := newMemRevisions()
+	a := NewLifecycle(NewManager(DefaultConfig(), nil), bolt, nil)
 	if _, err := a.Push(ctx, archiveOf(t, goodFiles), "ci", true); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +170,7 @@ func TestLifecycleSyncKeepsPathsUntilAChange(t *testing.T) {
 	if _, err := mc.LoadPaths(ctx, []string{writeDir(t, paths)}); err != nil {
 		t.Fatal(err)
 	}
-	c := NewLifecycle(mc, bolt, store.DefaultNamespace, nil)
+	c := NewLifecycle(mc, bolt, nil)
 	if changed, err := c.Sync(ctx); err != nil || changed || mc.Active().Snapshot.Revision() != "from-disk" {
 		t.Fatalf("first Sync = %v, %v, serving %s; want the paths kept", changed, err, mc.Active().Snapshot.Revision())
 	}

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/verdictpdp/verdict/internal/storeadapt"
+
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/store"
 )
@@ -119,7 +121,7 @@ func startBundlesWith(t *testing.T, dir string, cfg bundles.Config) *bundleKit {
 		t.Fatal(err)
 	}
 	mgr := bundles.NewManager(cfg, nil)
-	life := bundles.NewLifecycle(mgr, st, store.DefaultNamespace, nil)
+	life := bundles.NewLifecycle(mgr, storeadapt.Revisions(st, store.DefaultNamespace), nil)
 	if _, err := life.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -634,7 +636,7 @@ func TestActiveBundleFromPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	kit := newAuthKit(t)
-	h := start(t, DefaultConfig(), mgr, WithAuth(kit.verifier, true), WithBundleAdmin(bundles.NewLifecycle(mgr, st, store.DefaultNamespace, nil)))
+	h := start(t, DefaultConfig(), mgr, WithAuth(kit.verifier, true), WithBundleAdmin(bundles.NewLifecycle(mgr, storeadapt.Revisions(st, store.DefaultNamespace), nil)))
 	resp, m := h.do(mustReq(t, http.MethodGet, h.url+"/v1/bundles/active", "Bearer "+kit.token(t, "x", ScopeBundlesWrite)))
 	if resp.StatusCode != 404 || errCode(m) != CodeNoActiveBundle || !strings.Contains(m["error"].(map[string]any)["message"].(string), dir) {
 		t.Fatalf("active with disk bundles: %d %v", resp.StatusCode, m)

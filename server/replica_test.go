@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/storeadapt"
+
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/store"
 )
@@ -83,7 +85,7 @@ func TestStoreUnavailableIs503(t *testing.T) {
 	mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
 	kit := newAuthKit(t)
 	bh := start(t, DefaultConfig(), mgr, WithAuth(kit.verifier, true),
-		WithBundleAdmin(bundles.NewLifecycle(mgr, downStore{bolt}, store.DefaultNamespace, nil)))
+		WithBundleAdmin(bundles.NewLifecycle(mgr, storeadapt.Revisions(downStore{bolt}, store.DefaultNamespace), nil)))
 	code, body, _, hdr, err := request("POST", bh.url+"/v1/bundles", "application/gzip",
 		"Bearer "+kit.token(t, "ci", ScopeBundlesWrite), bundleArchive(t, "r1", goodFiles(policyV1)))
 	if err != nil {

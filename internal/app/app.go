@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/storeadapt"
+
 	"github.com/verdictpdp/verdict/oauth"
 
 	"github.com/verdictpdp/verdict/authn"
@@ -141,7 +143,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	bc := cfg.BundleConfig()
 	a.mgr = bundles.NewManager(bc, log, bundles.WithTracerProvider(tp))
 	logSigning(log, bc.Signing)
-	a.life = bundles.NewLifecycle(a.mgr, st.Store, store.DefaultNamespace, log)
+	a.life = bundles.NewLifecycle(a.mgr, storeadapt.Revisions(st.Store, store.DefaultNamespace), log)
 	a.Reload()
 	if len(cfg.Bundles.Paths) > 0 && a.mgr.Active() != nil {
 		log.Info("serving bundles from paths; a push (POST /v1/bundles) replaces them until restart, SIGHUP or a watched change",
@@ -394,8 +396,8 @@ func tokenService(cfg Config, st *State, issuer *oauth.TokenIssuer, verifier *au
 	ns := store.DefaultNamespace
 	rc := cfg.RefreshConfig()
 	rc.Logger = log
-	families := refreshStore{st: st.Store, ns: ns}
-	revs := revocations{st: st.Store, ns: ns}
+	families := storeadapt.Refresh(st.Store, ns)
+	revs := storeadapt.Revocations(st.Store, ns)
 	refresher, err := oauth.NewRefresher(rc, issuer, families, revs, verifier, time.Now)
 	if err != nil {
 		return nil, err
@@ -408,7 +410,7 @@ func tokenService(cfg Config, st *State, issuer *oauth.TokenIssuer, verifier *au
 	if err != nil {
 		return nil, err
 	}
-	assertions, err := oauth.NewAssertionVerifier(cfg.AssertionConfig(), st.Clients, oneTime{st: st.Store, ns: ns}, time.Now)
+	assertions, err := oauth.NewAssertionVerifier(cfg.AssertionConfig(), st.Clients, storeadapt.OneTime(st.Store, ns), time.Now)
 	if err != nil {
 		return nil, err
 	}

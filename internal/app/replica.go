@@ -2,9 +2,10 @@ package app
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/verdictpdp/verdict/internal/storeadapt"
 
 	"github.com/gofiber/fiber/v2"
 	fiberredis "github.com/gofiber/storage/redis/v3"
@@ -17,29 +18,6 @@ import (
 	"github.com/verdictpdp/verdict/store"
 )
 
-// familyJTIs gives the replica the access-token ids of a revoked refresh
-// family.
-type familyJTIs struct {
-	st store.Refresh
-	ns string
-}
-
-var _ replica.Families = familyJTIs{}
-
-func (f familyJTIs) AccessJTIs(ctx context.Context, family string) ([]string, error) {
-	t, err := f.st.Family(ctx, f.ns, family)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	return t.AccessJTIs, err
-}
-
-var _ replica.RevokedLister = revocations{}
-
-func (r revocations) RevokedTokens(ctx context.Context) ([]store.RevokedToken, error) {
-	return r.st.RevokedTokens(ctx, r.ns)
-}
-
 // revocationCheck is the caller-token verifier's revocation check. With the
 // embedded store it is the store itself. With a store shared by several
 // replicas (a store.Notifier: Redis) it is fail-static: the store answers
@@ -49,7 +27,7 @@ func (r revocations) RevokedTokens(ctx context.Context) ([]store.RevokedToken, e
 // not a 503 during an outage, nor a revoked one a pass. The mirror keeps an
 // announced revocation for an access token's lifetime plus the clock skew.
 func revocationCheck(cfg Config, st store.Store) (authn.RevocationChecker, *replica.Mirror, error) {
-	rev := revocations{st: st, ns: store.DefaultNamespace}
+	rev := storeadapt.Revocations(st, store.DefaultNamespace)
 	if _, ok := st.(store.Notifier); !ok {
 		return rev, nil, nil
 	}
@@ -104,7 +82,7 @@ func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.
 	}
 	sy, err := replica.New(cfg.Replica, n, replica.Deps{
 		Bundles: life, Tokens: verifier, Keys: keys,
-		Families:    familyJTIs{st: st, ns: store.DefaultNamespace},
+		Families:    storeadapt.FamilyJTIs(st, store.DefaultNamespace),
 		Revocations: mirror,
 	}, log)
 	if err != nil {

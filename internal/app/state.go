@@ -9,157 +9,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/storeadapt"
+
 	"github.com/verdictpdp/verdict/oauth"
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/store"
 	redisstore "github.com/verdictpdp/verdict/store/redis"
 )
-
-// keyStore adapts the store's keys to what the key ring needs.
-type keyStore struct {
-	st store.Keys
-	ns string
-}
-
-var _ authn.KeyStore = keyStore{}
-
-func (k keyStore) PutKey(ctx context.Context, key authn.Key) error {
-	return k.st.PutKey(ctx, k.ns, store.SigningKey(key))
-}
-
-func (k keyStore) Keys(ctx context.Context) ([]authn.Key, error) {
-	ks, err := k.st.Keys(ctx, k.ns)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]authn.Key, len(ks))
-	for i, key := range ks {
-		out[i] = authn.Key(key)
-	}
-	return out, nil
-}
-
-func (k keyStore) DeleteKey(ctx context.Context, kid string) error {
-	err := k.st.DeleteKey(ctx, k.ns, kid)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w: %s", authn.ErrUnknownKey, kid)
-	}
-	return err
-}
-
-// clientStore adapts the store's clients to what the registry needs.
-type clientStore struct {
-	st store.Clients
-	ns string
-}
-
-var _ oauth.ClientStore = clientStore{}
-
-func clientErr(err error) error {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("%w: %w", oauth.ErrUnknownClient, err)
-	case errors.Is(err, store.ErrConflict):
-		return fmt.Errorf("%w: %w", oauth.ErrClientExists, err)
-	}
-	return err
-}
-
-func (c clientStore) CreateClient(ctx context.Context, cl oauth.Client) error {
-	return clientErr(c.st.CreateClient(ctx, c.ns, store.Client(cl)))
-}
-
-func (c clientStore) UpdateClient(ctx context.Context, cl oauth.Client) error {
-	return clientErr(c.st.UpdateClient(ctx, c.ns, store.Client(cl)))
-}
-
-func (c clientStore) Client(ctx context.Context, id string) (oauth.Client, error) {
-	cl, err := c.st.Client(ctx, c.ns, id)
-	return oauth.Client(cl), clientErr(err)
-}
-
-func (c clientStore) ListClients(ctx context.Context) ([]oauth.Client, error) {
-	cs, err := c.st.ListClients(ctx, c.ns)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]oauth.Client, len(cs))
-	for i, cl := range cs {
-		out[i] = oauth.Client(cl)
-	}
-	return out, nil
-}
-
-func (c clientStore) DeleteClient(ctx context.Context, id string) error {
-	return clientErr(c.st.DeleteClient(ctx, c.ns, id))
-}
-
-// revocations adapts the store's revoked token ids to the verifier.
-type revocations struct {
-	st store.Revocations
-	ns string
-}
-
-var (
-	_ authn.RevocationChecker = revocations{}
-	_ oauth.RevocationStore   = revocations{}
-	_ oauth.OneTimeIDs        = oneTime{}
-)
-
-func (r revocations) Revoked(ctx context.Context, jti string) (bool, error) {
-	return r.st.Revoked(ctx, r.ns, jti)
-}
-
-// refreshStore adapts the store's refresh families to the refresher.
-type refreshStore struct {
-	st store.Refresh
-	ns string
-}
-
-var _ oauth.RefreshStore = refreshStore{}
-
-func familyErr(err error) error {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("%w: %w", oauth.ErrUnknownFamily, err)
-	case errors.Is(err, store.ErrConflict):
-		return fmt.Errorf("%w: %w", oauth.ErrFamilyConflict, err)
-	}
-	return err
-}
-
-func (r refreshStore) CreateFamily(ctx context.Context, t oauth.RefreshToken) error {
-	return familyErr(r.st.CreateFamily(ctx, r.ns, store.RefreshToken(t)))
-}
-
-func (r refreshStore) Rotate(ctx context.Context, family string, oldHash []byte, next oauth.RefreshToken) error {
-	return familyErr(r.st.Rotate(ctx, r.ns, family, oldHash, store.RefreshToken(next)))
-}
-
-func (r refreshStore) Family(ctx context.Context, family string) (oauth.RefreshToken, error) {
-	t, err := r.st.Family(ctx, r.ns, family)
-	return oauth.RefreshToken(t), familyErr(err)
-}
-
-func (r refreshStore) RevokeFamily(ctx context.Context, family string) (oauth.RefreshToken, error) {
-	t, err := r.st.RevokeFamily(ctx, r.ns, family)
-	return oauth.RefreshToken(t), familyErr(err)
-}
-
-func (r revocations) Revoke(ctx context.Context, jti string, exp time.Time) error {
-	return r.st.Revoke(ctx, r.ns, jti, exp)
-}
-
-// oneTime adapts the store's one-time ids to the assertion verifier.
-type oneTime struct {
-	st store.OneTime
-	ns string
-}
-
-func (o oneTime) UseOnce(ctx context.Context, jti string, exp time.Time) (bool, error) {
-	return o.st.UseOnce(ctx, o.ns, jti, exp)
-}
 
 // PepperFile, in the data dir, holds the server pepper client secrets are
 // HMACed with. It is made on first start; losing it invalidates every
@@ -236,7 +93,7 @@ func OpenState(ctx context.Context, cfg Config) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	ring, err := authn.NewKeyring(cfg.Keys, keyStore{st: st, ns: store.DefaultNamespace}, time.Now)
+	ring, err := authn.NewKeyring(cfg.Keys, storeadapt.Keys(st, store.DefaultNamespace), time.Now)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -245,7 +102,7 @@ func OpenState(ctx context.Context, cfg Config) (*State, error) {
 		st.Close()
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	clients, err := oauth.NewClients(clientStore{st: st, ns: store.DefaultNamespace}, pepper, time.Now)
+	clients, err := oauth.NewClients(storeadapt.Clients(st, store.DefaultNamespace), pepper, time.Now)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -273,7 +130,7 @@ func OpenStateReadOnly(ctx context.Context, cfg Config) (*State, error) {
 		}
 		st = b
 	}
-	ring, err := authn.NewKeyring(cfg.Keys, keyStore{st: st, ns: store.DefaultNamespace}, time.Now)
+	ring, err := authn.NewKeyring(cfg.Keys, storeadapt.Keys(st, store.DefaultNamespace), time.Now)
 	if err == nil {
 		err = ring.Read(ctx)
 	}
@@ -283,7 +140,7 @@ func OpenStateReadOnly(ctx context.Context, cfg Config) (*State, error) {
 	}
 	// Listing clients needs no pepper, and this registry never checks or
 	// makes a secret (its store refuses writes): a zero one will do.
-	clients, err := oauth.NewClients(clientStore{st: st, ns: store.DefaultNamespace}, make([]byte, 32), time.Now)
+	clients, err := oauth.NewClients(storeadapt.Clients(st, store.DefaultNamespace), make([]byte, 32), time.Now)
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/storeadapt"
+
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/redistest"
 	"github.com/verdictpdp/verdict/internal/tcpproxy"
@@ -80,9 +82,9 @@ func TestRealRedisLostAnnouncementsAreRepairedByThePoll(t *testing.T) {
 	ctx := context.Background()
 	stA := open(t, rs.URL())
 	stB := open(t, "redis://"+px.Addr()+"/0")
-	a := bundles.NewLifecycle(bundles.NewManager(bundles.DefaultConfig(), nil), stA, store.DefaultNamespace, nil)
+	a := bundles.NewLifecycle(bundles.NewManager(bundles.DefaultConfig(), nil), storeadapt.Revisions(stA, store.DefaultNamespace), nil)
 	mb := bundles.NewManager(bundles.DefaultConfig(), nil)
-	b := bundles.NewLifecycle(mb, stB, store.DefaultNamespace, nil)
+	b := bundles.NewLifecycle(mb, storeadapt.Revisions(stB, store.DefaultNamespace), nil)
 
 	const poll = 200 * time.Millisecond
 	s, err := New(Config{PollInterval: poll, StaleAfter: 10 * poll}, stB, Deps{Bundles: b, Tokens: nopTokens{}, Keys: nopKeys{}}, nil)
