@@ -278,7 +278,15 @@ func (t Compact) VerifyJWKS(ctx context.Context, jwks []byte) error {
 	if err != nil {
 		return err
 	}
-	got, err := jws.Verify([]byte(t.raw),
+	return pk.verify(ctx, t.raw, t.payload)
+}
+
+// verify checks the signature of the compact JWS token, whose decoded
+// payload is payload, with pk under its one algorithm. A rejection is a
+// plain error whose message is safe to log; ctx ending wraps
+// ErrUnavailable.
+func (pk pinnedKey) verify(ctx context.Context, token string, payload []byte) error {
+	got, err := jws.Verify([]byte(token),
 		jws.WithCompact(),
 		jws.WithKey(pk.spec.sa, pk.key),
 		jws.WithAlgorithmMatch(true),
@@ -291,7 +299,7 @@ func (t Compact) VerifyJWKS(ctx context.Context, jwks []byte) error {
 		}
 		return errors.New("signature verification failed")
 	}
-	if !bytes.Equal(got, t.payload) {
+	if !bytes.Equal(got, payload) {
 		return errors.New("signature verification failed: payload mismatch")
 	}
 	return nil

@@ -1,7 +1,6 @@
 package authn
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/untrusted"
 
-	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/verdictpdp/verdict/cache"
 )
 
@@ -286,21 +284,11 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Cla
 		return fail(invalid("alg %s does not match alg %s pinned to key %s", untrusted.Quote(hdr.alg), pk.alg, untrusted.Quote(hdr.kid)))
 	}
 
-	got, err := jws.Verify([]byte(token),
-		jws.WithCompact(),
-		jws.WithKey(pk.spec.sa, pk.key),
-		jws.WithAlgorithmMatch(true),
-		jws.WithCritValidation(true),
-		jws.WithContext(ctx),
-	)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fail(unavailable("verify", ctx.Err()))
+	if err := pk.verify(ctx, token, payload); err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return fail(err)
 		}
-		return fail(invalid("signature verification failed"))
-	}
-	if !bytes.Equal(got, payload) {
-		return fail(invalid("signature verification failed: payload mismatch"))
+		return fail(invalid("%v", err))
 	}
 
 	exp, err := v.checkClaims(claims, tr, now)
