@@ -4,9 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"hash"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/verdictpdp/verdict/engine"
 )
@@ -28,9 +28,12 @@ func (k Key) Index() uint64 {
 
 // inputKey hashes everything a policy sees of in except the time. Map keys
 // are sorted and every value is tagged with its type, so equal inputs hash
-// equally and different ones (1 vs "1" vs 1.0) do not.
+// equally and different ones (1 vs "1" vs 1.0) do not. The canonical form
+// is written into a pooled buffer and hashed once (no hash.Hash interface
+// on the way: writing through it made every string escape).
 func inputKey(gen uint64, in *engine.Input) Key {
-	h := hasher{h: sha256.New()}
+	bp := keyBufs.Get().(*[]byte)
+	h := hasher{b: (*bp)[:0]}
 	h.str(in.Subject.Type)
 	h.str(in.Subject.ID)
 	h.value(in.Subject.Properties)
@@ -41,25 +44,32 @@ func inputKey(gen uint64, in *engine.Input) Key {
 	h.value(in.Resource.Properties)
 	h.value(in.Context)
 	h.value(in.Token)
-	k := Key{gen: gen}
-	h.h.Sum(k.sum[:0])
+	k := Key{gen: gen, sum: sha256.Sum256(h.b)}
+	if cap(h.b) <= maxPooledKeyBuf {
+		*bp = h.b
+		keyBufs.Put(bp)
+	}
 	return k
 }
 
+// keyBufs holds the buffers of canonical inputs; one that grew past
+// maxPooledKeyBuf (a huge input) is left to the collector.
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledKeyBuf = 64 << 10
+
 type hasher struct {
-	h   hash.Hash
-	buf [9]byte
+	b []byte
 }
 
 func (h *hasher) tag(t byte, n uint64) {
-	h.buf[0] = t
-	binary.LittleEndian.PutUint64(h.buf[1:], n)
-	h.h.Write(h.buf[:])
+	h.b = append(h.b, t)
+	h.b = binary.LittleEndian.AppendUint64(h.b, n)
 }
 
 func (h *hasher) str(s string) {
 	h.tag('s', uint64(len(s)))
-	h.h.Write([]byte(s))
+	h.b = append(h.b, s...)
 }
 
 func (h *hasher) value(v any) {
@@ -90,7 +100,8 @@ func (h *hasher) value(v any) {
 			h.tag('n', 0)
 			return
 		}
-		keys := make([]string, 0, len(t))
+		var small [16]string
+		keys := small[:0]
 		for k := range t {
 			keys = append(keys, k)
 		}

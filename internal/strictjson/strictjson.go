@@ -63,6 +63,14 @@ func (e *Error) Unwrap() error { return e.err }
 // booleans and null string, bool and nil. Any problem is an *Error; b is
 // never retained.
 func Decode(b []byte, maxDepth int) (any, error) {
+	if v, ok := decodeFast(b, maxDepth); ok {
+		return v, nil
+	}
+	return decodeSlow(b, maxDepth)
+}
+
+// decodeSlow is Decode over jsontext: it words every problem.
+func decodeSlow(b []byte, maxDepth int) (any, error) {
 	d := decoder{dec: jsontext.NewDecoder(bytes.NewReader(b)), maxDepth: maxDepth}
 	v, err := d.value()
 	if err != nil {
@@ -168,16 +176,26 @@ func (d *decoder) value() (any, error) {
 // a number no float64 holds (1e400) is refused rather than turned into
 // infinity, which no JSON text can express and no policy expects.
 func (d *decoder) number(s string) (any, error) {
+	v, ok := parseNumber(s)
+	if !ok {
+		return nil, d.fail(fmt.Sprintf("number %s is out of the range of a 64-bit float", short(s)), nil)
+	}
+	return v, nil
+}
+
+// parseNumber converts a number the syntax accepted: int64 when it is an
+// integer that fits, float64 otherwise; false when no float64 holds it.
+func parseNumber(s string) (any, bool) {
 	if !strings.ContainsAny(s, ".eE") {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return n, nil
+			return n, true
 		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(f, 0) {
-		return nil, d.fail(fmt.Sprintf("number %s is out of the range of a 64-bit float", short(s)), nil)
+		return nil, false
 	}
-	return f, nil
+	return f, true
 }
 
 func (d *decoder) checkDepth() error {

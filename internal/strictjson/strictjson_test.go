@@ -129,6 +129,16 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The one-pass decoder accepts exactly what the jsontext path
+		// accepts, as the same values.
+		fv, fok := decodeFast(b, 32)
+		sv, serr := decodeSlow(b, 32)
+		if fok != (serr == nil) {
+			t.Fatalf("%q: the fast path says ok=%v, the jsontext path %v", b, fok, serr)
+		}
+		if fok && !reflect.DeepEqual(fv, sv) {
+			t.Fatalf("%q: fast %#v, jsontext %#v", b, fv, sv)
+		}
 		v, err := Decode(b, 32)
 		if err != nil {
 			if _, ok := errors.AsType[*Error](err); !ok {

@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"github.com/valyala/fasthttp"
+)
+
+// target is one server under load: where to POST, the bodies to rotate
+// through and the headers every request carries.
+type target struct {
+	name   string
+	url    string // http://127.0.0.1:port/path
+	bodies [][]byte
+	header map[string]string
+}
+
+// throughput drives t closed-loop, as wrk does: conns connections, each
+// sending its next request as soon as the last answer arrived, for d
+// after a warm-up of d/4. It returns the answers per second. Any answer
+// but 200 fails tb: a server that fails fast must not look fast.
+func throughput(tb testing.TB, t target, conns int, d time.Duration) float64 {
+	tb.Helper()
+	addr := t.url[len("http://"):]
+	path := "/"
+	for i := range addr {
+		if addr[i] == '/' {
+			addr, path = addr[:i], addr[i:]
+			break
+		}
+	}
+	hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, MaxIdleConnDuration: time.Minute,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+
+	var done, failed atomic.Int64
+	var firstErr atomic.Value
+	var measuring atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI(path)
+			req.Header.SetHost(addr)
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.Header.SetContentType("application/json")
+			for k, v := range t.header {
+				req.Header.Set(k, v)
+			}
+			for i := w; ctx.Err() == nil; i++ {
+				req.SetBodyRaw(t.bodies[i%len(t.bodies)])
+				err := hc.Do(req, resp)
+				switch {
+				case err != nil:
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				case resp.StatusCode() != http.StatusOK:
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("status %d: %.200s", resp.StatusCode(), resp.Body()))
+				case measuring.Load():
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(d / 4)
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(d)
+	n := done.Load()
+	elapsed := time.Since(start)
+	cancel()
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		tb.Fatalf("%s: %d requests failed, the first: %v", t.name, f, firstErr.Load())
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
+// latency drives t open-loop (vegeta: requests start on schedule whether
+// or not earlier ones answered, so a stall shows in the tail) at rate per
+// second for d, and returns the 50th and 99th percentile.
+func latency(tb testing.TB, t target, rate int, d time.Duration) (p50, p99 time.Duration) {
+	tb.Helper()
+	hdr := http.Header{"Content-Type": {"application/json"}}
+	for k, v := range t.header {
+		hdr.Set(k, v)
+	}
+	targets := make([]vegeta.Target, len(t.bodies))
+	for i, b := range t.bodies {
+		targets[i] = vegeta.Target{Method: http.MethodPost, URL: t.url, Body: b, Header: hdr}
+	}
+	atk := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.Connections(64), vegeta.Timeout(5*time.Second),
+		vegeta.LocalAddr(net.IPAddr{IP: net.IPv4(127, 0, 0, 1)}))
+	var m vegeta.Metrics
+	for res := range atk.Attack(vegeta.NewStaticTargeter(targets...), vegeta.Rate{Freq: rate, Per: time.Second}, d, t.name) {
+		m.Add(res)
+	}
+	m.Close()
+	if m.Success < 1 {
+		tb.Fatalf("%s: %.2f%% of %d requests succeeded (status codes %v, errors %v)", t.name, 100*m.Success, m.Requests, m.StatusCodes, m.Errors)
+	}
+	return m.Latencies.P50, m.Latencies.P99
+}
