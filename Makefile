@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ADDR      ?= 127.0.0.1:8700
 BUNDLE    ?= policies/quickstart
 
-.PHONY: all build install run test lint bench fuzz clean
+.PHONY: all build install run test lint bench bench-compare fuzz clean
 
 all: lint test build
 
@@ -46,6 +46,12 @@ lint:
 ## bench: the latency benchmarks with allocations
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/
+
+# The side-by-side table of docs/performance.md (Verdict, OPA's server and a
+# bare Fiber handler in one run), checked against the full targets of issue
+# 12; the table is also written to bench-compare.md.
+bench-compare:
+	VERDICT_BENCH_COMPARE=1 VERDICT_BENCH_TABLE=$(CURDIR)/bench-compare.md $(GO) test -count=1 -run '^TestCompare$$' -v -timeout 10m ./bench/
 
 ## fuzz: run each fuzz target for a short while (FUZZTIME=30s to change)
 FUZZTIME ?= 20s

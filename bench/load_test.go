@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,9 +26,11 @@ type target struct {
 
 // throughput drives t closed-loop, as wrk does: conns connections, each
 // sending its next request as soon as the last answer arrived, for d
-// after a warm-up of d/4. It returns the answers per second. Any answer
-// but 200 fails tb: a server that fails fast must not look fast.
-func throughput(tb testing.TB, t target, conns int, d time.Duration) float64 {
+// after a warm-up of d/4. It returns the answers per second and the CPU
+// time the process spent per answer (server and load generator: the
+// floor's shows what the two cost without Verdict). Any answer but 200
+// fails tb: a server that fails fast must not look fast.
+func throughput(tb testing.TB, t target, conns int, d time.Duration) (rps float64, cpu time.Duration) {
 	tb.Helper()
 	addr := t.url[len("http://"):]
 	path := "/"
@@ -78,16 +81,28 @@ func throughput(tb testing.TB, t target, conns int, d time.Duration) float64 {
 	}
 	time.Sleep(d / 4)
 	measuring.Store(true)
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	time.Sleep(d)
 	n := done.Load()
-	elapsed := time.Since(start)
+	elapsed, used := time.Since(start), processCPU()-cpu0
 	cancel()
 	wg.Wait()
 	if f := failed.Load(); f > 0 {
 		tb.Fatalf("%s: %d requests failed, the first: %v", t.name, f, firstErr.Load())
 	}
-	return float64(n) / elapsed.Seconds()
+	if n == 0 {
+		tb.Fatalf("%s: no answer in %v", t.name, d)
+	}
+	return float64(n) / elapsed.Seconds(), used / time.Duration(n)
+}
+
+// processCPU is the user and system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // latency drives t open-loop (vegeta: requests start on schedule whether
