@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ADDR      ?= 127.0.0.1:8700
 BUNDLE    ?= policies/quickstart
 
-.PHONY: all build install run test lint bench bench-compare fuzz clean
+.PHONY: all build install run test lint bench bench-compare bench-growth fuzz clean
 
 all: lint test build
 
@@ -52,6 +52,11 @@ bench:
 # 12; the table is also written to bench-compare.md.
 bench-compare:
 	VERDICT_BENCH_COMPARE=1 VERDICT_BENCH_TABLE=$(CURDIR)/bench-compare.md $(GO) test -count=1 -run '^TestCompare$$' -v -timeout 10m ./bench/
+
+# How cost grows with the bundle (10-1,000 rules, 1k-1M entities, CEL and
+# Rego): the table (bench-growth.md) and the plot of docs/performance.md.
+bench-growth:
+	VERDICT_BENCH_GROWTH=1 VERDICT_BENCH_TABLE=$(CURDIR)/bench-growth.md VERDICT_BENCH_SVG=$(CURDIR)/docs/performance-growth.svg $(GO) test -count=1 -run '^TestGrowth$$' -v -timeout 60m ./bench/
 
 ## fuzz: run each fuzz target for a short while (FUZZTIME=30s to change)
 FUZZTIME ?= 20s

@@ -202,12 +202,66 @@ func typeName(v any) string {
 	}
 }
 
-// inputValue builds the input document as an AST value, once per evaluation,
-// from the same document every consumer of engine.Input sees.
+// inputValue builds the input document as an AST value, once per
+// evaluation: the document every consumer of engine.Input sees (Doc), built
+// straight into terms rather than through Doc's maps
+// (TestInputValueIsTheDoc holds the two equal).
 func inputValue(in *engine.Input, now time.Time) (ast.Value, error) {
-	c := *in
-	c.Now = now
-	return ast.InterfaceToValue(c.Doc())
+	subject, err := entityValue(in.Subject.Type, in.Subject.ID, in.Subject.Properties)
+	if err != nil {
+		return nil, err
+	}
+	resource, err := entityValue(in.Resource.Type, in.Resource.ID, in.Resource.Properties)
+	if err != nil {
+		return nil, err
+	}
+	action, err := objectValue(in.Action.Properties)
+	if err != nil {
+		return nil, err
+	}
+	ctx, err := objectValue(in.Context)
+	if err != nil {
+		return nil, err
+	}
+	token := ast.NullTerm()
+	if in.Token != nil {
+		v, err := ast.InterfaceToValue(in.Token)
+		if err != nil {
+			return nil, err
+		}
+		token = ast.NewTerm(v)
+	}
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("subject"), ast.NewTerm(subject)),
+		ast.Item(ast.InternedTerm("action"), ast.ObjectTerm(
+			ast.Item(ast.InternedTerm("name"), ast.StringTerm(in.Action.Name)),
+			ast.Item(ast.InternedTerm("properties"), ast.NewTerm(action)))),
+		ast.Item(ast.InternedTerm("resource"), ast.NewTerm(resource)),
+		ast.Item(ast.InternedTerm("context"), ast.NewTerm(ctx)),
+		ast.Item(ast.InternedTerm("token"), token),
+		ast.Item(ast.InternedTerm("now"), ast.StringTerm(now.UTC().Format(time.RFC3339Nano))),
+	), nil
+}
+
+// entityValue is engine.EntityDoc as an AST object.
+func entityValue(typ, id string, props map[string]any) (ast.Value, error) {
+	p, err := objectValue(props)
+	if err != nil {
+		return nil, err
+	}
+	return ast.NewObject(
+		ast.Item(ast.InternedTerm("type"), ast.StringTerm(typ)),
+		ast.Item(ast.InternedTerm("id"), ast.StringTerm(id)),
+		ast.Item(ast.InternedTerm("properties"), ast.NewTerm(p)),
+	), nil
+}
+
+// objectValue is a JSON object as an AST object; nil is the empty object.
+func objectValue(m map[string]any) (ast.Value, error) {
+	if m == nil {
+		return ast.NewObject(), nil
+	}
+	return ast.InterfaceToValue(m)
 }
 
 // isCancel reports whether err is OPA's report of a cancelled evaluation.
