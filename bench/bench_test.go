@@ -47,6 +47,7 @@ func inputs(n int) []*engine.Input {
 				Action: engine.Action{Name: "read"}, Resource: engine.Entity{Type: "document", ID: "s", Properties: map[string]any{"sensitivity": int64(3)}}}
 		}
 		in.Context = map[string]any{"ip": "10.0.0.1"}
+		in.SizeBound = len(body(&in)) // as pdp.Parse sets it
 		out = append(out, &in)
 	}
 	return out

@@ -206,8 +206,8 @@ func TestGrowth(t *testing.T) {
 	var tbl strings.Builder
 	tbl.WriteString("| engine | rules | entities | data.json | compile + activate | heap after activation | decision | push → other replica serves |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
-		fmt.Fprintf(&tbl, "| %s | %d | %d | %.1f MiB | %v | %.1f MiB | %.1f µs | %v |\n", strings.ToUpper(r.engine), r.rules, r.entities,
-			float64(r.dataBytes)/(1<<20), r.compile.Round(time.Millisecond), float64(r.heap)/(1<<20),
+		fmt.Fprintf(&tbl, "| %s | %d | %d | %s | %v | %s | %.1f µs | %v |\n", strings.ToUpper(r.engine), r.rules, r.entities,
+			size(uint64(r.dataBytes)), r.compile.Round(time.Millisecond), size(r.heap),
 			float64(r.decide)/float64(time.Microsecond), r.propagate.Round(time.Millisecond))
 	}
 	t.Log("\n" + tbl.String())
@@ -221,4 +221,12 @@ func TestGrowth(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// size writes n bytes in KiB below a MiB, else in MiB.
+func size(n uint64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }

@@ -33,6 +33,12 @@ type Input struct {
 	Context  map[string]any
 	Token    map[string]any
 	Now      time.Time
+	// SizeBound, when positive, is at least the length of every string and
+	// the number of members of every list and map the input holds (the
+	// length of the request body it was decoded from will do). Engines may
+	// skip run-time cost tracking for expressions that are cheap for an
+	// input of that size; 0 means unknown, and every expression is tracked.
+	SizeBound int
 }
 
 // EntityDoc returns the JSON-shaped form of an entity ({type, id, properties}).

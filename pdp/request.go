@@ -121,6 +121,7 @@ func Parse(ctx context.Context, body []byte, l Limits, opt ParseOptions, tokens 
 		if err != nil {
 			return nil, newError(CodeInvalidInput, inputMessage(err, requestMembers...))
 		}
+		in.SizeBound = len(body)
 		r.Inputs = []*engine.Input{in}
 		return r, nil
 	}
@@ -148,6 +149,7 @@ func Parse(ctx context.Context, body []byte, l Limits, opt ParseOptions, tokens 
 			r.Errs[i] = err
 			continue
 		}
+		in.SizeBound = len(body)
 		r.Inputs[i] = in
 	}
 	return r, nil

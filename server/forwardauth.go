@@ -249,6 +249,12 @@ func (s *Server) forwardAuth(c *fiber.Ctx) error {
 		}
 	}
 	in.Context = map[string]any{"headers": headers}
+	// Everything in the input came from the request line and its headers
+	// (the token's claims too).
+	in.SizeBound = len(c.Request().Header.RawHeaders()) + len(c.Request().RequestURI())
+	if len(c.Request().Header.RawHeaders()) == 0 {
+		in.SizeBound = 0 // not kept: the size is unknown
+	}
 
 	d := s.dec.Evaluate(c.UserContext(), in, false, pdp.Meta{Endpoint: pdp.EndpointForwardAuth, RequestID: requestID(c)})
 	if !d.Decision {

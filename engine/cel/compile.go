@@ -35,9 +35,10 @@ const (
 // Compiler compiles policy files against one CEL environment. It is safe for
 // concurrent use.
 type Compiler struct {
-	env    *cel.Env
-	limits engine.Limits
-	data   map[string]any
+	env      *cel.Env
+	limits   engine.Limits
+	data     map[string]any
+	dataSize uint64 // the largest string, list or map in data
 }
 
 // NewCompiler builds the CEL environment shared by every policy of one
@@ -69,7 +70,7 @@ func NewCompiler(l engine.Limits, data map[string]any) (*Compiler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cel environment: %w", err)
 	}
-	return &Compiler{env: env, limits: l, data: orEmpty(data)}, nil
+	return &Compiler{env: env, limits: l, data: orEmpty(data), dataSize: largest(data)}, nil
 }
 
 // Policy is one compiled policy file. It is immutable and safe for concurrent
@@ -80,6 +81,7 @@ type Policy struct {
 	combining     string
 	variables     []compiledVar
 	rules         []compiledRule
+	index         ruleIndex
 	timeDependent bool
 	cacheTD       bool
 	data          map[string]any
@@ -95,9 +97,12 @@ type compiledVar struct {
 // program is a planned expression. Only expressions with comprehensions can
 // loop long enough to need the context watched (everything else is bounded
 // by its size and the cost limit), so only they pay for ContextEval.
+// untracked, when set, is the same plan without cost tracking, for inputs
+// of at most untrackedBound (see estimate.go).
 type program struct {
 	cel.Program
-	loops bool
+	untracked cel.Program
+	loops     bool
 }
 
 type compiledRule struct {
@@ -172,6 +177,7 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 	if len(errs) > 0 {
 		return nil, inFile(lines, errs)
 	}
+	p.index = newRuleIndex(p.rules)
 	return p, nil
 }
 
@@ -193,7 +199,14 @@ func (c *Compiler) expr(env *cel.Env, path string, lines []string, node *yaml.No
 	if readsNow(ast) {
 		p.timeDependent = true
 	}
-	return ast, &program{prg, hasLoop(ast)}, nil
+	out := &program{Program: prg, loops: hasLoop(ast)}
+	est, err := env.EstimateCost(ast, boundedSizes{input: untrackedBound, data: c.dataSize})
+	if err == nil && est.Max <= c.limits.CostLimit {
+		if out.untracked, err = c.env.Program(ast, cel.InterruptCheckFrequency(100), cel.EvalOptions(cel.OptOptimize)); err != nil {
+			return nil, nil, engine.CompileErrors{{File: path, Line: node.Line, Col: node.Column, Message: err.Error()}}
+		}
+	}
+	return ast, out, nil
 }
 
 // isExpr reports whether n can hold an expression: parseFile reports
@@ -292,7 +305,7 @@ func (p *Policy) TimeDependent() bool { return p.timeDependent && !p.cacheTD }
 // error, the cost limit, the deadline) ends evaluation with Outcome.Err set,
 // which the snapshot turns into a deny.
 func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) engine.Outcome {
-	ev := &evaluation{ctx: ctx, p: p, explain: explain}
+	ev := &evaluation{ctx: ctx, p: p, explain: explain, untracked: smallInput(in)}
 	bindings := map[string]any{
 		VarSubject:  engine.EntityDoc(in.Subject),
 		VarAction:   engine.ActionDoc(in.Action),
@@ -316,7 +329,11 @@ func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) e
 	}
 	out := engine.Outcome{Policy: p.name}
 	var allows, denies []string
-	for i := range p.rules {
+	for it := p.index.candidates(in); ; {
+		i, ok := it.next()
+		if !ok {
+			break
+		}
 		r := &p.rules[i]
 		if !r.applies(in) {
 			continue
@@ -386,6 +403,8 @@ type evaluation struct {
 	p       *Policy
 	act     interpreter.Activation
 	explain bool
+	// untracked: the input is small enough for untracked programs.
+	untracked bool
 }
 
 func (ev *evaluation) match(r *compiledRule) (bool, error) {
@@ -412,10 +431,14 @@ func (ev *evaluation) run(prg program) (ref.Val, error) {
 		out ref.Val
 		err error
 	)
+	run := prg.Program
+	if ev.untracked && prg.untracked != nil {
+		run = prg.untracked
+	}
 	if prg.loops {
-		out, _, err = prg.ContextEval(ev.ctx, ev.act)
+		out, _, err = run.ContextEval(ev.ctx, ev.act)
 	} else {
-		out, _, err = prg.Eval(ev.act)
+		out, _, err = run.Eval(ev.act)
 	}
 	if err == nil {
 		return out, nil
