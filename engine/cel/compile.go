@@ -80,6 +80,7 @@ type Policy struct {
 	file          string
 	combining     string
 	variables     []compiledVar
+	varIndex      map[string]int // "variables.<name>" -> index in variables
 	rules         []compiledRule
 	index         ruleIndex
 	timeDependent bool
@@ -178,6 +179,10 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 		return nil, inFile(lines, errs)
 	}
 	p.index = newRuleIndex(p.rules)
+	p.varIndex = make(map[string]int, len(p.variables))
+	for i, v := range p.variables {
+		p.varIndex[varNamespace+v.name] = i
+	}
 	return p, nil
 }
 
@@ -305,28 +310,7 @@ func (p *Policy) TimeDependent() bool { return p.timeDependent && !p.cacheTD }
 // error, the cost limit, the deadline) ends evaluation with Outcome.Err set,
 // which the snapshot turns into a deny.
 func (p *Policy) Evaluate(ctx context.Context, in *engine.Input, explain bool) engine.Outcome {
-	ev := &evaluation{ctx: ctx, p: p, explain: explain, untracked: smallInput(in)}
-	bindings := map[string]any{
-		VarSubject:  engine.EntityDoc(in.Subject),
-		VarAction:   engine.ActionDoc(in.Action),
-		VarResource: engine.EntityDoc(in.Resource),
-		VarContext:  orEmpty(in.Context),
-		VarToken:    tokenValue(in.Token),
-		VarData:     p.data,
-		VarNow:      in.Now,
-	}
-	act, _ := interpreter.NewActivation(bindings)
-	ev.act = act
-	for _, v := range p.variables {
-		v := v
-		bindings[varNamespace+v.name] = func() ref.Val {
-			out, err := ev.run(v.prg)
-			if err != nil {
-				return types.WrapErr(fmt.Errorf("variable %s: %w", v.name, err))
-			}
-			return out
-		}
-	}
+	ev := newEvaluation(ctx, p, in, explain)
 	out := engine.Outcome{Policy: p.name}
 	var allows, denies []string
 	for it := p.index.candidates(in); ; {
@@ -397,16 +381,6 @@ func (r *compiledRule) applies(in *engine.Input) bool {
 	return true
 }
 
-// evaluation is the state of one Evaluate call.
-type evaluation struct {
-	ctx     context.Context
-	p       *Policy
-	act     interpreter.Activation
-	explain bool
-	// untracked: the input is small enough for untracked programs.
-	untracked bool
-}
-
 func (ev *evaluation) match(r *compiledRule) (bool, error) {
 	if r.prg == nil {
 		return true, nil
@@ -436,9 +410,9 @@ func (ev *evaluation) run(prg program) (ref.Val, error) {
 		run = prg.untracked
 	}
 	if prg.loops {
-		out, _, err = run.ContextEval(ev.ctx, ev.act)
+		out, _, err = run.ContextEval(ev.ctx, ev)
 	} else {
-		out, _, err = run.Eval(ev.act)
+		out, _, err = run.Eval(ev)
 	}
 	if err == nil {
 		return out, nil
