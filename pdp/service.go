@@ -189,10 +189,17 @@ func (s *Service) Decide(ctx context.Context, req *Request, m Meta) (Result, err
 		return Result{}, newError(CodeExplainDisabled, "explain is disabled on this server (server.allow_explain)")
 	}
 	active := s.bundles.Active()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
+	// One input: the deadline is set only if the cache does not answer (a
+	// hit pays for none). Several: one deadline for them all.
+	timeout := s.cfg.RequestTimeout
+	if len(req.Inputs) > 1 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		defer cancel()
+		timeout = 0
+	}
 	out := Respond(req, func(in *engine.Input) Response {
-		return s.evaluate(ctx, m, active, in, req.Explain, 0)
+		return s.evaluate(ctx, m, active, in, req.Explain, timeout)
 	})
 	for i := range out.Evaluations {
 		if req.Errs == nil || req.Errs[i] == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -53,8 +54,25 @@ func (s *Server) decideWith(c *fiber.Ctx, e pdp.Endpoint, opt pdp.ParseOptions, 
 		}
 		c.Set(decisionIDHeader, strings.Join(ids, ","))
 	}
-	return c.JSON(res.Body())
+	buf := answerBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= 64<<10 { // a large batch's buffer is left to the GC
+			answerBuffers.Put(buf)
+		}
+	}()
+	b, err := res.AppendJSON((*buf)[:0])
+	if err != nil {
+		return err
+	}
+	*buf = b
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Response().SetBody(b) // a copy: the buffer goes back to the pool
+	return nil
 }
+
+// answerBuffers hold decision answers while they are copied into the
+// response.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // decisionIDHeader carries the decision ids of an AuthZEN answer.
 const decisionIDHeader = "X-Verdict-Decision-Id"

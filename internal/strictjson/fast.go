@@ -63,7 +63,11 @@ func (f *fast) value() (any, bool) {
 	case c == '[':
 		return f.array()
 	case c == '"':
-		return f.string()
+		str, ok := f.string()
+		if !ok {
+			return nil, false
+		}
+		return str, true
 	case c == 't':
 		return true, f.literal("true")
 	case c == 'f':
@@ -105,11 +109,10 @@ func (f *fast) object() (any, bool) {
 		if f.i >= len(f.b) || f.b[f.i] != '"' {
 			return nil, false
 		}
-		k, ok := f.string()
+		name, ok := f.string()
 		if !ok {
 			return nil, false
 		}
-		name := k.(string)
 		if _, dup := m[name]; dup {
 			return nil, false
 		}
@@ -179,7 +182,7 @@ func (f *fast) array() (any, bool) {
 
 // string reads a string at f.i (its opening quote). Plain ASCII without
 // escapes is sliced once; anything else goes through unescape.
-func (f *fast) string() (any, bool) {
+func (f *fast) string() (string, bool) {
 	start := f.i + 1
 	for j := start; j < len(f.b); j++ {
 		switch c := f.b[j]; {
@@ -189,15 +192,15 @@ func (f *fast) string() (any, bool) {
 		case c == '\\' || c >= utf8.RuneSelf:
 			return f.unescape(start)
 		case c < 0x20:
-			return nil, false
+			return "", false
 		}
 	}
-	return nil, false
+	return "", false
 }
 
 // unescape reads the rest of a string that has escapes or non-ASCII bytes,
 // from start (just after the opening quote).
-func (f *fast) unescape(start int) (any, bool) {
+func (f *fast) unescape(start int) (string, bool) {
 	out := make([]byte, 0, 32)
 	j := start
 	for j < len(f.b) {
@@ -207,20 +210,20 @@ func (f *fast) unescape(start int) (any, bool) {
 			f.i = j + 1
 			return string(out), true
 		case c < 0x20:
-			return nil, false
+			return "", false
 		case c < utf8.RuneSelf && c != '\\':
 			out = append(out, c)
 			j++
 		case c >= utf8.RuneSelf:
 			r, size := utf8.DecodeRune(f.b[j:])
 			if r == utf8.RuneError && size == 1 {
-				return nil, false
+				return "", false
 			}
 			out = append(out, f.b[j:j+size]...)
 			j += size
 		default: // a backslash
 			if j+1 >= len(f.b) {
-				return nil, false
+				return "", false
 			}
 			switch e := f.b[j+1]; e {
 			case '"', '\\', '/':
@@ -238,18 +241,18 @@ func (f *fast) unescape(start int) (any, bool) {
 			case 'u':
 				r, ok := hex4(f.b, j+2)
 				if !ok {
-					return nil, false
+					return "", false
 				}
 				j += 6
 				if utf16.IsSurrogate(r) {
 					// Only a high surrogate followed by a low one is a
 					// character; anything else is a lone surrogate.
 					if r >= 0xDC00 || j+1 >= len(f.b) || f.b[j] != '\\' || f.b[j+1] != 'u' {
-						return nil, false
+						return "", false
 					}
 					lo, ok := hex4(f.b, j+2)
 					if !ok || lo < 0xDC00 || lo > 0xDFFF {
-						return nil, false
+						return "", false
 					}
 					r = utf16.DecodeRune(r, lo)
 					j += 6
@@ -257,12 +260,12 @@ func (f *fast) unescape(start int) (any, bool) {
 				out = utf8.AppendRune(out, r)
 				continue
 			default:
-				return nil, false
+				return "", false
 			}
 			j += 2
 		}
 	}
-	return nil, false
+	return "", false
 }
 
 // hex4 reads the four hex digits of a \u escape at b[i:].
