@@ -87,6 +87,9 @@ func (s *Snapshot) Revision() string { return s.revision }
 // input, so that they may be cached.
 func (s *Snapshot) Cacheable() bool { return !s.timeDependent }
 
+// Timeout is the deadline Decide sets on every decision (engine.timeout).
+func (s *Snapshot) Timeout() time.Duration { return s.limits.Timeout }
+
 // Modules returns the snapshot's modules in evaluation order, in a new
 // slice. Tools use it to reach engine-specific features (test coverage);
 // the serving path never needs it.

@@ -274,7 +274,9 @@ func (s *Service) decideCached(ctx context.Context, active *bundles.Active, in *
 // timedDecide is snap.Decide within timeout (when positive), timed for the
 // observer.
 func (s *Service) timedDecide(ctx context.Context, snap *engine.Snapshot, in *engine.Input, explain bool, timeout time.Duration) engine.Decision {
-	if timeout > 0 {
+	// The snapshot bounds each decision by engine.timeout already: a
+	// request deadline as long or longer would never fire first.
+	if timeout > 0 && timeout < snap.Timeout() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
