@@ -49,11 +49,7 @@ func Open(ctx context.Context, cfg Config, bc bundles.Config, paths []string, op
 // "evaluations"), exactly as the server does: Parse, then Decide. Errors
 // are *Error (the body's problems, an explain the configuration forbids).
 func (s *Service) DecideJSON(ctx context.Context, body []byte) (Result, error) {
-	req, err := s.Parse(ctx, body, ParseOptions{})
-	if err != nil {
-		return Result{}, err
-	}
-	return s.Decide(ctx, req, Meta{Endpoint: EndpointDecide})
+	return s.DecideBody(ctx, body, ParseOptions{}, Meta{Endpoint: EndpointDecide})
 }
 
 // Check decides one typed input: whether it is allowed, and the whole

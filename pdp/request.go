@@ -32,6 +32,10 @@ type Request struct {
 	// valid input (its Inputs entry is then nil); such an item is a deny
 	// carrying the error. Only ParseOptions.ItemErrors makes them.
 	Errs []error
+
+	// subjectToken: the body had a subject_token (whose verification is
+	// not to be remembered with the body).
+	subjectToken bool
 }
 
 // Limits bound what Parse accepts.
@@ -80,10 +84,11 @@ func Parse(ctx context.Context, body []byte, l Limits, opt ParseOptions, tokens 
 		return nil, err
 	}
 	delete(doc, "token")
+	_, hasToken := doc["subject_token"]
 	if err := applySubjectToken(ctx, doc, tokens); err != nil {
 		return nil, err
 	}
-	r := &Request{Semantic: ExecuteAll}
+	r := &Request{Semantic: ExecuteAll, subjectToken: hasToken}
 	if v, ok := doc["explain"]; ok {
 		b, ok := v.(bool)
 		if !ok {

@@ -67,6 +67,7 @@ type Service struct {
 	bundles Bundles
 	cache   DecisionCache
 	dcache  *cache.Cache[Key, engine.Decision]
+	bodies  *cache.Cache[bodyKey, bodyEntry] // nil unless the built-in cache is used
 	obs     Observer
 	timed   bool
 	dlog    DecisionLog
@@ -150,14 +151,23 @@ func New(cfg Config, b Bundles, opts ...Option) (*Service, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	if dc != nil && s.cache == DecisionCache(dc) {
+		if s.bodies, err = cache.New[bodyKey, bodyEntry](cfg.Cache, bodyKey.index); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
 // Close releases the decision cache. The service must not be used after.
-func (s *Service) Close() { s.dcache.Close() }
+func (s *Service) Close() { s.dcache.Close(); s.bodies.Close() }
 
 // CacheStats are the decision cache's hits and misses (0, 0 without one).
-func (s *Service) CacheStats() (hits, misses uint64) { return s.dcache.Stats() }
+func (s *Service) CacheStats() (hits, misses uint64) {
+	hits, misses = s.dcache.Stats()
+	bodyHits, _ := s.bodies.Stats() // a body miss is counted by the decision cache
+	return hits + bodyHits, misses
+}
 
 // CacheEnabled reports whether decisions are cached.
 func (s *Service) CacheEnabled() bool { return s.cache != nil }
@@ -227,13 +237,24 @@ func (s *Service) Evaluate(ctx context.Context, in *engine.Input, explain bool, 
 // positive timeout bounds the engine (Decide's ctx carries the request's
 // deadline already and passes 0).
 func (s *Service) evaluate(ctx context.Context, m Meta, active *bundles.Active, in *engine.Input, explain bool, timeout time.Duration) Response {
+	resp, _, _ := s.evaluateKnown(ctx, m, active, in, explain, timeout, nil)
+	return resp
+}
+
+// evaluateKnown is evaluate, which also returns the decision and how the
+// cache answered; known, when not nil, is the decision (a hit of the body
+// cache) and nothing is evaluated.
+func (s *Service) evaluateKnown(ctx context.Context, m Meta, active *bundles.Active, in *engine.Input, explain bool, timeout time.Duration, known *engine.Decision) (Response, engine.Decision, CacheOutcome) {
 	start := time.Now()
 	ctx = s.obs.DecisionStarted(ctx, m.Endpoint)
 	var d engine.Decision
 	outcome := CacheBypass
-	if active == nil {
+	switch {
+	case known != nil:
+		d, outcome = *known, CacheHit
+	case active == nil:
 		d = (*engine.Snapshot)(nil).Decide(ctx, in, false)
-	} else {
+	default:
 		d, outcome = s.decideCached(ctx, active, in, explain, timeout)
 	}
 	s.obs.DecisionFinished(ctx, m.Endpoint, d, outcome)
@@ -250,7 +271,7 @@ func (s *Service) evaluate(ctx context.Context, m Meta, active *bundles.Active, 
 			"decision_id", resp.Context.DecisionID, "revision", d.Revision, "resource_type", v.ResourceType,
 			"problems", v.Problems)
 	}
-	return resp
+	return resp, d, outcome
 }
 
 // decideCached decides in from the cache when it may and says how the
@@ -318,4 +339,4 @@ func (s *Service) logDecision(m Meta, start time.Time, in *engine.Input, d engin
 
 // WaitCache blocks until the decision cache has applied every write so
 // far (its writes are asynchronous): for tests that expect a hit.
-func (s *Service) WaitCache() { s.dcache.Wait() }
+func (s *Service) WaitCache() { s.dcache.Wait(); s.bodies.Wait() }

@@ -95,7 +95,7 @@ func TestServiceReportsEveryDecision(t *testing.T) {
 	if w.evaluated != 2 || w.invalid != 1 || w.counted != 0 {
 		t.Errorf("evaluated %d (want 2), invalid %d (want 1), counted %d (want 0)", w.evaluated, w.invalid, w.counted)
 	}
-	if len(w.logged) != 3 || w.logged[0].Endpoint != "decide" || w.logged[2].Endpoint != "authzen" || w.logged[2].RequestID != "r1" || !w.logged[1].CacheHit {
+	if len(w.logged) != 3 || w.logged[0].Endpoint != "decide" || w.logged[2].Endpoint != "authzen" || w.logged[2].RequestID != "r1" || !w.logged[1].CacheHit || w.logged[1].Input == nil {
 		t.Errorf("logged %+v", w.logged)
 	}
 }

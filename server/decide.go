@@ -38,11 +38,7 @@ func (s *Server) decideWith(c *fiber.Ctx, e pdp.Endpoint, opt pdp.ParseOptions, 
 	}
 	// The body is parsed into fresh Go values here; nothing of Fiber's
 	// buffers outlives the handler.
-	req, err := s.dec.Parse(c.UserContext(), c.Body(), opt)
-	if err != nil {
-		return err
-	}
-	res, err := s.dec.Decide(c.UserContext(), req, pdp.Meta{Endpoint: e, RequestID: requestID(c)})
+	res, err := s.dec.DecideBody(c.UserContext(), c.Body(), opt, pdp.Meta{Endpoint: e, RequestID: requestID(c)})
 	if err != nil {
 		return err
 	}
