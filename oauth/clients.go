@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/verdictpdp/verdict/authn"
 )
 
 // Grant types a client may be allowed to use.
@@ -137,6 +138,8 @@ func (s ClientSpec) Validate() error {
 	for _, sc := range s.Scopes {
 		if !validScope(sc) {
 			errs = append(errs, fmt.Errorf("clients: scope %q is not an RFC 6749 scope-token", sc))
+		} else if err := authn.CheckScope(sc); err != nil {
+			errs = append(errs, fmt.Errorf("clients: %w", err))
 		}
 	}
 	for _, g := range s.Grants {

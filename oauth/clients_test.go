@@ -476,7 +476,13 @@ func TestClientSpecValidate(t *testing.T) {
 		spec    ClientSpec
 		wantErr string // substring; "" means valid
 	}{
-		"minimal":              {base, ""},
+		"minimal": {base, ""},
+		"every Verdict scope": {with(func(s *ClientSpec) {
+			s.Scopes = []string{"verdict:decide", "verdict:bundles:read", "verdict:bundles:write", "verdict:admin"}
+		}), ""},
+		"unknown Verdict scope": {with(func(s *ClientSpec) { s.Scopes = []string{"verdict:nope"} }),
+			`scope "verdict:nope" is not one of Verdict's (verdict:decide, verdict:bundles:read, verdict:bundles:write, verdict:admin)`},
+		"own namespace":        {with(func(s *ClientSpec) { s.Scopes = []string{"todo:read", "verdictish"} }), ""},
 		"all id chars":         {with(func(s *ClientSpec) { s.ID = "Az09._:-" }), ""},
 		"id 128":               {with(func(s *ClientSpec) { s.ID = strings.Repeat("a", 128) }), ""},
 		"id 129":               {with(func(s *ClientSpec) { s.ID = strings.Repeat("a", 129) }), "1 to 128"},

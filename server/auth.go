@@ -12,12 +12,12 @@ import (
 	"github.com/verdictpdp/verdict/pdp"
 )
 
-// Scopes the routes require.
+// Scopes the routes require (authn owns the list).
 const (
-	ScopeDecide       = "verdict:decide"
-	ScopeBundlesWrite = "verdict:bundles:write"
-	ScopeBundlesRead  = "verdict:bundles:read"
-	ScopeAdmin        = "verdict:admin"
+	ScopeDecide       = authn.ScopeDecide
+	ScopeBundlesWrite = authn.ScopeBundlesWrite
+	ScopeBundlesRead  = authn.ScopeBundlesRead
+	ScopeAdmin        = authn.ScopeAdmin
 )
 
 // Error codes of caller authentication.

@@ -299,7 +299,7 @@ func (s *Server) asMetadata(c *fiber.Ctx) error {
 		"introspection_endpoint":                        s.issuer + "/oauth2/introspect",
 		"introspection_endpoint_auth_methods_supported": methods,
 		"response_types_supported":                      []string{},
-		"scopes_supported":                              []string{ScopeDecide, ScopeBundlesRead, ScopeBundlesWrite, ScopeAdmin},
+		"scopes_supported":                              authn.KnownScopes(),
 	}
 	if slices.Contains(methods, "private_key_jwt") {
 		// RFC 8414 §2: required when private_key_jwt is offered.

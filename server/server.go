@@ -14,6 +14,7 @@ import (
 	"github.com/verdictpdp/verdict/oauth"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/etag"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/google/uuid"
@@ -375,7 +376,10 @@ func (s *Server) table() []route {
 		{fiber.MethodGet, "/v1/bundles/:revision", s.downloadBundle, bundleRead},
 		{fiber.MethodPost, "/v1/bundles/:revision/activate", s.activateBundle, bundleWrite},
 		{fiber.MethodGet, "/openapi.json", s.openapi, nil},
-		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler, nil},
+		// An ETag, and 304 to a matching If-None-Match: relying parties
+		// poll the key set (fiber's etag middleware: length and CRC-32
+		// of the body, strong).
+		{fiber.MethodGet, "/.well-known/jwks.json", s.jwksHandler, []fiber.Handler{etag.New()}},
 		{fiber.MethodPost, tokenPath, s.token, limits},
 		{fiber.MethodPost, "/oauth2/revoke", s.revoke, limits},
 		{fiber.MethodPost, "/oauth2/introspect", s.introspect, limits},

@@ -729,6 +729,50 @@ func TestJWKSRoute(t *testing.T) {
 	}
 }
 
+type swappableJWKS struct{ doc atomic.Value }
+
+func (s *swappableJWKS) JWKS() ([]byte, error) { return s.doc.Load().([]byte), nil }
+func (s *swappableJWKS) MaxAge() time.Duration { return time.Minute }
+
+// TestJWKSETag: the key set carries an ETag; If-None-Match with it is a
+// 304 without a body; once the keys change, the old tag gets the new set.
+func TestJWKSETag(t *testing.T) {
+	keys := &swappableJWKS{}
+	keys.doc.Store([]byte(`{"keys":[{"kid":"k1"}]}`))
+	h := newHarness(t, WithJWKS(keys))
+	get := func(inm string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodGet, h.url+"/.well-known/jwks.json", nil)
+		if inm != "" {
+			req.Header.Set("If-None-Match", inm)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := get("")
+	tag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || tag == "" || strings.HasPrefix(tag, "W/") || body == "" {
+		t.Fatalf("first fetch: %d, ETag %q, body %q", resp.StatusCode, tag, body)
+	}
+	for _, inm := range []string{tag, `"other", ` + tag, "W/" + tag} {
+		if resp, body := get(inm); resp.StatusCode != 304 || body != "" || resp.Header.Get("Cache-Control") != "public, max-age=60" {
+			t.Errorf("If-None-Match %s: %d %q %v, want 304 without a body", inm, resp.StatusCode, body, resp.Header)
+		}
+	}
+	if resp, _ := get(`"other"`); resp.StatusCode != 200 {
+		t.Errorf("If-None-Match of another tag: %d, want 200", resp.StatusCode)
+	}
+	keys.doc.Store([]byte(`{"keys":[{"kid":"k1"},{"kid":"k2"}]}`))
+	resp, body = get(tag)
+	if resp.StatusCode != 200 || !strings.Contains(body, "k2") || resp.Header.Get("ETag") == tag {
+		t.Fatalf("after a key was added, the old tag: %d, ETag %q, body %q", resp.StatusCode, resp.Header.Get("ETag"), body)
+	}
+}
+
 func TestOpenAPIListsEveryRoute(t *testing.T) {
 	h := newHarness(t, WithJWKS(fixedJWKS{}), WithTokens(&fakeTokens{}, "http://x"))
 	resp, doc := h.get("/openapi.json")
