@@ -75,10 +75,26 @@ func (s *Server) tokenLimits() []fiber.Handler {
 	if s.limits != nil {
 		st = s.limits
 	}
+	// A client library's retry of refused credentials the other way (see
+	// authprobe.go) passes both limits uncounted; every other request is
+	// counted, and a refused one remembered for such a retry.
+	probes := newAuthProbes()
+	retryKey := "verdict.auth-retry"
+	probe := func(c *fiber.Ctx) error {
+		retry := probes.retry(c, s.clientIP(c))
+		c.Locals(retryKey, retry)
+		err := c.Next()
+		if !retry && (c.Response().StatusCode() == fiber.StatusUnauthorized || c.Response().StatusCode() == fiber.StatusBadRequest) {
+			probes.refused(c, s.clientIP(c))
+		}
+		return err
+	}
+	isRetry := func(c *fiber.Ctx) bool { r, _ := c.Locals(retryKey).(bool); return r }
 	byIP := limiter.New(limiter.Config{
 		Storage: st,
 		Max:     s.cfg.TokenFailures.Max, Expiration: s.cfg.TokenFailures.Window,
 		SkipSuccessfulRequests: true, LimitReached: reached(throttleSource),
+		Next:         isRetry,
 		KeyGenerator: func(c *fiber.Ctx) string { return "ip:" + s.clientIP(c) },
 	})
 	byClient := limiter.New(limiter.Config{
@@ -87,10 +103,10 @@ func (s *Server) tokenLimits() []fiber.Handler {
 		SkipSuccessfulRequests: true, LimitReached: reached(throttleSourceClient),
 		// A request that names no client (private_key_jwt may leave
 		// client_id out) is counted by source only.
-		Next:         func(c *fiber.Ctx) bool { return limitClientID(c) == "" },
+		Next:         func(c *fiber.Ctx) bool { return isRetry(c) || limitClientID(c) == "" },
 		KeyGenerator: func(c *fiber.Ctx) string { return "client:" + s.clientIP(c) + "|" + limitClientID(c) },
 	})
-	return []fiber.Handler{byIP, byClient}
+	return []fiber.Handler{probe, byIP, byClient}
 }
 
 // limitClientID is the client id a token request names (Basic user, else
