@@ -26,8 +26,14 @@ func (r Result) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, "]}"...), nil
 }
 
-// AppendJSON appends r as encoding/json writes it.
+// AppendJSON appends r as encoding/json writes it ({"decision": …} alone
+// when r.Bare).
 func (r *Response) AppendJSON(b []byte) ([]byte, error) {
+	if r.Bare {
+		b = append(b, `{"decision":`...)
+		b = strconv.AppendBool(b, r.Decision)
+		return append(b, '}'), nil
+	}
 	c := &r.Context
 	if len(c.Explain) > 0 || len(c.Warnings) > 0 {
 		out, err := json.Marshal(r)

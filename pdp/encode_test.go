@@ -33,6 +33,29 @@ func FuzzAppendJSON(f *testing.F) {
 			if string(got) != "prefix"+string(want) {
 				t.Fatalf("AppendJSON wrote\n%s\nencoding/json writes\n%s", got[6:], want)
 			}
+			// Bare answers are the decision alone.
+			bare := Result{Batch: res.Batch, Evaluations: make([]Response, len(res.Evaluations))}
+			for i, e := range res.Evaluations {
+				e.Bare = true
+				bare.Evaluations[i] = e
+			}
+			decisions := []map[string]bool{}
+			for _, e := range res.Evaluations {
+				decisions = append(decisions, map[string]bool{"decision": e.Decision})
+			}
+			var wantBare []byte
+			if res.Batch {
+				wantBare, _ = json.Marshal(map[string]any{"evaluations": decisions})
+			} else {
+				wantBare, _ = json.Marshal(decisions[0])
+			}
+			got, err = bare.AppendJSON(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(wantBare) {
+				t.Fatalf("bare AppendJSON wrote %s, want %s", got, wantBare)
+			}
 		}
 	})
 }

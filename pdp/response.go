@@ -32,6 +32,10 @@ type DecisionContext struct {
 type Response struct {
 	Decision bool            `json:"decision"`
 	Context  DecisionContext `json:"context"`
+	// Bare renders the answer as {"decision": …} alone (AppendJSON): the
+	// AuthZEN routes leave out a context that carries nothing the caller
+	// asked for.
+	Bare bool `json:"-"`
 }
 
 // BatchResponse is the JSON answer to a batch request.

@@ -121,9 +121,10 @@ func TestAuthZENEvaluation(t *testing.T) {
 				if d != tc.want {
 					t.Fatalf("%s: decision %v, want %v: %v", ct, d, tc.want, m)
 				}
-				ctx := m["context"].(map[string]any)
-				if ctx["revision"] != "r1" || ctx["decision_id"] == "" {
-					t.Fatalf("context %v", ctx)
+				// AuthZEN clients expect the decision alone; the id is in
+				// the header.
+				if len(m) != 1 || resp.Header.Get(decisionIDHeader) == "" {
+					t.Fatalf("%s: answer %v (want {\"decision\": …} alone), decision id %q", ct, m, resp.Header.Get(decisionIDHeader))
 				}
 				if _, ok := m["evaluations"]; ok {
 					t.Fatalf("a single evaluation has no evaluations: %v", m)
@@ -295,7 +296,8 @@ func decisions(t *testing.T, m map[string]any) ([]bool, []map[string]any) {
 	for _, it := range items {
 		d, _ := decision(t, it.(map[string]any))
 		ds = append(ds, d)
-		ctxs = append(ctxs, it.(map[string]any)["context"].(map[string]any))
+		ctx, _ := it.(map[string]any)["context"].(map[string]any) // nil: no context sent
+		ctxs = append(ctxs, ctx)
 	}
 	return ds, ctxs
 }
@@ -759,5 +761,36 @@ func TestAuthZENBodiesAreStable(t *testing.T) {
 	_, b := h.raw(http.MethodPost, "/v1/decide", "application/json", `{"subject":`+alice+`,"action":`+read+`,"resource":`+rec1+`}`)
 	if !strings.Contains(b, `"decision_id":"`) {
 		t.Fatalf("/v1/decide must keep decision_id in the body: %s", b)
+	}
+}
+
+// TestAuthZENContextOnRequest: reasons and revision come back when the
+// request asks (X-Verdict-Reasons: true) or the server always sends them
+// (server.authzen_reasons); a batch item's context is sent only when it
+// carries something.
+func TestAuthZENContextOnRequest(t *testing.T) {
+	one := `{"subject":` + alice + `,"action":` + read + `,"resource":` + rec1 + `}`
+	h := recordsHarness(t, DefaultConfig())
+	resp, m := h.post(authzenEvaluation, "application/json", one, reasonsHeader, "true")
+	if ctx, _ := m["context"].(map[string]any); resp.StatusCode != 200 || ctx["revision"] != "r1" || len(ctx["reasons"].([]any)) == 0 {
+		t.Fatalf("with %s: %d %v", reasonsHeader, resp.StatusCode, m)
+	}
+	cfg := DefaultConfig()
+	cfg.AuthZENReasons = true
+	h2 := recordsHarness(t, cfg)
+	if _, m := h2.post(authzenEvaluation, "application/json", one); m["context"] == nil {
+		t.Fatalf("with server.authzen_reasons: %v", m)
+	}
+	// /v1/decide is not AuthZEN: its context is always there.
+	if _, m := h.post("/v1/decide", "application/json", one); m["context"] == nil {
+		t.Fatalf("/v1/decide without context: %v", m)
+	}
+	_, raw := h.post(authzenEvaluations, "application/json", `{"subject":`+alice+`,"action":`+read+`,"evaluations":[{"resource":`+rec1+`},{}]}`)
+	items := raw["evaluations"].([]any)
+	if first := items[0].(map[string]any); len(first) != 1 {
+		t.Errorf("a plain batch item: %v, want the decision alone", first)
+	}
+	if second := items[1].(map[string]any); second["context"] == nil {
+		t.Errorf("an item with an error lost its context: %v", second)
 	}
 }

@@ -44,9 +44,13 @@ func (s *Server) decideWith(c *fiber.Ctx, e pdp.Endpoint, opt pdp.ParseOptions, 
 	}
 	if idsInHeader {
 		ids := make([]string, len(res.Evaluations))
+		reasons := s.cfg.AuthZENReasons || strings.EqualFold(c.Get(reasonsHeader), "true")
 		for i := range res.Evaluations {
-			ids[i] = res.Evaluations[i].Context.DecisionID
-			res.Evaluations[i].Context.DecisionID = ""
+			ev := &res.Evaluations[i]
+			ids[i] = ev.Context.DecisionID
+			ev.Context.DecisionID = ""
+			ev.Bare = !reasons && ev.Context.Error == "" && ev.Context.Code == "" &&
+				len(ev.Context.Warnings) == 0 && len(ev.Context.Explain) == 0
 		}
 		c.Set(decisionIDHeader, strings.Join(ids, ","))
 	}
@@ -72,6 +76,10 @@ var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); retur
 
 // decisionIDHeader carries the decision ids of an AuthZEN answer.
 const decisionIDHeader = "X-Verdict-Decision-Id"
+
+// reasonsHeader: "true" asks an AuthZEN route for every decision's
+// context (reasons, revision), as server.authzen_reasons does for all.
+const reasonsHeader = "X-Verdict-Reasons"
 
 // subjectVerifier verifies subject tokens with the server's verifier for
 // the decision service: a token that cannot be checked now is

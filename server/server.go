@@ -48,6 +48,13 @@ type Config struct {
 	// the detailed cause of a failure, which name policies and rules. When
 	// false such a request is refused with 403.
 	AllowExplain bool `yaml:"allow_explain"`
+	// AuthZENReasons sends each AuthZEN decision's context (reasons and
+	// revision) always. Otherwise an AuthZEN answer is {"decision": x}
+	// alone unless its context carries an error, a warning, an
+	// explanation or the short-circuit marker, or the request asks with
+	// the X-Verdict-Reasons: true header: what AuthZEN clients (the
+	// interop runner) expect.
+	AuthZENReasons bool `yaml:"authzen_reasons"`
 	// TokenFailures limits failed token requests (bad client credentials
 	// above all) per client id and per IP address: past Max failures in
 	// Window, 429 with Retry-After.
