@@ -211,7 +211,8 @@ func TestDuplicateAuthorizationIsRefused(t *testing.T) {
 	}
 }
 
-// TestSafetyHeaders is item 7: nosniff on every response, no-store on every
+// TestSafetyHeaders is item 7: nosniff and Referrer-Policy: no-referrer on
+// every response (every route group), no-store on every
 // answer that carries a decision, a token or an error, the JWKS still
 // cacheable.
 func TestSafetyHeaders(t *testing.T) {
@@ -220,6 +221,12 @@ func TestSafetyHeaders(t *testing.T) {
 		t.Helper()
 		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
 			t.Errorf("%s: X-Content-Type-Options %q", what, got)
+		}
+		if got := resp.Header.Get("Referrer-Policy"); got != "no-referrer" {
+			t.Errorf("%s: Referrer-Policy %q", what, got)
+		}
+		if cacheControl == "" {
+			return
 		}
 		if got := resp.Header.Get("Cache-Control"); got != cacheControl {
 			t.Errorf("%s: Cache-Control %q, want %q", what, got, cacheControl)
@@ -239,6 +246,20 @@ func TestSafetyHeaders(t *testing.T) {
 	check("JWKS", resp, "public, max-age=300")
 	resp, _ = h.get("/healthz")
 	check("healthz", resp, "no-store")
+	// Every other route group: metrics, OpenAPI, OAuth metadata, AuthZEN
+	// metadata and search, bundles and admin (refused or not).
+	for _, path := range []string{"/metrics", "/openapi.json", "/.well-known/oauth-authorization-server",
+		"/.well-known/authzen-configuration", "/v1/bundles", "/v1/admin/clients", "/v1/status", "/readyz"} {
+		req, _ := http.NewRequest(http.MethodGet, h.url+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		check(path, resp, "")
+	}
+	resp, _ = h.post("/access/v1/search/action", "application/json", `{"subject":{"type":"user","id":"a"},"resource":{"type":"document","id":"1"}}`)
+	check("AuthZEN search", resp, "")
 	// An answer fasthttp gives before any handler runs (a body over the
 	// limit) has them too.
 	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))

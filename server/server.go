@@ -89,6 +89,9 @@ type Config struct {
 	// it carries. The token routes' limiters and the logs use that
 	// address. Empty (the default): the peer address, always.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// CORS lets web pages of the listed origins call Verdict from a
+	// browser; off by default.
+	CORS CORS `yaml:"cors"`
 	// ClientIPHeader is the header trusted proxies put the client address
 	// in: X-Forwarded-For (the default, also when empty; each proxy
 	// appends), Forwarded (RFC 7239, its for= parameters) or X-Real-IP.
@@ -143,6 +146,7 @@ func (c Config) Validate() error {
 	if _, err := parsePrefixes("server.trusted_proxies", c.TrustedProxies); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.CORS.validate()...)
 	if c.ClientIPHeader != "" && !validClientIPHeader(c.ClientIPHeader) {
 		errs = append(errs, fmt.Errorf("server client_ip_header %q: must be one of %s", c.ClientIPHeader, strings.Join(clientIPHeaders, ", ")))
 	}
@@ -341,6 +345,9 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	})
 	s.app.Server().HeaderReceived = s.headerReceived
 	s.app.Use(s.guard, s.requestID)
+	if h := s.corsHandler(); h != nil {
+		s.app.Use(h)
+	}
 	if s.tracer != nil {
 		s.app.Use(s.traceRequest)
 	}
