@@ -58,19 +58,10 @@ bench-compare:
 bench-growth:
 	VERDICT_BENCH_GROWTH=1 VERDICT_BENCH_TABLE=$(CURDIR)/bench-growth.md VERDICT_BENCH_SVG=$(CURDIR)/docs/performance-growth.svg $(GO) test -count=1 -run '^TestGrowth$$' -v -timeout 60m ./bench/
 
-## fuzz: run each fuzz target for a short while (FUZZTIME=30s to change)
+## fuzz: run every fuzz target for a short while (FUZZTIME=30s to change); CI runs them 10 s each
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./pdp/
-	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./engine/cel/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadArchive$$' -fuzztime $(FUZZTIME) ./bundles/
-	$(GO) test -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime $(FUZZTIME) ./bundles/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthZENEvaluations$$' -fuzztime $(FUZZTIME) ./pdp/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSearch$$' -fuzztime $(FUZZTIME) ./pdp/
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePreviewInputs$$' -fuzztime $(FUZZTIME) ./pdp/
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./authn/
-	$(GO) test -run '^$$' -fuzz '^FuzzAssertion$$' -fuzztime $(FUZZTIME) ./authn/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/strictjson/
+	FUZZTIME=$(FUZZTIME) .ci/fuzz
 
 clean:
 	rm -rf bin
