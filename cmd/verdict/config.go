@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/verdictpdp/verdict/internal/app"
+)
+
+func newConfig() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Check a configuration file before deploying it",
+	}
+	cmd.AddCommand(newConfigValidate())
+	return cmd
+}
+
+func newConfigValidate() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE",
+		Short: "Check a configuration file as verdict serve would, printing every problem at once",
+		Long: `Reads FILE as verdict serve --config FILE does (unknown keys and malformed
+values are errors naming the line) and checks every setting. Prints every
+problem, one a line, each naming its key, and exits 1; exits 0 and prints
+nothing when the file is fine. Nothing is started and nothing is written.
+
+Example:
+
+  verdict config validate verdict.yaml`,
+		Args: argsExactly("FILE (a configuration file)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			problems := validateConfigFile(args[0])
+			for _, p := range problems {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s\n", p)
+			}
+			if len(problems) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d problem(s)\n", args[0], len(problems))
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+}
+
+// validateConfigFile returns every problem of the configuration file at
+// path, one a line: a file that cannot be read or parsed is one problem
+// (located); otherwise each setting that fails Config.Validate.
+func validateConfigFile(path string) []string {
+	cfg, err := app.LoadConfig(path)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err == nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		// A line ending in ":" only heads the lines under it.
+		if line = strings.TrimSpace(line); line != "" && !strings.HasSuffix(line, ":") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
