@@ -14,7 +14,7 @@ func newConfig() *cobra.Command {
 		Use:   "config",
 		Short: "Check a configuration file before deploying it",
 	}
-	cmd.AddCommand(newConfigValidate())
+	cmd.AddCommand(newConfigValidate(), newConfigPrint())
 	return cmd
 }
 
@@ -64,4 +64,45 @@ func validateConfigFile(path string) []string {
 		}
 	}
 	return out
+}
+
+func newConfigPrint() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "print",
+		Short: "Print the effective configuration (the defaults, and --config FILE over them), secrets masked",
+		Long: `Prints the configuration verdict serve --config FILE would run with: every key,
+its value from FILE or its default, durations as written in a file ("10s"),
+relative paths resolved against FILE's directory. Secrets are masked
+(forward_auth.shared_secret, the password of a store URL). Without --config,
+the defaults. A file that does not load or validate prints its problems, as
+verdict config validate does, and exits 1.
+
+Example:
+
+  verdict config print --config verdict.yaml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if path != "" {
+				if problems := validateConfigFile(path); len(problems) > 0 {
+					for _, p := range problems {
+						fmt.Fprintln(cmd.ErrOrStderr(), p)
+					}
+					return exitError{code: 1}
+				}
+			}
+			cfg, err := app.LoadConfig(path)
+			if err != nil {
+				return err
+			}
+			out, err := cfg.Render()
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
+	return cmd
 }

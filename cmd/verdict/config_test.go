@@ -49,3 +49,46 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("missing file: exit %d %s", code, errOut)
 	}
 }
+
+// TestConfigPrint: the effective configuration, durations as a file holds
+// them, secrets masked; what it prints loads and validates again and
+// prints the same.
+func TestConfigPrint(t *testing.T) {
+	dir := t.TempDir()
+	secret := "s3cret-s3cret-s3cret-s3cret-s3cret"
+	file := filepath.Join(dir, "verdict.yaml")
+	body := "store: redis://verdict:hunter2@127.0.0.1:6379/0\nserver:\n  read_timeout: 7s\nforward_auth:\n  shared_secret: " + secret + "\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := cli(t, "", "config", "print", "--config", file)
+	if code != 0 {
+		t.Fatalf("config print: exit %d %s", code, errOut)
+	}
+	for _, leaked := range []string{secret, "hunter2"} {
+		if strings.Contains(out, leaked) {
+			t.Fatalf("config print shows a secret (%q):\n%s", leaked, out)
+		}
+	}
+	for _, want := range []string{"read_timeout: 7s", "shared_secret: '********'", "store: redis://verdict:", "request_timeout: 5s", "sample_ratio: 1\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config print: no %q in\n%s", want, out)
+		}
+	}
+	// The defaults print, and load back to the same.
+	_, defaults, _ := cli(t, "", "config", "print")
+	again := filepath.Join(dir, "again.yaml")
+	if err := os.WriteFile(again, []byte(strings.Replace(defaults, "data_dir: ./verdict-data", "data_dir: "+dir, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := cli(t, "", "config", "validate", again); code != 0 {
+		t.Fatalf("the printed defaults do not validate: %s", errOut)
+	}
+	_, reprinted, _ := cli(t, "", "config", "print", "--config", again)
+	if want := strings.Replace(defaults, "data_dir: ./verdict-data", "data_dir: "+dir, 1); reprinted != want {
+		t.Errorf("printed, loaded and printed again differs:\n%s\nwant\n%s", reprinted, want)
+	}
+	if code, _, _ := cli(t, "", "config", "print", "--config", filepath.Join(dir, "missing.yaml")); code != 1 {
+		t.Errorf("missing file: exit %d, want 1", code)
+	}
+}

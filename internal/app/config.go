@@ -308,6 +308,24 @@ func ValidateStore(s string) error {
 	return nil
 }
 
+// Masked is what Render prints instead of a secret.
+const Masked = "********"
+
+// Render writes c as YAML, as a configuration file would hold it, with
+// secrets masked: forward_auth.shared_secret and the password of a store
+// URL. `verdict config print` prints it.
+func (c Config) Render() ([]byte, error) {
+	return config.Render(c, func(path, v string) string {
+		switch {
+		case path == "forward_auth.shared_secret" && v != "":
+			return Masked
+		case path == "store":
+			return redactStore(v)
+		}
+		return v
+	})
+}
+
 // redactStore shows a store value in an error: a URL without its password,
 // anything else as it is (it has no userinfo to leak).
 func redactStore(s string) string {
