@@ -170,12 +170,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 			cfg.IssuerConfig().Issuer+", which callers cannot reach; set tokens.issuer to the URL callers use",
 			"addr", cfg.Server.Addr)
 	}
+	// Validate refuses dev on any other address.
 	open := cfg.Dev && loopbackAddr(cfg.Server.Addr)
-	switch {
-	case open:
+	if open {
 		log.Warn("!!! --dev on a loopback address: /v1/decide answers WITHOUT caller authentication !!!")
-	case cfg.Dev:
-		log.Warn("--dev on a non-loopback address: caller authentication stays on")
 	}
 	tokens, err := tokenService(cfg, st, issuer, verifier, log)
 	if err != nil {

@@ -266,6 +266,9 @@ func (c Config) Validate() error {
 	if err := ValidateStore(c.Store); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Dev && !loopbackAddr(c.Server.Addr) {
+		errs = append(errs, fmt.Errorf("dev: only on a loopback server.addr (127.0.0.1, ::1, localhost), not %q: dev mode trusts unsigned bundles and is for one developer's machine", c.Server.Addr))
+	}
 	errs = append(errs, c.Log.Validate())
 	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate(), c.VerifierConfig().Validate(),
 		c.RefreshConfig().Validate(), c.AssertionConfig().Validate())

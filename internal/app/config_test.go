@@ -395,3 +395,27 @@ func TestDecisionLogsConfig(t *testing.T) {
 		t.Errorf("Validate() = %v, want both decision_logs problems", err)
 	}
 }
+
+// TestDevOnlyOnLoopback: dev mode (unsigned bundles, decide without a
+// caller token) is refused on any address but a loopback one.
+func TestDevOnlyOnLoopback(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:8700": true, "[::1]:8700": true, "localhost:8700": true,
+		"0.0.0.0:8700": false, ":8700": false, "10.1.2.3:8700": false, "[::]:8700": false,
+	} {
+		cfg := DefaultConfig()
+		cfg.Dev = true
+		cfg.Server.Addr = addr
+		err := cfg.Validate()
+		if ok && err != nil {
+			t.Errorf("dev on %s: %v", addr, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "dev: only on a loopback server.addr")) {
+			t.Errorf("dev on %s: %v, want a refusal", addr, err)
+		}
+		cfg.Dev = false
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("without dev on %s: %v", addr, err)
+		}
+	}
+}
