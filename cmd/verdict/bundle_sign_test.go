@@ -20,7 +20,7 @@ import (
 func unsignedOK(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "unsigned.yaml")
-	writeFile(t, p, "bundles: {require_signature: false}\n")
+	writeFile(t, p, "bundles: {require_signature: false, acknowledge_unsigned: true}\n")
 	return p
 }
 
@@ -220,15 +220,19 @@ func TestServeRequiresSignatures(t *testing.T) {
 		return &errb, func() { cancel(); <-done }
 	}
 	unsigned := bundleDir(t, map[string]string{"p.verdict.yaml": policy})
-	log, stop := start("--bundle", unsigned)
-	stop()
-	for _, want := range []string{"readyz Service Unavailable", "bundle rejected", "require_signature: false", "bundles.keys"} {
-		if !strings.Contains(log.String(), want) {
-			t.Errorf("unsigned bundle, no keys: %q missing from\n%s", want, log)
+	// Signatures required with no key configured: no bundle could ever be
+	// served, so serve refuses to start and says how to fix it.
+	code, _, errOut := cli(t, "", "serve", "--addr", freeAddr(t), "--data-dir", t.TempDir(), "--bundle", unsigned)
+	for _, want := range []string{"invalid configuration", "bundles.keys", "require_signature: false", "acknowledge_unsigned: true"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("unsigned bundle, no keys: %q missing from\n%s", want, errOut)
 		}
 	}
+	if code == 0 {
+		t.Errorf("unsigned bundle, no keys: serve exit 0")
+	}
 	dir, cfg := signedBundle(t, map[string]string{"p.verdict.yaml": policy})
-	log, stop = start("--config", cfg, "--bundle", unsigned)
+	log, stop := start("--config", cfg, "--bundle", unsigned)
 	stop()
 	if !strings.Contains(log.String(), "readyz Service Unavailable") || !strings.Contains(log.String(), "verdict bundle sign") {
 		t.Errorf("unsigned bundle with keys: %s", log)

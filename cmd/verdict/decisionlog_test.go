@@ -21,7 +21,7 @@ func TestServeDecisionLog(t *testing.T) {
 	_, out, _ := cli(t, "", "client", "add", "--id", "ci", "--scope", "verdict:bundles:write", "--data-dir", dataDir)
 	secret := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]
 	cfg := filepath.Join(dir, "verdict.yaml")
-	writeFile(t, cfg, "bundles: {require_signature: false}\n"+
+	writeFile(t, cfg, "bundles: {require_signature: false, acknowledge_unsigned: true}\n"+
 		"decision_logs: {sink: file, path: decisions.log, redact: [/subject/properties/email]}\n")
 	active := bundleDir(t, map[string]string{"p.verdict.yaml": policy})
 	addr := freeAddr(t)

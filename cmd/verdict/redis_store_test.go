@@ -26,7 +26,7 @@ func TestRedisStoreSharedByReplicasAndCLI(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
 	// Behind a load balancer the replicas share one issuer.
 	cfg := filepath.Join(t.TempDir(), "replica.yaml")
-	writeFile(t, cfg, "bundles: {require_signature: false}\ntokens: {issuer: \"http://verdict.test\"}\n")
+	writeFile(t, cfg, "bundles: {require_signature: false, acknowledge_unsigned: true}\ntokens: {issuer: \"http://verdict.test\"}\n")
 	stopA, logsA := serveWith(t, addrA, dirA, "--config", cfg, "--store", url)
 	defer stopA()
 	stopB, _ := serveWith(t, addrB, dirB, "--config", cfg, "--store", url)

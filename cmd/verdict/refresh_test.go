@@ -64,7 +64,8 @@ func (p *extIdP) userToken(t *testing.T, sub string) string {
 func (p *extIdP) config(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "verdict.yaml")
-	writeFile(t, path, `tokens:
+	writeFile(t, path, `bundles: {require_signature: false, acknowledge_unsigned: true}
+tokens:
   trusted_issuers:
     - issuer: `+p.srv.URL+`
       audiences: [verdict]

@@ -30,7 +30,7 @@ func TestRemoteCommandErrorsSayWhatWentWrong(t *testing.T) {
 	// Not --dev, so that preview needs a token too; the failed token
 	// requests below stay under the server's limit.
 	cfg := filepath.Join(t.TempDir(), "v.yaml")
-	writeFile(t, cfg, "bundles: {require_signature: false}\nserver: {token_failures: {max: 1000, window: 1m}}\n")
+	writeFile(t, cfg, "bundles: {require_signature: false, acknowledge_unsigned: true}\nserver: {token_failures: {max: 1000, window: 1m}}\n")
 	addr := freeAddr(t)
 	stop, _ := serveWith(t, addr, dataDir, "--config", cfg)
 	defer stop()

@@ -57,7 +57,7 @@ type replicaProc struct {
 func replicaConfig(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "verdict.yaml")
-	writeFile(t, p, fmt.Sprintf("bundles: {require_signature: false}\ntokens: {issuer: http://verdict.test}\n"+
+	writeFile(t, p, fmt.Sprintf("bundles: {require_signature: false, acknowledge_unsigned: true}\ntokens: {issuer: http://verdict.test}\n"+
 		"server: {token_failures: {max: %d, window: 1m}}\nreplica: {poll_interval: %s, stale_after: %s}\n", testFailures, testPoll, testStale))
 	return p
 }

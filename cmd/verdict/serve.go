@@ -86,7 +86,7 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 			if cfg.Bundles.Watch && len(cfg.Bundles.Paths) == 0 {
 				return errors.New("--watch needs the bundle paths to watch: --bundle DIR")
 			}
-			if err := cfg.Validate(); err != nil {
+			if err := cfg.ValidateServe(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
 			return serve(cmd.Context(), cfg, cmd)

@@ -65,7 +65,7 @@ type App struct {
 
 // New checks cfg and returns an app that has started nothing.
 func New(cfg Config, opts Options) (*App, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.ValidateServe(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if opts.Stderr == nil {

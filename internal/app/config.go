@@ -9,6 +9,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -93,6 +94,10 @@ type Bundles struct {
 	// ExcludeFiles are path patterns (path.Match) of bundle files a
 	// signature need not list, as OPA's exclude_files.
 	ExcludeFiles []string `yaml:"exclude_files"`
+	// AcknowledgeUnsigned must be true for RequireSignature: false outside
+	// dev: serving unsigned bundles lets whoever can push a bundle or write
+	// a bundle path decide every answer, and that is never a default.
+	AcknowledgeUnsigned bool `yaml:"acknowledge_unsigned"`
 	// Watch reloads directory paths when a file in them changes.
 	Watch bool `yaml:"watch"`
 	// Schemas says what an input that does not match its resource type's
@@ -111,10 +116,10 @@ func (b *Bundles) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("line %d: bundles must be a list of paths or a mapping", n.Line)
 	}
-	known := map[string]bool{"paths": true, "require_signature": true, "keys": true, "exclude_files": true, "watch": true, "schemas": true}
+	known := map[string]bool{"paths": true, "require_signature": true, "acknowledge_unsigned": true, "keys": true, "exclude_files": true, "watch": true, "schemas": true}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i].Value; !known[k] {
-			return fmt.Errorf("line %d: field %s not found in bundles (paths, require_signature, keys, exclude_files, watch, schemas)", n.Content[i].Line, k)
+			return fmt.Errorf("line %d: field %s not found in bundles (paths, require_signature, acknowledge_unsigned, keys, exclude_files, watch, schemas)", n.Content[i].Line, k)
 		}
 	}
 	type plain Bundles
@@ -226,15 +231,23 @@ func DefaultConfig() Config {
 	}
 }
 
-// LoadConfig reads the YAML file at path over the defaults. An empty path
-// returns the defaults. Unknown keys and malformed values are errors naming
-// the line. Relative bundle paths, key files, the decision-log path, the
-// forward-auth OpenAPI document and a data_dir set in the file are resolved
-// against the file's directory.
+// LoadConfig is LoadConfigEnv with the process's environment.
 func LoadConfig(path string) (Config, error) {
+	return LoadConfigEnv(path, os.Environ())
+}
+
+// LoadConfigEnv reads the YAML file at path over the defaults, then the
+// VERDICT_ variables of environ over both (config.Env: VERDICT_ and the
+// key path upper-cased, dots as underscores). An empty path reads no file.
+// Unknown keys and malformed values are errors naming the line or the
+// variable. Relative bundle paths, key files, the decision-log path, the
+// forward-auth OpenAPI document and a data_dir set in the file are resolved
+// against the file's directory; those set in the environment against the
+// working directory.
+func LoadConfigEnv(path string, environ []string) (Config, error) {
 	cfg := DefaultConfig()
 	if path == "" {
-		return cfg, nil
+		return cfg, config.Env(environ, &cfg)
 	}
 	f, err := config.Read(path, &cfg)
 	if err != nil {
@@ -254,7 +267,7 @@ func LoadConfig(path string) (Config, error) {
 	if f.Has("data_dir") {
 		f.Resolve(&cfg.DataDir)
 	}
-	return cfg, nil
+	return cfg, config.Env(environ, &cfg)
 }
 
 // Validate reports every problem with c, joined.
@@ -285,6 +298,36 @@ func (c Config) Validate() error {
 		errs = append(errs, c.Tokens.Exchange.Validate(c.IssuerConfig().Issuer))
 	}
 	errs = append(errs, c.Bundles.validate(), c.Replica.Validate(), c.ForwardAuth.Validate(), c.DecisionLogs.Validate(), c.Telemetry.Validate())
+	return errors.Join(errs...)
+}
+
+// MinSharedSecret is the shortest forward_auth.shared_secret accepted
+// outside dev, in bytes (e.g. 32 random bytes, or `openssl rand -hex 32`).
+const MinSharedSecret = 32
+
+// ValidateServe is Validate and, outside dev, the refusals of a server
+// that would run insecurely: what a production start must never default
+// silently. `verdict serve` and `verdict config validate` check it; the
+// local tools (bundle test, decide, ...) only Validate.
+func (c Config) ValidateServe() error {
+	err := c.Validate()
+	if c.Dev {
+		return err
+	}
+	errs := []error{err}
+	if c.Tokens.Issuer == "" && !loopbackAddr(c.Server.Addr) {
+		errs = append(errs, fmt.Errorf("tokens.issuer must be set when server.addr (%s) is not a loopback address: it is the iss of every token and the base of the metadata URLs, and callers do not reach a server at its listen address", c.Server.Addr))
+	}
+	switch {
+	case c.SignatureRequired() && len(c.Bundles.Keys) == 0:
+		errs = append(errs, errors.New("bundles.keys: bundle signatures are required (bundles.require_signature, the default outside dev) but no key is configured, so no bundle could ever be activated: "+
+			"configure the signer's public key under bundles.keys.<key id> (docs/policies.md, Signing bundles), or serve unsigned bundles with bundles.require_signature: false and bundles.acknowledge_unsigned: true"))
+	case !c.SignatureRequired() && !c.Bundles.AcknowledgeUnsigned:
+		errs = append(errs, errors.New("bundles.require_signature: false needs bundles.acknowledge_unsigned: true outside dev: without signatures, whoever can push a bundle or write a bundle path decides every answer"))
+	}
+	if s := c.ForwardAuth.SharedSecret; s != "" && len(s) < MinSharedSecret {
+		errs = append(errs, fmt.Errorf("forward_auth.shared_secret is too weak: %d bytes, at least %d outside dev (e.g. openssl rand -hex 32)", len(s), MinSharedSecret))
+	}
 	return errors.Join(errs...)
 }
 

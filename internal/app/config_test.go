@@ -8,10 +8,12 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/telemetry"
 )
 
@@ -417,5 +419,40 @@ func TestDevOnlyOnLoopback(t *testing.T) {
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("without dev on %s: %v", addr, err)
 		}
+	}
+}
+
+// TestEnvNamesAreUnique: the environment rule (VERDICT_ and the key path
+// upper-cased, dots as underscores) names each key of the configuration
+// by one variable, and no two keys by the same one.
+func TestEnvNamesAreUnique(t *testing.T) {
+	names, err := config.EnvNames(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"VERDICT_SERVER_ADDR", "VERDICT_FORWARD_AUTH_SHARED_SECRET", "VERDICT_BUNDLES_ACKNOWLEDGE_UNSIGNED", "VERDICT_TELEMETRY_TRACES_ENDPOINT"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("%s is not a configuration variable", want)
+		}
+	}
+}
+
+// TestLoadConfigEnv: variables over the file, relative paths of the file
+// resolved against it and those of the environment left as given.
+func TestLoadConfigEnv(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "v.yaml")
+	if err := os.WriteFile(p, []byte("data_dir: state\nbundles: [b1]\nserver: {addr: 127.0.0.1:1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfigEnv(p, []string{"VERDICT_SERVER_ADDR=127.0.0.1:2", "VERDICT_BUNDLES_PATHS=[rel/b2]"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Addr != "127.0.0.1:2" || cfg.DataDir != filepath.Join(dir, "state") || len(cfg.Bundles.Paths) != 1 || cfg.Bundles.Paths[0] != "rel/b2" {
+		t.Errorf("got addr %s, data_dir %s, bundles %v", cfg.Server.Addr, cfg.DataDir, cfg.Bundles.Paths)
+	}
+	if _, err := LoadConfigEnv("", []string{"VERDICT_SERVER_MAX_BATCH=many"}); err == nil || !strings.Contains(err.Error(), "VERDICT_SERVER_MAX_BATCH") {
+		t.Errorf("a bad variable without a file: %v", err)
 	}
 }
