@@ -68,10 +68,10 @@ type errorBody struct {
 
 // errorHandler is Fiber's ErrorHandler: the one place that turns errors into
 // HTTP responses. Unknown errors are logged and answered with a generic 500.
-func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+func errorHandler(log *slog.Logger, hsts string) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		ensureRequestID(c)
-		setSafetyHeaders(c)
+		setSafetyHeaders(c, hsts)
 		var ae *apiError
 		var fe *fiber.Error
 		switch {

@@ -183,16 +183,25 @@ func (s *Server) refusal(c *fiber.Ctx) error {
 // tokens and secrets out of shared caches (a handler whose answer may be
 // cached, the JWKS, sets its own).
 func (s *Server) guard(c *fiber.Ctx) error {
-	setSafetyHeaders(c)
+	setSafetyHeaders(c, s.hsts)
 	if err := s.refusal(c); err != nil {
 		return err
 	}
 	return c.Next()
 }
 
-func setSafetyHeaders(c *fiber.Ctx) {
+// The Content-Security-Policy of every answer: nothing in it may load,
+// run or be framed. Verdict serves JSON; should a browser ever render an
+// answer (an error page, a future HTML one), it stays inert.
+const contentSecurityPolicy = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+func setSafetyHeaders(c *fiber.Ctx, hsts string) {
 	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	c.Set(fiber.HeaderContentSecurityPolicy, contentSecurityPolicy)
+	if hsts != "" && c.Context().IsTLS() {
+		c.Set(fiber.HeaderStrictTransportSecurity, hsts)
+	}
 	if len(c.Response().Header.Peek(fiber.HeaderCacheControl)) == 0 {
 		c.Set(fiber.HeaderCacheControl, "no-store")
 	}

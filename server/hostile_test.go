@@ -211,8 +211,9 @@ func TestDuplicateAuthorizationIsRefused(t *testing.T) {
 	}
 }
 
-// TestSafetyHeaders is item 7: nosniff and Referrer-Policy: no-referrer on
-// every response (every route group), no-store on every
+// TestSafetyHeaders is item 7: nosniff, Referrer-Policy: no-referrer and a
+// Content-Security-Policy that lets nothing load or frame on every response
+// (every route group; HSTS only over TLS, TestTLS), no-store on every
 // answer that carries a decision, a token or an error, the JWKS still
 // cacheable.
 func TestSafetyHeaders(t *testing.T) {
@@ -224,6 +225,12 @@ func TestSafetyHeaders(t *testing.T) {
 		}
 		if got := resp.Header.Get("Referrer-Policy"); got != "no-referrer" {
 			t.Errorf("%s: Referrer-Policy %q", what, got)
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'none'") || !strings.Contains(got, "frame-ancestors 'none'") {
+			t.Errorf("%s: Content-Security-Policy %q", what, got)
+		}
+		if got := resp.Header.Get("Strict-Transport-Security"); got != "" {
+			t.Errorf("%s: Strict-Transport-Security %q over plain HTTP", what, got)
 		}
 		if cacheControl == "" {
 			return

@@ -29,6 +29,13 @@ import (
 type Config struct {
 	// Addr is the listen address, host:port.
 	Addr string `yaml:"addr"`
+	// AdminAddr, when set, is a second listen address (host:port) where
+	// the routes of operators are answered: /metrics, /v1/status,
+	// /v1/bundles… and /v1/admin…. The public listener (Addr) then
+	// answers them 404. Both answer /healthz, /readyz and /openapi.json.
+	AdminAddr string `yaml:"admin_addr"`
+	// TLS serves HTTPS on both listeners when it names a certificate.
+	TLS TLS `yaml:"tls"`
 	// BodyLimit is the largest request body accepted, in bytes; larger
 	// bodies get 413.
 	BodyLimit int `yaml:"body_limit"`
@@ -120,6 +127,7 @@ func DefaultConfig() Config {
 		MaxSearchCandidates: 10000,
 		Metrics:             true,
 		ClientIPHeader:      HeaderXForwardedFor,
+		TLS:                 TLS{HSTSMaxAge: DefaultHSTSMaxAge},
 	}
 }
 
@@ -129,6 +137,14 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("server addr %q: %w", c.Addr, err))
 	}
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			errs = append(errs, fmt.Errorf("server admin_addr %q: %w", c.AdminAddr, err))
+		} else if c.AdminAddr == c.Addr {
+			errs = append(errs, fmt.Errorf("server admin_addr %q is server.addr: give the admin listener its own port", c.AdminAddr))
+		}
+	}
+	errs = append(errs, c.TLS.validate()...)
 	if c.BodyLimit <= 0 {
 		errs = append(errs, errors.New("server body_limit must be positive"))
 	}
@@ -234,6 +250,10 @@ type Server struct {
 	paths map[string]bool
 	// proxies are the parsed Config.TrustedProxies.
 	proxies []netip.Prefix
+	// tls gives handshakes their certificate; nil without server.tls.
+	tls *certReloader
+	// hsts is the Strict-Transport-Security value of answers over TLS.
+	hsts string
 }
 
 // Option changes how New builds a server.
@@ -306,7 +326,12 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, bundles: b, started: time.Now(), version: "dev", openapiDoc: doc}
+	s := &Server{cfg: cfg, log: log, bundles: b, started: time.Now(), version: "dev", openapiDoc: doc, hsts: cfg.TLS.hstsValue()}
+	if cfg.TLS.Enabled() {
+		if s.tls, err = newCertReloader(cfg.TLS, log); err != nil {
+			return nil, err
+		}
+	}
 	s.proxies, _ = parsePrefixes("server.trusted_proxies", cfg.TrustedProxies) // validated above
 	if s.cfg.ClientIPHeader == "" {
 		s.cfg.ClientIPHeader = HeaderXForwardedFor
@@ -341,7 +366,7 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler(log),
+		ErrorHandler:          errorHandler(log, s.hsts),
 	})
 	s.app.Server().HeaderReceived = s.headerReceived
 	s.app.Use(s.guard, s.requestID)
@@ -453,7 +478,8 @@ func (s *Server) routes() {
 	s.paths = map[string]bool{}
 	for _, r := range s.table() {
 		s.paths[r.path] = true
-		hs := append(append([]fiber.Handler(nil), r.before...), r.handler)
+		hs := append(s.routeGates(r.path), r.before...)
+		hs = append(hs, r.handler)
 		s.app.Add(r.method, r.path, hs...)
 		s.metrics.register(r.method, r.path)
 		if r.method == fiber.MethodGet {
@@ -483,24 +509,63 @@ func methodNotAllowed(allow string) fiber.Handler {
 	}
 }
 
+// routeGates are the checks of where a request came from that run before
+// the route's own: the listener (server.admin_addr) and the client
+// certificate (server.tls.client_cert_routes).
+func (s *Server) routeGates(path string) []fiber.Handler {
+	var hs []fiber.Handler
+	if s.cfg.AdminAddr != "" {
+		switch classOf(path) {
+		case adminOnly:
+			hs = append(hs, onListener(true))
+		case publicOnly:
+			hs = append(hs, onListener(false))
+		}
+	}
+	for _, prefix := range s.cfg.TLS.ClientCertRoutes {
+		if underPrefix(path, prefix) {
+			hs = append(hs, requireClientCert)
+			break
+		}
+	}
+	return hs
+}
+
 // App returns the Fiber app, for tests that call app.Test.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve answers requests on ln until ctx is done, then stops accepting,
-// drains in-flight requests for at most ShutdownTimeout and returns.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listener(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+// Serve answers requests on ln, and on admin when given (the listener of
+// server.admin_addr; at most one), until ctx is done, then stops accepting,
+// drains in-flight requests for at most ShutdownTimeout and returns. With
+// server.tls both listeners speak TLS. It returns the first listener's
+// error if one fails on its own.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, admin ...net.Listener) error {
+	raw := append([]net.Listener{ln}, admin...)
+	// One route tree, built once, for every listener.
+	s.app.Handler()
+	errc := make(chan error, len(raw))
+	for i, l := range raw {
+		wrapped := s.listener(l, i > 0)
+		go func() { errc <- s.app.Server().Serve(wrapped) }()
 	}
-	err := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout)
-	// A stop that comes before fasthttp took the listener finds nothing to
-	// shut down; closing the listener ends that late start at once.
-	ln.Close()
-	<-errc
+	var err error
+	pending := len(raw)
+	select {
+	case err = <-errc:
+		// A listener failed on its own: stop the others too.
+		pending--
+		_ = s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout)
+	case <-ctx.Done():
+		err = s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout)
+	}
+	// A stop that comes before fasthttp took a listener finds nothing to
+	// shut down; closing the listeners ends such a late start at once.
+	for _, l := range raw {
+		l.Close()
+	}
+	for ; pending > 0; pending-- {
+		<-errc
+	}
 	return err
 }
 

@@ -57,6 +57,8 @@ type App struct {
 	life *bundles.Lifecycle
 	srv  *server.Server
 	ln   net.Listener
+	// adminLn is server.admin_addr's listener, nil without one.
+	adminLn net.Listener
 	// served is closed when the HTTP server returned; serveErr is what it
 	// returned.
 	served   chan struct{}
@@ -223,6 +225,15 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	var admin []net.Listener
+	if cfg.Server.AdminAddr != "" {
+		a.adminLn, err = net.Listen("tcp", cfg.Server.AdminAddr)
+		if err != nil {
+			a.ln.Close()
+			return fmt.Errorf("server.admin_addr: %w", err)
+		}
+		admin = append(admin, a.adminLn)
+	}
 	if cfg.Bundles.Watch {
 		a.goStop(func(ctx context.Context) {
 			if err := a.mgr.Watch(ctx, cfg.Bundles.Paths, bundles.DefaultDebounce); err != nil {
@@ -231,14 +242,21 @@ func (a *App) Start(ctx context.Context) (err error) {
 		})
 	}
 	// Said before the first request can be answered.
-	log.Info("verdict listening", "addr", "http://"+a.ln.Addr().String(), "bundles", cfg.Bundles.Paths,
+	scheme := "http://"
+	if cfg.Server.TLS.Enabled() {
+		scheme = "https://"
+	}
+	log.Info("verdict listening", "addr", scheme+a.ln.Addr().String(), "bundles", cfg.Bundles.Paths,
 		"data_dir", cfg.DataDir, "store", StoreName(cfg))
+	if a.adminLn != nil {
+		log.Info("admin listener: metrics, status, bundles and admin routes are answered here only", "addr", scheme+a.adminLn.Addr().String())
+	}
 	// The HTTP server runs until Close, which drains it first of all.
 	sctx, stopServing := context.WithCancel(a.ctx)
 	a.served = make(chan struct{})
 	go func() {
 		defer close(a.served)
-		a.serveErr = a.srv.Serve(sctx, a.ln)
+		a.serveErr = a.srv.Serve(sctx, a.ln, admin...)
 	}()
 	a.onStop(func() {
 		stopServing()
@@ -250,6 +268,15 @@ func (a *App) Start(ctx context.Context) (err error) {
 
 // Addr is the address the app listens on (after Start).
 func (a *App) Addr() net.Addr { return a.ln.Addr() }
+
+// AdminAddr is the address of the admin listener (after Start), nil
+// without server.admin_addr.
+func (a *App) AdminAddr() net.Addr {
+	if a.adminLn == nil {
+		return nil
+	}
+	return a.adminLn.Addr()
+}
 
 // Server is the app's HTTP server (after Start).
 func (a *App) Server() *server.Server { return a.srv }

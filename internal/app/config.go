@@ -204,7 +204,9 @@ func (c Config) VerifierConfig() authn.VerifierConfig {
 // keys.access_token_ttl, which the key rotation schedule is built on.
 func (c Config) IssuerConfig() oauth.IssuerConfig {
 	iss := c.Tokens.Issuer
-	if iss == "" {
+	if iss == "" && c.Server.TLS.Enabled() {
+		iss = "https://" + c.Server.Addr
+	} else if iss == "" {
 		iss = "http://" + c.Server.Addr
 	}
 	ttl := c.Keys.AccessTokenTTL
@@ -261,6 +263,9 @@ func LoadConfigEnv(path string, environ []string) (Config, error) {
 	for kid, k := range cfg.Bundles.Keys {
 		f.Resolve(&k.KeyFile)
 		cfg.Bundles.Keys[kid] = k
+	}
+	for _, p := range []*string{&cfg.Server.TLS.CertFile, &cfg.Server.TLS.KeyFile, &cfg.Server.TLS.ClientCAFile} {
+		f.Resolve(p)
 	}
 	f.Resolve(&cfg.DecisionLogs.Path)
 	f.Resolve(&cfg.ForwardAuth.OpenAPI)
