@@ -32,14 +32,7 @@ type target struct {
 // fails tb: a server that fails fast must not look fast.
 func throughput(tb testing.TB, t target, conns int, d time.Duration) (rps float64, cpu time.Duration) {
 	tb.Helper()
-	addr := t.url[len("http://"):]
-	path := "/"
-	for i := range addr {
-		if addr[i] == '/' {
-			addr, path = addr[:i], addr[i:]
-			break
-		}
-	}
+	addr, path := hostPath(t.url)
 	hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, MaxIdleConnDuration: time.Minute,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
@@ -94,6 +87,17 @@ func throughput(tb testing.TB, t target, conns int, d time.Duration) (rps float6
 		tb.Fatalf("%s: no answer in %v", t.name, d)
 	}
 	return float64(n) / elapsed.Seconds(), used / time.Duration(n)
+}
+
+// hostPath splits http://host:port/path into host:port and /path.
+func hostPath(url string) (addr, path string) {
+	addr, path = url[len("http://"):], "/"
+	for i := range addr {
+		if addr[i] == '/' {
+			return addr[:i], addr[i:]
+		}
+	}
+	return addr, path
 }
 
 // processCPU is the user and system CPU time of this process so far.

@@ -104,6 +104,11 @@ type metrics struct {
 	// throttled counts token requests refused by a failure limiter, by
 	// its key.
 	throttled map[string]prometheus.Counter
+	// limited counts requests refused by a route group's rate limit, by
+	// group and kind ("decide/client").
+	limited     map[string]prometheus.Counter
+	shed        prometheus.Counter
+	limitErrors prometheus.Counter
 }
 
 type routeKey struct{ method, path string }
@@ -185,6 +190,17 @@ func newMetrics(s *Server) *metrics {
 		"Token-route requests refused with 429 after too many failures, by the limiter's key (source: the client address; source_client: the address and client id).", "key"),
 		[]string{throttleSource, throttleSourceClient})
 
+	limitedVec := f.counterVec("verdict_rate_limited_total",
+		"Requests refused with 429 by a route group's rate limit (server.rate_limits), by group and kind (client or ip).", "group", "by")
+	m.limited = map[string]prometheus.Counter{}
+	for _, g := range s.cfg.RateLimits.groups() {
+		for _, by := range []string{limitByClient, limitByIP} {
+			m.limited[g.name+"/"+by] = limitedVec.WithLabelValues(g.name, by)
+		}
+	}
+	m.shed = f.counter("verdict_requests_shed_total", "Requests refused with 503 overloaded because server.max_in_flight requests were being answered.")
+	m.limitErrors = f.counter("verdict_rate_limit_store_errors_total", "Rate-limit checks the shared counter (Redis) failed; each was counted on this replica instead.")
+	f.gaugeFunc("verdict_requests_in_flight", "Requests being answered now (shed above server.max_in_flight).", func() float64 { return float64(s.lim.inFlight.Load()) })
 	f.counterFunc("verdict_decision_cache_hits_total", "Decisions answered from the decision cache.", func() float64 { h, _ := s.dec.CacheStats(); return float64(h) })
 	f.counterFunc("verdict_decision_cache_misses_total", "Decision cache lookups that found nothing.", func() float64 { _, mi := s.dec.CacheStats(); return float64(mi) })
 	if cs, ok := s.verifier.(CacheStatser); ok {
@@ -412,6 +428,24 @@ func (m *metrics) refused(kind string) {
 func (m *metrics) throttle(key string) {
 	if m != nil {
 		m.throttled[key].Inc()
+	}
+}
+
+func (m *metrics) rateLimited(group, by string) {
+	if m != nil {
+		m.limited[group+"/"+by].Inc()
+	}
+}
+
+func (m *metrics) shedOne() {
+	if m != nil {
+		m.shed.Inc()
+	}
+}
+
+func (m *metrics) rateLimitStoreFailed() {
+	if m != nil {
+		m.limitErrors.Inc()
 	}
 }
 

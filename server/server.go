@@ -66,6 +66,13 @@ type Config struct {
 	// above all) per client id and per IP address: past Max failures in
 	// Window, 429 with Retry-After.
 	TokenFailures RateLimit `yaml:"token_failures"`
+	// RateLimits are the request rates allowed per client and per address
+	// on each public route group; shared by the replicas of a Redis store.
+	RateLimits RateLimits `yaml:"rate_limits"`
+	// MaxInFlight is how many requests may be answered at once; more are
+	// refused at once with 503 overloaded and Retry-After (the probes and
+	// /metrics never). 0 turns the cap off.
+	MaxInFlight int `yaml:"max_in_flight"`
 	// ShutdownTimeout bounds how long in-flight requests may drain on stop.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Cache sizes the decision cache; MaxCost 0 turns it off.
@@ -128,6 +135,8 @@ func DefaultConfig() Config {
 		Metrics:             true,
 		ClientIPHeader:      HeaderXForwardedFor,
 		TLS:                 TLS{HSTSMaxAge: DefaultHSTSMaxAge},
+		RateLimits:          DefaultRateLimits(),
+		MaxInFlight:         DefaultMaxInFlight,
 	}
 }
 
@@ -145,6 +154,10 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.RateLimits.validate()...)
+	if c.MaxInFlight < 0 {
+		errs = append(errs, errors.New("server max_in_flight must not be negative (0: no cap)"))
+	}
 	if c.BodyLimit <= 0 {
 		errs = append(errs, errors.New("server body_limit must be positive"))
 	}
@@ -254,6 +267,10 @@ type Server struct {
 	tls *certReloader
 	// hsts is the Strict-Transport-Security value of answers over TLS.
 	hsts string
+	// lim holds the route limits' local counters and the in-flight count;
+	// shared, when set, counts the route limits for every replica.
+	lim    limits
+	shared RateLimiter
 }
 
 // Option changes how New builds a server.
@@ -369,7 +386,8 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 		ErrorHandler:          errorHandler(log, s.hsts),
 	})
 	s.app.Server().HeaderReceived = s.headerReceived
-	s.app.Use(s.guard, s.requestID)
+	s.lim.local = newLocalLimiter()
+	s.app.Use(s.guard, s.shed, s.requestID)
 	if h := s.corsHandler(); h != nil {
 		s.app.Use(h)
 	}
@@ -478,7 +496,9 @@ func (s *Server) routes() {
 	s.paths = map[string]bool{}
 	for _, r := range s.table() {
 		s.paths[r.path] = true
-		hs := append(s.routeGates(r.path), r.before...)
+		limitsBefore, limitsAfterAuth := s.groupLimits(groupOf(r.path))
+		hs := append(s.routeGates(r.path), limitsBefore...)
+		hs = append(append(hs, r.before...), limitsAfterAuth...)
 		hs = append(hs, r.handler)
 		s.app.Add(r.method, r.path, hs...)
 		s.metrics.register(r.method, r.path)

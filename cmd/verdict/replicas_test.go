@@ -565,7 +565,7 @@ func TestReplicasVerifyUnseenTokensWhileRedisIsDown(t *testing.T) {
 
 // aclUser is the ACL user docs/operations.md ("Redis store") documents,
 // with password pw.
-const aclUser = "ACL SETUSER verdict on >pw resetkeys ~{verdict:}* resetchannels &verdict:changes -@all +ping +hello +get +set +setnx +incr +hget +hset +hdel +hexists +hgetall +zadd +zrangebyscore +zremrangebyscore +watch +unwatch +multi +exec +discard +eval +publish +subscribe +unsubscribe"
+const aclUser = "ACL SETUSER verdict on >pw resetkeys ~{verdict:}* ~rate:{verdict:}* resetchannels &verdict:changes -@all +ping +hello +get +set +setnx +incr +hget +hset +hdel +hexists +hgetall +zadd +zrangebyscore +zremrangebyscore +watch +unwatch +multi +exec +discard +eval +evalsha +script|load +script|exists +time +publish +subscribe +unsubscribe"
 
 // TestReplicasShareTokenRateLimits: failed token requests counted on one
 // replica count on the others (the counters are in Redis, under the store's
@@ -606,8 +606,14 @@ func TestReplicasShareTokenRateLimits(t *testing.T) {
 	if n, err := redistest.Do(c.redis.Addr(), "EXISTS", "{verdict:}ratelimit:ip:127.0.0.1"); err != nil || n != "1" {
 		t.Fatalf("the per-IP counter in Redis: %q %v", n, err)
 	}
+	// The pushes went through the bundles group's rate limit, shared in
+	// Redis (redis_rate's key) by the same user.
+	if n, err := redistest.Do(c.redis.Addr(), "EXISTS", "rate:{verdict:}routelimit:bundles:ip:127.0.0.1"); err != nil || n != "1" {
+		keys, _ := redistest.Do(c.redis.Addr(), "KEYS", "rate:*")
+		t.Fatalf("the bundles route limit in Redis: %q %v; keys %s\n%s", n, err, keys, c.replicas[0].logs.String())
+	}
 	for _, r := range c.replicas {
-		if strings.Contains(r.logs.String(), "NOPERM") {
+		if strings.Contains(r.logs.String(), "NOPERM") || strings.Contains(r.logs.String(), "counting on this replica") {
 			t.Fatalf("a command was refused to the documented ACL user: %s", r.logs.String())
 		}
 	}

@@ -98,7 +98,9 @@ func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.
 		opts = append(opts, server.WithLimitStorage(limitKeys{
 			// Under the store's hash tag, so that the store's ACL key
 			// pattern covers them and a Cluster keeps them in its slot.
-			Storage: fiberredis.NewFromConnection(rc.Redis()), prefix: "{" + rc.Prefix() + "}ratelimit:"}))
+			Storage: fiberredis.NewFromConnection(rc.Redis()), prefix: "{" + rc.Prefix() + "}ratelimit:"}),
+			// redis_rate prepends "rate:" to the key: rate:{<prefix>}routelimit:….
+			server.WithRateLimiter(newRedisLimiter(rc.Redis(), "{"+rc.Prefix()+"}routelimit:")))
 	}
 	log.Info("following the shared store: changes announced, gaps repaired by polling",
 		"poll_interval", cfg.Replica.PollInterval, "stale_after", cfg.Replica.StaleAfter)
