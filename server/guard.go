@@ -187,18 +187,30 @@ func (s *Server) guard(c *fiber.Ctx) error {
 	if err := s.refusal(c); err != nil {
 		return err
 	}
-	return c.Next()
+	return s.shed(c)
 }
 
 // The Content-Security-Policy of every answer: nothing in it may load,
 // run or be framed. Verdict serves JSON; should a browser ever render an
 // answer (an error page, a future HTML one), it stays inert.
-const contentSecurityPolicy = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+const contentSecurityPolicy = "default-src 'none'; frame-ancestors 'none'"
+
+// The safety headers as bytes, set without fasthttp's key normalisation
+// (they are written canonical): they are on every answer's path.
+var (
+	hdrNosniff  = []byte(fiber.HeaderXContentTypeOptions)
+	valNosniff  = []byte("nosniff")
+	hdrReferrer = []byte(fiber.HeaderReferrerPolicy)
+	valReferrer = []byte("no-referrer")
+	hdrCSP      = []byte(fiber.HeaderContentSecurityPolicy)
+	valCSP      = []byte(contentSecurityPolicy)
+)
 
 func setSafetyHeaders(c *fiber.Ctx, hsts string) {
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
-	c.Set(fiber.HeaderContentSecurityPolicy, contentSecurityPolicy)
+	h := &c.Response().Header
+	h.SetCanonical(hdrNosniff, valNosniff)
+	h.SetCanonical(hdrReferrer, valReferrer)
+	h.SetCanonical(hdrCSP, valCSP)
 	if hsts != "" && c.Context().IsTLS() {
 		c.Set(fiber.HeaderStrictTransportSecurity, hsts)
 	}

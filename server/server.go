@@ -387,7 +387,9 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	})
 	s.app.Server().HeaderReceived = s.headerReceived
 	s.lim.local = newLocalLimiter()
-	s.app.Use(s.guard, s.shed, s.requestID)
+	// guard ends in shed (server.max_in_flight): one middleware, not two,
+	// on the path of every request.
+	s.app.Use(s.guard, s.requestID)
 	if h := s.corsHandler(); h != nil {
 		s.app.Use(h)
 	}
