@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -33,7 +34,7 @@ const SignaturesFile = ".signatures.json"
 
 // howToSign ends the message for an unsigned bundle that must be signed.
 const howToSign = "sign it with `verdict bundle sign DIR --signing-key KEY.pem --key-id ID` and configure the public key under bundles.keys.ID, " +
-	"or set bundles.require_signature: false"
+	"or set bundles.require_signature: false (with bundles.acknowledge_unsigned: true outside --dev)"
 
 // hashAlgorithm is the file hash Sign writes, as `opa build` and `opa sign`.
 const hashAlgorithm = "SHA-256"
@@ -235,7 +236,7 @@ func Verify(b *Bundle, cfg SigningConfig) error {
 				"(bundles.require_signature, on by default outside --dev): " + howToSign)}
 		default:
 			return &SignatureError{File: SignaturesFile, Err: errors.New("signatures are required but no key is configured to verify them: " +
-				"configure the signer's public key under bundles.keys.<key id>, or set bundles.require_signature: false")}
+				"configure the signer's public key under bundles.keys.<key id>, or set bundles.require_signature: false (with bundles.acknowledge_unsigned: true outside --dev)")}
 		}
 	}
 	for name := range b.Files {
@@ -263,7 +264,7 @@ func Verify(b *Bundle, cfg SigningConfig) error {
 		return err
 	}
 	listed := make(map[string]FileInfo, len(p.Files))
-	for _, f := range p.Files {
+	for _, f := range signedNames(p.Files, b.Files) {
 		if _, dup := listed[f.Name]; dup {
 			return sigErr(SignaturesFile, "file %s is listed twice", f.Name)
 		}
@@ -291,6 +292,72 @@ func Verify(b *Bundle, cfg SigningConfig) error {
 		return sigErr(missing[0], "file is listed in the signature but missing from the bundle (all missing: %s)", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// signedNames returns a signature's files named as the bundle names them:
+// as listed, or without a leading folder path that every name shares. OPA
+// lists the files of a directory by the path it was given: `opa sign
+// --bundle policies/main`, run from the parent folder, lists
+// policies/main/p.rego, and `opa run -b policies/main` from there accepts
+// it. Verdict reads a bundle relative to its root wherever it lies (a pushed
+// archive has no path), so it accepts any such folder path: the names still
+// bind every file's content to its place in the bundle, and nothing is
+// accepted that is not listed once with its hash. Of the readings (as
+// listed, or without each folder path all names share), the one that names
+// the most files of the bundle wins, the names as listed on a tie; a
+// mismatch is then reported on the names as read.
+func signedNames(listed []FileInfo, files map[string][]byte) []FileInfo {
+	if len(listed) == 0 {
+		return listed
+	}
+	count := func(fs []FileInfo) int {
+		n := 0
+		for _, f := range fs {
+			if _, ok := files[f.Name]; ok {
+				n++
+			}
+		}
+		return n
+	}
+	best, bestN := listed, count(listed)
+	if bestN == len(listed) {
+		return listed
+	}
+	first := strings.Split(listed[0].Name, "/")
+	for i := 1; i < len(first); i++ {
+		if seg := first[i-1]; seg == "" || seg == "." || seg == ".." {
+			break // a folder path of plain names only
+		}
+		prefix := strings.Join(first[:i], "/") + "/"
+		stripped := make([]FileInfo, 0, len(listed))
+		for _, f := range listed {
+			rest, ok := strings.CutPrefix(f.Name, prefix)
+			if !ok || rest == "" {
+				stripped = nil
+				break
+			}
+			f.Name = rest
+			stripped = append(stripped, f)
+		}
+		if stripped == nil {
+			break // a shorter prefix was already not shared by all
+		}
+		if n := count(stripped); n > bestN {
+			best, bestN = stripped, n
+		}
+	}
+	return best
+}
+
+// OPADirName is how OPA names the files of a directory bundle given as dir
+// on its command line (`opa sign --bundle dir`, `opa run -b dir`): dir
+// cleaned, with slashes and no leading one; "" for ".".
+func OPADirName(dir string) string {
+	d := strings.TrimPrefix(filepath.ToSlash(filepath.Clean(dir)), "/")
+	if d == "." {
+		return ""
+	}
+	return d
 }
 
 // verifyToken checks the JWS and returns its key id and verified payload.
@@ -405,6 +472,14 @@ func fileHash(name string, data []byte, alg string) ([]byte, error) {
 // the key (RS256, ES256/384/512 by curve, EdDSA). It returns an error for a
 // key that does not fit alg or an algorithm not in Algorithms.
 func Sign(b *Bundle, key any, kid, alg, scope string) ([]byte, error) {
+	return SignAs(b, "", key, kid, alg, scope)
+}
+
+// SignAs is Sign listing each file under the folder path dir ("" for
+// none): OPADirName of a directory as `opa run -b` will be given it, so
+// that OPA verifies the directory (it matches the names against the path
+// it was given); Verify accepts either.
+func SignAs(b *Bundle, dir string, key any, kid, alg, scope string) ([]byte, error) {
 	jk, ok := key.(jwk.Key)
 	if !ok {
 		var err error
@@ -443,7 +518,11 @@ func Sign(b *Bundle, key any, kid, alg, scope string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.Files = append(p.Files, FileInfo{Name: name, Hash: hex.EncodeToString(sum), Algorithm: hashAlgorithm})
+		listedAs := name
+		if dir != "" {
+			listedAs = dir + "/" + name
+		}
+		p.Files = append(p.Files, FileInfo{Name: listedAs, Hash: hex.EncodeToString(sum), Algorithm: hashAlgorithm})
 	}
 	body, err := json.Marshal(p)
 	if err != nil {

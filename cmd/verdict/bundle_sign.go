@@ -41,9 +41,10 @@ func (s *signFlags) register(cmd *cobra.Command) {
 	f.StringVar(&s.scope, "scope", "", "scope claim; must equal bundles.keys.<key-id>.scope")
 }
 
-// sign returns the .signatures.json content for b. Problems with the flags
-// or the key are usage errors (exit 2).
-func (s *signFlags) sign(b *bundles.Bundle) ([]byte, error) {
+// sign returns the .signatures.json content for b, its files listed under
+// the folder path dir ("" for an archive: names from its root). Problems
+// with the flags or the key are usage errors (exit 2).
+func (s *signFlags) sign(b *bundles.Bundle, dir string) ([]byte, error) {
 	if s.kid == "" {
 		return nil, errors.New("--key-id is required with --signing-key: serve finds the public key by it (bundles.keys.<key-id>)")
 	}
@@ -55,7 +56,7 @@ func (s *signFlags) sign(b *bundles.Bundle) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--signing-key %s: %w", s.keyFile, err)
 	}
-	sig, err := bundles.Sign(b, key, s.kid, s.alg, s.scope)
+	sig, err := bundles.SignAs(b, dir, key, s.kid, s.alg, s.scope)
 	if err != nil {
 		return nil, fmt.Errorf("--signing-key %s: %w", s.keyFile, err)
 	}
@@ -109,7 +110,10 @@ cannot be read, 2 on bad usage or an unusable key.`,
 				fmt.Fprintln(cmd.OutOrStdout(), err)
 				return exitError{1}
 			}
-			sig, err := sf.sign(b)
+			// The files are listed as OPA lists a directory given as
+			// args[0] (opa sign --bundle DIR), so that `opa run -b DIR`
+			// from the same folder verifies it too; Verdict reads either.
+			sig, err := sf.sign(b, bundles.OPADirName(args[0]))
 			if err != nil {
 				return err
 			}
@@ -126,6 +130,9 @@ cannot be read, 2 on bad usage or an unusable key.`,
 				n--
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "signed %d files of %s with key %s: wrote %s\n", n, args[0], sf.kid, dst)
+			if d := bundles.OPADirName(args[0]); d != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "files listed as %s/…, as opa sign --bundle %s writes them: opa run -b %s verifies it from this folder; Verdict reads it from anywhere\n", d, args[0], args[0])
+			}
 			return nil
 		},
 	}
@@ -193,7 +200,7 @@ compile, 2 on bad usage or an unusable key.`,
 				return fail(err)
 			}
 			if sf.keyFile != "" {
-				sig, err := sf.sign(b)
+				sig, err := sf.sign(b, "")
 				if err != nil {
 					return err
 				}
