@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ADDR      ?= 127.0.0.1:8700
 BUNDLE    ?= policies/quickstart
 
-.PHONY: all build install run test lint bench bench-compare bench-growth fuzz clean
+.PHONY: all build install run test lint bench bench-compare bench-growth fuzz deploy-check clean
 
 all: lint test build
 
@@ -62,6 +62,10 @@ bench-growth:
 FUZZTIME ?= 20s
 fuzz:
 	FUZZTIME=$(FUZZTIME) .ci/fuzz
+
+## deploy-check: the Dockerfile's neighbours: Kubernetes manifests against the API types, the pod's config, alert rules (promtool) and dashboard against the exported metrics
+deploy-check:
+	$(GO) test -count=1 -v ./deploy/
 
 clean:
 	rm -rf bin
