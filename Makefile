@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ADDR      ?= 127.0.0.1:8700
 BUNDLE    ?= policies/quickstart
 
-.PHONY: all build install run test lint bench bench-compare bench-growth fuzz deploy-check clean
+.PHONY: all build install run test lint bench bench-compare bench-growth soak fuzz fuzz-corpus deploy-check clean
 
 all: lint test build
 
@@ -58,10 +58,22 @@ bench-compare:
 bench-growth:
 	VERDICT_BENCH_GROWTH=1 VERDICT_BENCH_TABLE=$(CURDIR)/bench-growth.md VERDICT_BENCH_SVG=$(CURDIR)/docs/performance-growth.svg $(GO) test -count=1 -run '^TestGrowth$$' -v -timeout 60m ./bench/
 
+## soak: a real verdict serve for SOAK (30m) at 80% of its measured capacity: decisions, tokens, introspection and a signed bundle push every minute; fails on any error or a rising RSS or goroutine count (docs/performance.md, Soak; CI runs SOAK=1m). The report is also written to bin/bench-soak.md
+SOAK         ?= 30m
+SOAK_TIMEOUT ?= 2h
+soak:
+	@mkdir -p bin
+	VERDICT_BENCH_TABLE=$(CURDIR)/bin/bench-soak.md $(GO) test -count=1 -run '^TestSoak$$' -v -timeout $(SOAK_TIMEOUT) ./bench/ -soak=$(SOAK)
+
 ## fuzz: run every fuzz target for a short while (FUZZTIME=30s to change); CI runs them 10 s each
 FUZZTIME ?= 20s
 fuzz:
 	FUZZTIME=$(FUZZTIME) .ci/fuzz
+
+## fuzz-corpus: fuzz every target CORPUS_FUZZTIME (60s) and keep its corpus in the package's testdata/fuzz/ (at most 50 entries of 4 KiB a target): commit what it adds
+CORPUS_FUZZTIME ?= 60s
+fuzz-corpus:
+	FUZZTIME=$(CORPUS_FUZZTIME) FUZZ_CORPUS=1 .ci/fuzz
 
 ## deploy-check: the Dockerfile's neighbours: Kubernetes manifests against the API types, the pod's config, alert rules (promtool) and dashboard against the exported metrics
 deploy-check:

@@ -1,0 +1,804 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// soakFor is how long TestSoak runs; without the flag it is skipped.
+var soakFor = flag.Duration("soak", 0, "run TestSoak against a real `verdict serve` for this long (1m in CI, 30m for docs/performance.md); 0 skips it")
+
+// What TestSoak drives and what it tolerates. The tolerances are generous
+// on purpose: a leak grows with the requests (millions of them in a long
+// run) or with the pushes, and shows far past them, while the noise of a
+// shared machine (the garbage collector's target, connections opened and
+// closed, a push compiling next to the old bundle) stays inside them.
+const (
+	soakShare     = 0.8             // open-loop rate, as a share of the capacity measured at the start
+	soakWorkers   = 32              // load generator: connections of the closed loop, workers of the open loop
+	soakRSSGrowth = 0.20            // RSS of the second half: at most 20% ...
+	soakRSSSlack  = 16 << 20        // ... plus 16 MiB over the steady first half's highest sample
+	soakGoSlack   = 20              // goroutines of the second half: at most 20 over the first half's highest
+	soakEvery     = 5 * time.Second // RSS, goroutines and open files are sampled this often
+)
+
+// The request mix, per 50 requests: 24 decisions from a working set of
+// 4,096 distinct bodies (the decision cache's steady case), 12 with a
+// `context.time` (never cached: the engine runs every time), 12 AuthZEN
+// evaluations, one client-credentials token and one introspection of the
+// newest token. Every decision carries the newest token.
+const (
+	soakDecide = iota
+	soakFresh
+	soakAuthZEN
+	soakToken
+	soakIntrospect
+	soakKinds
+)
+
+var soakKindNames = [soakKinds]string{"decide (cacheable)", "decide (context.time, uncached)", "AuthZEN evaluation", "token (client_credentials)", "introspection"}
+
+func soakKind(seq int64) int {
+	switch slot := seq % 50; {
+	case slot == 0:
+		return soakToken
+	case slot == 25:
+		return soakIntrospect
+	case slot%4 < 2:
+		return soakDecide
+	case slot%4 == 2:
+		return soakFresh
+	default:
+		return soakAuthZEN
+	}
+}
+
+// TestSoak runs a real `verdict serve` (built from ./cmd/verdict, signed
+// bundles, callers with tokens, as in production) for -soak: it measures
+// the server's capacity on the mix above with closed-loop bursts, then
+// drives it open-loop at 80% of that, pushing a signed bundle every
+// minute (every third of the run when shorter; CEL and Rego versions of
+// the same logic in turn, so every decision's expected answer holds
+// throughout). It fails on any error (a transport error, an unexpected
+// status or decision, a failed push or scrape, an ERROR in the server's
+// log, an unclean stop) and when RSS or the goroutine count of the second
+// half rises past the steady first half's (see the tolerances above).
+//
+//	go test -count=1 -run '^TestSoak$' -v -timeout 2h ./bench -soak=30m   # make soak
+func TestSoak(t *testing.T) {
+	d := *soakFor
+	if d <= 0 {
+		t.Skip("run with -soak=DURATION (make soak)")
+	}
+	if d < 30*time.Second {
+		t.Fatalf("-soak=%v: a soak needs at least 30s (warm-up, two pushes, two halves to compare)", d)
+	}
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < d+3*time.Minute {
+		t.Fatalf("-soak=%v does not fit in the test's -timeout (%v left): pass -timeout %v", d, time.Until(dl).Round(time.Second), d+10*time.Minute)
+	}
+	srv := startSoakServer(t)
+	load := newSoakLoad(t, srv)
+
+	// Capacity: the same mix, closed loop, as compare_test measures, on
+	// the CEL bundle the server started with and on the Rego one pushed
+	// next (Rego decides at about half CEL's rate); the soak runs at 80%
+	// of the lower, so that either engine can serve it. A saturated server
+	// may deny a decision past engine.timeout (verdict:timeout): that is
+	// tolerated in the bursts only, any other error fails them.
+	capWarm, capRun := time.Second, 4*time.Second
+	if d >= 10*time.Minute {
+		capWarm, capRun = 3*time.Second, 15*time.Second
+	}
+	capCEL := load.closed(capWarm, capRun)
+	if err := srv.pushNew(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	capRego := load.closed(capWarm, capRun)
+	if load.errors() > 0 {
+		t.Fatalf("capacity bursts: %d errors: %s", load.errors(), load.firstErrors())
+	}
+	capacity := min(capCEL, capRego)
+	rate := soakShare * capacity
+	t.Logf("capacity %.0f req/s with the CEL bundle, %.0f with the Rego one (closed loop, %d connections, %v each; %d decisions past engine.timeout); soaking for %v at %.0f req/s",
+		capCEL, capRego, soakWorkers, capRun, load.timeouts.Load(), d, rate)
+	load.reset()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	wg.Go(func() { load.open(ctx, rate, start, end) })
+	pushEvery := min(time.Minute, d/3)
+	var pushes []time.Duration
+	wg.Go(func() { pushes = srv.pushEvery(ctx, load, pushEvery, end) })
+
+	report := min(time.Minute, max(10*time.Second, d/6)).Truncate(soakEvery)
+	var samples []procSample
+	var rows []soakRow
+	tick := time.NewTicker(soakEvery)
+	for i := 1; ; i++ {
+		<-tick.C
+		s := srv.sample(load)
+		s.at = time.Since(start)
+		samples = append(samples, s)
+		last := s.at >= d
+		if i%int(report/soakEvery) == 0 || last {
+			rows = append(rows, load.row(s))
+			t.Logf("%s", rows[len(rows)-1].line())
+		}
+		if last {
+			break
+		}
+	}
+	tick.Stop()
+	cancel()
+	wg.Wait()
+	stopErr := srv.stop()
+	elapsed := time.Since(start)
+
+	tbl := soakTable(d, capacity, rate, pushEvery, rows, samples, load, pushes, elapsed)
+	t.Log("\n" + tbl)
+	if out := os.Getenv("VERDICT_BENCH_TABLE"); out != "" {
+		if err := os.WriteFile(out, []byte(tbl), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+
+	if n := load.errors(); n > 0 {
+		t.Errorf("%d errors; the first ones: %s", n, load.firstErrors())
+	}
+	if want := int(d/pushEvery) - 1; len(pushes) < want {
+		t.Errorf("%d bundle pushes succeeded, want at least %d", len(pushes), want)
+	}
+	if stopErr != nil {
+		t.Errorf("verdict serve did not stop cleanly on SIGTERM: %v", stopErr)
+	}
+	if n := srv.log.errorLines.Load(); n > 0 {
+		t.Errorf("the server logged %d ERROR lines; its log ends with:\n%s", n, srv.log.String())
+	}
+	if total := load.total.Load(); float64(total) < 0.5*rate*d.Seconds() {
+		t.Errorf("%d requests answered in %v: under half the %.0f req/s asked for (the server stalled, or the machine is too busy to soak)", total, d, rate)
+	}
+	checkFlat(t, samples, d)
+}
+
+// checkFlat compares every sample of the second half with the highest of
+// the steady first half (after a warm-up of a sixth of the run, 10 s to 3
+// min: caches and the garbage collector's target settle).
+func checkFlat(t *testing.T, samples []procSample, d time.Duration) {
+	t.Helper()
+	warm := min(3*time.Minute, max(10*time.Second, d/6))
+	var base procSample
+	for _, s := range samples {
+		if s.at >= warm && s.at < d/2 {
+			base.rss, base.goroutines = max(base.rss, s.rss), max(base.goroutines, s.goroutines)
+		}
+	}
+	if base.rss == 0 {
+		t.Fatalf("no steady sample between %v and %v", warm, d/2)
+	}
+	rssLimit := int64(float64(base.rss)*(1+soakRSSGrowth)) + soakRSSSlack
+	for _, s := range samples {
+		if s.at < d/2 {
+			continue
+		}
+		if s.rss > rssLimit {
+			t.Errorf("at %v RSS is %.1f MiB: over %.1f MiB (steady first half at most %.1f MiB, +%.0f%% +%d MiB)",
+				s.at.Round(time.Second), mib(s.rss), mib(rssLimit), mib(base.rss), 100*soakRSSGrowth, soakRSSSlack>>20)
+		}
+		if s.goroutines > base.goroutines+soakGoSlack {
+			t.Errorf("at %v the server runs %d goroutines: over %d (steady first half at most %d, +%d)",
+				s.at.Round(time.Second), s.goroutines, base.goroutines+soakGoSlack, base.goroutines, soakGoSlack)
+		}
+	}
+}
+
+// soakServer is a `verdict serve` process with signed bundles and two
+// clients: gateway (verdict:decide) and ci (verdict:bundles:write).
+type soakServer struct {
+	bin, dir, base string
+	cmd            *exec.Cmd
+	exited         chan error
+	log            *tailLog
+	secret         map[string]string // client id → secret
+	hc             *http.Client      // pushes and scrapes, apart from the load
+}
+
+// startSoakServer builds ./cmd/verdict, makes a signing key, the clients
+// and a configuration, and starts `verdict serve` on a signed CEL bundle.
+func startSoakServer(t *testing.T) *soakServer {
+	t.Helper()
+	dir := t.TempDir()
+	s := &soakServer{bin: filepath.Join(dir, "verdict"), dir: dir, secret: map[string]string{},
+		log: &tailLog{max: 32 << 10}, exited: make(chan error, 1),
+		hc: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+	build := exec.Command("go", "build", "-o", s.bin, "./cmd/verdict")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/verdict: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	if _, err := s.run("bundle", "keygen", "--out", filepath.Join(dir, "keys")); err != nil {
+		t.Fatal(err)
+	}
+	for id, scope := range map[string]string{"gateway": "verdict:decide", "ci": "verdict:bundles:write"} {
+		out, err := s.run("client", "add", "--data-dir", data, "--id", id, "--scope", scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(out) {
+			if v, ok := strings.CutPrefix(line, "client_secret: "); ok {
+				s.secret[id] = strings.TrimSpace(v)
+			}
+		}
+		if s.secret[id] == "" {
+			t.Fatalf("client add %s printed no secret:\n%s", id, out)
+		}
+	}
+	cfg := filepath.Join(dir, "verdict.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "bundles:\n  keys:\n    soak: {algorithm: ES256, key_file: %s}\n",
+		filepath.Join(dir, "keys", "public.pem")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.archive(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s.base = "http://" + addr
+	s.cmd = exec.Command(s.bin, "serve", "--config", cfg, "--data-dir", data, "--addr", addr, "--bundle", first)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := s.hc.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-s.exited:
+			t.Fatalf("verdict serve exited: %v\n%s", err, s.log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("verdict serve not ready after 30s: %v\n%s", err, s.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s
+}
+
+// run runs the verdict binary and returns its output.
+func (s *soakServer) run(args ...string) (string, error) {
+	out, err := exec.Command(s.bin, args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("verdict %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// archive builds and signs push n: the CEL bundle for even n, the Rego
+// one (the same decisions) for odd, under revision soak-<engine>-<n>.
+func (s *soakServer) archive(n int) (string, error) {
+	eng, src := "cel", celBundle
+	if n%2 == 1 {
+		eng, src = "rego", regoBundle
+	}
+	out := filepath.Join(s.dir, fmt.Sprintf("push-%d.tar.gz", n))
+	_, err := s.run("bundle", "build", src, "-o", out, "--revision", fmt.Sprintf("soak-%s-%d", eng, n),
+		"--signing-key", filepath.Join(s.dir, "keys", "private.pem"), "--key-id", "soak")
+	return out, err
+}
+
+// pushEvery pushes a new signed revision every period until end, as a CI
+// pipeline would (its own token, then POST /v1/bundles), and returns how
+// long each successful push took; failures are load errors.
+func (s *soakServer) pushEvery(ctx context.Context, load *soakLoad, period time.Duration, end time.Time) []time.Duration {
+	var took []time.Duration
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for n := 2; ; n++ { // 0 and 1 served while the capacity was measured
+		select {
+		case <-ctx.Done():
+			return took
+		case now := <-tick.C:
+			if now.Add(period / 4).After(end) {
+				return took // no push in the last moments: it would not be seen serving
+			}
+		}
+		start := time.Now()
+		if err := s.pushNew(ctx, n); err != nil {
+			load.fail(fmt.Sprintf("push %d: %v", n, err))
+			continue
+		}
+		took = append(took, time.Since(start))
+	}
+}
+
+// pushNew builds and signs push n (see archive) and pushes it.
+func (s *soakServer) pushNew(ctx context.Context, n int) error {
+	path, err := s.archive(n)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	tok, err := s.token(ctx, "ci", "verdict:bundles:write")
+	if err != nil {
+		return err
+	}
+	archive, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/v1/bundles", bytes.NewReader(archive))
+	req.Header.Set("Content-Type", "application/gzip")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var r struct {
+		Activated bool `json:"activated"`
+	}
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &r) != nil || !r.Activated {
+		return fmt.Errorf("status %d: %.300s", resp.StatusCode, body)
+	}
+	return nil
+}
+
+// token gets an access token for client id with client_secret_basic.
+func (s *soakServer) token(ctx context.Context, id, scope string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/oauth2/token",
+		strings.NewReader("grant_type=client_credentials&scope="+scope))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, s.secret[id])
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var r struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &r) != nil || r.AccessToken == "" {
+		return "", fmt.Errorf("token for %s: status %d: %.300s", id, resp.StatusCode, body)
+	}
+	return r.AccessToken, nil
+}
+
+// procSample is one look at the server process.
+type procSample struct {
+	at         time.Duration // since the open loop started
+	rss        int64         // VmRSS of /proc/PID/status
+	goroutines int64         // go_goroutines of /metrics
+	fds        int64         // process_open_fds of /metrics
+}
+
+// sample reads the process's RSS and its goroutines and open files; a
+// failure is a load error.
+func (s *soakServer) sample(load *soakLoad) procSample {
+	var out procSample
+	var err error
+	if out.rss, err = procRSS(s.cmd.Process.Pid); err != nil {
+		load.fail("sample: " + err.Error())
+	}
+	resp, err := s.hc.Get(s.base + "/metrics")
+	if err != nil {
+		load.fail("GET /metrics: " + err.Error())
+		return out
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for line := range strings.Lines(string(body)) {
+		name, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
+			continue
+		}
+		f, _ := strconv.ParseFloat(v, 64)
+		switch name {
+		case "go_goroutines":
+			out.goroutines = int64(f)
+		case "process_open_fds":
+			out.fds = int64(f)
+		}
+	}
+	if resp.StatusCode != http.StatusOK || out.goroutines == 0 {
+		load.fail(fmt.Sprintf("GET /metrics: status %d, go_goroutines %d", resp.StatusCode, out.goroutines))
+	}
+	return out
+}
+
+// procRSS is VmRSS of process pid, in bytes.
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// stop sends SIGTERM and waits for a clean exit (status 0) within 30 s.
+func (s *soakServer) stop() error {
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case err := <-s.exited:
+		return err
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		return fmt.Errorf("still running 30s after SIGTERM")
+	}
+}
+
+// tailLog keeps the last max bytes of the server's log and counts its
+// ERROR lines (the server's logger writes a line at a time).
+type tailLog struct {
+	mu         sync.Mutex
+	buf        []byte
+	max        int
+	errorLines atomic.Int64
+}
+
+func (l *tailLog) Write(p []byte) (int, error) {
+	l.errorLines.Add(int64(bytes.Count(p, []byte("level=ERROR"))))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if len(l.buf) > l.max {
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-l.max:]...)
+	}
+	return len(p), nil
+}
+
+func (l *tailLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
+}
+
+// soakLoad sends the mix to the server and counts what comes back.
+type soakLoad struct {
+	hc      *fasthttp.HostClient
+	addr    string
+	gateway string                 // Basic credentials of the gateway client
+	bearer  atomic.Pointer[string] // the newest access token
+
+	bursting atomic.Bool  // a closed-loop burst saturates the server: ...
+	timeouts atomic.Int64 // ... and its decisions past engine.timeout are denied
+	total    atomic.Int64
+	byKind   [soakKinds]atomic.Int64
+	winN     atomic.Int64
+	nerrs    atomic.Int64
+
+	mu      sync.Mutex
+	lat     []time.Duration // of the current report window
+	winErrs int64
+	winFrom time.Time
+	errs    []string // the first few error messages
+}
+
+func newSoakLoad(t *testing.T, s *soakServer) *soakLoad {
+	t.Helper()
+	l := &soakLoad{addr: strings.TrimPrefix(s.base, "http://"),
+		gateway: "Basic " + base64.StdEncoding.EncodeToString([]byte("gateway:"+s.secret["gateway"]))}
+	l.hc = &fasthttp.HostClient{Addr: l.addr, MaxConns: soakWorkers, MaxIdleConnDuration: time.Hour,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	t.Cleanup(l.hc.CloseIdleConnections)
+	tok, err := s.token(context.Background(), "gateway", "verdict:decide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.bearer.Store(&tok)
+	l.winFrom = time.Now()
+	return l
+}
+
+// soakBody writes request seq's decision: one of the four cases of
+// inputs() (allow by role, allow by ownership, deny by department, deny
+// by clearance), for one of 1,024 users, or a new user and a
+// context.time when fresh. It returns the body and the expected decision.
+func soakBody(dst []byte, seq int64, fresh bool) ([]byte, bool) {
+	user, ctx := seq%1024, ""
+	if fresh {
+		user, ctx = seq, fmt.Sprintf(`,"time":"%d"`, seq)
+	}
+	id := "u" + strconv.FormatInt(user, 10)
+	switch (seq / 3) % 4 {
+	case 0:
+		return fmt.Appendf(dst, `{"subject":{"type":"user","id":%q,"properties":{"roles":["editor"]}},"action":{"name":"update"},"resource":{"type":"document","id":"42","properties":{"owner":"someone"}},"context":{"ip":"10.0.0.1"%s}}`, id, ctx), true
+	case 1:
+		return fmt.Appendf(dst, `{"subject":{"type":"user","id":%q,"properties":{"roles":[]}},"action":{"name":"delete"},"resource":{"type":"document","id":"7","properties":{"owner":%q}},"context":{"ip":"10.0.0.1"%s}}`, id, id, ctx), true
+	case 2:
+		return fmt.Appendf(dst, `{"subject":{"type":"user","id":%q,"properties":{"department":"sales","roles":["guest"]}},"action":{"name":"read"},"resource":{"type":"report","id":"q3","properties":{"department":"finance"}},"context":{"ip":"10.0.0.1"%s}}`, id, ctx), false
+	default:
+		return fmt.Appendf(dst, `{"subject":{"type":"user","id":%q,"properties":{"roles":["admin"],"clearance":1}},"action":{"name":"read"},"resource":{"type":"document","id":"s","properties":{"sensitivity":3}},"context":{"ip":"10.0.0.1"%s}}`, id, ctx), false
+	}
+}
+
+// do sends request seq of the mix and checks its answer: the status, the
+// decision, a token, an active introspection.
+func (l *soakLoad) do(seq int64, req *fasthttp.Request, resp *fasthttp.Response, buf []byte) ([]byte, error) {
+	kind := soakKind(seq)
+	req.Reset()
+	req.Header.SetHost(l.addr)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	var want bool
+	switch kind {
+	case soakDecide, soakFresh, soakAuthZEN:
+		buf, want = soakBody(buf[:0], seq, kind == soakFresh)
+		req.SetRequestURI("/v1/decide")
+		if kind == soakAuthZEN {
+			req.SetRequestURI("/access/v1/evaluation")
+		}
+		req.Header.SetContentType("application/json")
+		req.Header.Set("Authorization", "Bearer "+*l.bearer.Load())
+	case soakToken:
+		req.SetRequestURI("/oauth2/token")
+		req.Header.SetContentType("application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", l.gateway)
+		buf = append(buf[:0], "grant_type=client_credentials&scope=verdict:decide"...)
+	case soakIntrospect:
+		req.SetRequestURI("/oauth2/introspect")
+		req.Header.SetContentType("application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", l.gateway)
+		buf = append(append(buf[:0], "token="...), *l.bearer.Load()...)
+	}
+	req.SetBodyRaw(buf)
+	if err := l.hc.Do(req, resp); err != nil {
+		return buf, fmt.Errorf("%s: %w", soakKindNames[kind], err)
+	}
+	body := resp.Body()
+	if resp.StatusCode() != http.StatusOK {
+		return buf, fmt.Errorf("%s: status %d: %.200s", soakKindNames[kind], resp.StatusCode(), body)
+	}
+	switch kind {
+	case soakDecide, soakFresh, soakAuthZEN:
+		if prefix := fmt.Sprintf(`{"decision":%t`, want); !bytes.HasPrefix(body, []byte(prefix)) {
+			if l.bursting.Load() && bytes.Contains(body, []byte(`"verdict:timeout"`)) {
+				l.timeouts.Add(1) // a saturated server past engine.timeout: denied, by design
+				break
+			}
+			return buf, fmt.Errorf("%s: want %s, got %.200s (request %s)", soakKindNames[kind], prefix, body, req.Body())
+		}
+	case soakToken:
+		var r struct {
+			AccessToken string `json:"access_token"`
+		}
+		if json.Unmarshal(body, &r) != nil || r.AccessToken == "" {
+			return buf, fmt.Errorf("token: %.200s", body)
+		}
+		l.bearer.Store(&r.AccessToken)
+	case soakIntrospect:
+		if !bytes.Contains(body, []byte(`"active":true`)) {
+			return buf, fmt.Errorf("introspection of a fresh token: %.200s", body)
+		}
+	}
+	l.byKind[kind].Add(1)
+	return buf, nil
+}
+
+// worker sends requests until next returns false; next gives the
+// request's sequence number and when it was due (latency counts from
+// there: a late start is the server's fault in an open loop).
+func (l *soakLoad) worker(next func() (int64, time.Time, bool)) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	var buf []byte
+	for {
+		seq, due, ok := next()
+		if !ok {
+			return
+		}
+		var err error
+		buf, err = l.do(seq, req, resp, buf)
+		took := time.Since(due)
+		l.total.Add(1)
+		l.winN.Add(1)
+		l.mu.Lock()
+		l.lat = append(l.lat, took)
+		l.mu.Unlock()
+		if err != nil {
+			l.fail(err.Error())
+		}
+	}
+}
+
+// closed drives the mix closed loop (each worker sends as soon as its
+// last answer came) and returns the answers per second after warm.
+func (l *soakLoad) closed(warm, run time.Duration) float64 {
+	l.bursting.Store(true)
+	defer l.bursting.Store(false)
+	var seq atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range soakWorkers {
+		wg.Go(func() {
+			l.worker(func() (int64, time.Time, bool) { return seq.Add(1), time.Now(), !stop.Load() })
+		})
+	}
+	time.Sleep(warm)
+	n0, t0 := l.total.Load(), time.Now()
+	time.Sleep(run)
+	n1, t1 := l.total.Load(), time.Now()
+	stop.Store(true)
+	wg.Wait()
+	return float64(n1-n0) / t1.Sub(t0).Seconds()
+}
+
+// open drives the mix open loop at rate from start until end: request n
+// is due at start + n/rate whatever the earlier ones are doing.
+func (l *soakLoad) open(ctx context.Context, rate float64, start, end time.Time) {
+	var seq atomic.Int64
+	var wg sync.WaitGroup
+	for range soakWorkers {
+		wg.Go(func() {
+			l.worker(func() (int64, time.Time, bool) {
+				n := seq.Add(1) - 1
+				due := start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+				if !due.Before(end) || ctx.Err() != nil {
+					return 0, due, false
+				}
+				if wait := time.Until(due); wait > 0 {
+					time.Sleep(wait)
+				}
+				return n, due, true
+			})
+		})
+	}
+	wg.Wait()
+}
+
+func (l *soakLoad) fail(msg string) {
+	l.nerrs.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.winErrs++
+	if len(l.errs) < 10 {
+		l.errs = append(l.errs, msg)
+	}
+}
+
+func (l *soakLoad) errors() int64 { return l.nerrs.Load() }
+
+func (l *soakLoad) firstErrors() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.errs, "; ")
+}
+
+// reset forgets the capacity bursts' counts.
+func (l *soakLoad) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lat, l.winErrs, l.winFrom = nil, 0, time.Now()
+	l.total.Store(0)
+	l.winN.Store(0)
+	for i := range l.byKind {
+		l.byKind[i].Store(0)
+	}
+}
+
+// soakRow is one line of the report: a window of the run.
+type soakRow struct {
+	at            time.Duration
+	rps           float64
+	errs          int64
+	sample        procSample
+	p50, p99, max time.Duration
+}
+
+// row closes the current report window with the sample s.
+func (l *soakLoad) row(s procSample) soakRow {
+	l.mu.Lock()
+	lat, errs, from := l.lat, l.winErrs, l.winFrom
+	l.lat, l.winErrs, l.winFrom = make([]time.Duration, 0, len(lat)), 0, time.Now()
+	n := l.winN.Swap(0)
+	l.mu.Unlock()
+	r := soakRow{at: s.at, errs: errs, sample: s, rps: float64(n) / time.Since(from).Seconds()}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		r.p50, r.p99, r.max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	}
+	return r
+}
+
+func (r soakRow) line() string {
+	return fmt.Sprintf("| %v | %.0f | %d | %.1f MiB | %d | %d | %v | %v | %v |", r.at.Round(time.Second), r.rps, r.errs,
+		mib(r.sample.rss), r.sample.goroutines, r.sample.fds, roundLatency(r.p50), roundLatency(r.p99), roundLatency(r.max))
+}
+
+func roundLatency(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(100 * time.Microsecond)
+}
+
+// soakTable is the report: the run's parameters, one row per window, and
+// the totals.
+func soakTable(d time.Duration, capacity, rate float64, pushEvery time.Duration, rows []soakRow, samples []procSample,
+	l *soakLoad, pushes []time.Duration, elapsed time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "soak %v: capacity %.0f req/s (the lower of CEL and Rego, closed loop, %d connections), open loop at %.0f req/s (%.0f%%), a signed bundle push every %v\n\n",
+		d, capacity, soakWorkers, rate, 100*soakShare, pushEvery)
+	b.WriteString("| time | req/s | errors | RSS | goroutines | open files | p50 | p99 | max |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		b.WriteString(r.line() + "\n")
+	}
+	total := l.total.Load()
+	fmt.Fprintf(&b, "\n%d requests in %v (%.0f req/s): ", total, d, float64(total)/d.Seconds())
+	for k := range soakKinds {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%d %s", l.byKind[k].Load(), soakKindNames[k])
+	}
+	fmt.Fprintf(&b, "; %d errors\n", l.errors())
+	slices.Sort(pushes)
+	if len(pushes) > 0 {
+		fmt.Fprintf(&b, "%d bundle pushes (Rego and CEL in turn), each %v to %v from the request to active\n",
+			len(pushes), pushes[0].Round(time.Millisecond), pushes[len(pushes)-1].Round(time.Millisecond))
+	}
+	if len(samples) > 0 {
+		first, last := samples[0], samples[len(samples)-1]
+		lo, hi := first, first
+		for _, s := range samples {
+			lo.rss, hi.rss = min(lo.rss, s.rss), max(hi.rss, s.rss)
+			lo.goroutines, hi.goroutines = min(lo.goroutines, s.goroutines), max(hi.goroutines, s.goroutines)
+		}
+		fmt.Fprintf(&b, "RSS %.1f MiB at %v, %.1f MiB at the end (%.1f–%.1f); goroutines %d, %d at the end (%d–%d); %d samples, every %v\n",
+			mib(first.rss), first.at.Round(time.Second), mib(last.rss), mib(lo.rss), mib(hi.rss),
+			first.goroutines, last.goroutines, lo.goroutines, hi.goroutines, len(samples), soakEvery)
+	}
+	fmt.Fprintf(&b, "the whole soak, stop included: %v\n", elapsed.Round(time.Second))
+	return b.String()
+}
