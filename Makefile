@@ -75,9 +75,9 @@ CORPUS_FUZZTIME ?= 60s
 fuzz-corpus:
 	FUZZTIME=$(CORPUS_FUZZTIME) FUZZ_CORPUS=1 .ci/fuzz
 
-## deploy-check: the Dockerfile's neighbours: Kubernetes manifests against the API types, the pod's config, alert rules (promtool) and dashboard against the exported metrics
+## deploy-check: the Dockerfile and deploy/: Kubernetes manifests against the API types, the pod's config, alert rules (promtool, installed when missing) and dashboard against the exported metrics, the image's file system run read-only and non-root (as root; docs/deploy.md)
 deploy-check:
-	$(GO) test -count=1 -v ./deploy/
+	.ci/deploy-check
 
 clean:
 	rm -rf bin

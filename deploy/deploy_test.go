@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -222,11 +220,23 @@ func TestKubernetesConfigValidates(t *testing.T) {
 	}
 }
 
-var metricName = regexp.MustCompile(`\b((?:verdict|go|process)_[a-z_]+)`)
+var (
+	metricName = regexp.MustCompile(`\b((?:verdict|go|process)_[a-z_]+)`)
+	// A selector with its matchers, and a by or without clause.
+	selector = regexp.MustCompile(`\b((?:verdict|go|process)_[a-z_]+)\{([^}]*)\}`)
+	matcher  = regexp.MustCompile(`(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"`)
+	grouping = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
+)
+
+// series maps each exported series name to its labels and their values.
+type series map[string]map[string]map[string]bool
 
 // exported starts a real verdict serve and returns the metric names it
-// exports (histograms with their _bucket, _sum and _count series).
-func exported(t *testing.T) map[string]bool {
+// exports (histograms with their _bucket, _sum and _count series), and the
+// labels and values of their series (Verdict creates every labelled series
+// it can at start: each outcome, reason, stage, code...; a route's with its
+// first request).
+func exported(t *testing.T) (map[string]bool, series) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "verdict")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/verdict")
@@ -234,12 +244,7 @@ func exported(t *testing.T) map[string]bool {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	serve := exec.CommandContext(ctx, bin, "serve", "--dev", "--addr", addr, "--data-dir", t.TempDir(), "--bundle", "../policies/quickstart")
 	if err := serve.Start(); err != nil {
@@ -264,9 +269,21 @@ func exported(t *testing.T) map[string]bool {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	names := map[string]bool{}
+	names, labels := map[string]bool{}, series{}
 	sc := bufio.NewScanner(strings.NewReader(string(body)))
 	for sc.Scan() {
+		if name, rest, ok := strings.Cut(sc.Text(), "{"); ok && !strings.HasPrefix(name, "#") {
+			if labels[name] == nil {
+				labels[name] = map[string]map[string]bool{}
+			}
+			body, _, _ := strings.Cut(rest, "}")
+			for _, m := range matcher.FindAllStringSubmatch(body, -1) {
+				if labels[name][m[1]] == nil {
+					labels[name][m[1]] = map[string]bool{}
+				}
+				labels[name][m[1]][m[3]] = true
+			}
+		}
 		f := strings.Fields(sc.Text())
 		if len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
 			names[f[2]] = true
@@ -285,17 +302,67 @@ func exported(t *testing.T) map[string]bool {
 		}
 		names[n] = true
 	}
-	return names
+	return names, labels
+}
+
+// targetLabels are added by Prometheus (job, instance) or are a
+// histogram's bucket bound.
+var targetLabels = map[string]bool{"job": true, "instance": true, "le": true}
+
+// checkLabels reports the labels and values that expr selects or groups by
+// which no exported series has: a selector that can never match, or a sum
+// by a label that is not there, makes an alert that never fires and a
+// panel that stays empty.
+func checkLabels(t *testing.T, file, expr string, labels series) {
+	t.Helper()
+	used := map[string]bool{}
+	for _, sel := range selector.FindAllStringSubmatch(expr, -1) {
+		used[sel[1]] = true
+		have, ok := labels[sel[1]]
+		if !ok {
+			continue // no series here (the verdict_replica_* ones need Redis)
+		}
+		for _, m := range matcher.FindAllStringSubmatch(sel[2], -1) {
+			if targetLabels[m[1]] {
+				continue
+			}
+			if have[m[1]] == nil {
+				t.Errorf("%s: %s has no label %s (%s)", file, sel[1], m[1], expr)
+			} else if m[2] == "=" && !have[m[1]][m[3]] {
+				t.Errorf("%s: %s{%s} has no value %q (%s)", file, sel[1], m[1], m[3], expr)
+			}
+		}
+	}
+	for _, g := range grouping.FindAllStringSubmatch(expr, -1) {
+		for _, l := range strings.Split(g[1], ",") {
+			if l = strings.TrimSpace(l); l == "" || targetLabels[l] {
+				continue
+			}
+			found, known := false, false
+			for m := range used {
+				if have, ok := labels[m]; ok {
+					known = true
+					found = found || have[l] != nil
+				}
+			}
+			if known && !found {
+				t.Errorf("%s: no metric of %q has the label %s", file, expr, l)
+			}
+		}
+	}
 }
 
 // TestAlertsAndDashboardUseExportedMetrics: every metric name the alert
 // rules and the dashboard query is one a running Verdict exports.
 func TestAlertsAndDashboardUseExportedMetrics(t *testing.T) {
-	names := exported(t)
-	check := func(file, text string) {
+	names, labels := exported(t)
+	check := func(file string, exprs []string) {
 		t.Helper()
+		for _, e := range exprs {
+			checkLabels(t, file, e, labels)
+		}
 		seen := 0
-		for _, m := range metricName.FindAllStringSubmatch(text, -1) {
+		for _, m := range metricName.FindAllStringSubmatch(strings.Join(exprs, "\n"), -1) {
 			seen++
 			if !names[m[1]] {
 				t.Errorf("%s queries %s, which Verdict does not export", file, m[1])
@@ -326,7 +393,7 @@ func TestAlertsAndDashboardUseExportedMetrics(t *testing.T) {
 			exprs = append(exprs, r.Expr)
 		}
 	}
-	check("verdict-alerts.yaml", strings.Join(exprs, "\n"))
+	check("verdict-alerts.yaml", exprs)
 
 	var dash struct {
 		Panels []struct {
@@ -352,7 +419,7 @@ func TestAlertsAndDashboardUseExportedMetrics(t *testing.T) {
 			exprs = append(exprs, q.Expr)
 		}
 	}
-	check("verdict-dashboard.json", strings.Join(exprs, "\n"))
+	check("verdict-dashboard.json", exprs)
 }
 
 // TestPromtool: the alert rules pass `promtool check rules` and their unit
