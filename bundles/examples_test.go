@@ -2,8 +2,10 @@ package bundles
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -21,6 +23,8 @@ const (
 	rbacRegoDir    = "../policies/rbac-rego"
 	authzenCELDir  = "../policies/authzen-certification-cel"
 	authzenRegoDir = "../policies/authzen-certification-rego"
+	todoCELDir     = "../policies/authzen-todo-cel"
+	todoRegoDir    = "../policies/authzen-todo-rego"
 	sharedDecision = "../testdata/decisions.yaml"
 )
 
@@ -118,7 +122,51 @@ func TestExampleRBACBundles(t *testing.T) {
 func TestExampleAuthZENCertificationBundles(t *testing.T) {
 	cel, rego := twinBundles(t, authzenCELDir, authzenRegoDir,
 		"authzen-certification-cel-1", "authzen-certification-rego-1")
-	for _, name := range []string{"data.json", "authzen_test.yaml"} {
+	sameFiles(t, cel, rego, "data.json", "authzen_test.yaml")
+}
+
+// TestExampleAuthZENTodoBundles: the CEL and the Rego bundle of the AuthZEN
+// interop Todo scenario hold the same data and the same cases, pass each
+// other's cases with the same reasons, and their cases include every single
+// evaluation of the official decision file with its expected decision.
+func TestExampleAuthZENTodoBundles(t *testing.T) {
+	cel, rego := twinBundles(t, todoCELDir, todoRegoDir, "authzen-todo-cel-1", "authzen-todo-rego-1")
+	sameFiles(t, cel, rego, "data.json", "todo_test.yaml")
+
+	raw, err := os.ReadFile("../testdata/authzen-todo/decisions.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var official struct {
+		Evaluation []struct {
+			Request  map[string]any `json:"request"`
+			Expected bool           `json:"expected"`
+		} `json:"evaluation"`
+	}
+	if err := json.Unmarshal(raw, &official); err != nil {
+		t.Fatal(err)
+	}
+	cases := cel.ownTests(t)
+	if len(official.Evaluation) != 40 || len(cases) < len(official.Evaluation) {
+		t.Fatalf("%d official evaluations, %d cases: want 40, and a case for each", len(official.Evaluation), len(cases))
+	}
+	for i, ev := range official.Evaluation {
+		tc := cases[i]
+		want, err := engine.ParseInput(ev.Request, "")
+		if err != nil {
+			t.Fatalf("official evaluation %d: %v", i+1, err)
+		}
+		if !reflect.DeepEqual(tc.Input, want) || tc.Want != ev.Expected {
+			t.Errorf("%s:%d: case %d is not official evaluation %d (%v, expected %v)", tc.File, tc.Line, i+1, i+1, ev.Request, ev.Expected)
+		}
+	}
+}
+
+// sameFiles fails t if one of names differs between the twin bundles, or if
+// one of their cases gives no reasons (so that passing both means agreeing).
+func sameFiles(t *testing.T, cel, rego example, names ...string) {
+	t.Helper()
+	for _, name := range names {
 		a, errA := os.ReadFile(filepath.Join(cel.dir, name))
 		b, errB := os.ReadFile(filepath.Join(rego.dir, name))
 		if errA != nil || errB != nil {
@@ -128,7 +176,6 @@ func TestExampleAuthZENCertificationBundles(t *testing.T) {
 			t.Errorf("%s differs between %s and %s: the two bundles must hold the same one", name, cel.dir, rego.dir)
 		}
 	}
-	// Every case names its reasons, so that passing both means agreeing.
 	for _, tc := range cel.ownTests(t) {
 		if tc.WantReasons == nil {
 			t.Errorf("%s:%d: %q gives no reasons; these cases must, so that drift shows", tc.File, tc.Line, tc.Name)

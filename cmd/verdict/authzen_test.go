@@ -90,22 +90,9 @@ func TestAuthZENCertificationScenario(t *testing.T) {
 		{"rego", "../../policies/authzen-certification-rego"},
 	} {
 		t.Run(b.engine, func(t *testing.T) {
-			addr := freeAddr(t)
 			cfg := filepath.Join(t.TempDir(), "verdict.yaml")
 			writeFile(t, cfg, "server: {public_url: \"https://pdp.example.test\"}\n")
-			stop := serveDev(t, addr, t.TempDir(), "--config", cfg, "--bundle", b.dir)
-			defer stop()
-			base := "http://" + addr
-			client := &http.Client{}
-			defer client.CloseIdleConnections()
-			testutil.WaitFor(t, "the bundle to be active", 20*time.Millisecond, func() bool {
-				resp, err := client.Get(base + "/readyz")
-				if err != nil {
-					return false
-				}
-				resp.Body.Close()
-				return resp.StatusCode == http.StatusOK
-			})
+			base, client := serveReady(t, "--config", cfg, "--bundle", b.dir)
 			for _, c := range cases {
 				paths := c.Paths
 				if c.Path != "" {
@@ -120,6 +107,27 @@ func TestAuthZENCertificationScenario(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveReady runs `verdict serve --dev` with args on a free loopback port
+// until t ends, and waits until /readyz answers 200 (a bundle is active). It
+// returns the server's base URL and a client for it.
+func serveReady(t *testing.T, args ...string) (base string, client *http.Client) {
+	t.Helper()
+	addr := freeAddr(t)
+	stop := serveDev(t, addr, t.TempDir(), args...)
+	t.Cleanup(func() { stop() })
+	base, client = "http://"+addr, &http.Client{}
+	t.Cleanup(client.CloseIdleConnections)
+	testutil.WaitFor(t, "the bundle to be active", 20*time.Millisecond, func() bool {
+		resp, err := client.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return base, client
 }
 
 // scenarioRun sends one case to one route and checks the answer.
