@@ -458,3 +458,49 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil || !errors.Is(err, os.ErrNotExist)
 }
+
+// TestBootstrapPodIsRestricted: the one-off pod docs/deploy.md runs with
+// kubectl run --overrides (client add on the data volume) matches the Pod
+// schema and passes the namespace's Pod Security "restricted" admission
+// checks, as the Deployment's pod does.
+func TestBootstrapPodIsRestricted(t *testing.T) {
+	doc, err := os.ReadFile("../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "--overrides='")
+	overrides, _, closed := strings.Cut(rest, "'")
+	if !ok || !closed {
+		t.Fatal("docs/deploy.md has no kubectl run --overrides='…'")
+	}
+	var pod corev1.Pod
+	if err := sigsyaml.UnmarshalStrict([]byte(overrides), &pod); err != nil {
+		t.Fatalf("the bootstrap pod does not match the Pod schema: %v\n%s", err, overrides)
+	}
+	psc := pod.Spec.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod security context %+v: restricted needs runAsNonRoot and the RuntimeDefault seccomp profile", psc)
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Spec.Containers))
+	}
+	c := pod.Spec.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 {
+		t.Errorf("container security context %+v: restricted needs allowPrivilegeEscalation false and every capability dropped", sc)
+	}
+	dep := find[*appsv1.Deployment](objects(t, "kubernetes/base"))[0]
+	var claim string
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			claim = v.PersistentVolumeClaim.ClaimName
+		}
+	}
+	if len(pod.Spec.Volumes) != 1 || pod.Spec.Volumes[0].PersistentVolumeClaim == nil || pod.Spec.Volumes[0].PersistentVolumeClaim.ClaimName != claim {
+		t.Errorf("the bootstrap pod's volumes %+v: want the Deployment's claim %q", pod.Spec.Volumes, claim)
+	}
+	if psc != nil && (psc.RunAsUser == nil || *psc.RunAsUser != *dep.Spec.Template.Spec.SecurityContext.RunAsUser) {
+		t.Errorf("the bootstrap pod runs as %v, the Deployment as %d", psc.RunAsUser, *dep.Spec.Template.Spec.SecurityContext.RunAsUser)
+	}
+}
