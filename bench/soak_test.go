@@ -136,6 +136,8 @@ func TestSoak(t *testing.T) {
 	report := min(time.Minute, max(10*time.Second, d/6)).Truncate(soakEvery)
 	var samples []procSample
 	var rows []soakRow
+	prev := srv.sample(load) // the CPU the server used until now is not the soak's
+	prev.at = time.Since(start)
 	tick := time.NewTicker(soakEvery)
 	for i := 1; ; i++ {
 		<-tick.C
@@ -144,7 +146,8 @@ func TestSoak(t *testing.T) {
 		samples = append(samples, s)
 		last := s.at >= d
 		if i%int(report/soakEvery) == 0 || last {
-			rows = append(rows, load.row(s))
+			rows = append(rows, load.row(prev, s))
+			prev = s
 			t.Logf("%s", rows[len(rows)-1].line())
 		}
 		if last {
@@ -412,6 +415,8 @@ type procSample struct {
 	rss        int64         // VmRSS of /proc/PID/status
 	goroutines int64         // go_goroutines of /metrics
 	fds        int64         // process_open_fds of /metrics
+	cpu        time.Duration // user and system time of /proc/PID/stat
+	load       string        // the machine's 1-minute load average (/proc/loadavg): others' work shows there
 }
 
 // sample reads the process's RSS and its goroutines and open files; a
@@ -421,6 +426,12 @@ func (s *soakServer) sample(load *soakLoad) procSample {
 	var err error
 	if out.rss, err = procRSS(s.cmd.Process.Pid); err != nil {
 		load.fail("sample: " + err.Error())
+	}
+	if out.cpu, err = procCPU(s.cmd.Process.Pid); err != nil {
+		load.fail("sample: " + err.Error())
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		out.load, _, _ = strings.Cut(string(b), " ")
 	}
 	resp, err := s.hc.Get(s.base + "/metrics")
 	if err != nil {
@@ -461,6 +472,27 @@ func procRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// procCPU is the user and system time process pid has used, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 10 ms: USER_HZ is
+// 100 on every Linux architecture Go runs on).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	_, rest, _ := bytes.Cut(b, []byte(") ")) // past the command name, which may hold spaces
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // stop sends SIGTERM and waits for a clean exit (status 0) within 30 s.
@@ -731,19 +763,21 @@ func (l *soakLoad) reset() {
 type soakRow struct {
 	at            time.Duration
 	rps           float64
+	cores         float64 // the server's CPU time over the window's
 	errs          int64
 	sample        procSample
 	p50, p99, max time.Duration
 }
 
 // row closes the current report window with the sample s.
-func (l *soakLoad) row(s procSample) soakRow {
+func (l *soakLoad) row(prev, s procSample) soakRow {
 	l.mu.Lock()
 	lat, errs, from := l.lat, l.winErrs, l.winFrom
 	l.lat, l.winErrs, l.winFrom = make([]time.Duration, 0, len(lat)), 0, time.Now()
 	n := l.winN.Swap(0)
 	l.mu.Unlock()
-	r := soakRow{at: s.at, errs: errs, sample: s, rps: float64(n) / time.Since(from).Seconds()}
+	r := soakRow{at: s.at, errs: errs, sample: s, rps: float64(n) / time.Since(from).Seconds(),
+		cores: float64(s.cpu-prev.cpu) / float64(s.at-prev.at)}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		r.p50, r.p99, r.max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
@@ -752,15 +786,18 @@ func (l *soakLoad) row(s procSample) soakRow {
 }
 
 func (r soakRow) line() string {
-	return fmt.Sprintf("| %v | %.0f | %d | %.1f MiB | %d | %d | %v | %v | %v |", r.at.Round(time.Second), r.rps, r.errs,
-		mib(r.sample.rss), r.sample.goroutines, r.sample.fds, roundLatency(r.p50), roundLatency(r.p99), roundLatency(r.max))
+	return fmt.Sprintf("| %v | %.0f | %d | %.1f MiB | %d | %d | %v | %v | %v | %.2f | %s |", r.at.Round(time.Second), r.rps, r.errs,
+		mib(r.sample.rss), r.sample.goroutines, r.sample.fds, roundLatency(r.p50), roundLatency(r.p99), roundLatency(r.max), r.cores, r.sample.load)
 }
 
 func roundLatency(d time.Duration) time.Duration {
-	if d < time.Millisecond {
+	switch {
+	case d < time.Millisecond:
 		return d.Round(time.Microsecond)
+	case d < time.Second:
+		return d.Round(100 * time.Microsecond)
 	}
-	return d.Round(100 * time.Microsecond)
+	return d.Round(10 * time.Millisecond)
 }
 
 // soakTable is the report: the run's parameters, one row per window, and
@@ -770,7 +807,7 @@ func soakTable(d time.Duration, capacity, rate float64, pushEvery time.Duration,
 	var b strings.Builder
 	fmt.Fprintf(&b, "soak %v: capacity %.0f req/s (the lower of CEL and Rego, closed loop, %d connections), open loop at %.0f req/s (%.0f%%), a signed bundle push every %v\n\n",
 		d, capacity, soakWorkers, rate, 100*soakShare, pushEvery)
-	b.WriteString("| time | req/s | errors | RSS | goroutines | open files | p50 | p99 | max |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| time | req/s | errors | RSS | goroutines | open files | p50 | p99 | max | server CPU (cores) | machine load |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		b.WriteString(r.line() + "\n")
 	}
