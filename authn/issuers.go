@@ -37,9 +37,10 @@ import (
 // most one fetch runs at a time; concurrent misses wait for it, and fetches
 // start at most once per JWKSRefreshInterval.
 type remoteKeys struct {
-	cfg TrustedIssuer
-	v   *Verifier
-	set atomic.Pointer[keySet]
+	cfg   TrustedIssuer
+	v     *Verifier
+	httpc *http.Client // the Verifier's, or the issuer's own with its CA file
+	set   atomic.Pointer[keySet]
 
 	mu          sync.Mutex
 	lastAttempt time.Time     // start of the last fetch
@@ -131,7 +132,7 @@ func (r *remoteKeys) refresh(now time.Time) <-chan struct{} {
 func (r *remoteKeys) fetch(ctx context.Context) (map[string]pinnedKey, error) {
 	jwksURL := r.cfg.JWKSURL
 	if r.cfg.DiscoveryURL != "" {
-		body, err := r.v.get(ctx, r.cfg.DiscoveryURL)
+		body, err := r.get(ctx, r.cfg.DiscoveryURL)
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +151,7 @@ func (r *remoteKeys) fetch(ctx context.Context) (map[string]pinnedKey, error) {
 		}
 		jwksURL = doc.JWKSURI
 	}
-	body, err := r.v.get(ctx, jwksURL)
+	body, err := r.get(ctx, jwksURL)
 	if err != nil {
 		return nil, err
 	}
@@ -189,13 +190,13 @@ func (r *remoteKeys) fetch(ctx context.Context) (map[string]pinnedKey, error) {
 }
 
 // get fetches a document of at most maxFetchBytes with a 200 answer.
-func (v *Verifier) get(ctx context.Context, u string) ([]byte, error) {
+func (r *remoteKeys) get(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := v.httpc.Do(req)
+	resp, err := r.httpc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}

@@ -3,6 +3,8 @@ package authn
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -36,13 +38,14 @@ type Verifier struct {
 	cache *cache.Cache[[sha256.Size]byte, *verified]
 	tombs tombstones
 
-	httpc   *http.Client
-	ownHTTP bool
-	base    context.Context // ends on Close; parent of every fetch
-	cancel  context.CancelFunc
-	mu      sync.Mutex // orders Close against starting fetches
-	closed  atomic.Bool
-	wg      sync.WaitGroup // running fetches
+	httpc     *http.Client    // fetches for issuers without a CA file
+	ownHTTP   bool            // httpc is the Verifier's own
+	caClients []*http.Client  // one per issuer with a CA file
+	base      context.Context // ends on Close; parent of every fetch
+	cancel    context.CancelFunc
+	mu        sync.Mutex // orders Close against starting fetches
+	closed    atomic.Bool
+	wg        sync.WaitGroup // running fetches
 }
 
 // trusted is one configured issuer.
@@ -63,8 +66,9 @@ type verified struct {
 
 // NewVerifier returns a Verifier. self gives the keys of Verdict's own
 // tokens and revoked answers for their jti; both are required. now is the
-// clock (nil means time.Now). It fails on an invalid config or a nil
-// dependency. No key is fetched until a token needs it.
+// clock (nil means time.Now). It fails on an invalid config, a CA file
+// that no longer reads, or a nil dependency. No key is fetched until a
+// token needs it.
 func NewVerifier(cfg VerifierConfig, self KeySource, revoked RevocationChecker, now func() time.Time) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -86,12 +90,22 @@ func NewVerifier(cfg VerifierConfig, self KeySource, revoked RevocationChecker, 
 	v.httpc = cfg.HTTPClient
 	if v.httpc == nil {
 		v.ownHTTP = true
-		v.httpc = &http.Client{
-			Transport: http.DefaultTransport.(*http.Transport).Clone(),
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
+		v.httpc = newFetchClient(nil)
+	}
+	v.issuers = map[string]*trusted{cfg.Self.Issuer: {cfg: cfg.Self, self: true}}
+	for _, is := range cfg.External {
+		r := &remoteKeys{cfg: is, v: v, httpc: v.httpc}
+		if is.CAFile != "" {
+			// Read again: the file may have changed since Validate. No
+			// client has a connection yet: nothing to close on error.
+			roots, err := loadCAFile(is.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("verifier: issuer %q: ca_file: %w", is.Issuer, err)
+			}
+			r.httpc = newFetchClient(roots)
+			v.caClients = append(v.caClients, r.httpc)
 		}
+		v.issuers[is.Issuer] = &trusted{cfg: is, remote: r}
 	}
 	c, err := cache.New[[sha256.Size]byte, *verified](
 		cache.Config{MaxCost: cfg.CacheSize, TTL: cfg.CacheTTL},
@@ -103,12 +117,33 @@ func NewVerifier(cfg VerifierConfig, self KeySource, revoked RevocationChecker, 
 	v.cache = c
 	v.tombs.init()
 	v.base, v.cancel = context.WithCancel(context.Background())
-
-	v.issuers = map[string]*trusted{cfg.Self.Issuer: {cfg: cfg.Self, self: true}}
-	for _, is := range cfg.External {
-		v.issuers[is.Issuer] = &trusted{cfg: is, remote: &remoteKeys{cfg: is, v: v}}
-	}
 	return v, nil
+}
+
+// newFetchClient returns a client for key and discovery fetches: it
+// follows no redirects and always verifies certificates, against roots,
+// or the system roots if roots is nil.
+func newFetchClient(roots *x509.CertPool) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// closeClients closes the idle connections of the clients v made.
+func (v *Verifier) closeClients() {
+	if v.ownHTTP {
+		v.httpc.CloseIdleConnections()
+	}
+	for _, c := range v.caClients {
+		c.CloseIdleConnections()
+	}
 }
 
 // Close stops key fetches in flight, waits for them, and releases the
@@ -123,9 +158,7 @@ func (v *Verifier) Close() {
 	v.cancel()
 	v.wg.Wait()
 	v.cache.Close()
-	if v.ownHTTP {
-		v.httpc.CloseIdleConnections()
-	}
+	v.closeClients()
 }
 
 // CacheStats returns the hits and misses of the verification cache so far

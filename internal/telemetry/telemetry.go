@@ -2,8 +2,11 @@ package telemetry
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -14,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc/credentials"
 )
 
 // Exporters of telemetry.traces.exporter.
@@ -43,6 +47,13 @@ type Traces struct {
 	Endpoint string `yaml:"endpoint"`
 	// Insecure sends spans without TLS (an http:// endpoint URL implies it).
 	Insecure bool `yaml:"insecure"`
+	// CAFile is a PEM file of CA certificates: the only roots the
+	// collector's certificate is verified against, in place of the system
+	// roots (a collector of a private PKI). "" means the system roots.
+	// The certificate is always verified over TLS; CAFile with Insecure
+	// or an http:// endpoint is a contradiction and invalid. The file must
+	// hold at least one CERTIFICATE; it is read when the exporter is made.
+	CAFile string `yaml:"ca_file"`
 	// SampleRatio is the share of new traces kept, 0 to 1. A request that
 	// continues a caller's trace follows the caller's sampling decision
 	// (parent-based sampler).
@@ -77,7 +88,41 @@ func (c Config) Validate() error {
 		!strings.HasPrefix(t.Endpoint, "http://") && !strings.HasPrefix(t.Endpoint, "https://") {
 		errs = append(errs, fmt.Errorf("telemetry traces.endpoint %q: a URL must be http:// or https://", t.Endpoint))
 	}
+	if t.CAFile != "" {
+		if t.Insecure || strings.HasPrefix(t.Endpoint, "http://") {
+			errs = append(errs, errors.New("telemetry traces.ca_file: spans go without TLS (traces.insecure: true or an http:// endpoint), so no certificate is verified: drop one or the other"))
+		}
+		if _, err := loadCAFile(t.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("telemetry traces.ca_file: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// loadCAFile reads a PEM file of CA certificates; one at least.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE", path)
+	}
+	return pool, nil
+}
+
+// tlsConfig is the client TLS configuration of t's ca_file, nil without
+// one (the exporter's default: TLS against the system roots).
+func (t Traces) tlsConfig() (*tls.Config, error) {
+	if t.CAFile == "" {
+		return nil, nil
+	}
+	roots, err := loadCAFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca_file: %w", err)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }
 
 // NewTracerProvider builds the provider cfg asks for. With exporter none it
@@ -115,6 +160,10 @@ func Sampler(ratio float64) sdktrace.Sampler {
 
 func newExporter(ctx context.Context, t Traces) (sdktrace.SpanExporter, error) {
 	isURL := strings.Contains(t.Endpoint, "://")
+	tc, err := t.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	switch t.Exporter {
 	case ExporterOTLPHTTP:
 		var opts []otlptracehttp.Option
@@ -127,6 +176,9 @@ func newExporter(ctx context.Context, t Traces) (sdktrace.SpanExporter, error) {
 		if t.Insecure {
 			opts = append(opts, otlptracehttp.WithInsecure())
 		}
+		if tc != nil {
+			opts = append(opts, otlptracehttp.WithTLSClientConfig(tc))
+		}
 		return otlptracehttp.New(ctx, opts...)
 	case ExporterOTLPGRPC:
 		var opts []otlptracegrpc.Option
@@ -138,6 +190,9 @@ func newExporter(ctx context.Context, t Traces) (sdktrace.SpanExporter, error) {
 		}
 		if t.Insecure {
 			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		if tc != nil {
+			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tc)))
 		}
 		return otlptracegrpc.New(ctx, opts...)
 	default:
