@@ -243,7 +243,7 @@ func LoadConfig(path string) (Config, error) {
 // key path upper-cased, dots as underscores). An empty path reads no file.
 // Unknown keys and malformed values are errors naming the line or the
 // variable. Relative bundle paths, key files, the decision-log path, the
-// forward-auth OpenAPI document and a data_dir set in the file are resolved
+// forward-auth OpenAPI document, TLS and CA files and a data_dir set in the file are resolved
 // against the file's directory; those set in the environment against the
 // working directory.
 func LoadConfigEnv(path string, environ []string) (Config, error) {
@@ -269,6 +269,10 @@ func LoadConfigEnv(path string, environ []string) (Config, error) {
 	}
 	f.Resolve(&cfg.DecisionLogs.Path)
 	f.Resolve(&cfg.ForwardAuth.OpenAPI)
+	for i := range cfg.Tokens.TrustedIssuers {
+		f.Resolve(&cfg.Tokens.TrustedIssuers[i].CAFile)
+	}
+	f.Resolve(&cfg.Telemetry.Traces.CAFile)
 	if f.Has("data_dir") {
 		f.Resolve(&cfg.DataDir)
 	}
