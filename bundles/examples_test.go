@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/verdictpdp/verdict/engine"
 )
@@ -41,7 +42,12 @@ func loadExample(t *testing.T, dir string) example {
 	if err != nil {
 		t.Fatalf("load %s: %v", dir, err)
 	}
-	snap, err := Compile(context.Background(), []*Bundle{b}, engine.DefaultLimits())
+	// The examples are checked for their decisions, not for deadlines: a
+	// loaded 2-core machine under -race once took a Rego evaluation past
+	// the 50 ms default (denied, fail closed) in CI.
+	lim := engine.DefaultLimits()
+	lim.Timeout = 5 * time.Second
+	snap, err := Compile(context.Background(), []*Bundle{b}, lim)
 	if err != nil {
 		t.Fatalf("compile %s:\n%v", dir, err)
 	}
