@@ -83,6 +83,10 @@ type Bundle struct {
 	Manifest Manifest
 	// Digest is "sha256:" and the hex SHA-256 over every path and content.
 	Digest string
+
+	// dirs are the directory's absolute path, as OPA names one, when Load
+	// read a directory (see dirNames); nil for an archive.
+	dirs []string
 }
 
 // Revision returns the manifest's revision, else the digest.
@@ -258,7 +262,11 @@ func loadDir(root string, l Limits) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return finish(root, c.files)
+	b, err := finish(root, c.files)
+	if b != nil {
+		b.dirs = dirNames(root)
+	}
+	return b, err
 }
 
 // errCompressedTooLarge is what capped returns past the compressed limit.

@@ -211,6 +211,11 @@ type payload struct {
 	Files []FileInfo `json:"files"`
 	KeyID string     `json:"keyid,omitempty"`
 	Scope string     `json:"scope,omitempty"`
+	// Dir is the folder path every listed name starts with, written by
+	// SignAs ("" for names from the bundle root): a claim of Verdict's own,
+	// which OPA ignores, that binds the names to their place in the bundle
+	// wherever the bundle lies (an archive pushed from the directory, a copy).
+	Dir string `json:"verdict_dir,omitempty"`
 }
 
 type signatures struct {
@@ -263,8 +268,12 @@ func Verify(b *Bundle, cfg SigningConfig) error {
 	if err != nil {
 		return err
 	}
-	listed := make(map[string]FileInfo, len(p.Files))
-	for _, f := range signedNames(p.Files, b.Files) {
+	names, hint, err := signedNames(p, b)
+	if err != nil {
+		return err
+	}
+	listed := make(map[string]FileInfo, len(names))
+	for _, f := range names {
 		if _, dup := listed[f.Name]; dup {
 			return sigErr(SignaturesFile, "file %s is listed twice", f.Name)
 		}
@@ -277,7 +286,7 @@ func Verify(b *Bundle, cfg SigningConfig) error {
 			if excluded(name, cfg.Exclude) {
 				continue
 			}
-			return sigErr(name, "file is not listed in the signature (signed by key %s): the bundle was changed after signing", kid)
+			return sigErr(name, "file is not listed in the signature (signed by key %s): the bundle was changed after signing%s", kid, hint)
 		}
 		if err := checkHash(name, b.Files[name], f); err != nil {
 			return err
@@ -289,75 +298,163 @@ func Verify(b *Bundle, cfg SigningConfig) error {
 			missing = append(missing, n)
 		}
 		sort.Strings(missing)
-		return sigErr(missing[0], "file is listed in the signature but missing from the bundle (all missing: %s)", strings.Join(missing, ", "))
+		return sigErr(missing[0], "file is listed in the signature but missing from the bundle (all missing: %s)%s", strings.Join(missing, ", "), hint)
 	}
 	return nil
 }
 
-// signedNames returns a signature's files named as the bundle names them:
-// as listed, or without a leading folder path that every name shares. OPA
-// lists the files of a directory by the path it was given: `opa sign
-// --bundle policies/main`, run from the parent folder, lists
-// policies/main/p.rego, and `opa run -b policies/main` from there accepts
-// it. Verdict reads a bundle relative to its root wherever it lies (a pushed
-// archive has no path), so it accepts any such folder path: the names still
-// bind every file's content to its place in the bundle, and nothing is
-// accepted that is not listed once with its hash. Of the readings (as
-// listed, or without each folder path all names share), the one that names
-// the most files of the bundle wins, the names as listed on a tie; a
-// mismatch is then reported on the names as read.
-func signedNames(listed []FileInfo, files map[string][]byte) []FileInfo {
-	if len(listed) == 0 {
-		return listed
+// signedNames returns a signature's files named as the bundle names them,
+// and a hint for the messages when the names look like another directory's.
+//
+// OPA lists the files of a directory bundle by the path it was given
+// (v1/bundle/file.go dirLoader: filepath.Join(root, file), without a
+// leading "/" or "./"), and `opa run -b` matches them against the path it
+// is given in turn: `opa sign --bundle policies/main`, run from the folder
+// above policies, lists policies/main/p.rego. Verdict accepts, besides the
+// names from the bundle root (archives, `opa sign --bundle .`):
+//
+//   - for a bundle that carries the verdict_dir claim (SignAs), the names
+//     under exactly that signed folder path, wherever the bundle lies;
+//   - for a directory, the names under a folder path that ends its absolute
+//     path, segment by segment (policies/main, main or the whole path for
+//     /work/policies/main, as OPA run from /work, /work/policies or with
+//     the absolute path names them), with or without symbolic links
+//     resolved.
+//
+// Nothing else is stripped: an archive cannot move its files out of a
+// folder they were signed in (which would move data.json's documents), and
+// a directory cannot take another directory's names. Of the readings, the
+// one that names the most files of the bundle wins (the names as listed on
+// a tie), so that a mismatch is reported on the names as read; every file
+// must still be listed once, with its hash, under the one reading.
+func signedNames(p *payload, b *Bundle) ([]FileInfo, string, error) {
+	if p.Dir != "" {
+		if !plainPath(p.Dir) {
+			return nil, "", sigErr(SignaturesFile, "malformed: verdict_dir %q is not a folder path of plain names", p.Dir)
+		}
+		names, ok := stripFolder(p.Files, p.Dir)
+		if !ok {
+			return nil, "", sigErr(SignaturesFile, "malformed: a listed file is not under verdict_dir %q", p.Dir)
+		}
+		return names, "", nil
 	}
 	count := func(fs []FileInfo) int {
 		n := 0
 		for _, f := range fs {
-			if _, ok := files[f.Name]; ok {
+			if _, ok := b.Files[f.Name]; ok {
 				n++
 			}
 		}
 		return n
 	}
-	best, bestN := listed, count(listed)
-	if bestN == len(listed) {
-		return listed
+	best, bestN := p.Files, count(p.Files)
+	if bestN == len(p.Files) {
+		return best, "", nil
 	}
-	first := strings.Split(listed[0].Name, "/")
-	for i := 1; i < len(first); i++ {
-		if seg := first[i-1]; seg == "" || seg == "." || seg == ".." {
-			break // a folder path of plain names only
+	for _, dir := range b.dirs {
+		segs := strings.Split(dir, "/")
+		for i := len(segs) - 1; i >= 0; i-- {
+			names, ok := stripFolder(p.Files, strings.Join(segs[i:], "/"))
+			if !ok {
+				continue
+			}
+			if n := count(names); n > bestN {
+				best, bestN = names, n
+			}
 		}
-		prefix := strings.Join(first[:i], "/") + "/"
-		stripped := make([]FileInfo, 0, len(listed))
-		for _, f := range listed {
-			rest, ok := strings.CutPrefix(f.Name, prefix)
-			if !ok || rest == "" {
-				stripped = nil
+	}
+	hint := ""
+	if folder := sharedFolder(p.Files); folder != "" && bestN < len(p.Files) {
+		where := "an archive's signature must list its files from its root"
+		if len(b.dirs) > 0 {
+			where = fmt.Sprintf("this directory's path, %s, does not end in %s", "/"+b.dirs[0], folder)
+		}
+		hint = fmt.Sprintf(" (the signature lists every file under %s/, as `opa sign --bundle %s` run elsewhere writes them: %s; sign it again where it lies, or with `verdict bundle sign`)", folder, folder, where)
+	}
+	return best, hint, nil
+}
+
+// stripFolder returns files named without the folder path dir, and false
+// unless every name lies under it.
+func stripFolder(files []FileInfo, dir string) ([]FileInfo, bool) {
+	out := make([]FileInfo, 0, len(files))
+	for _, f := range files {
+		rest, ok := strings.CutPrefix(f.Name, dir+"/")
+		if !ok || rest == "" {
+			return nil, false
+		}
+		f.Name = rest
+		out = append(out, f)
+	}
+	return out, true
+}
+
+// sharedFolder returns the longest folder path of plain names under which
+// every file is listed, "" when there is none.
+func sharedFolder(files []FileInfo) string {
+	if len(files) == 0 {
+		return ""
+	}
+	segs := strings.Split(files[0].Name, "/")
+	n := len(segs) - 1 // the last segment is a file name
+	for _, f := range files[1:] {
+		other := strings.Split(f.Name, "/")
+		n = min(n, len(other)-1)
+		for i := 0; i < n; i++ {
+			if other[i] != segs[i] {
+				n = i
 				break
 			}
-			f.Name = rest
-			stripped = append(stripped, f)
-		}
-		if stripped == nil {
-			break // a shorter prefix was already not shared by all
-		}
-		if n := count(stripped); n > bestN {
-			best, bestN = stripped, n
 		}
 	}
-	return best
+	if n == 0 || !plainPath(strings.Join(segs[:n], "/")) {
+		return ""
+	}
+	return strings.Join(segs[:n], "/")
+}
+
+// plainPath reports whether p is a relative slash-separated path of plain
+// names: no empty, "." or ".." segment, no leading or trailing slash.
+func plainPath(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // OPADirName is how OPA names the files of a directory bundle given as dir
 // on its command line (`opa sign --bundle dir`, `opa run -b dir`): dir
-// cleaned, with slashes and no leading one; "" for ".".
+// cleaned, with slashes and no leading one (an absolute path loses only its
+// "/"); "" for ".". It may start with "..", which SignAs refuses.
 func OPADirName(dir string) string {
 	d := strings.TrimPrefix(filepath.ToSlash(filepath.Clean(dir)), "/")
 	if d == "." {
 		return ""
 	}
 	return d
+}
+
+// dirNames returns the absolute path of the directory root as OPA names an
+// absolute path (OPADirName), and the same with symbolic links resolved
+// when that differs: the folder paths signedNames may strip end one of them.
+func dirNames(root string) []string {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil
+	}
+	out := []string{OPADirName(abs)}
+	if real, err := filepath.EvalSymlinks(abs); err == nil && OPADirName(real) != out[0] {
+		out = append(out, OPADirName(real))
+	}
+	if out[0] == "" { // the file system's root: nothing to strip
+		return nil
+	}
+	return out
 }
 
 // verifyToken checks the JWS and returns its key id and verified payload.
@@ -476,10 +573,16 @@ func Sign(b *Bundle, key any, kid, alg, scope string) ([]byte, error) {
 }
 
 // SignAs is Sign listing each file under the folder path dir ("" for
-// none): OPADirName of a directory as `opa run -b` will be given it, so
-// that OPA verifies the directory (it matches the names against the path
-// it was given); Verify accepts either.
+// none), and naming dir in the verdict_dir claim: OPADirName of a directory
+// as `opa run -b` will be given it, so that OPA verifies the directory (it
+// matches the names against the path it was given), and Verify accepts it
+// wherever it lies, an archive packed from it included. It returns an
+// error for a dir that is not a folder path of plain names (one climbing
+// out with "..", say).
 func SignAs(b *Bundle, dir string, key any, kid, alg, scope string) ([]byte, error) {
+	if dir != "" && !plainPath(dir) {
+		return nil, fmt.Errorf("cannot list the files under %q: a folder path of plain names is needed (no \"..\")", dir)
+	}
 	jk, ok := key.(jwk.Key)
 	if !ok {
 		var err error
@@ -509,7 +612,7 @@ func SignAs(b *Bundle, dir string, key any, kid, alg, scope string) ([]byte, err
 	if err := checkKeyAlg(pub, alg); err != nil {
 		return nil, err
 	}
-	p := payload{KeyID: kid, Scope: scope, Files: []FileInfo{}}
+	p := payload{KeyID: kid, Scope: scope, Dir: dir, Files: []FileInfo{}}
 	for _, name := range sortedNames(b.Files, func(n string) bool { return n != SignaturesFile }) {
 		if path.Base(name) == SignaturesFile {
 			return nil, sigErr(name, "a .signatures.json is only allowed at the bundle root")

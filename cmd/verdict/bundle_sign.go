@@ -81,6 +81,7 @@ func newBundleSign() *cobra.Command {
 	var (
 		sf      signFlags
 		outDir  string
+		opaPath string
 		cfgPath string
 	)
 	cmd := &cobra.Command{
@@ -91,6 +92,12 @@ func newBundleSign() *cobra.Command {
 into DIR, or into --output-file-path. data.json, data.yaml and .manifest are
 hashed as canonical JSON, every other file as its bytes; an existing
 .signatures.json is replaced, never listed.
+
+The files are listed as ` + "`opa sign --bundle DIR`" + ` lists them, under DIR as given
+(DIR/p.rego; an absolute DIR without its leading /), because OPA matches the
+names against the path ` + "`opa run -b`" + ` is given: run OPA from the same folder with
+the same DIR, or name that path with --opa-path. Verdict verifies the
+directory wherever it lies, and the archive ` + "`verdict bundle push`" + ` packs from it.
 
 verdict serve (outside --dev) and OPA both verify the result with the public
 key configured for the key id. Exit status: 0 when signed, 1 when the bundle
@@ -111,9 +118,17 @@ cannot be read, 2 on bad usage or an unusable key.`,
 				return exitError{1}
 			}
 			// The files are listed as OPA lists a directory given as
-			// args[0] (opa sign --bundle DIR), so that `opa run -b DIR`
-			// from the same folder verifies it too; Verdict reads either.
-			sig, err := sf.sign(b, bundles.OPADirName(args[0]))
+			// args[0] (opa sign --bundle DIR), or as --opa-path, so that
+			// `opa run -b DIR` from the same folder verifies it too;
+			// Verdict reads it wherever it lies (the verdict_dir claim).
+			opaDir := bundles.OPADirName(args[0])
+			if cmd.Flags().Changed("opa-path") {
+				opaDir = bundles.OPADirName(opaPath)
+			}
+			if opaDir == ".." || strings.HasPrefix(opaDir, "../") {
+				return fmt.Errorf("OPA would name the files of %s as %s/…, which climbs out of this folder: sign from %s's parent folder or above, or give --opa-path with the path you will give `opa run -b`", args[0], opaDir, args[0])
+			}
+			sig, err := sf.sign(b, opaDir)
 			if err != nil {
 				return err
 			}
@@ -130,14 +145,17 @@ cannot be read, 2 on bad usage or an unusable key.`,
 				n--
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "signed %d files of %s with key %s: wrote %s\n", n, args[0], sf.kid, dst)
-			if d := bundles.OPADirName(args[0]); d != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "files listed as %s/…, as opa sign --bundle %s writes them: opa run -b %s verifies it from this folder; Verdict reads it from anywhere\n", d, args[0], args[0])
+			if opaDir != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "files listed as %s/…, as opa sign --bundle %s writes them: opa run -b %s verifies it from this folder; Verdict reads it from anywhere\n", opaDir, opaDir, opaDir)
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "files listed from the bundle root: Verdict reads it from anywhere; OPA verifies such names in an archive (verdict bundle build), not in a directory")
 			}
 			return nil
 		},
 	}
 	sf.register(cmd)
 	cmd.Flags().StringVar(&outDir, "output-file-path", "", "directory to write .signatures.json to (default: DIR itself)")
+	cmd.Flags().StringVar(&opaPath, "opa-path", "", "the path `opa run -b` will be given for DIR, which OPA matches the listed names against (default: DIR as given; an absolute path works from anywhere; \".\" lists names from the bundle root)")
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file whose bundle limits apply (as under serve)")
 	return cmd
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -247,4 +249,76 @@ func TestServeRequiresSignatures(t *testing.T) {
 	if !strings.Contains(log.String(), "readyz OK") {
 		t.Errorf("--dev serves unsigned bundles: %s", log)
 	}
+}
+
+// TestBundleSignNames: sign lists the files under DIR as OPA would name
+// them given DIR (an absolute path without its "/"), or under --opa-path,
+// with the same folder path in the verdict_dir claim; the result verifies
+// wherever the directory lies. A path climbing out with ".." is refused.
+func TestBundleSignNames(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys")
+	if code, _, errOut := cli(t, "", "bundle", "keygen", "--alg", "ES256", "--out", keys); code != 0 {
+		t.Fatalf("keygen: %d %s", code, errOut)
+	}
+	cfg := filepath.Join(keys, "verdict.yaml")
+	writeFile(t, cfg, "bundles:\n  keys:\n    ci: {algorithm: ES256, key_file: public.pem}\n")
+	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy, "p_test.yaml": tests})
+	abs := strings.TrimPrefix(filepath.ToSlash(dir), "/")
+	for _, tc := range []struct {
+		opaPath, wantDir, wantOut string
+	}{
+		{"", abs, "files listed as " + abs + "/…"},
+		{"policies/main/", "policies/main", "opa run -b policies/main verifies it from this folder"},
+		{".", "", "files listed from the bundle root"},
+	} {
+		args := []string{"bundle", "sign", dir, "--signing-key", filepath.Join(keys, "private.pem"), "--key-id", "ci"}
+		if tc.opaPath != "" {
+			args = append(args, "--opa-path", tc.opaPath)
+		}
+		code, out, errOut := cli(t, "", args...)
+		if code != 0 || !strings.Contains(out, tc.wantOut) {
+			t.Fatalf("--opa-path %q: %d %s %s", tc.opaPath, code, out, errOut)
+		}
+		p := signedPayload(t, filepath.Join(dir, bundles.SignaturesFile))
+		prefix := ""
+		if tc.wantDir != "" {
+			prefix = tc.wantDir + "/"
+		}
+		if p.Dir != tc.wantDir || len(p.Files) != 2 || p.Files[0].Name != prefix+"p.verdict.yaml" || p.Files[1].Name != prefix+"p_test.yaml" {
+			t.Fatalf("--opa-path %q: payload %+v", tc.opaPath, p)
+		}
+		if code, out, _ := cli(t, "", "bundle", "test", "--config", cfg, dir); code != 0 {
+			t.Fatalf("--opa-path %q: Verdict refuses it: %d %s", tc.opaPath, code, out)
+		}
+	}
+	code, _, errOut := cli(t, "", "bundle", "sign", dir, "--signing-key", filepath.Join(keys, "private.pem"), "--key-id", "ci", "--opa-path", "../main")
+	if code != 2 || !strings.Contains(errOut, "climbs out of this folder") {
+		t.Fatalf("--opa-path ../main: %d %s", code, errOut)
+	}
+}
+
+// signedPayload returns the payload of the signature in the
+// .signatures.json at p, unverified.
+func signedPayload(t *testing.T, p string) (payload struct {
+	Files []bundles.FileInfo `json:"files"`
+	Dir   string             `json:"verdict_dir"`
+}) {
+	t.Helper()
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs struct{ Signatures []string }
+	if err := json.Unmarshal(raw, &sigs); err != nil || len(sigs.Signatures) != 1 {
+		t.Fatalf("%s: %v %s", p, err, raw)
+	}
+	parts := strings.Split(sigs.Signatures[0], ".")
+	body, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(body, &payload); err != nil {
+		t.Fatal(err)
+	}
+	return payload
 }
