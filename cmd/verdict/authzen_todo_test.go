@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -61,7 +62,11 @@ func TestAuthZENTodoInterop(t *testing.T) {
 		{"rego", "../../policies/authzen-todo-rego"},
 	} {
 		t.Run(b.engine, func(t *testing.T) {
-			base, client := serveReady(t, "--bundle", b.dir)
+			// Decisions, not deadlines: a loaded machine under -race can pass
+			// the 50 ms default engine timeout (denied, fail closed).
+			cfg := filepath.Join(t.TempDir(), "verdict.yaml")
+			writeFile(t, cfg, "engine: {timeout: 2s}\n")
+			base, client := serveReady(t, "--config", cfg, "--bundle", b.dir)
 			passed := 0
 			for _, run := range []struct {
 				endpoint string
