@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -169,7 +170,7 @@ func TestSoak(t *testing.T) {
 	}
 
 	if n := load.errors(); n > 0 {
-		t.Errorf("%d errors; the first ones: %s", n, load.firstErrors())
+		t.Errorf("%d errors: %s", n, load.firstErrors())
 	}
 	if want := int(d/pushEvery) - 1; len(pushes) < want {
 		t.Errorf("%d bundle pushes succeeded, want at least %d", len(pushes), want)
@@ -554,7 +555,8 @@ type soakLoad struct {
 	lat     []time.Duration // of the current report window
 	winErrs int64
 	winFrom time.Time
-	errs    []string // the first few error messages
+	errs    []string         // the first few error messages
+	byCause map[string]int64 // every error, by errCause
 }
 
 func newSoakLoad(t *testing.T, s *soakServer) *soakLoad {
@@ -737,14 +739,53 @@ func (l *soakLoad) fail(msg string) {
 	if len(l.errs) < 10 {
 		l.errs = append(l.errs, msg)
 	}
+	if l.byCause == nil {
+		l.byCause = map[string]int64{}
+	}
+	l.byCause[errCause(msg)]++
+}
+
+// errCause is the kind of an error message, for counting: what failed and
+// how (a deny past engine.timeout, a status, else the message's start).
+func errCause(msg string) string {
+	what, rest, _ := strings.Cut(msg, ": ")
+	if strings.HasPrefix(what, "push ") {
+		what = "push"
+	}
+	switch {
+	case strings.Contains(rest, `"verdict:timeout"`):
+		return what + ": denied past engine.timeout"
+	case strings.HasPrefix(rest, "status "):
+		code, _, _ := strings.Cut(strings.TrimPrefix(rest, "status "), ":")
+		return what + ": status " + code
+	}
+	if len(rest) > 60 {
+		rest = rest[:60] + "…"
+	}
+	return what + ": " + rest
 }
 
 func (l *soakLoad) errors() int64 { return l.nerrs.Load() }
 
+// firstErrors is the count of each kind of error, and the first messages.
 func (l *soakLoad) firstErrors() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return strings.Join(l.errs, "; ")
+	return l.causes() + "; the first: " + strings.Join(l.errs, "; ")
+}
+
+// causes counts the errors of each kind, the most frequent first; l.mu is held.
+func (l *soakLoad) causes() string {
+	var out []string
+	for c, n := range l.byCause {
+		out = append(out, fmt.Sprintf("%d × %s", n, c))
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		na, _ := strconv.Atoi(a[:strings.IndexByte(a, ' ')])
+		nb, _ := strconv.Atoi(b[:strings.IndexByte(b, ' ')])
+		return cmp.Or(nb-na, strings.Compare(a, b))
+	})
+	return strings.Join(out, ", ")
 }
 
 // reset forgets the capacity bursts' counts.
@@ -819,7 +860,14 @@ func soakTable(d time.Duration, capacity, rate float64, pushEvery time.Duration,
 		}
 		fmt.Fprintf(&b, "%d %s", l.byKind[k].Load(), soakKindNames[k])
 	}
-	fmt.Fprintf(&b, "; %d errors\n", l.errors())
+	l.mu.Lock()
+	causes := l.causes()
+	l.mu.Unlock()
+	fmt.Fprintf(&b, "; %d errors", l.errors())
+	if causes != "" {
+		fmt.Fprintf(&b, " (%s)", causes)
+	}
+	b.WriteString("\n")
 	slices.Sort(pushes)
 	if len(pushes) > 0 {
 		fmt.Fprintf(&b, "%d bundle pushes (Rego and CEL in turn), each %v to %v from the request to active\n",
