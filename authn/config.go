@@ -2,15 +2,15 @@ package authn
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/verdictpdp/verdict/internal/pemutil"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -262,7 +262,7 @@ func (c VerifierConfig) Validate() error {
 			}
 		}
 		if is.CAFile != "" {
-			if _, err := loadCAFile(is.CAFile); err != nil {
+			if _, err := pemutil.LoadCAs(is.CAFile); err != nil {
 				// Named by the configuration key: the file is the operator's.
 				add("tokens.trusted_issuers[%d].ca_file: %v (issuer %q)", i, err, is.Issuer)
 			}
@@ -292,20 +292,6 @@ func (c VerifierConfig) Validate() error {
 		add("cache size %d is negative", c.CacheSize)
 	}
 	return errors.Join(errs...)
-}
-
-// loadCAFile reads a PEM file of CA certificates; it fails unless the file
-// holds at least one CERTIFICATE block that parses.
-func loadCAFile(path string) (*x509.CertPool, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(raw) {
-		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE", path)
-	}
-	return pool, nil
 }
 
 func validAudiences(name string, auds []string) []error {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/pemutil"
 	"github.com/verdictpdp/verdict/internal/untrusted"
 
 	"github.com/verdictpdp/verdict/cache"
@@ -98,7 +99,7 @@ func NewVerifier(cfg VerifierConfig, self KeySource, revoked RevocationChecker, 
 		if is.CAFile != "" {
 			// Read again: the file may have changed since Validate. No
 			// client has a connection yet: nothing to close on error.
-			roots, err := loadCAFile(is.CAFile)
+			roots, err := pemutil.LoadCAs(is.CAFile)
 			if err != nil {
 				return nil, fmt.Errorf("verifier: issuer %q: ca_file: %w", is.Issuer, err)
 			}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/verdictpdp/verdict/internal/pemutil"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -82,7 +83,7 @@ func (t TLS) validate() []error {
 		errs = append(errs, err)
 	}
 	if t.ClientCAFile != "" {
-		if _, err := loadCAs(t.ClientCAFile); err != nil {
+		if _, err := pemutil.LoadCAs(t.ClientCAFile); err != nil {
 			errs = append(errs, fmt.Errorf("server tls.client_ca_file: %w", err))
 		}
 		if len(t.ClientCertRoutes) == 0 {
@@ -110,19 +111,6 @@ func tlsVersion(v string) (uint16, error) {
 		return tls.VersionTLS13, nil
 	}
 	return 0, fmt.Errorf("server tls.min_version %q: 1.2 or 1.3", v)
-}
-
-// loadCAs reads a PEM file of CA certificates; one at least.
-func loadCAs(path string) (*x509.CertPool, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(raw) {
-		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE", path)
-	}
-	return pool, nil
 }
 
 // hstsValue is the Strict-Transport-Security header of t, "" for none.
@@ -190,7 +178,7 @@ func (r *certReloader) load() (*tls.Config, error) {
 		NextProtos:   []string{"http/1.1"},
 	}
 	if r.cfg.ClientCAFile != "" {
-		if c.ClientCAs, err = loadCAs(r.cfg.ClientCAFile); err != nil {
+		if c.ClientCAs, err = pemutil.LoadCAs(r.cfg.ClientCAFile); err != nil {
 			return nil, fmt.Errorf("server tls.client_ca_file: %w", err)
 		}
 		c.ClientAuth = tls.VerifyClientCertIfGiven

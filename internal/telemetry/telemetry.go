@@ -3,11 +3,11 @@ package telemetry
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/verdictpdp/verdict/internal/pemutil"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -92,24 +92,11 @@ func (c Config) Validate() error {
 		if t.Insecure || strings.HasPrefix(t.Endpoint, "http://") {
 			errs = append(errs, errors.New("telemetry traces.ca_file: spans go without TLS (traces.insecure: true or an http:// endpoint), so no certificate is verified: drop one or the other"))
 		}
-		if _, err := loadCAFile(t.CAFile); err != nil {
+		if _, err := pemutil.LoadCAs(t.CAFile); err != nil {
 			errs = append(errs, fmt.Errorf("telemetry traces.ca_file: %w", err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// loadCAFile reads a PEM file of CA certificates; one at least.
-func loadCAFile(path string) (*x509.CertPool, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(raw) {
-		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE", path)
-	}
-	return pool, nil
 }
 
 // tlsConfig is the client TLS configuration of t's ca_file, nil without
@@ -118,7 +105,7 @@ func (t Traces) tlsConfig() (*tls.Config, error) {
 	if t.CAFile == "" {
 		return nil, nil
 	}
-	roots, err := loadCAFile(t.CAFile)
+	roots, err := pemutil.LoadCAs(t.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("ca_file: %w", err)
 	}
