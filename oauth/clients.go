@@ -23,6 +23,9 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantRefreshToken      = "refresh_token"
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantAuthorizationCode is the code flow that signs people in
+	// (RFC 6749 §4.1 with PKCE, OAuth 2.1).
+	GrantAuthorizationCode = "authorization_code"
 )
 
 // grantTokenExchangeShort is the short name of GrantTokenExchange that the
@@ -83,6 +86,19 @@ type Client struct {
 	CreatedAt time.Time
 	// UpdatedAt is when the record last changed (secret rotation).
 	UpdatedAt time.Time
+	// RedirectURIs are the exact redirect URIs of the authorization-code
+	// flow; PostLogoutRedirectURIs those of RP-initiated logout.
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	// FirstParty clients are the deployment's own: their users are not
+	// asked for consent.
+	FirstParty bool
+	// Public clients (a browser or mobile app) have no secret: they
+	// identify themselves by client_id alone, and may use only the
+	// authorization-code flow (PKCE binds the code to them) and refresh.
+	Public bool
+	// Name is shown to users on the consent page.
+	Name string
 }
 
 // ClientStore is the durable storage of clients. The wiring adapts the
@@ -123,6 +139,21 @@ type ClientSpec struct {
 	// only: no secret is made and JWKS is required. Otherwise a secret is
 	// always made, with or without a JWKS.
 	NoSecret bool `json:"no_secret,omitempty"`
+	// RedirectURIs are required with the authorization_code grant: each
+	// an absolute https URL (http only for loopback hosts), or a private-use
+	// scheme of a native app ("com.example.app:/cb"); no fragment, no
+	// wildcard. They are matched exactly.
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may return, by
+	// the same rules.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// FirstParty skips the consent page.
+	FirstParty bool `json:"first_party,omitempty"`
+	// Public registers a client without any credential (a single-page or
+	// native app): only authorization_code and refresh_token grants.
+	Public bool `json:"public,omitempty"`
+	// Name is shown on the consent page (default: the id).
+	Name string `json:"name,omitempty"`
 }
 
 // Validate reports every problem in s, joined with errors.Join; nil if s
@@ -144,8 +175,8 @@ func (s ClientSpec) Validate() error {
 	}
 	for _, g := range s.Grants {
 		if _, ok := normalizeGrant(g); !ok {
-			errs = append(errs, fmt.Errorf("clients: grant %q is not one of %s, %s, %s",
-				g, GrantClientCredentials, GrantRefreshToken, grantTokenExchangeShort))
+			errs = append(errs, fmt.Errorf("clients: grant %q is not one of %s, %s, %s, %s",
+				g, GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken, grantTokenExchangeShort))
 		}
 	}
 	if len(s.JWKS) > 0 {
@@ -155,7 +186,47 @@ func (s ClientSpec) Validate() error {
 	} else if s.NoSecret {
 		errs = append(errs, errors.New("clients: a client without a secret needs a jwks"))
 	}
+	errs = append(errs, s.validateCodeFlow()...)
 	return errors.Join(errs...)
+}
+
+// validateCodeFlow checks the settings of the authorization-code flow.
+func (s ClientSpec) validateCodeFlow() []error {
+	var errs []error
+	code := false
+	for _, g := range s.Grants {
+		n, _ := normalizeGrant(g)
+		code = code || n == GrantAuthorizationCode
+		if s.Public && n != GrantAuthorizationCode && n != GrantRefreshToken && n != "" {
+			errs = append(errs, fmt.Errorf("clients: a public client may use only %s and %s, not %s", GrantAuthorizationCode, GrantRefreshToken, g))
+		}
+	}
+	if code && len(s.RedirectURIs) == 0 {
+		errs = append(errs, errors.New("clients: the authorization_code grant needs at least one redirect uri (--redirect-uri)"))
+	}
+	if !code && (len(s.RedirectURIs) > 0 || len(s.PostLogoutRedirectURIs) > 0 || s.FirstParty) {
+		errs = append(errs, errors.New("clients: redirect uris and first_party are for the authorization_code grant; add it to the grants"))
+	}
+	if s.Public && (len(s.JWKS) > 0 || s.NoSecret) {
+		errs = append(errs, errors.New("clients: a public client has no credentials: no jwks, no secret"))
+	}
+	if s.Public && !code {
+		errs = append(errs, fmt.Errorf("clients: a public client needs the %s grant", GrantAuthorizationCode))
+	}
+	for _, u := range s.RedirectURIs {
+		if err := CheckRedirectURI(u); err != nil {
+			errs = append(errs, fmt.Errorf("clients: redirect uri: %w", err))
+		}
+	}
+	for _, u := range s.PostLogoutRedirectURIs {
+		if err := CheckRedirectURI(u); err != nil {
+			errs = append(errs, fmt.Errorf("clients: post-logout redirect uri: %w", err))
+		}
+	}
+	if len(s.Name) > 100 || strings.ContainsAny(s.Name, "\r\n\x00") {
+		errs = append(errs, errors.New("clients: name must be at most 100 characters on one line"))
+	}
+	return errs
 }
 
 // normalized returns s with grants as their OAuth names, the default grant
@@ -173,19 +244,26 @@ func (s ClientSpec) normalized() ClientSpec {
 	s.Grants = dedupe(out)
 	s.Scopes = dedupe(s.Scopes)
 	s.JWKS = slices.Clone(s.JWKS)
+	s.RedirectURIs = dedupe(s.RedirectURIs)
+	s.PostLogoutRedirectURIs = dedupe(s.PostLogoutRedirectURIs)
 	return s
 }
 
 // ClientInfo describes one client without its secret HMAC or keys, as
 // `verdict client list` and the admin routes show it.
 type ClientInfo struct {
-	ID        string    `json:"id"`
-	Scopes    []string  `json:"scopes"`
-	Grants    []string  `json:"grants"`
-	HasSecret bool      `json:"has_secret"`
-	HasJWKS   bool      `json:"has_jwks"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID                     string    `json:"id"`
+	Name                   string    `json:"name,omitempty"`
+	Scopes                 []string  `json:"scopes"`
+	Grants                 []string  `json:"grants"`
+	HasSecret              bool      `json:"has_secret"`
+	HasJWKS                bool      `json:"has_jwks"`
+	Public                 bool      `json:"public,omitempty"`
+	FirstParty             bool      `json:"first_party,omitempty"`
+	RedirectURIs           []string  `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris,omitempty"`
+	CreatedAt              time.Time `json:"created_at"`
+	UpdatedAt              time.Time `json:"updated_at"`
 }
 
 // Clients is the registry of OAuth clients: registration, secret rotation
@@ -247,9 +325,11 @@ func (c *Clients) Add(ctx context.Context, spec ClientSpec) (Client, string, err
 	cl := Client{
 		ID: spec.ID, JWKS: spec.JWKS, Scopes: spec.Scopes, Grants: spec.Grants,
 		CreatedAt: now, UpdatedAt: now,
+		RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
+		FirstParty: spec.FirstParty, Public: spec.Public, Name: spec.Name,
 	}
 	var secret string
-	if !spec.NoSecret {
+	if !spec.NoSecret && !spec.Public {
 		var err error
 		if secret, err = newSecret(); err != nil {
 			return Client{}, "", err
@@ -405,8 +485,10 @@ func newSecret() (string, error) {
 // info describes cl without its secret HMAC or keys.
 func info(cl Client) ClientInfo {
 	return ClientInfo{
-		ID: cl.ID, Scopes: slices.Clone(cl.Scopes), Grants: slices.Clone(cl.Grants),
+		ID: cl.ID, Name: cl.Name, Scopes: slices.Clone(cl.Scopes), Grants: slices.Clone(cl.Grants),
 		HasSecret: len(cl.SecretHMAC) > 0, HasJWKS: len(cl.JWKS) > 0,
+		Public: cl.Public, FirstParty: cl.FirstParty,
+		RedirectURIs: slices.Clone(cl.RedirectURIs), PostLogoutRedirectURIs: slices.Clone(cl.PostLogoutRedirectURIs),
 		CreatedAt: cl.CreatedAt, UpdatedAt: cl.UpdatedAt,
 	}
 }
@@ -415,7 +497,7 @@ func info(cl Client) ClientInfo {
 // whether it is one.
 func normalizeGrant(g string) (string, bool) {
 	switch g {
-	case GrantClientCredentials, GrantRefreshToken, GrantTokenExchange:
+	case GrantClientCredentials, GrantRefreshToken, GrantTokenExchange, GrantAuthorizationCode:
 		return g, true
 	case grantTokenExchangeShort:
 		return GrantTokenExchange, true

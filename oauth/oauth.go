@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -62,6 +63,10 @@ type TokenRequest struct {
 	Audience           string
 	Resource           string
 	ActorToken         string
+	// The authorization_code grant's parameters.
+	Code         string
+	RedirectURI  string
+	CodeVerifier string
 }
 
 // TokenResponse is the RFC 6749 §5.1 answer (with RFC 8693's
@@ -73,6 +78,8 @@ type TokenResponse struct {
 	ExpiresIn       int64  `json:"expires_in"`
 	Scope           string `json:"scope,omitempty"`
 	RefreshToken    string `json:"refresh_token,omitempty"`
+	// IDToken is the OpenID Connect ID token (scope openid).
+	IDToken string `json:"id_token,omitempty"`
 	// JTI is the access token's id, for audit logs (not sent).
 	JTI string `json:"-"`
 	// ClientID is the authenticated client, for audit logs (not sent).
@@ -91,6 +98,8 @@ type TokenService struct {
 	assertions   *AssertionVerifier
 	revoker      *Revoker
 	introspector *Introspector
+	authorizer   *Authorizer
+	log          *slog.Logger
 }
 
 // ServiceOption enables a part of the token service.
@@ -106,6 +115,12 @@ func WithExchange(x *Exchanger) ServiceOption { return func(s *TokenService) { s
 // WithAssertions enables private_key_jwt client authentication.
 func WithAssertions(a *AssertionVerifier) ServiceOption {
 	return func(s *TokenService) { s.assertions = a }
+}
+
+// WithAuthorizationCode enables the authorization_code grant (people
+// signing in) and public clients; log receives its audit events.
+func WithAuthorizationCode(a *Authorizer, log *slog.Logger) ServiceOption {
+	return func(s *TokenService) { s.authorizer, s.log = a, log }
 }
 
 // WithRevocation enables revocation (RFC 7009) and introspection (RFC 7662).
@@ -135,14 +150,23 @@ func (s *TokenService) GrantTypes() []string {
 	if s.exchanger != nil {
 		g = append(g, GrantTokenExchange)
 	}
+	if s.authorizer != nil {
+		g = append(g, GrantAuthorizationCode)
+	}
 	return g
 }
+
+// Authorizer is the authorization-code flow, nil when it is not enabled.
+func (s *TokenService) Authorizer() *Authorizer { return s.authorizer }
 
 // AuthMethods lists the client authentication methods accepted.
 func (s *TokenService) AuthMethods() []string {
 	m := []string{"client_secret_basic", "client_secret_post"}
 	if s.assertions != nil {
 		m = append(m, "private_key_jwt")
+	}
+	if s.authorizer != nil {
+		m = append(m, "none")
 	}
 	return m
 }
@@ -164,6 +188,16 @@ func (s *TokenService) Authenticate(ctx context.Context, cc ClientCredentials) (
 			return Client{}, oauthErr(OAuthInvalidClient, "private_key_jwt is not enabled on this server")
 		}
 		cl, err = s.assertions.Authenticate(ctx, cc.ClientID, cc.ClientAssertionType, cc.ClientAssertion)
+	case cc.ClientID != "" && cc.ClientSecret == "" && s.authorizer != nil:
+		// A public client names itself; any other client must prove it.
+		pub, lerr := s.clients.Lookup(ctx, cc.ClientID)
+		if lerr != nil && !errors.Is(lerr, ErrUnknownClient) {
+			return Client{}, lerr
+		}
+		if lerr != nil || !pub.Public {
+			return Client{}, oauthErr(OAuthInvalidClient, "client authentication is required (client_secret_basic, client_secret_post or private_key_jwt)")
+		}
+		return pub, nil
 	case cc.ClientID == "" || cc.ClientSecret == "":
 		return Client{}, oauthErr(OAuthInvalidClient, "client authentication is required (client_secret_basic, client_secret_post or private_key_jwt)")
 	default:
@@ -191,6 +225,12 @@ func (s *TokenService) Token(ctx context.Context, req TokenRequest) (TokenRespon
 		if s.exchanger == nil {
 			return TokenResponse{}, oauthErr(OAuthUnsupportedGrantType, "token exchange is not enabled on this server")
 		}
+	case GrantAuthorizationCode:
+		if s.authorizer == nil {
+			return TokenResponse{}, oauthErr(OAuthUnsupportedGrantType, "the authorization code flow is not enabled on this server (set tokens.issuer)")
+		}
+	case "password", "implicit":
+		return TokenResponse{}, oauthErr(OAuthUnsupportedGrantType, "grant_type "+req.GrantType+" is not supported (OAuth 2.1 removed it; use the authorization code flow with PKCE)")
 	default:
 		return TokenResponse{}, oauthErr(OAuthUnsupportedGrantType, "grant_type "+req.GrantType+" is not supported")
 	}
@@ -198,7 +238,15 @@ func (s *TokenService) Token(ctx context.Context, req TokenRequest) (TokenRespon
 	if err != nil {
 		return TokenResponse{}, err
 	}
+	if cl.Public && req.GrantType != GrantAuthorizationCode && req.GrantType != GrantRefreshToken {
+		return TokenResponse{}, oauthErr(OAuthUnauthorizedClient, "a public client may use only authorization_code and refresh_token")
+	}
 	switch req.GrantType {
+	case GrantAuthorizationCode:
+		if !slices.Contains(cl.Grants, GrantAuthorizationCode) {
+			return TokenResponse{}, oauthErr(OAuthUnauthorizedClient, "this client may not use grant_type authorization_code")
+		}
+		return s.authorizer.Redeem(ctx, cl, CodeRequest{Code: req.Code, RedirectURI: req.RedirectURI, CodeVerifier: req.CodeVerifier}, s.log)
 	case GrantRefreshToken:
 		if req.RefreshToken == "" {
 			return TokenResponse{}, oauthErr(OAuthInvalidRequest, "refresh_token is required")
@@ -286,8 +334,12 @@ func (s *TokenService) Introspect(ctx context.Context, cc ClientCredentials, tok
 	if s.introspector == nil {
 		return IntrospectResponse{}, oauthErr(OAuthInvalidRequest, "introspection is not enabled on this server")
 	}
-	if _, err := s.Authenticate(ctx, cc); err != nil {
+	cl, err := s.Authenticate(ctx, cc)
+	if err != nil {
 		return IntrospectResponse{}, err
+	}
+	if cl.Public {
+		return IntrospectResponse{}, oauthErr(OAuthInvalidClient, "a public client may not introspect tokens")
 	}
 	if token == "" {
 		return IntrospectResponse{}, oauthErr(OAuthInvalidRequest, "token is required")

@@ -318,17 +318,37 @@ func NewRefresher(cfg RefreshConfig, issuer AccessIssuer, st RefreshStore, rev R
 // it issues; a signing or store failure a plain
 // error, and then neither token is handed out.
 func (r *Refresher) Start(ctx context.Context, clientID, subject string, scopes []string, extra map[string]any) (AccessToken, string, error) {
-	if clientID == "" {
-		return AccessToken{}, "", errors.New("refresh: start: empty client id")
-	}
 	token, family, err := newRefreshToken()
 	if err != nil {
 		return AccessToken{}, "", err
 	}
+	at, err := r.startFamily(ctx, token, family, clientID, subject, scopes, extra)
+	if err != nil {
+		return AccessToken{}, "", err
+	}
+	return at, token, nil
+}
+
+// RevokeFamily revokes a refresh family and every access token issued
+// from it; an unknown family is not an error (nothing to revoke).
+func (r *Refresher) RevokeFamily(ctx context.Context, family string) error {
+	_, err := r.revoke(ctx, family)
+	if errors.Is(err, ErrUnknownFamily) {
+		return nil
+	}
+	return err
+}
+
+// startFamily is Start with the family's first token chosen by the caller
+// (newRefreshToken), so that the family id can be recorded elsewhere first.
+func (r *Refresher) startFamily(ctx context.Context, token, family, clientID, subject string, scopes []string, extra map[string]any) (AccessToken, error) {
+	if clientID == "" {
+		return AccessToken{}, errors.New("refresh: start: empty client id")
+	}
 	scopes = slices.Clone(scopes)
 	at, err := r.issuer.Issue(clientID, subject, scopes, extra)
 	if err != nil {
-		return AccessToken{}, "", err
+		return AccessToken{}, err
 	}
 	err = r.st.CreateFamily(ctx, RefreshToken{
 		Family:     family,
@@ -341,9 +361,9 @@ func (r *Refresher) Start(ctx context.Context, clientID, subject string, scopes 
 		Claims:     extra,
 	})
 	if err != nil {
-		return AccessToken{}, "", fmt.Errorf("refresh: start family: %w", err)
+		return AccessToken{}, fmt.Errorf("refresh: start family: %w", err)
 	}
-	return at, token, nil
+	return at, nil
 }
 
 // Refresh is the refresh_token grant: it checks refreshToken for client

@@ -77,11 +77,21 @@ func (s *Server) addClient(c *fiber.Ctx) error {
 		Grants   []string        `json:"grants"`
 		JWKS     json.RawMessage `json:"jwks"`
 		NoSecret bool            `json:"no_secret"`
+		// The authorization-code flow's settings.
+		RedirectURIs           []string `json:"redirect_uris"`
+		PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+		FirstParty             bool     `json:"first_party"`
+		Public                 bool     `json:"public"`
+		Name                   string   `json:"name"`
 	}
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return newError(fiber.StatusBadRequest, CodeInvalidInput, "fields have the wrong types: "+jsonMsg(err))
 	}
-	spec := oauth.ClientSpec{ID: in.ID, Scopes: in.Scopes, Grants: in.Grants, NoSecret: in.NoSecret}
+	spec := oauth.ClientSpec{
+		ID: in.ID, Scopes: in.Scopes, Grants: in.Grants, NoSecret: in.NoSecret,
+		RedirectURIs: in.RedirectURIs, PostLogoutRedirectURIs: in.PostLogoutRedirectURIs,
+		FirstParty: in.FirstParty, Public: in.Public, Name: in.Name,
+	}
 	if len(in.JWKS) > 0 && string(in.JWKS) != "null" {
 		spec.JWKS = in.JWKS
 	}

@@ -224,6 +224,9 @@ func (s *Server) token(c *fiber.Ctx) error {
 		Audience:           form.Get("audience"),
 		Resource:           form.Get("resource"),
 		ActorToken:         form.Get("actor_token"),
+		Code:               form.Get("code"),
+		RedirectURI:        form.Get("redirect_uri"),
+		CodeVerifier:       form.Get("code_verifier"),
 	}
 	ctx, span := s.startTokenSpan(c.UserContext(), req.GrantType)
 	resp, err := s.tokens.Token(ctx, req)
@@ -317,6 +320,7 @@ func (s *Server) asMetadata(c *fiber.Ctx) error {
 		"response_types_supported":                      []string{},
 		"scopes_supported":                              authn.KnownScopes(),
 	}
+	s.addOIDCMetadata(md, s.signingAlgs())
 	if slices.Contains(methods, "private_key_jwt") {
 		// RFC 8414 §2: required when private_key_jwt is offered.
 		algs := authn.VerifiableAlgs()

@@ -32,6 +32,7 @@ const (
 	GroupRevoke      = "revoke"
 	GroupBundles     = "bundles"
 	GroupAdmin       = "admin"
+	GroupSignIn      = "signin"
 )
 
 // Kinds of limit, the by label of verdict_rate_limited_total.
@@ -77,6 +78,10 @@ type RateLimits struct {
 	Bundles Limit `yaml:"bundles"`
 	// Admin is /v1/admin….
 	Admin Limit `yaml:"admin"`
+	// SignIn is the people-facing pages and routes: /oauth2/authorize,
+	// /login…, /account…, /oauth2/userinfo, /oauth2/logout, by address
+	// (failed passwords have their own lockout, users.lockout).
+	SignIn Limit `yaml:"signin"`
 }
 
 // DefaultRateLimits limit the operators' routes (bundles, admin), which
@@ -88,6 +93,7 @@ func DefaultRateLimits() RateLimits {
 	return RateLimits{
 		Bundles: Limit{PerClient: 120, PerIP: 240, Window: time.Minute},
 		Admin:   Limit{PerClient: 600, PerIP: 1200, Window: time.Minute},
+		SignIn:  Limit{PerIP: 300, Window: time.Minute},
 	}
 }
 
@@ -99,7 +105,8 @@ func (r RateLimits) groups() []struct {
 		name string
 		l    Limit
 	}{{GroupDecide, r.Decide}, {GroupAuthZEN, r.AuthZEN}, {GroupForwardAuth, r.ForwardAuth}, {GroupToken, r.Token},
-		{GroupIntrospect, r.Introspect}, {GroupRevoke, r.Revoke}, {GroupBundles, r.Bundles}, {GroupAdmin, r.Admin}}
+		{GroupIntrospect, r.Introspect}, {GroupRevoke, r.Revoke}, {GroupBundles, r.Bundles}, {GroupAdmin, r.Admin},
+		{GroupSignIn, r.SignIn}}
 }
 
 func (r RateLimits) validate() []error {
@@ -155,6 +162,9 @@ func groupOf(p string) string {
 		return GroupBundles
 	case underPrefix(p, "/v1/admin"):
 		return GroupAdmin
+	case underPrefix(p, "/oauth2/authorize"), underPrefix(p, "/login"), underPrefix(p, "/account"),
+		p == "/oauth2/userinfo", p == "/oauth2/logout":
+		return GroupSignIn
 	}
 	return ""
 }

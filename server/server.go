@@ -271,6 +271,12 @@ type Server struct {
 	// shared, when set, counts the route limits for every replica.
 	lim    limits
 	shared RateLimiter
+	// people and authorizer serve the sign-in routes (WithSignIn);
+	// userAdmin /v1/admin/users (WithUserAdmin).
+	people       People
+	authorizer   *oauth.Authorizer
+	userAdmin    UserAdmin
+	pseudonymKey []byte
 }
 
 // Option changes how New builds a server.
@@ -449,6 +455,34 @@ func (s *Server) table() []route {
 		{fiber.MethodGet, "/v1/admin/clients/:id", s.getClient, admin},
 		{fiber.MethodDelete, "/v1/admin/clients/:id", s.removeClient, admin},
 		{fiber.MethodPost, "/v1/admin/clients/:id/rotate-secret", s.rotateClientSecret, admin},
+		{fiber.MethodPost, "/v1/admin/users", s.addUser, admin},
+		{fiber.MethodGet, "/v1/admin/users", s.listUsers, admin},
+		{fiber.MethodGet, "/v1/admin/users/:id", s.getUser, admin},
+		{fiber.MethodPatch, "/v1/admin/users/:id", s.updateUser, admin},
+		{fiber.MethodDelete, "/v1/admin/users/:id", s.eraseUser, admin},
+		{fiber.MethodPost, "/v1/admin/users/:id/password", s.setUserPassword, admin},
+		{fiber.MethodPost, "/v1/admin/users/:id/unlock", s.unlockUser, admin},
+		{fiber.MethodDelete, "/v1/admin/users/:id/mfa", s.removeUserMFA, admin},
+		{fiber.MethodGet, "/v1/admin/users/:id/sessions", s.userSessions, admin},
+		{fiber.MethodDelete, "/v1/admin/users/:id/sessions", s.endUserSessions, admin},
+		{fiber.MethodGet, "/v1/admin/users/:id/export", s.exportUser, admin},
+		// People signing in: the code flow's authorization endpoint and
+		// its pages (HTML, CSRF-protected forms), OpenID Connect userinfo
+		// and RP-initiated logout.
+		{fiber.MethodGet, "/oauth2/authorize", s.authorize, nil},
+		{fiber.MethodPost, "/oauth2/authorize", s.authorizeConsent, nil},
+		{fiber.MethodGet, "/login", s.loginPage, nil},
+		{fiber.MethodPost, "/login", s.login, nil},
+		{fiber.MethodGet, "/login/mfa", s.mfaPage, nil},
+		{fiber.MethodPost, "/login/mfa", s.mfa, nil},
+		{fiber.MethodGet, "/account", s.account, nil},
+		{fiber.MethodGet, "/account/mfa", s.enrolPage, nil},
+		{fiber.MethodPost, "/account/mfa", s.enrol, nil},
+		{fiber.MethodPost, "/account/logout", s.accountLogout, nil},
+		{fiber.MethodGet, "/oauth2/userinfo", s.userinfo, nil},
+		{fiber.MethodPost, "/oauth2/userinfo", s.userinfo, nil},
+		{fiber.MethodGet, "/oauth2/logout", s.logout, nil},
+		{fiber.MethodPost, "/oauth2/logout", s.logout, nil},
 		{fiber.MethodGet, "/v1/admin/keys", s.listKeys, admin},
 		{fiber.MethodPost, "/v1/admin/keys/rotate", s.rotateKeys, admin},
 		{fiber.MethodPost, "/v1/admin/keys/:kid/revoke", s.revokeKey, admin},

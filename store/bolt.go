@@ -433,6 +433,11 @@ func (b *Bolt) Sweep(ctx context.Context, now time.Time) (int, error) {
 			}
 			d, err := sweep(nsb.Bucket(bucketRefresh), now, func(t RefreshToken) time.Time { return t.ExpiresAt })
 			n += d
+			if err != nil {
+				return err
+			}
+			d, err = sweepPeople(nsb, now)
+			n += d
 			return err
 		})
 	})

@@ -66,6 +66,12 @@ type Client struct {
 	Grants    []string  `json:"grants"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// The authorization-code flow's settings (see oauth.Client).
+	RedirectURIs           []string `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	FirstParty             bool     `json:"first_party,omitempty"`
+	Public                 bool     `json:"public,omitempty"`
+	Name                   string   `json:"name,omitempty"`
 }
 
 // Clients stores OAuth clients.

@@ -49,6 +49,7 @@ func newClientAdd() *cobra.Command {
 		Short: "Add a client and print its secret (shown once)",
 		Example: `  verdict client add --id gateway --scope verdict:decide
   verdict client add --id ci --scope verdict:bundles:write --grant client_credentials
+  verdict client add --id webapp --name "Web app" --scope openid --scope profile --scope email --grant authorization_code --grant refresh_token --redirect-uri https://app.example.com/callback
   verdict client add --id svc --scope verdict:decide --jwks svc-keys.json --no-secret`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -83,9 +84,14 @@ func newClientAdd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&spec.ID, "id", "", "client id (letters, digits, . _ : -)")
 	f.StringArrayVar(&spec.Scopes, "scope", nil, "scope the client may ask for (repeatable), e.g. verdict:decide")
-	f.StringArrayVar(&spec.Grants, "grant", nil, "grant type: client_credentials (default), refresh_token, token-exchange (repeatable)")
+	f.StringArrayVar(&spec.Grants, "grant", nil, "grant type: client_credentials (default), authorization_code, refresh_token, token-exchange (repeatable)")
 	f.StringVar(&jwksFile, "jwks", "", "file with the client's public JWK set, for private_key_jwt")
 	f.BoolVar(&spec.NoSecret, "no-secret", false, "no secret: the client authenticates with private_key_jwt only (needs --jwks)")
+	f.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "redirect URI of the authorization_code grant, matched exactly (repeatable)")
+	f.StringArrayVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where RP-initiated logout may return, matched exactly (repeatable)")
+	f.BoolVar(&spec.FirstParty, "first-party", false, "the deployment's own app: its users are not asked for consent")
+	f.BoolVar(&spec.Public, "public", false, "a public client (single-page or native app): no secret, PKCE only")
+	f.StringVar(&spec.Name, "name", "", "name shown on the consent page")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -75,12 +75,13 @@ func (f *stateFlags) open(cmd *cobra.Command) (*state, error) {
 	}
 	st, err := openState(cmd.Context(), cfg)
 	if errors.Is(err, store.ErrLocked) {
-		return nil, fmt.Errorf("%w; stop it first, or make the change through its admin API (/v1/admin/clients, /v1/admin/keys: docs/api.md), or share the state through Redis (--store redis://...). The list commands work while it runs", err)
+		return nil, fmt.Errorf("%w; stop it first, or make the change through its admin API (/v1/admin/clients, /v1/admin/keys, /v1/admin/users: docs/api.md), or share the state through Redis (--store redis://...). The list commands work while it runs", err)
 	}
 	if err != nil {
 		return nil, err
 	}
 	st.audit = auditLog{cfg.Log.Logger(cmd.ErrOrStderr())}
+	st.cfg = cfg
 	return st, nil
 }
 

@@ -12,6 +12,8 @@ type state struct {
 	*app.State
 	// audit records the CLI's state changes.
 	audit auditLog
+	// cfg is the configuration the state was opened with.
+	cfg app.Config
 }
 
 // openState opens the state for commands that change it (app.OpenState).

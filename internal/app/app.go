@@ -22,6 +22,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/telemetry"
 	"github.com/verdictpdp/verdict/server"
 	"github.com/verdictpdp/verdict/store"
+	"github.com/verdictpdp/verdict/users"
 )
 
 // Options are what New needs besides the configuration.
@@ -140,7 +141,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.onStop(func() { st.Close() })
-	a.goStop(func(ctx context.Context) { maintain(ctx, st, log) })
+	a.goStop(func(ctx context.Context) { maintain(ctx, st, cfg.Users.AuditRetention, log) })
 
 	bc := cfg.BundleConfig()
 	a.mgr = bundles.NewManager(bc, log, bundles.WithTracerProvider(tp))
@@ -177,7 +178,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if open {
 		log.Warn("!!! --dev on a loopback address: /v1/decide answers WITHOUT caller authentication !!!")
 	}
-	tokens, err := tokenService(cfg, st, issuer, verifier, log)
+	tokens, people, err := tokenService(cfg, st, issuer, verifier, log)
 	if err != nil {
 		return err
 	}
@@ -197,7 +198,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		server.WithJWKS(st.Keys), server.WithStore(st.Store),
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.Clients), server.WithKeyAdmin(st.Keys),
-		server.WithBundleAdmin(a.life), server.WithTracerProvider(tp)}, shared...)
+		server.WithBundleAdmin(a.life), server.WithTracerProvider(tp),
+		server.WithSignIn(people, tokens.Authorizer()), server.WithUserAdmin(people, st.PseudonymKey)}, shared...)
 	if fs, ok := revoked.(server.MirrorAnswers); ok {
 		// A shared store: the revocation check is fail-static, and its
 		// mirror's answers during an outage are a metric.
@@ -384,9 +386,11 @@ func unspecifiedAddr(addr string) bool {
 }
 
 // maintain runs the key ring's schedule (a pending key starting to sign,
-// retired keys leaving, automatic rotation) and, for a store that needs it
-// (the embedded one), drops expired revocations until ctx is done. Failures are logged; the ring keeps what it had.
-func maintain(ctx context.Context, st *State, log *slog.Logger) {
+// retired keys leaving, automatic rotation), for a store that needs it
+// (the embedded one) drops expired revocations, codes and sessions, and
+// every hour deletes audit events older than retention, until ctx is
+// done. Failures are logged; the ring keeps what it had.
+func maintain(ctx context.Context, st *State, retention time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	sweeps := 0
@@ -411,13 +415,35 @@ func maintain(ctx context.Context, st *State, log *slog.Logger) {
 				log.Warn("sweeping expired state failed", "error", err)
 			}
 		}
+		if sweeps%360 == 1 {
+			pruneAudit(ctx, st.Store, time.Now().Add(-retention), log)
+		}
+	}
+}
+
+// pruneAudit deletes the audit events older than before (users.
+// audit_retention).
+func pruneAudit(ctx context.Context, st store.Store, before time.Time, log *slog.Logger) {
+	ps, err := peopleStore(st)
+	if err != nil {
+		return
+	}
+	n, err := ps.PruneAudit(ctx, before)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("pruning old audit events failed", "error", err)
+		return
+	}
+	if n > 0 {
+		log.Info("old audit events deleted", "count", n, "before", before.UTC().Format(time.RFC3339))
 	}
 }
 
 // tokenService assembles the token service: client_credentials, refresh
-// tokens, revocation and introspection and private_key_jwt always; token
-// exchange when tokens.exchange maps at least one trusted issuer.
-func tokenService(cfg Config, st *State, issuer *oauth.TokenIssuer, verifier *authn.Verifier, log *slog.Logger) (*oauth.TokenService, error) {
+// tokens, revocation and introspection, private_key_jwt and the
+// authorization-code flow of people signing in (with the users service it
+// returns too) always; token exchange when tokens.exchange maps at least
+// one trusted issuer.
+func tokenService(cfg Config, st *State, issuer *oauth.TokenIssuer, verifier *authn.Verifier, log *slog.Logger) (*oauth.TokenService, *users.Service, error) {
 	ns := store.DefaultNamespace
 	rc := cfg.RefreshConfig()
 	rc.Logger = log
@@ -425,31 +451,40 @@ func tokenService(cfg Config, st *State, issuer *oauth.TokenIssuer, verifier *au
 	revs := storeadapt.Revocations(st.Store, ns)
 	refresher, err := oauth.NewRefresher(rc, issuer, families, revs, verifier, time.Now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	revoker, err := oauth.NewRevoker(rc, verifier, families, revs, verifier, time.Now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	introspector, err := oauth.NewIntrospector(rc, verifier, families, time.Now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	assertions, err := oauth.NewAssertionVerifier(cfg.AssertionConfig(), st.Clients, storeadapt.OneTime(st.Store, ns), time.Now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	people, err := usersService(cfg, st, refresher, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	az, err := authorizer(cfg, st, people, refresher)
+	if err != nil {
+		return nil, nil, err
 	}
 	opts := []oauth.ServiceOption{
 		oauth.WithRefresh(refresher), oauth.WithRevocation(revoker, introspector), oauth.WithAssertions(assertions),
+		oauth.WithAuthorizationCode(az, log),
 	}
 	if len(cfg.Tokens.Exchange.Mappings) > 0 {
 		x, err := oauth.NewExchanger(cfg.Tokens.Exchange, st.Clients, verifier, issuer)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts = append(opts, oauth.WithExchange(x))
 	}
-	return oauth.NewTokenService(st.Clients, issuer, time.Now, opts...), nil
+	return oauth.NewTokenService(st.Clients, issuer, time.Now, opts...), people, nil
 }
 
 func keyStates(ks []authn.KeyInfo) map[string]authn.KeyState {

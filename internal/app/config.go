@@ -28,6 +28,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/telemetry"
 	"github.com/verdictpdp/verdict/server"
 	redisstore "github.com/verdictpdp/verdict/store/redis"
+	"github.com/verdictpdp/verdict/users"
 )
 
 // Config is the whole configuration of `verdict serve`.
@@ -74,6 +75,9 @@ type Config struct {
 	// default), its endpoint, the sample ratio and the service name
 	// (docs/operations.md "Traces").
 	Telemetry telemetry.Config `yaml:"telemetry"`
+	// Users configures people who sign in: password hashing and rules,
+	// lockout, sessions, MFA and audit retention (docs/users.md).
+	Users users.Config `yaml:"users"`
 }
 
 // Bundles is the bundles section. In the file it is either a list of paths
@@ -230,6 +234,7 @@ func DefaultConfig() Config {
 		ForwardAuth:  server.DefaultForwardAuthConfig(),
 		DecisionLogs: decisionlog.Default(),
 		Telemetry:    telemetry.Default(),
+		Users:        users.Default(),
 	}
 }
 
@@ -273,6 +278,7 @@ func LoadConfigEnv(path string, environ []string) (Config, error) {
 		f.Resolve(&cfg.Tokens.TrustedIssuers[i].CAFile)
 	}
 	f.Resolve(&cfg.Telemetry.Traces.CAFile)
+	f.Resolve(&cfg.Users.Passwords.BreachedFile)
 	if f.Has("data_dir") {
 		f.Resolve(&cfg.DataDir)
 	}
@@ -293,7 +299,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Log.Validate())
 	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate(), c.VerifierConfig().Validate(),
-		c.RefreshConfig().Validate(), c.AssertionConfig().Validate())
+		c.RefreshConfig().Validate(), c.AssertionConfig().Validate(), c.Users.Validate())
 	if err := c.Bundles.Schemas.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("bundles.schemas: %w", err))
 	}

@@ -74,6 +74,9 @@ type State struct {
 	Store   store.Store
 	Keys    *authn.Keyring
 	Clients *oauth.Clients
+	// PseudonymKey makes erased users' pseudonyms (users.Pseudonym);
+	// derived from the pepper, nil in a read-only state.
+	PseudonymKey []byte
 }
 
 // sweeper is a store that must be told to delete expired records (the
@@ -107,7 +110,7 @@ func OpenState(ctx context.Context, cfg Config) (*State, error) {
 		st.Close()
 		return nil, err
 	}
-	return &State{Store: st, Keys: ring, Clients: clients}, nil
+	return &State{Store: st, Keys: ring, Clients: clients, PseudonymKey: pseudonymKey(pepper)}, nil
 }
 
 // OpenStateReadOnly opens the state cfg names for a listing: it writes

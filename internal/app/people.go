@@ -1,0 +1,93 @@
+package app
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/internal/storeadapt"
+	"github.com/verdictpdp/verdict/oauth"
+	"github.com/verdictpdp/verdict/store"
+	"github.com/verdictpdp/verdict/users"
+)
+
+// pseudonymKey derives the key erased users' pseudonyms are made with
+// from the pepper, so that it is as durable and as shared as the pepper
+// and never the same bytes.
+func pseudonymKey(pepper []byte) []byte {
+	mac := hmac.New(sha256.New, pepper)
+	mac.Write([]byte("verdict pseudonym key v1"))
+	return mac.Sum(nil)
+}
+
+// peopleStore is the state's store as the users service needs it.
+func peopleStore(st store.Store) (store.People, error) {
+	p, ok := st.(store.People)
+	if !ok {
+		return nil, errors.New("this store cannot keep users")
+	}
+	return p, nil
+}
+
+// usersService builds the users service over the state's store; revoker
+// revokes the refresh families of ended sessions.
+func usersService(cfg Config, st *State, revoker users.FamilyRevoker, log *slog.Logger) (*users.Service, error) {
+	ps, err := peopleStore(st.Store)
+	if err != nil {
+		return nil, err
+	}
+	var breached users.Breached
+	if f := cfg.Users.Passwords.BreachedFile; f != "" {
+		list, err := users.LoadBreached(f)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("breached-password list loaded", "entries", list.Len())
+		breached = list
+	}
+	stores := storeadapt.Users(ps, store.DefaultNamespace)
+	stores.Revoker = revoker
+	return users.New(cfg.Users, stores, breached, log, time.Now)
+}
+
+// authorizer builds the authorization-code flow over the users service.
+func authorizer(cfg Config, st *State, people *users.Service, refresher *oauth.Refresher) (*oauth.Authorizer, error) {
+	ps, err := peopleStore(st.Store)
+	if err != nil {
+		return nil, err
+	}
+	ic := cfg.IssuerConfig()
+	ids := oauth.NewIDTokenIssuer(ic.Issuer, st.Keys, ic.AccessTokenTTL, time.Now)
+	return oauth.NewAuthorizer(ic.Issuer, st.Clients, storeadapt.Codes(ps, store.DefaultNamespace), people, refresher, ids, time.Now)
+}
+
+// noForget is the JTIForgetter of a CLI command: it has no verification
+// cache to drop tokens from (a running server learns of revocations from
+// the store).
+type noForget struct{}
+
+func (noForget) ForgetJTI(string) {}
+
+// UsersService is the users service for CLI commands over the state:
+// ending sessions and erasing users revoke refresh tokens in the store.
+func (s *State) UsersService(cfg Config, log *slog.Logger) (*users.Service, error) {
+	issuer, err := oauth.NewTokenIssuer(cfg.IssuerConfig(), s.Keys, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	rc := cfg.RefreshConfig()
+	rc.Logger = log
+	refresher, err := oauth.NewRefresher(rc, issuer, storeadapt.Refresh(s.Store, store.DefaultNamespace),
+		storeadapt.Revocations(s.Store, store.DefaultNamespace), noForget{}, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
+	return usersService(cfg, s, refresher, log)
+}
+
+var _ oauth.JTIForgetter = noForget{}
+var _ oauth.JTIForgetter = (*authn.Verifier)(nil)
