@@ -316,7 +316,7 @@ func (s *Server) asMetadata(c *fiber.Ctx) error {
 		"revocation_endpoint":                   s.issuer + "/oauth2/revoke",
 		"revocation_endpoint_auth_methods_supported":    methods,
 		"introspection_endpoint":                        s.issuer + "/oauth2/introspect",
-		"introspection_endpoint_auth_methods_supported": methods,
+		"introspection_endpoint_auth_methods_supported": slices.DeleteFunc(slices.Clone(methods), func(m string) bool { return m == "none" }),
 		"response_types_supported":                      []string{},
 		"scopes_supported":                              authn.KnownScopes(),
 	}

@@ -45,7 +45,12 @@ func (s *Server) userinfo(c *fiber.Ctx) error {
 		return err
 	}
 	fail := func(code, desc string) error {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer error="`+code+`", error_description="`+desc+`"`)
+		if code == "" {
+			// RFC 6750 §3.1: no error code when no token was sent.
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
+			return c.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "invalid_request", "error_description": desc})
+		}
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="`+code+`", error_description="`+desc+`"`)
 		status := fiber.StatusUnauthorized
 		if code == "insufficient_scope" {
 			status = fiber.StatusForbidden
@@ -54,7 +59,7 @@ func (s *Server) userinfo(c *fiber.Ctx) error {
 	}
 	tok, ok := bearer(c.Get(fiber.HeaderAuthorization))
 	if !ok {
-		return fail("invalid_token", "a Bearer access token is required")
+		return fail("", "a Bearer access token is required")
 	}
 	claims, err := s.verifier.Verify(c.UserContext(), tok)
 	if err != nil || claims.Issuer() != s.issuer {

@@ -775,7 +775,7 @@ func TestJWKSETag(t *testing.T) {
 }
 
 func TestOpenAPIListsEveryRoute(t *testing.T) {
-	h := newHarness(t, WithJWKS(fixedJWKS{}), WithTokens(&fakeTokens{}, "http://x"))
+	h := newHarness(t, append(signInStack(t, "http://x"), WithJWKS(fixedJWKS{}), WithTokens(&fakeTokens{}, "http://x"))...)
 	resp, doc := h.get("/openapi.json")
 	if resp.StatusCode != 200 || doc["openapi"] != "3.1.0" {
 		t.Fatalf("openapi: %d %v", resp.StatusCode, doc["openapi"])

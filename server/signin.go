@@ -89,8 +89,8 @@ func safeReturn(r string) string {
 }
 
 func (s *Server) signInEnabled() error {
-	if s.people == nil {
-		return newError(fiber.StatusNotFound, CodeNotFound, "sign-in is not enabled on this server (set tokens.issuer)")
+	if s.people == nil || s.authorizer == nil {
+		return newError(fiber.StatusNotFound, CodeNotFound, "sign-in is not enabled on this server")
 	}
 	return nil
 }
@@ -112,7 +112,7 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 func (s *Server) renderLogin(c *fiber.Ctx, status int, ret, email, msg string) error {
 	p := s.newPage(c, "Sign in")
 	p.Error = msg
-	return s.render(c, status, "login.html", pageCSP(false, returnOrigin(ret)...), struct {
+	return s.render(c, status, "login.html", pageCSP(false, s.returnOrigin(c, ret)...), struct {
 		page
 		Return, Email string
 	}{page: p, Return: ret, Email: email})
@@ -154,34 +154,51 @@ func (s *Server) login(c *fiber.Ctx) error {
 
 // returnOrigin is the origin a sign-in form's redirects end at when it
 // returns to an authorization request: browsers hold the redirects that
-// follow a form post to the page's form-action.
-func returnOrigin(ret string) []string {
+// follow a form post to the page's form-action. Only a redirect URI the
+// client registered counts (the request is checked as /oauth2/authorize
+// will check it).
+func (s *Server) returnOrigin(c *fiber.Ctx, ret string) []string {
 	_, query, ok := strings.Cut(ret, "?")
 	if !ok || !strings.HasPrefix(ret, "/oauth2/authorize?") {
 		return nil
 	}
 	q, err := url.ParseQuery(query)
-	if err != nil || q.Get("redirect_uri") == "" {
+	if err != nil {
 		return nil
 	}
-	if o := origin(q.Get("redirect_uri")); o != "" && !strings.ContainsAny(o, " ;,'") {
-		return []string{o}
+	az, err := s.authorizer.Check(c.UserContext(), oauth.AuthorizeRequest{
+		ResponseType: q.Get("response_type"), ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
+		Scope: q.Get("scope"), State: q.Get("state"), Nonce: q.Get("nonce"), CodeChallenge: q.Get("code_challenge"),
+		CodeChallengeMethod: q.Get("code_challenge_method"), Prompt: q.Get("prompt"), MaxAge: q.Get("max_age"),
+		ResponseMode: q.Get("response_mode"), Request: q.Get("request"), RequestURI: q.Get("request_uri"),
+	})
+	var ae *oauth.AuthorizeError
+	switch {
+	case err == nil:
+		return []string{origin(az.RedirectURI)}
+	case errors.As(err, &ae) && ae.Redirect:
+		return []string{origin(ae.RedirectURI)} // checked: an error goes back there
 	}
 	return nil
 }
 
-// stripPromptLogin removes prompt=login from an authorization request
-// once the user has signed in, so that it does not ask again.
+// stripPromptLogin removes prompt=login and max_age from an
+// authorization request once the user has just signed in: both asked for
+// a fresh sign-in, which now happened (the ID token's auth_time says
+// when), so asking again would loop.
 func stripPromptLogin(ret string) string {
 	path, query, ok := strings.Cut(ret, "?")
 	if !ok {
 		return ret
 	}
 	q, err := url.ParseQuery(query)
-	if err != nil || q.Get("prompt") != "login" {
+	if err != nil || (q.Get("prompt") != "login" && !q.Has("max_age")) {
 		return ret
 	}
-	q.Del("prompt")
+	if q.Get("prompt") == "login" {
+		q.Del("prompt")
+	}
+	q.Del("max_age")
 	return path + "?" + q.Encode()
 }
 
@@ -198,7 +215,7 @@ func (s *Server) pendingSession(c *fiber.Ctx) (users.Session, users.User, bool, 
 func (s *Server) renderMFA(c *fiber.Ctx, status int, ret, msg string) error {
 	p := s.newPage(c, "Two-step sign-in")
 	p.Error = msg
-	return s.render(c, status, "mfa.html", pageCSP(false, returnOrigin(ret)...), struct {
+	return s.render(c, status, "mfa.html", pageCSP(false, s.returnOrigin(c, ret)...), struct {
 		page
 		Return string
 	}{page: p, Return: ret})

@@ -216,6 +216,7 @@ type Store interface {
 	Revocations
 	OneTime
 	Bundles
+	People
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -345,6 +345,20 @@ func TestSignInCodeFlowEndToEnd(t *testing.T) {
 		t.Fatalf("userinfo: %+v %v", ui, err)
 	}
 
+	// max_age=0 and prompt=login ask for a fresh sign-in: the user signs
+	// in again once and the browser goes back with a code (no loop).
+	for _, opt := range []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("max_age", "0"), oauth2.SetAuthURLParam("prompt", "login")} {
+		rq := newPKCE()
+		again := b.get(authURL(rq, opt))
+		if again.url.Path != "/login" {
+			t.Fatalf("no fresh sign-in asked: %s", again.url)
+		}
+		code = codeFrom(t, b.login(again, "ada@example.com", userPassword), rq)
+		if _, err := conf.Exchange(ctx, code, oauth2.VerifierOption(rq.verifier)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Second factor: enrol on the account page, sign in again with it.
 	enrol := b.get(base + "/account/mfa")
 	m := regexp.MustCompile(`<code id="secret">([A-Z2-7]+)</code>`).FindStringSubmatch(enrol.body)

@@ -75,15 +75,6 @@ func readPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
 // storeNS is the namespace every record lives in today.
 const storeNS = store.DefaultNamespace
 
-// peopleOf is the state's store as a keeper of users.
-func peopleOf(st *state) (store.People, error) {
-	ps, ok := st.Store.(store.People)
-	if !ok {
-		return nil, errors.New("this store cannot keep users")
-	}
-	return ps, nil
-}
-
 // cliMeta marks audit events as the CLI's.
 var cliMeta = users.Meta{RequestID: "cli"}
 
@@ -159,11 +150,7 @@ func newUserList() *cobra.Command {
 			list := []users.Public{}
 			if ok {
 				defer st.Close()
-				ps, err := peopleOf(st)
-				if err != nil {
-					return err
-				}
-				all, err := ps.ListUsers(cmd.Context(), storeNS)
+				all, err := st.Store.ListUsers(cmd.Context(), storeNS)
 				if err != nil {
 					return err
 				}

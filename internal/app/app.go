@@ -424,11 +424,7 @@ func maintain(ctx context.Context, st *State, retention time.Duration, log *slog
 // pruneAudit deletes the audit events older than before (users.
 // audit_retention).
 func pruneAudit(ctx context.Context, st store.Store, before time.Time, log *slog.Logger) {
-	ps, err := peopleStore(st)
-	if err != nil {
-		return
-	}
-	n, err := ps.PruneAudit(ctx, before)
+	n, err := st.PruneAudit(ctx, before)
 	if err != nil && ctx.Err() == nil {
 		log.Warn("pruning old audit events failed", "error", err)
 		return

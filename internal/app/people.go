@@ -3,7 +3,6 @@ package app
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -24,22 +23,9 @@ func pseudonymKey(pepper []byte) []byte {
 	return mac.Sum(nil)
 }
 
-// peopleStore is the state's store as the users service needs it.
-func peopleStore(st store.Store) (store.People, error) {
-	p, ok := st.(store.People)
-	if !ok {
-		return nil, errors.New("this store cannot keep users")
-	}
-	return p, nil
-}
-
 // usersService builds the users service over the state's store; revoker
 // revokes the refresh families of ended sessions.
 func usersService(cfg Config, st *State, revoker users.FamilyRevoker, log *slog.Logger) (*users.Service, error) {
-	ps, err := peopleStore(st.Store)
-	if err != nil {
-		return nil, err
-	}
 	var breached users.Breached
 	if f := cfg.Users.Passwords.BreachedFile; f != "" {
 		list, err := users.LoadBreached(f)
@@ -49,20 +35,16 @@ func usersService(cfg Config, st *State, revoker users.FamilyRevoker, log *slog.
 		log.Info("breached-password list loaded", "entries", list.Len())
 		breached = list
 	}
-	stores := storeadapt.Users(ps, store.DefaultNamespace)
+	stores := storeadapt.Users(st.Store, store.DefaultNamespace)
 	stores.Revoker = revoker
 	return users.New(cfg.Users, stores, breached, log, time.Now)
 }
 
 // authorizer builds the authorization-code flow over the users service.
 func authorizer(cfg Config, st *State, people *users.Service, refresher *oauth.Refresher) (*oauth.Authorizer, error) {
-	ps, err := peopleStore(st.Store)
-	if err != nil {
-		return nil, err
-	}
 	ic := cfg.IssuerConfig()
 	ids := oauth.NewIDTokenIssuer(ic.Issuer, st.Keys, ic.AccessTokenTTL, time.Now)
-	return oauth.NewAuthorizer(ic.Issuer, st.Clients, storeadapt.Codes(ps, store.DefaultNamespace), people, refresher, ids, time.Now)
+	return oauth.NewAuthorizer(ic.Issuer, st.Clients, storeadapt.Codes(st.Store, store.DefaultNamespace), people, refresher, ids, time.Now)
 }
 
 // noForget is the JTIForgetter of a CLI command: it has no verification

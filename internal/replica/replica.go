@@ -256,8 +256,10 @@ func (s *Syncer) apply(ctx context.Context, c store.Change) error {
 		}
 	case store.ChangeKey:
 		return s.deps.Keys.Load(ctx)
-	case store.ChangeClient:
-		// Clients are read from the store on every use.
+	case store.ChangeClient, store.ChangeUser, store.ChangeSession:
+		// Clients, users and sessions are read from the store on every
+		// use; the tokens an ended session revokes are announced on their
+		// own (kinds refresh and revocation).
 	default:
 		return fmt.Errorf("unknown change kind %q", c.Kind)
 	}

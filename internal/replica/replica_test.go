@@ -190,7 +190,11 @@ func TestAppliesAnnouncementsInOrder(t *testing.T) {
 	syncs, loads := e.d.syncs.Load(), e.d.loads.Load()
 	e.n.write(t, store.ChangeBundle, "r2", true)
 	e.n.write(t, store.ChangeKey, "kid", true)
-	c := e.n.write(t, store.ChangeClient, "cl", true)
+	e.n.write(t, store.ChangeClient, "cl", true)
+	// A user changed and a session ended: read from the store on use,
+	// nothing to repair.
+	e.n.write(t, store.ChangeUser, "u_1", true)
+	c := e.n.write(t, store.ChangeSession, "ses", true)
 	testutil.WaitFor(t, "the applied generation", time.Millisecond, func() bool { return e.s.Generation() == c.Gen })
 	if got := e.d.forgot(); !slices.Equal(got, []string{"jti-1", "a1", "a2"}) {
 		t.Fatalf("forgotten jtis %v", got)
