@@ -626,3 +626,42 @@ func TestAdminUsersRoutes(t *testing.T) {
 		t.Fatalf("no token: %d", resp.StatusCode)
 	}
 }
+
+// TestReplicasShareSessionsAndLockouts: two replicas on one Redis. A
+// session started on one is live on the other, a logout on either ends
+// it on both, and failed sign-ins on one lock the account on the other.
+func TestReplicasShareSessionsAndLockouts(t *testing.T) {
+	c := startCluster(t, 2, nil)
+	if code, _, errOut := cli(t, userPassword+"\n", "user", "add", "--email", "ada@example.com", "--password-stdin", "--store", c.redis.URL()); code != 0 {
+		t.Fatal(errOut)
+	}
+	r0, r1 := c.replicas[0].base, c.replicas[1].base
+	// One browser: its cookies for 127.0.0.1 go to both replicas, as
+	// behind one load balancer.
+	b := newBrowser(t, "http://127.0.0.1")
+	if p := b.login(b.get(r0+"/login"), "ada@example.com", userPassword); p.url.Path != "/account" || p.status != 200 {
+		t.Fatalf("sign-in on replica 0: %s %d", p.url, p.status)
+	}
+	if p := b.get(r1 + "/account"); p.url.Path != "/account" || !strings.Contains(p.body, "ada@example.com") {
+		t.Fatalf("the session is not live on replica 1: %s %d", p.url, p.status)
+	}
+	acct := b.get(r1 + "/account")
+	if p := b.submit(acct, url.Values{}); !strings.Contains(p.body, "You are signed out") {
+		t.Fatalf("sign-out on replica 1: %d\n%s", p.status, p.body)
+	}
+	if p := b.get(r0 + "/account"); p.url.Path != "/login" {
+		t.Fatalf("the session ended on replica 1 lives on replica 0: %s", p.url)
+	}
+	// Five failures on replica 0 lock the account on replica 1.
+	b2 := newBrowser(t, "http://127.0.0.1")
+	login := b2.get(r0 + "/login")
+	for i := 0; i < 5; i++ {
+		login = b2.login(login, "ada@example.com", "wrong password number "+string(rune('a'+i)))
+	}
+	if login.status != 429 {
+		t.Fatalf("no lockout on replica 0: %d", login.status)
+	}
+	if p := b2.login(b2.get(r1+"/login"), "ada@example.com", userPassword); p.status != 429 || p.header.Get("Retry-After") == "" {
+		t.Fatalf("replica 1 does not know the lockout: %d", p.status)
+	}
+}
