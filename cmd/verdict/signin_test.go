@@ -126,32 +126,7 @@ func serveSignIn(t *testing.T, addr, dataDir string, extra string) (stop func(),
 	cfg := filepath.Join(t.TempDir(), "verdict.yaml")
 	writeFile(t, cfg, "bundles: {require_signature: false, acknowledge_unsigned: true}\ntokens: {issuer: http://"+addr+"}\n"+extra)
 	dir := bundleDir(t, map[string]string{"people.verdict.yaml": peoplePolicy})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var sout bytes.Buffer
-	serr := &testutil.SyncBuffer{}
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfg, "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, strings.NewReader(""), &sout, serr)
-	}()
-	for i := 0; i < 300; i++ {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Fatalf("serve is not ready (%d): %s", resp.StatusCode, serr.String())
-			}
-			return func() {
-				cancel()
-				if code := <-done; code != 0 {
-					t.Errorf("serve exit %d: %s", code, serr.String())
-				}
-			}, serr
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	t.Fatalf("serve never answered: %s", serr.String())
-	return nil, nil
+	return serveArgs(t, addr, []string{"serve", "--config", cfg, "--addr", addr, "--bundle", dir, "--data-dir", dataDir})
 }
 
 // signInSetup adds a user and two clients (the web app, the gateway) to a

@@ -200,17 +200,29 @@ func serveAt(t *testing.T, addr, dataDir string) (stop func()) {
 func serveWith(t *testing.T, addr, dataDir string, args ...string) (stop func(), logs *testutil.SyncBuffer) {
 	t.Helper()
 	dir := bundleDir(t, map[string]string{"p.verdict.yaml": policy})
+	return serveArgs(t, addr, append([]string{"serve", "--config", unsignedOK(t), "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, args...))
+}
+
+// serveArgs runs the verdict command args (a serve listening on addr)
+// until the returned stop is called; it waits until the server answers
+// /readyz with 200.
+func serveArgs(t *testing.T, addr string, args []string) (stop func(), logs *testutil.SyncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var sout bytes.Buffer
 	serr := &testutil.SyncBuffer{}
-	args = append([]string{"serve", "--config", unsignedOK(t), "--addr", addr, "--bundle", dir, "--data-dir", dataDir}, args...)
 	go func() {
 		done <- run(ctx, args, strings.NewReader(""), &sout, serr)
 	}()
-	for i := 0; i < 200; i++ {
+	for i := 0; i < 300; i++ {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				cancel()
+				<-done
+				t.Fatalf("serve is not ready (%d): %s", resp.StatusCode, serr.String())
+			}
 			return func() {
 				cancel()
 				if code := <-done; code != 0 {
