@@ -227,3 +227,63 @@ func TestIDTokenHashes(t *testing.T) {
 		t.Fatal("an unknown alg hashed")
 	}
 }
+
+// TestPublicClients: a public client names itself at the token endpoint
+// for the code flow and nothing else; a confidential one still must
+// authenticate; a public client may not introspect.
+func TestPublicClients(t *testing.T) {
+	e := newAZEnv(t)
+	ctx := context.Background()
+	if _, secret, err := e.clients.Add(ctx, ClientSpec{ID: "spa", Public: true, Scopes: []string{"openid"},
+		Grants: []string{GrantAuthorizationCode, GrantRefreshToken}, RedirectURIs: []string{"http://localhost:5173/cb"}}); err != nil || secret != "" {
+		t.Fatalf("add public: %q %v", secret, err)
+	}
+	ts := NewTokenService(e.clients, e.iss, e.clk.Now, WithRefresh(e.rf), WithRevocation(e.rv, e.in), WithAuthorizationCode(e.az, nil))
+	v := oauth2.GenerateVerifier()
+	req := validRequest(v)
+	req.ClientID, req.RedirectURI, req.Scope = "spa", "http://localhost:5173/cb", "openid"
+	az, err := e.az.Check(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := e.people.Get(ctx, "u1")
+	loc, err := e.az.IssueCode(ctx, az, SignIn{User: u, SessionID: "ses-u1", AuthTime: e.clk.Now(), AMR: []string{"pwd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := url.Parse(loc)
+	resp, err := ts.Token(ctx, TokenRequest{GrantType: GrantAuthorizationCode, ClientCredentials: ClientCredentials{ClientID: "spa"},
+		Code: q.Query().Get("code"), RedirectURI: "http://localhost:5173/cb", CodeVerifier: v})
+	if err != nil || resp.AccessToken == "" || resp.RefreshToken == "" || resp.IDToken == "" {
+		t.Fatalf("public code flow: %+v %v", resp, err)
+	}
+	wantCode := func(what string, err error, code string) {
+		t.Helper()
+		var oe *OAuthError
+		if !errors.As(err, &oe) || oe.Code != code {
+			t.Errorf("%s: want %s, got %v", what, code, err)
+		}
+	}
+	_, err = ts.Token(ctx, TokenRequest{GrantType: GrantClientCredentials, ClientCredentials: ClientCredentials{ClientID: "spa"}})
+	wantCode("public client_credentials", err, OAuthUnauthorizedClient)
+	_, err = ts.Introspect(ctx, ClientCredentials{ClientID: "spa"}, resp.AccessToken)
+	wantCode("public introspection", err, OAuthInvalidClient)
+	_, err = ts.Token(ctx, TokenRequest{GrantType: GrantAuthorizationCode, ClientCredentials: ClientCredentials{ClientID: "web"}, Code: "vc_x", RedirectURI: "https://app.example/cb", CodeVerifier: v})
+	wantCode("confidential client without its secret", err, OAuthInvalidClient)
+	_, err = ts.Token(ctx, TokenRequest{GrantType: "password", ClientCredentials: ClientCredentials{ClientID: "spa"}})
+	wantCode("password grant", err, OAuthUnsupportedGrantType)
+	if got := ts.GrantTypes(); !strings.Contains(strings.Join(got, " "), GrantAuthorizationCode) {
+		t.Fatalf("grant types %v", got)
+	}
+	for name, spec := range map[string]ClientSpec{
+		"public with client_credentials":  {ID: "p1", Public: true, Scopes: []string{"openid"}, Grants: []string{GrantAuthorizationCode, GrantClientCredentials}, RedirectURIs: []string{"https://a.example/cb"}},
+		"public without the code grant":   {ID: "p2", Public: true, Scopes: []string{"openid"}, Grants: []string{GrantRefreshToken}},
+		"code grant without redirect":     {ID: "p3", Scopes: []string{"openid"}, Grants: []string{GrantAuthorizationCode}},
+		"wildcard redirect":               {ID: "p4", Scopes: []string{"openid"}, Grants: []string{GrantAuthorizationCode}, RedirectURIs: []string{"https://*.example/cb"}},
+		"redirect without the code grant": {ID: "p5", Scopes: []string{"openid"}, RedirectURIs: []string{"https://a.example/cb"}},
+	} {
+		if err := spec.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
