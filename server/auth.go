@@ -100,7 +100,8 @@ func (s *Server) authenticate(c *fiber.Ctx, scopes []string) error {
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(scopes, func(sc string) bool { return slices.Contains(claims.Scopes(), sc) }) {
+	granted := claims.Scopes()
+	if !slices.ContainsFunc(scopes, func(sc string) bool { return authn.HasScope(granted, sc) }) {
 		want := strings.Join(scopes, " ")
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="insufficient_scope", scope="`+want+`"`)
 		return newError(fiber.StatusForbidden, CodeForbidden, "the token lacks scope "+strings.Join(scopes, " or "))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+	"github.com/verdictpdp/verdict/authn"
 )
 
 // Error codes of requests refused from their headers alone.
@@ -95,7 +96,7 @@ func (s *Server) uploadAllowed(h *fasthttp.RequestHeader) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	claims, err := s.verifier.Verify(ctx, tok)
-	return err == nil && slices.Contains(claims.Scopes(), ScopeBundlesWrite)
+	return err == nil && authn.HasScope(claims.Scopes(), ScopeBundlesWrite)
 }
 
 // framingProblem says what makes the request's framing ambiguous, or ""

@@ -226,7 +226,7 @@ func TestTokenAndCallerMetrics(t *testing.T) {
 		h.post("/v1/decide", "application/json", body("alice", "read", "alice"), "Authorization", tok)
 	}
 	h.post("/v1/decide", "application/json", body("alice", "read", "alice"))
-	h.post("/v1/decide", "application/json", body("alice", "read", "alice"), "Authorization", "Bearer "+kit.token(t, "gw", ScopeAdmin))
+	h.post("/v1/decide", "application/json", body("alice", "read", "alice"), "Authorization", "Bearer "+kit.token(t, "gw", ScopeBundlesRead))
 	h.post("/v1/decide", "application/json", body("alice", "read", "alice"), "Authorization", "Bearer not-a-jwt")
 
 	s := h.scrape(t)
