@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/verdictpdp/verdict/apikeys"
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/pdp"
 )
@@ -82,23 +83,97 @@ func (s *Server) checkToken(c *fiber.Ctx, scopes ...string) error {
 	return c.Next()
 }
 
+// APIKeys is what the server needs of the API keys: the caller's claims
+// for a key (apikeys.Service).
+type APIKeys interface {
+	Verify(ctx context.Context, key string) (authn.Claims, error)
+}
+
+// WithAPIKeys lets callers present an API key (Authorization: ApiKey
+// <key>, or X-API-Key: <key>) wherever a Bearer token is taken; the key's
+// scopes are checked like a token's.
+func WithAPIKeys(k APIKeys) Option {
+	return func(s *Server) { s.apikeys = k }
+}
+
+// challenge is the WWW-Authenticate value of a refusal: Bearer, and ApiKey
+// when keys are taken.
+func (s *Server) challenge(extra string) string {
+	v := `Bearer realm="verdict"` + extra
+	if s.apikeys != nil {
+		v += `, ApiKey realm="verdict"`
+	}
+	return v
+}
+
+// apiKey is the API key the request presents, if any: Authorization:
+// ApiKey <key>, or X-API-Key. Both at once, or a key beside a Bearer
+// token, is refused (one credential a request).
+func (s *Server) apiKey(c *fiber.Ctx) (string, bool, error) {
+	auth, x := c.Get(fiber.HeaderAuthorization), strings.TrimSpace(c.Get("X-API-Key"))
+	scheme, rest, _ := strings.Cut(auth, " ")
+	fromAuth := strings.EqualFold(scheme, "ApiKey")
+	switch {
+	case x != "" && auth != "":
+		return "", false, newError(fiber.StatusBadRequest, CodeBadRequest, "send one credential: an Authorization header or X-API-Key, not both")
+	case x != "":
+		return x, true, nil
+	case fromAuth:
+		return strings.TrimSpace(rest), true, nil
+	}
+	return "", false, nil
+}
+
+// verifyAPIKey verifies a key a caller presents: 503 when it cannot be
+// checked now, 401 when it is not valid (never saying why; the log has
+// the key's id, never its secret).
+func (s *Server) verifyAPIKey(c *fiber.Ctx, key string) (authn.Claims, error) {
+	if s.apikeys == nil {
+		c.Set(fiber.HeaderWWWAuthenticate, s.challenge(""))
+		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server takes no API keys; send a Bearer token")
+	}
+	claims, err := s.apikeys.Verify(c.UserContext(), key)
+	switch {
+	case errors.Is(err, authn.ErrUnavailable):
+		s.log.Warn("API key could not be checked", "request_id", requestID(c), "error", err)
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return nil, newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the API key cannot be checked now; retry")
+	case err != nil:
+		id, _ := apikeys.Parse(key)
+		s.log.Info("API key rejected", "audit", true, "request_id", requestID(c), "apikey_id", id, "source", s.clientIP(c), "error", err)
+		c.Set(fiber.HeaderWWWAuthenticate, s.challenge(`, error="invalid_token"`))
+		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid API key")
+	}
+	return claims, nil
+}
+
 // authenticate keeps the caller's claims if it has a valid Bearer token
-// with one of scopes, and otherwise returns the refusal.
+// (or API key) with one of scopes, and otherwise returns the refusal.
 func (s *Server) authenticate(c *fiber.Ctx, scopes []string) error {
-	if s.verifier == nil {
-		// No verifier configured: nothing can be authenticated, so
-		// nothing gets through.
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
-		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; no request can be authenticated")
-	}
-	tok, ok := bearer(c.Get(fiber.HeaderAuthorization))
-	if !ok {
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
-		return newError(fiber.StatusUnauthorized, CodeUnauthorized, "a Bearer token is required")
-	}
-	claims, err := s.verifyBearer(c, tok, "caller")
+	key, isKey, err := s.apiKey(c)
 	if err != nil {
 		return err
+	}
+	var claims authn.Claims
+	if isKey {
+		if claims, err = s.verifyAPIKey(c, key); err != nil {
+			return err
+		}
+	} else {
+		if s.verifier == nil {
+			// No verifier configured: nothing can be authenticated, so
+			// nothing gets through.
+			c.Set(fiber.HeaderWWWAuthenticate, s.challenge(""))
+			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; no request can be authenticated")
+		}
+		tok, ok := bearer(c.Get(fiber.HeaderAuthorization))
+		if !ok {
+			c.Set(fiber.HeaderWWWAuthenticate, s.challenge(""))
+			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "a Bearer token is required")
+		}
+		if claims, err = s.verifyBearer(c, tok, "caller"); err != nil {
+			return err
+		}
 	}
 	granted := claims.Scopes()
 	if !slices.ContainsFunc(scopes, func(sc string) bool { return authn.HasScope(granted, sc) }) {

@@ -79,23 +79,32 @@ func isUploadPath(uri []byte) bool {
 }
 
 // uploadAllowed reports whether the upload's caller may push: a valid
-// Bearer token with verdict:bundles:write, or an open preview (serve --dev
+// Bearer token or API key with verdict:bundles:write, or an open preview (serve --dev
 // on loopback opens previews as it opens decisions; never pushes).
 func (s *Server) uploadAllowed(h *fasthttp.RequestHeader) bool {
 	p, _, _ := strings.Cut(string(h.RequestURI()), "?")
 	if s.authOpen && !strings.EqualFold(strings.TrimSuffix(p, "/"), "/v1/bundles") {
 		return true
 	}
-	if s.verifier == nil {
-		return false
-	}
-	tok, ok := bearer(string(h.Peek(fiber.HeaderAuthorization)))
-	if !ok {
-		return false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	claims, err := s.verifier.Verify(ctx, tok)
+	auth := string(h.Peek(fiber.HeaderAuthorization))
+	key := strings.TrimSpace(string(h.Peek("X-API-Key")))
+	if scheme, rest, _ := strings.Cut(auth, " "); strings.EqualFold(scheme, "ApiKey") && key == "" {
+		key = strings.TrimSpace(rest)
+	}
+	var (
+		claims authn.Claims
+		err    error
+	)
+	switch tok, ok := bearer(auth); {
+	case key != "" && s.apikeys != nil:
+		claims, err = s.apikeys.Verify(ctx, key)
+	case ok && s.verifier != nil:
+		claims, err = s.verifier.Verify(ctx, tok)
+	default:
+		return false
+	}
 	return err == nil && authn.HasScope(claims.Scopes(), ScopeBundlesWrite)
 }
 

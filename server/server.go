@@ -277,6 +277,10 @@ type Server struct {
 	authorizer   *oauth.Authorizer
 	userAdmin    UserAdmin
 	pseudonymKey []byte
+	// apikeys verifies callers' API keys (WithAPIKeys); apikeyAdmin
+	// serves /v1/admin/apikeys (WithAPIKeyAdmin).
+	apikeys     APIKeys
+	apikeyAdmin APIKeyAdmin
 }
 
 // Option changes how New builds a server.
@@ -483,6 +487,11 @@ func (s *Server) table() []route {
 		{fiber.MethodPost, "/oauth2/userinfo", s.userinfo, nil},
 		{fiber.MethodGet, "/oauth2/logout", s.logout, nil},
 		{fiber.MethodPost, "/oauth2/logout", s.logout, nil},
+		{fiber.MethodPost, "/v1/admin/apikeys", s.createAPIKey, admin},
+		{fiber.MethodGet, "/v1/admin/apikeys", s.listAPIKeys, admin},
+		{fiber.MethodGet, "/v1/admin/apikeys/:id", s.getAPIKey, admin},
+		{fiber.MethodDelete, "/v1/admin/apikeys/:id", s.revokeAPIKey, admin},
+		{fiber.MethodPost, "/v1/admin/apikeys/:id/rotate", s.rotateAPIKey, admin},
 		{fiber.MethodGet, "/v1/admin/keys", s.listKeys, admin},
 		{fiber.MethodPost, "/v1/admin/keys/rotate", s.rotateKeys, admin},
 		{fiber.MethodPost, "/v1/admin/keys/:kid/revoke", s.revokeKey, admin},

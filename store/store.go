@@ -217,6 +217,7 @@ type Store interface {
 	OneTime
 	Bundles
 	People
+	APIKeys
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -63,6 +63,9 @@ func (f *stateFlags) openReadOnly(cmd *cobra.Command) (st *state, ok bool, err e
 		fmt.Fprintf(cmd.ErrOrStderr(), "verdict: %s holds no state yet (verdict serve and verdict client add make it)\n", cfg.DataDir)
 		return nil, false, nil
 	}
+	if err == nil {
+		st.cfg = cfg
+	}
 	return st, err == nil, err
 }
 

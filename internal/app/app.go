@@ -190,6 +190,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	keys, err := apiKeys(cfg, st, revoked, log)
+	if err != nil {
+		return err
+	}
+	// Use counts are kept in memory and written every 30 s, and once
+	// more at stop.
+	a.goStop(func(ctx context.Context) { keys.Run(ctx, 30*time.Second) })
 	forward, err := server.NewForwardAuth(cfg.ForwardAuth)
 	if err != nil {
 		return err
@@ -199,7 +206,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.Clients), server.WithKeyAdmin(st.Keys),
 		server.WithBundleAdmin(a.life), server.WithTracerProvider(tp),
-		server.WithSignIn(people, tokens.Authorizer()), server.WithUserAdmin(people, st.PseudonymKey)}, shared...)
+		server.WithSignIn(people, tokens.Authorizer()), server.WithUserAdmin(people, st.PseudonymKey),
+		server.WithAPIKeys(keys), server.WithAPIKeyAdmin(keys)}, shared...)
 	if fs, ok := revoked.(server.MirrorAnswers); ok {
 		// A shared store: the revocation check is fail-static, and its
 		// mirror's answers during an outage are a metric.

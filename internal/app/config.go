@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/verdictpdp/verdict/apikeys"
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
@@ -78,6 +79,10 @@ type Config struct {
 	// Users configures people who sign in: password hashing and rules,
 	// lockout, sessions, MFA and audit retention (docs/users.md).
 	Users users.Config `yaml:"users"`
+	// APIKeys tunes API keys: how long a replica trusts a key record it
+	// read, the default rotation overlap and the longest lifetime
+	// (docs/apikeys.md).
+	APIKeys apikeys.Config `yaml:"apikeys"`
 }
 
 // Bundles is the bundles section. In the file it is either a list of paths
@@ -299,7 +304,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Log.Validate())
 	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate(), c.VerifierConfig().Validate(),
-		c.RefreshConfig().Validate(), c.AssertionConfig().Validate(), c.Users.Validate())
+		c.RefreshConfig().Validate(), c.AssertionConfig().Validate(), c.Users.Validate(), c.APIKeys.Validate())
 	if err := c.Bundles.Schemas.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("bundles.schemas: %w", err))
 	}

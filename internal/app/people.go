@@ -1,12 +1,14 @@
 package app
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/verdictpdp/verdict/apikeys"
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/internal/storeadapt"
 	"github.com/verdictpdp/verdict/oauth"
@@ -73,3 +75,34 @@ func (s *State) UsersService(cfg Config, log *slog.Logger) (*users.Service, erro
 
 var _ oauth.JTIForgetter = noForget{}
 var _ oauth.JTIForgetter = (*authn.Verifier)(nil)
+
+// keyRevocations records revoked API keys in the store and checks them
+// with the server's revocation check (the mirror, with a shared store).
+type keyRevocations struct {
+	store storeadapt.RevocationStore
+	check authn.RevocationChecker
+}
+
+func (k keyRevocations) Revoke(ctx context.Context, jti string, exp time.Time) error {
+	return k.store.Revoke(ctx, jti, exp)
+}
+
+func (k keyRevocations) Revoked(ctx context.Context, jti string) (bool, error) {
+	return k.check.Revoked(ctx, jti)
+}
+
+// apiKeys builds the API keys over the state's store; check is the
+// revocation check (nil: the store's own).
+func apiKeys(cfg Config, st *State, check authn.RevocationChecker, log *slog.Logger) (*apikeys.Service, error) {
+	revs := storeadapt.Revocations(st.Store, store.DefaultNamespace)
+	if check == nil {
+		check = revs
+	}
+	return apikeys.New(cfg.APIKeys, storeadapt.APIKeys(st.Store, store.DefaultNamespace), keyRevocations{store: revs, check: check},
+		st.Pepper, log, time.Now)
+}
+
+// APIKeysService is the API keys for CLI commands over the state.
+func (s *State) APIKeysService(cfg Config, log *slog.Logger) (*apikeys.Service, error) {
+	return apiKeys(cfg, s, nil, log)
+}

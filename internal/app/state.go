@@ -77,6 +77,9 @@ type State struct {
 	// PseudonymKey makes erased users' pseudonyms (users.Pseudonym);
 	// derived from the pepper, nil in a read-only state.
 	PseudonymKey []byte
+	// Pepper is the server secret client secrets and API keys are HMACed
+	// with; nil in a read-only state.
+	Pepper []byte
 }
 
 // sweeper is a store that must be told to delete expired records (the
@@ -110,7 +113,7 @@ func OpenState(ctx context.Context, cfg Config) (*State, error) {
 		st.Close()
 		return nil, err
 	}
-	return &State{Store: st, Keys: ring, Clients: clients, PseudonymKey: pseudonymKey(pepper)}, nil
+	return &State{Store: st, Keys: ring, Clients: clients, PseudonymKey: pseudonymKey(pepper), Pepper: pepper}, nil
 }
 
 // OpenStateReadOnly opens the state cfg names for a listing: it writes

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/verdictpdp/verdict/apikeys"
 	"github.com/verdictpdp/verdict/oauth"
 	"github.com/verdictpdp/verdict/store"
 	"github.com/verdictpdp/verdict/users"
@@ -181,3 +182,50 @@ func (c codes) RedeemCode(ctx context.Context, hash, family, accessJTI string) (
 	code, first, err := c.st.RedeemCode(ctx, c.ns, hash, family, accessJTI)
 	return oauth.AuthCode(code), first, codeErr(err)
 }
+
+// APIKeys is the API keys of st's namespace ns.
+func APIKeys(st store.APIKeys, ns string) apikeys.Store { return apiKeyStore{st: st, ns: ns} }
+
+type apiKeyStore struct {
+	st store.APIKeys
+	ns string
+}
+
+func apikeyErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", apikeys.ErrNotFound, err)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("%w: %w", apikeys.ErrExists, err)
+	}
+	return err
+}
+
+func (a apiKeyStore) CreateAPIKey(ctx context.Context, k apikeys.Key) error {
+	return apikeyErr(a.st.CreateAPIKey(ctx, a.ns, toStoreKey(k)))
+}
+
+func (a apiKeyStore) UpdateAPIKey(ctx context.Context, k apikeys.Key) error {
+	return apikeyErr(a.st.UpdateAPIKey(ctx, a.ns, toStoreKey(k)))
+}
+
+func (a apiKeyStore) APIKey(ctx context.Context, id string) (apikeys.Key, error) {
+	k, err := a.st.APIKey(ctx, a.ns, id)
+	return apikeys.Key(k), apikeyErr(err)
+}
+
+func (a apiKeyStore) ListAPIKeys(ctx context.Context) ([]apikeys.Key, error) {
+	ks, err := a.st.ListAPIKeys(ctx, a.ns)
+	return convert(ks, func(k store.APIKey) apikeys.Key { return apikeys.Key(k) }), err
+}
+
+func (a apiKeyStore) AddAPIKeyUse(ctx context.Context, id string, n int64, last time.Time) error {
+	return a.st.AddAPIKeyUse(ctx, a.ns, id, n, last)
+}
+
+func (a apiKeyStore) APIKeyUse(ctx context.Context, id string) (apikeys.Use, error) {
+	u, err := a.st.APIKeyUse(ctx, a.ns, id)
+	return apikeys.Use(u), err
+}
+
+func toStoreKey(k apikeys.Key) store.APIKey { return store.APIKey(k) }
