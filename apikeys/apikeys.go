@@ -180,7 +180,9 @@ type Spec struct {
 // Validate reports every problem with sp, joined, each wrapping ErrSpec.
 func (sp Spec) validate(maxLife time.Duration) error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrSpec}, a...)...)) }
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrSpec}, a...)...))
+	}
 	if sp.Name == "" || utf8.RuneCountInString(sp.Name) > 100 || strings.ContainsAny(sp.Name, "\r\n\x00") {
 		bad("name is required: 1 to 100 characters on one line")
 	}
