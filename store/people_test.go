@@ -12,18 +12,27 @@ import (
 // TestPeopleConformance runs the shared semantics of store.People against
 // Bolt.
 func TestPeopleConformance(t *testing.T) {
-	storetest.RunPeople(t, func(t *testing.T, now func() time.Time) store.Store {
-		b, err := store.OpenBolt(t.TempDir(), store.BoltOptions{Now: now})
-		if err != nil {
-			t.Fatalf("OpenBolt: %v", err)
+	storetest.RunPeople(t, boltOpener)
+}
+
+// TestAPIKeysConformance runs the shared semantics of store.APIKeys
+// against Bolt.
+func TestAPIKeysConformance(t *testing.T) {
+	storetest.RunAPIKeys(t, boltOpener)
+}
+
+// boltOpener opens a new embedded store for a conformance test.
+func boltOpener(t *testing.T, now func() time.Time) store.Store {
+	b, err := store.OpenBolt(t.TempDir(), store.BoltOptions{Now: now})
+	if err != nil {
+		t.Fatalf("OpenBolt: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
 		}
-		t.Cleanup(func() {
-			if err := b.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
-		return b
 	})
+	return b
 }
 
 // TestSweepPeople: Sweep deletes the people records that have expired at

@@ -22,6 +22,11 @@ func TestPeopleConformance(t *testing.T) {
 	storetest.RunPeople(t, opener(srv.URL()))
 }
 
+func TestAPIKeysConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.RunAPIKeys(t, opener(srv.URL()))
+}
+
 // TestPeopleConformanceSentinel: the people records behind Sentinel.
 func TestPeopleConformanceSentinel(t *testing.T) {
 	master := redistest.Start(t)
@@ -53,6 +58,7 @@ func TestPeopleACLUser(t *testing.T) {
 		t.Fatalf("ACL SETUSER: %v", err)
 	}
 	storetest.RunPeople(t, opener("redis://verdict:pw@"+srv.Addr()+"/0"))
+	storetest.RunAPIKeys(t, opener("redis://verdict:pw@"+srv.Addr()+"/0"))
 }
 
 // TestPeopleAnnouncements: user writes and session deletions increment the
