@@ -19,6 +19,7 @@ const (
 	ScopeBundlesWrite = authn.ScopeBundlesWrite
 	ScopeBundlesRead  = authn.ScopeBundlesRead
 	ScopeAdmin        = authn.ScopeAdmin
+	ScopeSCIM         = authn.ScopeSCIM
 )
 
 // Error codes of caller authentication.

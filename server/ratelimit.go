@@ -160,7 +160,7 @@ func groupOf(p string) string {
 		return GroupRevoke
 	case underPrefix(p, "/v1/bundles"):
 		return GroupBundles
-	case underPrefix(p, "/v1/admin"):
+	case underPrefix(p, "/v1/admin"), underPrefix(p, scimPrefix):
 		return GroupAdmin
 	case underPrefix(p, "/oauth2/authorize"), underPrefix(p, "/login"), underPrefix(p, "/account"),
 		p == "/oauth2/userinfo", p == "/oauth2/logout":

@@ -281,6 +281,8 @@ type Server struct {
 	// serves /v1/admin/apikeys (WithAPIKeyAdmin).
 	apikeys     APIKeys
 	apikeyAdmin APIKeyAdmin
+	// scim serves /scim/v2 (WithSCIM).
+	scim fiber.Handler
 }
 
 // Option changes how New builds a server.
@@ -431,6 +433,7 @@ type route struct {
 
 func (s *Server) table() []route {
 	admin := []fiber.Handler{s.requireAdmin()}
+	scimAuth := []fiber.Handler{func(c *fiber.Ctx) error { return s.checkToken(c, ScopeSCIM) }}
 	bundleWrite := []fiber.Handler{s.requireBundles(ScopeBundlesWrite)}
 	bundleRead := []fiber.Handler{s.requireBundles(ScopeBundlesRead, ScopeBundlesWrite)}
 	limits := s.tokenLimits()
@@ -492,6 +495,13 @@ func (s *Server) table() []route {
 		{fiber.MethodGet, "/v1/admin/apikeys/:id", s.getAPIKey, admin},
 		{fiber.MethodDelete, "/v1/admin/apikeys/:id", s.revokeAPIKey, admin},
 		{fiber.MethodPost, "/v1/admin/apikeys/:id/rotate", s.rotateAPIKey, admin},
+		// SCIM 2.0 provisioning (RFC 7644): Users, Groups, /Schemas,
+		// /ResourceTypes, /ServiceProviderConfig.
+		{fiber.MethodGet, scimPrefix + "/*", s.scimRoute, scimAuth},
+		{fiber.MethodPost, scimPrefix + "/*", s.scimRoute, scimAuth},
+		{fiber.MethodPut, scimPrefix + "/*", s.scimRoute, scimAuth},
+		{fiber.MethodPatch, scimPrefix + "/*", s.scimRoute, scimAuth},
+		{fiber.MethodDelete, scimPrefix + "/*", s.scimRoute, scimAuth},
 		{fiber.MethodGet, "/v1/admin/keys", s.listKeys, admin},
 		{fiber.MethodPost, "/v1/admin/keys/rotate", s.rotateKeys, admin},
 		{fiber.MethodPost, "/v1/admin/keys/:kid/revoke", s.revokeKey, admin},

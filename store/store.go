@@ -218,6 +218,7 @@ type Store interface {
 	Bundles
 	People
 	APIKeys
+	Directory
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/verdictpdp/verdict/internal/storeadapt"
+	"github.com/verdictpdp/verdict/scim"
 
 	"github.com/verdictpdp/verdict/oauth"
 
@@ -197,6 +198,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	// Use counts are kept in memory and written every 30 s, and once
 	// more at stop.
 	a.goStop(func(ctx context.Context) { keys.Run(ctx, 30*time.Second) })
+	directory, err := scim.New(storeadapt.Directory(st.Store, store.DefaultNamespace), cfg.IssuerConfig().Issuer+"/scim/v2", log)
+	if err != nil {
+		return err
+	}
 	forward, err := server.NewForwardAuth(cfg.ForwardAuth)
 	if err != nil {
 		return err
@@ -207,7 +212,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.Clients), server.WithKeyAdmin(st.Keys),
 		server.WithBundleAdmin(a.life), server.WithTracerProvider(tp),
 		server.WithSignIn(people, tokens.Authorizer()), server.WithUserAdmin(people, st.PseudonymKey),
-		server.WithAPIKeys(keys), server.WithAPIKeyAdmin(keys)}, shared...)
+		server.WithAPIKeys(keys), server.WithAPIKeyAdmin(keys), server.WithSCIM(directory)}, shared...)
 	if fs, ok := revoked.(server.MirrorAnswers); ok {
 		// A shared store: the revocation check is fail-static, and its
 		// mirror's answers during an outage are a metric.

@@ -256,7 +256,7 @@ func (s *Syncer) apply(ctx context.Context, c store.Change) error {
 		}
 	case store.ChangeKey:
 		return s.deps.Keys.Load(ctx)
-	case store.ChangeClient, store.ChangeUser, store.ChangeSession:
+	case store.ChangeClient, store.ChangeUser, store.ChangeSession, store.ChangeAPIKey, store.ChangeDirectory:
 		// Clients, users and sessions are read from the store on every
 		// use; the tokens an ended session revokes are announced on their
 		// own (kinds refresh and revocation).

@@ -8,6 +8,7 @@ import (
 
 	"github.com/verdictpdp/verdict/apikeys"
 	"github.com/verdictpdp/verdict/oauth"
+	"github.com/verdictpdp/verdict/scim"
 	"github.com/verdictpdp/verdict/store"
 	"github.com/verdictpdp/verdict/users"
 )
@@ -229,3 +230,45 @@ func (a apiKeyStore) APIKeyUse(ctx context.Context, id string) (apikeys.Use, err
 }
 
 func toStoreKey(k apikeys.Key) store.APIKey { return store.APIKey(k) }
+
+// Directory is the provisioned users and groups of st's namespace ns.
+func Directory(st store.Directory, ns string) scim.Store { return directory{st: st, ns: ns} }
+
+type directory struct {
+	st store.Directory
+	ns string
+}
+
+func dirErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %w", scim.ErrNotFound, err)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("%w: %w", scim.ErrConflict, err)
+	}
+	return err
+}
+
+func (d directory) CreateEntry(ctx context.Context, e scim.Entry) (scim.Entry, error) {
+	out, err := d.st.CreateEntry(ctx, d.ns, store.DirectoryEntry(e))
+	return scim.Entry(out), dirErr(err)
+}
+
+func (d directory) ReplaceEntry(ctx context.Context, e scim.Entry, ifVersion int64) (scim.Entry, error) {
+	out, err := d.st.ReplaceEntry(ctx, d.ns, store.DirectoryEntry(e), ifVersion)
+	return scim.Entry(out), dirErr(err)
+}
+
+func (d directory) Entry(ctx context.Context, typ, id string) (scim.Entry, error) {
+	e, err := d.st.Entry(ctx, d.ns, typ, id)
+	return scim.Entry(e), dirErr(err)
+}
+
+func (d directory) Entries(ctx context.Context, typ string) ([]scim.Entry, error) {
+	es, err := d.st.Entries(ctx, d.ns, typ)
+	return convert(es, func(e store.DirectoryEntry) scim.Entry { return scim.Entry(e) }), err
+}
+
+func (d directory) DeleteEntry(ctx context.Context, typ, id string, ifVersion int64) error {
+	return dirErr(d.st.DeleteEntry(ctx, d.ns, typ, id, ifVersion))
+}
