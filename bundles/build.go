@@ -255,6 +255,9 @@ type CompileOptions struct {
 	// SchemaMode says what an input that does not match the schema of its
 	// resource type (schemas/<type>.json) does; empty means enforce.
 	SchemaMode engine.SchemaMode
+	// Overlay is data every bundle sees besides its own (provisioned
+	// users and groups); nil for none.
+	Overlay Overlay
 }
 
 // CompileWith is CompileEach with options. Each bundle's schemas/*.json are
@@ -277,7 +280,7 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 	for _, b := range bs {
 		revs = append(revs, b.Revision())
 		own := map[string]int{}
-		modules, ce, err := compileBundle(ctx, b, limits, names, own)
+		modules, ce, err := compileBundle(ctx, b, limits, names, own, opts.Overlay)
 		if err != nil {
 			return nil, err
 		}
@@ -339,7 +342,7 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 // the policy names already used (across bundles) and gains this bundle's;
 // counts gains the number of policies per kind. Problems in the policies come
 // back as CompileErrors; the error is for anything else.
-func compileBundle(ctx context.Context, b *Bundle, limits engine.Limits, names map[string]string, counts map[string]int) ([]engine.Evaluator, engine.CompileErrors, error) {
+func compileBundle(ctx context.Context, b *Bundle, limits engine.Limits, names map[string]string, counts map[string]int, ov Overlay) ([]engine.Evaluator, engine.CompileErrors, error) {
 	var (
 		modules []engine.Evaluator
 		errs    engine.CompileErrors
@@ -352,8 +355,16 @@ func compileBundle(ctx context.Context, b *Bundle, limits engine.Limits, names m
 		return err
 	}
 	data, err := b.Data()
+	if err == nil {
+		data, err = mergeOverlay(data, ov, "data")
+	}
 	if err != nil {
-		return nil, nil, collect(err)
+		// collect keeps a CompileErrors in errs (evaluated before the
+		// return reads errs) and returns anything else.
+		if err := collect(err); err != nil {
+			return nil, nil, err
+		}
+		return nil, errs, nil
 	}
 	comp, err := celengine.NewCompiler(limits, data)
 	if err != nil {

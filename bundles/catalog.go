@@ -47,14 +47,20 @@ type actionLister interface {
 // module. A malformed data.entities is a CompileError naming the bundle's
 // data; an entry declared twice keeps the properties of its first
 // declaration.
-func buildCatalog(bs []*Bundle, modules []engine.Evaluator) (Catalog, error) {
+func buildCatalog(bs []*Bundle, modules []engine.Evaluator, ov Overlay) (Catalog, error) {
 	entities := map[string]map[string]CatalogEntry{}
 	actions := map[string]CatalogEntry{}
 	var errs engine.CompileErrors
-	for _, b := range bs {
+	for i, b := range bs {
 		data, err := b.Data()
 		if err != nil {
 			return Catalog{}, err
+		}
+		if i == 0 {
+			// The overlay's entities count once, with the first bundle.
+			if data, err = mergeOverlay(data, Overlay{CatalogKey: ov[CatalogKey]}, "data"); err != nil {
+				return Catalog{}, err
+			}
 		}
 		raw, ok := data[CatalogKey]
 		if !ok || raw == nil {

@@ -72,6 +72,12 @@ type Active struct {
 	// Catalog holds the search candidates the bundles declare
 	// (data.entities and the actions of CEL rules), for AuthZEN search.
 	Catalog Catalog
+	// Bundles are the bundles the snapshot was compiled from (Reapply
+	// compiles them again with new provisioned data).
+	Bundles []*Bundle
+	// OverlayVersion is the version of the overlay (SetOverlay) the
+	// snapshot was compiled with.
+	OverlayVersion uint64
 }
 
 // Manager owns the active bundle and swaps it atomically. Its zero value is
@@ -89,6 +95,10 @@ type Manager struct {
 	// Prepare or a read refused, for metrics.
 	activations atomic.Uint64
 	rejections  [len(RejectionStages)]atomic.Uint64
+	// overlay is the data every bundle sees besides its own (SetOverlay),
+	// under mu.
+	overlay        Overlay
+	overlayVersion uint64
 }
 
 // Stages at which a bundle is rejected, as Rejections counts them.
@@ -212,16 +222,17 @@ func (m *Manager) Prepare(ctx context.Context, bs []*Bundle) (a *Active, err err
 // result. Nothing of the manager changes.
 func (m *Manager) Trial(ctx context.Context, bs []*Bundle) (*Active, TestFailures, error) {
 	cctx, span := m.tracer.Start(ctx, "verdict.bundle.compile")
-	c, err := CompileWith(cctx, bs, CompileOptions{Limits: m.cfg.Engine, SchemaMode: m.cfg.SchemaMode})
+	ov, ver := m.overlayNow()
+	c, err := CompileWith(cctx, bs, CompileOptions{Limits: m.cfg.Engine, SchemaMode: m.cfg.SchemaMode, Overlay: ov})
 	endStage(span, err, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	catalog, err := buildCatalog(bs, c.Snapshot.Modules())
+	catalog, err := buildCatalog(bs, c.Snapshot.Modules(), ov)
 	if err != nil {
 		return nil, nil, err
 	}
-	a := &Active{Snapshot: c.Snapshot, Catalog: catalog}
+	a := &Active{Snapshot: c.Snapshot, Catalog: catalog, Bundles: bs, OverlayVersion: ver}
 	for _, b := range bs {
 		a.Sources = append(a.Sources, b.Source)
 		a.Digests = append(a.Digests, b.Digest)

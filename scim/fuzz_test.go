@@ -81,7 +81,7 @@ func fuzzHandler(t testing.TB) http.Handler {
 	st := &memStore{m: map[string]Entry{}}
 	attrs, _ := json.Marshal(map[string]any{"userName": "alice", "emails": []any{map[string]any{"value": "a@x", "type": "work"}}})
 	st.m["User/u1"] = Entry{Type: TypeUser, ID: "u1", Key: "alice", Attributes: attrs, Version: 1}
-	h, err := New(st, "http://verdict.test/scim/v2", nil)
+	h, err := New(st, "http://verdict.test/scim/v2", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

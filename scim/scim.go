@@ -59,10 +59,15 @@ type Store interface {
 const MaxFilterLength = 1024
 
 // New returns the SCIM service provider over st, whose resources' meta
-// locations start with baseURL (Verdict's URL + "/scim/v2").
-func New(st Store, baseURL string, log *slog.Logger) (http.Handler, error) {
+// locations start with baseURL (Verdict's URL + "/scim/v2"). changed,
+// when not nil, is called after every successful write (the facts
+// policies see are rebuilt from the store); its error is logged.
+func New(st Store, baseURL string, log *slog.Logger, changed func(context.Context) error) (http.Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if changed != nil {
+		st = notifying{Store: st, changed: changed, log: log}
 	}
 	users := &handler{st: st, typ: TypeUser, keyAttr: "userName"}
 	groups := &handler{st: st, typ: TypeGroup, keyAttr: "displayName"}
@@ -356,4 +361,37 @@ func (h *handler) Patch(r *http.Request, id string, ops []scim.PatchOperation) (
 		}
 	}
 	return h.save(r, cur, attrs, version)
+}
+
+// notifying calls changed after every successful write of Store.
+type notifying struct {
+	Store
+	changed func(context.Context) error
+	log     *slog.Logger
+}
+
+func (n notifying) after(ctx context.Context, err error) {
+	if err == nil {
+		if cerr := n.changed(ctx); cerr != nil {
+			n.log.Error("provisioned data stored but not applied to the policies yet", "error", cerr)
+		}
+	}
+}
+
+func (n notifying) CreateEntry(ctx context.Context, e Entry) (Entry, error) {
+	out, err := n.Store.CreateEntry(ctx, e)
+	n.after(ctx, err)
+	return out, err
+}
+
+func (n notifying) ReplaceEntry(ctx context.Context, e Entry, v int64) (Entry, error) {
+	out, err := n.Store.ReplaceEntry(ctx, e, v)
+	n.after(ctx, err)
+	return out, err
+}
+
+func (n notifying) DeleteEntry(ctx context.Context, typ, id string, v int64) error {
+	err := n.Store.DeleteEntry(ctx, typ, id, v)
+	n.after(ctx, err)
+	return err
 }

@@ -57,8 +57,11 @@ type App struct {
 
 	mgr  *bundles.Manager
 	life *bundles.Lifecycle
-	srv  *server.Server
-	ln   net.Listener
+	// facts keeps the SCIM-provisioned users and groups in the bundles'
+	// data.
+	facts *facts
+	srv   *server.Server
+	ln    net.Listener
 	// adminLn is server.admin_addr's listener, nil without one.
 	adminLn net.Listener
 	// served is closed when the HTTP server returned; serveErr is what it
@@ -148,6 +151,12 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.mgr = bundles.NewManager(bc, log, bundles.WithTracerProvider(tp))
 	logSigning(log, bc.Signing)
 	a.life = bundles.NewLifecycle(a.mgr, storeadapt.Revisions(st.Store, store.DefaultNamespace), log)
+	// The users and groups provisioned over SCIM are data of every
+	// bundle: read before the first activation, rebuilt on every change.
+	a.facts = &facts{mgr: a.mgr, st: storeadapt.Directory(st.Store, store.DefaultNamespace)}
+	if err := a.facts.load(a.ctx); err != nil {
+		return err
+	}
 	a.Reload()
 	if len(cfg.Bundles.Paths) > 0 && a.mgr.Active() != nil {
 		log.Info("serving bundles from paths; a push (POST /v1/bundles) replaces them until restart, SIGHUP or a watched change",
@@ -186,7 +195,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	// With a shared store the replica follows the others' changes; it
 	// stops (and is waited for) before the store closes.
 	fctx, stopFollowing := context.WithCancel(a.ctx)
-	shared, following, err := followStore(fctx, cfg, st.Store, a.life, verifier, st.Keys, mirror, log)
+	shared, following, err := followStore(fctx, cfg, st.Store, a.life, verifier, st.Keys, mirror, a.facts, log)
 	a.onStop(func() { stopFollowing(); following() })
 	if err != nil {
 		return err
@@ -198,7 +207,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	// Use counts are kept in memory and written every 30 s, and once
 	// more at stop.
 	a.goStop(func(ctx context.Context) { keys.Run(ctx, 30*time.Second) })
-	directory, err := scim.New(storeadapt.Directory(st.Store, store.DefaultNamespace), cfg.IssuerConfig().Issuer+"/scim/v2", log)
+	directory, err := scim.New(storeadapt.Directory(st.Store, store.DefaultNamespace), cfg.IssuerConfig().Issuer+"/scim/v2", log, a.facts.Refresh)
 	if err != nil {
 		return err
 	}

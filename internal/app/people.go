@@ -6,12 +6,15 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/verdictpdp/verdict/apikeys"
 	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/internal/storeadapt"
 	"github.com/verdictpdp/verdict/oauth"
+	"github.com/verdictpdp/verdict/scim"
 	"github.com/verdictpdp/verdict/store"
 	"github.com/verdictpdp/verdict/users"
 )
@@ -105,4 +108,35 @@ func apiKeys(cfg Config, st *State, check authn.RevocationChecker, log *slog.Log
 // APIKeysService is the API keys for CLI commands over the state.
 func (s *State) APIKeysService(cfg Config, log *slog.Logger) (*apikeys.Service, error) {
 	return apiKeys(cfg, s, nil, log)
+}
+
+// facts keeps the users and groups provisioned over SCIM in the data the
+// active bundles see (scim.Facts as the bundles' overlay).
+type facts struct {
+	mgr *bundles.Manager
+	st  scim.Store
+	mu  sync.Mutex // one rebuild at a time
+}
+
+// load reads the provisioned data into the overlay, for the activations
+// to come.
+func (f *facts) load(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	doc, err := scim.Facts(ctx, f.st)
+	if err != nil {
+		return fmt.Errorf("provisioned data: %w", err)
+	}
+	f.mgr.SetOverlay(bundles.Overlay(doc))
+	return nil
+}
+
+// Refresh reads the provisioned data again and compiles the active
+// bundles with it (a new generation: no cached decision of the old data
+// is served).
+func (f *facts) Refresh(ctx context.Context) error {
+	if err := f.load(ctx); err != nil {
+		return err
+	}
+	return f.mgr.Reapply(ctx)
 }

@@ -74,7 +74,7 @@ func (l limitKeys) Close() error            { return nil }
 // limits. wait blocks until the syncer has stopped. With the embedded store
 // it starts nothing and returns no options.
 func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.Lifecycle,
-	verifier *authn.Verifier, keys *authn.Keyring, mirror *replica.Mirror, log *slog.Logger) (opts []server.Option, wait func(), err error) {
+	verifier *authn.Verifier, keys *authn.Keyring, mirror *replica.Mirror, directory replica.Refresher, log *slog.Logger) (opts []server.Option, wait func(), err error) {
 	wait = func() {}
 	n, ok := st.(store.Notifier)
 	if !ok {
@@ -84,6 +84,7 @@ func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.
 		Bundles: life, Tokens: verifier, Keys: keys,
 		Families:    storeadapt.FamilyJTIs(st, store.DefaultNamespace),
 		Revocations: mirror,
+		Directory:   directory,
 	}, log)
 	if err != nil {
 		return nil, wait, err

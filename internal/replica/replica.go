@@ -84,6 +84,14 @@ type Deps struct {
 	// revocation) and makes trusted while it is healthy. A Mirror can
 	// follow one Syncer only.
 	Revocations *Mirror
+	// Directory, when set, rebuilds the provisioned facts policies see
+	// (on an announced directory change and at every repair).
+	Directory Refresher
+}
+
+// Refresher rebuilds something from the store.
+type Refresher interface {
+	Refresh(ctx context.Context) error
 }
 
 // opTimeout bounds one call to the store, so that a hung connection
@@ -256,7 +264,11 @@ func (s *Syncer) apply(ctx context.Context, c store.Change) error {
 		}
 	case store.ChangeKey:
 		return s.deps.Keys.Load(ctx)
-	case store.ChangeClient, store.ChangeUser, store.ChangeSession, store.ChangeAPIKey, store.ChangeDirectory:
+	case store.ChangeDirectory:
+		if s.deps.Directory != nil {
+			return s.deps.Directory.Refresh(ctx)
+		}
+	case store.ChangeClient, store.ChangeUser, store.ChangeSession, store.ChangeAPIKey:
 		// Clients, users and sessions are read from the store on every
 		// use; the tokens an ended session revokes are announced on their
 		// own (kinds refresh and revocation).
@@ -334,6 +346,11 @@ func (s *Syncer) repair(ctx context.Context) error {
 	if s.deps.Revocations != nil {
 		if err := s.deps.Revocations.Load(ctx); err != nil {
 			return fmt.Errorf("revoked tokens: %w", err)
+		}
+	}
+	if s.deps.Directory != nil {
+		if err := s.deps.Directory.Refresh(ctx); err != nil {
+			return fmt.Errorf("provisioned data: %w", err)
 		}
 	}
 	return nil
