@@ -108,12 +108,15 @@ func (s *Server) challenge(extra string) string {
 }
 
 // apiKey is the API key the request presents, if any: Authorization:
-// ApiKey <key>, or X-API-Key. Both at once, or a key beside a Bearer
+// ApiKey <key> (or Bearer <key>: a vk_ key is never a JWT), or X-API-Key. Both at once, or a key beside a Bearer
 // token, is refused (one credential a request).
 func (s *Server) apiKey(c *fiber.Ctx) (string, bool, error) {
 	auth, x := c.Get(fiber.HeaderAuthorization), strings.TrimSpace(c.Get("X-API-Key"))
 	scheme, rest, _ := strings.Cut(auth, " ")
-	fromAuth := strings.EqualFold(scheme, "ApiKey")
+	// A key sent as a Bearer token counts as a key: clients that can send
+	// only a static bearer secret (Entra ID's SCIM "secret token") can
+	// present one.
+	fromAuth := strings.EqualFold(scheme, "ApiKey") || (strings.EqualFold(scheme, "Bearer") && apikeys.Looks(strings.TrimSpace(rest)))
 	switch {
 	case x != "" && auth != "":
 		return "", false, newError(fiber.StatusBadRequest, CodeBadRequest, "send one credential: an Authorization header or X-API-Key, not both")

@@ -179,6 +179,17 @@ func TestSCIMAsEntraID(t *testing.T) {
 	if st, m, _ := c.do("GET", "/Groups?excludedAttributes=members&filter="+filter, ""); st != 200 || m["totalResults"] != float64(1) {
 		t.Fatalf("group by name: %d %v", st, m)
 	}
+	// Entra ID sends its secret token as a Bearer: a key works that way.
+	req0, _ := http.NewRequest("GET", c.base+"/scim/v2/Users?filter="+url.QueryEscape(`userName eq "renamed@testuser.com"`), nil)
+	req0.Header.Set("Authorization", "Bearer "+c.key)
+	resp0, err := http.DefaultClient.Do(req0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp0.Body.Close()
+	if resp0.StatusCode != 200 {
+		t.Fatalf("the key as a Bearer: %d", resp0.StatusCode)
+	}
 	// Without verdict:scim: refused.
 	req, _ := http.NewRequest("GET", c.base+"/scim/v2/Users", nil)
 	resp, err := http.DefaultClient.Do(req)
