@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -164,5 +166,51 @@ func TestReplicasRefuseARevokedAPIKey(t *testing.T) {
 			st, _ := decideWithKey(t, r.base, "X-API-Key", key)
 			return st == 401
 		})
+	}
+}
+
+// TestAPIKeyRateLimitsAndCLI: each key is its own client for the route
+// limits (one key over its limit does not slow another), and verdict
+// apikey list and rotate work as documented.
+func TestAPIKeyRateLimitsAndCLI(t *testing.T) {
+	dataDir := t.TempDir()
+	keys := make([]string, 2)
+	for i := range keys {
+		code, out, errOut := cli(t, "", "apikey", "create", "--name", fmt.Sprintf("svc%d", i), "--scope", "verdict:decide", "--data-dir", dataDir)
+		if code != 0 {
+			t.Fatal(errOut)
+		}
+		keys[i] = regexp.MustCompile(`key: (vk_\S+)`).FindStringSubmatch(out)[1]
+	}
+	code, out, _ := cli(t, "", "apikey", "list", "--json", "--data-dir", dataDir)
+	var list []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 || list[0]["state"] != "active" || strings.Contains(out, "vk_") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	id := list[0]["id"].(string)
+	code, out, _ = cli(t, "", "apikey", "rotate", id, "--overlap", "1h", "--data-dir", dataDir)
+	if code != 0 || !strings.Contains(out, "old secret works until") {
+		t.Fatalf("rotate: %s", out)
+	}
+	if code, _, errOut := cli(t, "", "apikey", "create", "--name", "x", "--scope", "verdict:nope", "--data-dir", dataDir); code == 0 || !strings.Contains(errOut, "verdict:nope") {
+		t.Fatalf("unknown scope: %d %s", code, errOut)
+	}
+	addr := freeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "verdict.yaml")
+	writeFile(t, cfg, "bundles: {require_signature: false, acknowledge_unsigned: true}\nserver: {rate_limits: {decide: {per_client: 3, window: 1m}}}\n")
+	stop, _ := serveArgs(t, addr, []string{"serve", "--config", cfg, "--addr", addr, "--bundle", bundleDir(t, map[string]string{"p.verdict.yaml": policy}), "--data-dir", dataDir})
+	defer stop()
+	base := "http://" + addr
+	limited := false
+	for range 6 {
+		if st, _ := decideWithKey(t, base, "X-API-Key", keys[1]); st == 429 {
+			limited = true
+		}
+	}
+	if !limited {
+		t.Fatal("a key over its limit was not limited")
+	}
+	if st, _ := decideWithKey(t, base, "X-API-Key", keys[0]); st != 200 {
+		t.Fatalf("another key was slowed by the first's flood: %d", st)
 	}
 }
