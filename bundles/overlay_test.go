@@ -33,7 +33,7 @@ func decideDeploy(t *testing.T, m *Manager, who string) bool {
 // itself is refused and the active bundle stays.
 func TestOverlayReapply(t *testing.T) {
 	m := NewManager(DefaultConfig(), nil)
-	b := mustFiles(t, map[string]string{"d.verdict.yaml": directoryPolicy})
+	b := fromStrings(t, map[string]string{"d.verdict.yaml": directoryPolicy})
 	a, err := m.Prepare(context.Background(), []*Bundle{b})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestOverlayReapply(t *testing.T) {
 		t.Fatalf("a second Reapply with the same data activated again: %v", err)
 	}
 	// A bundle with its own data.directory does not compile beside it.
-	clash := mustFiles(t, map[string]string{"d.verdict.yaml": directoryPolicy, "data.json": `{"directory": {"x": 1}}`})
+	clash := fromStrings(t, map[string]string{"d.verdict.yaml": directoryPolicy, "data.json": `{"directory": {"x": 1}}`})
 	if _, err := m.Prepare(context.Background(), []*Bundle{clash}); err == nil || !strings.Contains(err.Error(), "data.directory is provided by the server") {
 		t.Fatalf("a clashing bundle: %v", err)
 	}
@@ -70,15 +70,3 @@ func TestOverlayReapply(t *testing.T) {
 	}
 }
 
-func mustFiles(t *testing.T, files map[string]string) *Bundle {
-	t.Helper()
-	raw := map[string][]byte{}
-	for k, v := range files {
-		raw[k] = []byte(v)
-	}
-	b, err := FromFiles(raw, DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
