@@ -69,4 +69,3 @@ func TestOverlayReapply(t *testing.T) {
 		t.Fatal("the refused bundle replaced the active one")
 	}
 }
-
