@@ -481,7 +481,7 @@ func TestClientSpecValidate(t *testing.T) {
 			s.Scopes = []string{"verdict:decide", "verdict:bundles:read", "verdict:bundles:write", "verdict:admin"}
 		}), ""},
 		"unknown Verdict scope": {with(func(s *ClientSpec) { s.Scopes = []string{"verdict:nope"} }),
-			`scope "verdict:nope" is not one of Verdict's (verdict:decide, verdict:bundles:read, verdict:bundles:write, verdict:admin)`},
+			`scope "verdict:nope" is not one of Verdict's (verdict:decide, verdict:bundles:read, verdict:bundles:write, verdict:scim, verdict:admin)`},
 		"own namespace":        {with(func(s *ClientSpec) { s.Scopes = []string{"todo:read", "verdictish"} }), ""},
 		"all id chars":         {with(func(s *ClientSpec) { s.ID = "Az09._:-" }), ""},
 		"id 128":               {with(func(s *ClientSpec) { s.ID = strings.Repeat("a", 128) }), ""},

@@ -11,7 +11,7 @@ import (
 func TestClientAddRefusesUnknownVerdictScopes(t *testing.T) {
 	dataDir := t.TempDir()
 	code, out, errOut := cli(t, "", "client", "add", "--id", "gw", "--scope", "verdict:nope", "--data-dir", dataDir)
-	if code == 0 || !strings.Contains(errOut, `scope "verdict:nope" is not one of Verdict's (verdict:decide, verdict:bundles:read, verdict:bundles:write, verdict:admin)`) {
+	if code == 0 || !strings.Contains(errOut, `scope "verdict:nope" is not one of Verdict's (verdict:decide, verdict:bundles:read, verdict:bundles:write, verdict:scim, verdict:admin)`) {
 		t.Fatalf("client add --scope verdict:nope: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, out, _ := cli(t, "", "client", "list", "--data-dir", dataDir); strings.Contains(out, "gw") {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestTyposExitWithASuggestion(t *testing.T) {
 		path := strings.Fields(g.CommandPath())[1:]
 		code, out, errOut := cli(t, "", append(path, typo, "x")...)
 		if code != 2 || out != "" || !strings.Contains(errOut, `unknown command "`+typo+`"`) ||
-			!strings.Contains(errOut, "Did you mean "+sub+"?") || !strings.Contains(errOut, "Run '"+g.CommandPath()+" --help'") {
+			!regexp.MustCompile(`Did you mean [^?\n]*\b`+sub+`\b[^?\n]*\?`).MatchString(errOut) || !strings.Contains(errOut, "Run '"+g.CommandPath()+" --help'") {
 			t.Errorf("%s %s: exit %d, stdout %q, stderr:\n%s", g.CommandPath(), typo, code, out, errOut)
 		}
 	}
