@@ -51,6 +51,13 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					rec.h.Set("ETag", v)
 				}
 			}
+			if strings.HasSuffix(r.URL.Path, "/ServiceProviderConfig") {
+				// The library always says no; these resources have ETags.
+				doc["etag"] = map[string]bool{"supported": true}
+				if b, err := json.Marshal(doc); err == nil {
+					body = b
+				}
+			}
 			if attrs := q.Get("attributes"); attrs != "" {
 				keep := strings.Split(attrs, ",")
 				if list, ok := doc["Resources"].([]any); ok {

@@ -78,6 +78,10 @@ func New(st Store, baseURL string, log *slog.Logger, changed func(context.Contex
 			SupportFiltering: true,
 			SupportPatch:     true,
 			MaxResults:       200,
+			AuthenticationSchemes: []scim.AuthenticationScheme{{
+				Type: scim.AuthenticationTypeOauthBearerToken, Name: "Bearer token or API key", Primary: true,
+				Description: "A Verdict access token, or an API key (Authorization: Bearer, ApiKey or X-API-Key), with scope verdict:scim.",
+			}},
 		},
 		ResourceTypes: []scim.ResourceType{
 			{ID: optional.NewString("User"), Name: "User", Endpoint: "/Users", Description: optional.NewString("User Account"),

@@ -127,6 +127,9 @@ func TestSCIMAsOkta(t *testing.T) {
 			t.Errorf("%s: %d", p, st)
 		}
 	}
+	if _, spc, _ := c.do("GET", "/ServiceProviderConfig", ""); !strings.Contains(jsonOf(spc["etag"]), "true") || !strings.Contains(jsonOf(spc["patch"]), "true") {
+		t.Errorf("service provider config: %v", spc)
+	}
 	if st, _, _ := c.do("DELETE", "/Users/"+id, ""); st != 204 {
 		t.Fatalf("delete: %d", st)
 	}
