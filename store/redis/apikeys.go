@@ -47,18 +47,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, ns string, k store.APIKey) err
 
 // APIKey returns one key; ErrNotFound if none.
 func (s *Store) APIKey(ctx context.Context, ns, id string) (store.APIKey, error) {
-	if err := s.check(ctx, ns); err != nil {
-		return store.APIKey{}, err
-	}
-	var k store.APIKey
-	found, err := hgetJSON(ctx, s.rdb, s.key(ns, kindAPIKeys), id, &k)
-	if err != nil {
-		return store.APIKey{}, err
-	}
-	if !found {
-		return store.APIKey{}, fmt.Errorf("store: api key %q: %w", id, store.ErrNotFound)
-	}
-	return k, nil
+	return hrecord[store.APIKey](ctx, s, ns, kindAPIKeys, id, "api key")
 }
 
 // ListAPIKeys lists every key by id.

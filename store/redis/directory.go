@@ -121,47 +121,20 @@ func (s *Store) ReplaceEntry(ctx context.Context, ns string, e store.DirectoryEn
 
 // Entry returns one entry; ErrNotFound if none.
 func (s *Store) Entry(ctx context.Context, ns, typ, id string) (store.DirectoryEntry, error) {
-	if err := s.check(ctx, ns); err != nil {
+	if _, _, err := s.dirKeys(ns, typ); err != nil {
 		return store.DirectoryEntry{}, err
 	}
-	ek, _, err := s.dirKeys(ns, typ)
-	if err != nil {
-		return store.DirectoryEntry{}, err
-	}
-	var e store.DirectoryEntry
-	found, err := hgetJSON(ctx, s.rdb, ek, id, &e)
-	if err != nil {
-		return store.DirectoryEntry{}, err
-	}
-	if !found {
-		return store.DirectoryEntry{}, fmt.Errorf("store: %s %q: %w", typ, id, store.ErrNotFound)
-	}
-	return e, nil
+	return hrecord[store.DirectoryEntry](ctx, s, ns, kindDir, id, typ, typ)
 }
 
 // Entries lists the entries of a type by id.
 func (s *Store) Entries(ctx context.Context, ns, typ string) ([]store.DirectoryEntry, error) {
-	if err := s.check(ctx, ns); err != nil {
+	if _, _, err := s.dirKeys(ns, typ); err != nil {
 		return nil, err
 	}
-	ek, _, err := s.dirKeys(ns, typ)
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.rdb.HGetAll(ctx, ek).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redis store: %w", err)
-	}
-	out := make([]store.DirectoryEntry, 0, len(m))
-	for id, data := range m {
-		var e store.DirectoryEntry
-		if err := json.Unmarshal([]byte(data), &e); err != nil {
-			return nil, fmt.Errorf("store: decode %s %q: %w", typ, id, err)
-		}
-		out = append(out, e)
-	}
-	slices.SortFunc(out, func(a, b store.DirectoryEntry) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
+	return hlist(ctx, s, ns, kindDir+"/"+typ, func(es []store.DirectoryEntry) {
+		slices.SortFunc(es, func(a, b store.DirectoryEntry) int { return strings.Compare(a.ID, b.ID) })
+	})
 }
 
 // DeleteEntry removes an entry and its key.

@@ -146,18 +146,7 @@ func (s *Store) UpdateUser(ctx context.Context, ns string, u store.User) error {
 
 // User returns one user; ErrNotFound if none.
 func (s *Store) User(ctx context.Context, ns, id string) (store.User, error) {
-	if err := s.check(ctx, ns); err != nil {
-		return store.User{}, err
-	}
-	var u store.User
-	found, err := hgetJSON(ctx, s.rdb, s.key(ns, kindUsers), id, &u)
-	if err != nil {
-		return store.User{}, err
-	}
-	if !found {
-		return store.User{}, fmt.Errorf("store: user %q: %w", id, store.ErrNotFound)
-	}
-	return u, nil
+	return hrecord[store.User](ctx, s, ns, kindUsers, id, "user")
 }
 
 // UserByEmail returns the user with that email (as stored: the caller

@@ -65,18 +65,7 @@ func (s *Store) UpdateClient(ctx context.Context, ns string, c store.Client) err
 
 // Client returns one client; ErrNotFound if none.
 func (s *Store) Client(ctx context.Context, ns, id string) (store.Client, error) {
-	if err := s.check(ctx, ns); err != nil {
-		return store.Client{}, err
-	}
-	var c store.Client
-	found, err := hgetJSON(ctx, s.rdb, s.key(ns, kindClients), id, &c)
-	if err != nil {
-		return store.Client{}, err
-	}
-	if !found {
-		return store.Client{}, fmt.Errorf("store: client %q: %w", id, store.ErrNotFound)
-	}
-	return c, nil
+	return hrecord[store.Client](ctx, s, ns, kindClients, id, "client")
 }
 
 // ListClients lists every client in ns, sorted by id.
@@ -457,18 +446,7 @@ func (s *Store) Revisions(ctx context.Context, ns string) ([]store.BundleRevisio
 
 // Revision returns one revision's record; ErrNotFound if none.
 func (s *Store) Revision(ctx context.Context, ns, revision string) (store.BundleRevision, error) {
-	if err := s.check(ctx, ns); err != nil {
-		return store.BundleRevision{}, err
-	}
-	var r store.BundleRevision
-	found, err := hgetJSON(ctx, s.rdb, s.key(ns, kindBundles), revision, &r)
-	if err != nil {
-		return store.BundleRevision{}, err
-	}
-	if !found {
-		return store.BundleRevision{}, fmt.Errorf("store: bundle revision %q: %w", revision, store.ErrNotFound)
-	}
-	return r, nil
+	return hrecord[store.BundleRevision](ctx, s, ns, kindBundles, revision, "bundle revision")
 }
 
 // Archive returns the revision's archive; ErrNotFound if none.

@@ -299,6 +299,24 @@ func decode(what string, data []byte, err error, v any) (bool, error) {
 	return true, nil
 }
 
+// hrecord checks ns and decodes field of the kind hash (more parts of the
+// key as s.key takes them); ErrNotFound, naming what and field, if none.
+func hrecord[T any](ctx context.Context, s *Store, ns, kind, field, what string, more ...string) (T, error) {
+	var v T
+	if err := s.check(ctx, ns); err != nil {
+		return v, err
+	}
+	found, err := hgetJSON(ctx, s.rdb, s.key(ns, kind, more...), field, &v)
+	if err != nil {
+		return v, err
+	}
+	if !found {
+		var zero T
+		return zero, fmt.Errorf("store: %s %q: %w", what, field, store.ErrNotFound)
+	}
+	return v, nil
+}
+
 // hlist checks ns and decodes every value of its kind hash, ordered by
 // sortFn.
 func hlist[T any](ctx context.Context, s *Store, ns, kind string, sortFn func([]T)) ([]T, error) {
