@@ -107,23 +107,28 @@ func (s *Server) challenge(extra string) string {
 	return v
 }
 
-// apiKey is the API key the request presents, if any: Authorization:
-// ApiKey <key> (or Bearer <key>: a vk_ key is never a JWT), or X-API-Key. Both at once, or a key beside a Bearer
-// token, is refused (one credential a request).
-func (s *Server) apiKey(c *fiber.Ctx) (string, bool, error) {
-	auth, x := c.Get(fiber.HeaderAuthorization), strings.TrimSpace(c.Get("X-API-Key"))
+// errTwoCredentials refuses a request with an API key beside another
+// credential (one credential a request).
+var errTwoCredentials = newError(fiber.StatusBadRequest, CodeBadRequest, "send one credential: an Authorization header or X-API-Key, not both")
+
+// apiKeyOf is the API key a request presents, given its Authorization and
+// X-API-Key values: Authorization: ApiKey <key>, Bearer <key> (a vk_ key
+// is never a JWT, and clients that can send only a static bearer secret,
+// such as Entra ID's SCIM "secret token", can present one) or X-API-Key.
+// ok is false when it presents none; an X-API-Key beside an Authorization
+// header is errTwoCredentials. The caller routes and the upload gate both
+// read credentials through it.
+func apiKeyOf(auth, xkey string) (key string, ok bool, err error) {
+	xkey = strings.TrimSpace(xkey)
 	scheme, rest, _ := strings.Cut(auth, " ")
-	// A key sent as a Bearer token counts as a key: clients that can send
-	// only a static bearer secret (Entra ID's SCIM "secret token") can
-	// present one.
-	fromAuth := strings.EqualFold(scheme, "ApiKey") || (strings.EqualFold(scheme, "Bearer") && apikeys.Looks(strings.TrimSpace(rest)))
+	rest = strings.TrimSpace(rest)
 	switch {
-	case x != "" && auth != "":
-		return "", false, newError(fiber.StatusBadRequest, CodeBadRequest, "send one credential: an Authorization header or X-API-Key, not both")
-	case x != "":
-		return x, true, nil
-	case fromAuth:
-		return strings.TrimSpace(rest), true, nil
+	case xkey != "" && auth != "":
+		return "", false, errTwoCredentials
+	case xkey != "":
+		return xkey, true, nil
+	case strings.EqualFold(scheme, "ApiKey") || (strings.EqualFold(scheme, "Bearer") && apikeys.Looks(rest)):
+		return rest, true, nil
 	}
 	return "", false, nil
 }
@@ -154,7 +159,7 @@ func (s *Server) verifyAPIKey(c *fiber.Ctx, key string) (authn.Claims, error) {
 // authenticate keeps the caller's claims if it has a valid Bearer token
 // (or API key) with one of scopes, and otherwise returns the refusal.
 func (s *Server) authenticate(c *fiber.Ctx, scopes []string) error {
-	key, isKey, err := s.apiKey(c)
+	key, isKey, err := apiKeyOf(c.Get(fiber.HeaderAuthorization), c.Get("X-API-Key"))
 	if err != nil {
 		return err
 	}

@@ -89,18 +89,15 @@ func (s *Server) uploadAllowed(h *fasthttp.RequestHeader) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	auth := string(h.Peek(fiber.HeaderAuthorization))
-	key := strings.TrimSpace(string(h.Peek("X-API-Key")))
-	if scheme, rest, _ := strings.Cut(auth, " "); strings.EqualFold(scheme, "ApiKey") && key == "" {
-		key = strings.TrimSpace(rest)
+	key, isKey, err := apiKeyOf(auth, string(h.Peek("X-API-Key")))
+	if err != nil {
+		return false
 	}
-	var (
-		claims authn.Claims
-		err    error
-	)
+	var claims authn.Claims
 	switch tok, ok := bearer(auth); {
-	case key != "" && s.apikeys != nil:
+	case isKey && s.apikeys != nil:
 		claims, err = s.apikeys.Verify(ctx, key)
-	case ok && s.verifier != nil:
+	case !isKey && ok && s.verifier != nil:
 		claims, err = s.verifier.Verify(ctx, tok)
 	default:
 		return false
