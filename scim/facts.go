@@ -28,13 +28,6 @@ func Facts(ctx context.Context, st Store) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	type member struct {
-		Value string `json:"value"`
-	}
-	type groupAttrs struct {
-		DisplayName string   `json:"displayName"`
-		Members     []member `json:"members"`
-	}
 	type userAttrs struct {
 		UserName    string `json:"userName"`
 		DisplayName string `json:"displayName"`
@@ -49,20 +42,16 @@ func Facts(ctx context.Context, st Store) (map[string]any, error) {
 	}
 	memberOf := map[string][]string{}
 	groupDocs := map[string]any{}
-	for _, g := range groups {
-		var a groupAttrs
-		if json.Unmarshal(g.Attributes, &a) != nil {
-			continue
-		}
+	for _, g := range decodeGroups(groups) {
 		var members []string
-		for _, m := range a.Members {
-			if name, ok := byID[m.Value]; ok {
+		for _, id := range g.Members {
+			if name, ok := byID[id]; ok {
 				members = append(members, name)
-				memberOf[m.Value] = append(memberOf[m.Value], a.DisplayName)
+				memberOf[id] = append(memberOf[id], g.DisplayName)
 			}
 		}
 		slices.Sort(members)
-		groupDocs[a.DisplayName] = map[string]any{"id": g.ID, "displayName": a.DisplayName, "members": nonNil(members), "externalId": g.ExternalID}
+		groupDocs[g.DisplayName] = map[string]any{"id": g.ID, "displayName": g.DisplayName, "members": nonNil(members), "externalId": g.ExternalID}
 	}
 	userDocs := map[string]any{}
 	var entities []any

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -153,21 +152,17 @@ func stored(attrs scim.ResourceAttributes) ([]byte, error) {
 	return json.Marshal(clean)
 }
 
-func (h *handler) resource(ctx context.Context, e Entry) (scim.Resource, error) {
+// resource is a stored entry as the library answers it; memberOf, for
+// users, maps a user id to its "groups" attribute (memberships).
+func (h *handler) resource(e Entry, memberOf map[string][]any) (scim.Resource, error) {
 	attrs := scim.ResourceAttributes{}
 	d := json.NewDecoder(bytes.NewReader(e.Attributes))
 	d.UseNumber()
 	if err := d.Decode(&attrs); err != nil {
 		return scim.Resource{}, fmt.Errorf("scim: stored %s %s: %w", e.Type, e.ID, err)
 	}
-	if h.groups != nil {
-		gs, err := h.groups.memberOf(ctx, e.ID)
-		if err != nil {
-			return scim.Resource{}, err
-		}
-		if len(gs) > 0 {
-			attrs["groups"] = gs
-		}
+	if gs := memberOf[e.ID]; len(gs) > 0 {
+		attrs["groups"] = gs
 	}
 	created, modified := e.Created, e.Modified
 	r := scim.Resource{ID: e.ID, Attributes: attrs, Meta: scim.Meta{Created: &created, LastModified: &modified, Version: etag(e.Version)}}
@@ -177,33 +172,63 @@ func (h *handler) resource(ctx context.Context, e Entry) (scim.Resource, error) 
 	return r, nil
 }
 
-// memberOf lists the groups whose members include user id, as a user's
-// "groups" attribute shows them.
-func (h *handler) memberOf(ctx context.Context, id string) ([]any, error) {
+// memberships maps each user id to the groups whose members include it,
+// as a user's "groups" attribute shows them; nil for the groups handler.
+// One read of the groups serves a whole listing.
+func (h *handler) memberships(ctx context.Context) (map[string][]any, error) {
+	if h.groups == nil {
+		return nil, nil
+	}
 	all, err := h.st.Entries(ctx, TypeGroup)
 	if err != nil {
 		return nil, err
 	}
-	var out []any
-	for _, g := range all {
-		var attrs struct {
+	out := map[string][]any{}
+	for _, g := range decodeGroups(all) {
+		for _, m := range g.Members {
+			out[m] = append(out[m], map[string]any{"value": g.ID, "display": g.DisplayName, "type": "direct"})
+		}
+	}
+	return out, nil
+}
+
+// group is what memberships and Facts read of a stored group.
+type group struct {
+	ID, DisplayName, ExternalID string
+	// Members are the member ids (users' ids).
+	Members []string
+}
+
+// decodeGroups reads the stored groups; one that does not decode is left
+// out.
+func decodeGroups(es []Entry) []group {
+	out := make([]group, 0, len(es))
+	for _, e := range es {
+		var a struct {
 			DisplayName string `json:"displayName"`
 			Members     []struct {
 				Value string `json:"value"`
 			} `json:"members"`
 		}
-		if json.Unmarshal(g.Attributes, &attrs) != nil {
+		if json.Unmarshal(e.Attributes, &a) != nil {
 			continue
 		}
-		if slices.ContainsFunc(attrs.Members, func(m struct {
-			Value string `json:"value"`
-		}) bool {
-			return m.Value == id
-		}) {
-			out = append(out, map[string]any{"value": g.ID, "display": attrs.DisplayName, "type": "direct"})
+		g := group{ID: e.ID, DisplayName: a.DisplayName, ExternalID: e.ExternalID}
+		for _, m := range a.Members {
+			g.Members = append(g.Members, m.Value)
 		}
+		out = append(out, g)
 	}
-	return out, nil
+	return out
+}
+
+// answer is e as the library answers it, with its memberships.
+func (h *handler) answer(ctx context.Context, e Entry) (scim.Resource, error) {
+	m, err := h.memberships(ctx)
+	if err != nil {
+		return scim.Resource{}, err
+	}
+	return h.resource(e, m)
 }
 
 func etag(v int64) string { return `W/"` + strconv.FormatInt(v, 10) + `"` }
@@ -244,7 +269,7 @@ func (h *handler) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.R
 	if err != nil {
 		return scim.Resource{}, scimErr(err, "")
 	}
-	return h.resource(r.Context(), e)
+	return h.answer(r.Context(), e)
 }
 
 // Get returns one resource.
@@ -253,7 +278,7 @@ func (h *handler) Get(r *http.Request, id string) (scim.Resource, error) {
 	if err != nil {
 		return scim.Resource{}, scimErr(err, id)
 	}
-	return h.resource(r.Context(), e)
+	return h.answer(r.Context(), e)
 }
 
 // GetAll filters and pages the resources of the type.
@@ -262,9 +287,13 @@ func (h *handler) GetAll(r *http.Request, params scim.ListRequestParams) (scim.P
 	if err != nil {
 		return scim.Page{}, err
 	}
+	memberOf, err := h.memberships(r.Context())
+	if err != nil {
+		return scim.Page{}, err
+	}
 	var match []scim.Resource
 	for _, e := range all {
-		res, err := h.resource(r.Context(), e)
+		res, err := h.resource(e, memberOf)
 		if err != nil {
 			return scim.Page{}, err
 		}
@@ -320,7 +349,7 @@ func (h *handler) save(r *http.Request, cur Entry, attrs scim.ResourceAttributes
 		}
 		return scim.Resource{}, scimErr(err, cur.ID)
 	}
-	return h.resource(r.Context(), e)
+	return h.answer(r.Context(), e)
 }
 
 // Delete removes a resource (and, for a user, nothing else: groups keep
@@ -350,12 +379,11 @@ func (h *handler) Patch(r *http.Request, id string, ops []scim.PatchOperation) (
 	if err != nil {
 		return scim.Resource{}, scimErr(err, id)
 	}
-	res, err := h.resource(r.Context(), cur)
+	res, err := h.resource(cur, nil) // without the read-only groups
 	if err != nil {
 		return scim.Resource{}, err
 	}
 	attrs := res.Attributes
-	delete(attrs, "groups")
 	if cur.ExternalID != "" {
 		attrs["externalId"] = cur.ExternalID
 	}
