@@ -102,16 +102,22 @@ func (s *Service) record(ctx context.Context, id string, reload bool) (Key, bool
 
 func (s *Service) used(id string, at time.Time) {
 	s.mu.Lock()
+	s.addUses(id, 1, at)
+	s.mu.Unlock()
+}
+
+// addUses adds n uses of id, the last at last, to the pending counts;
+// s.mu is held.
+func (s *Service) addUses(id string, n int64, last time.Time) {
 	p := s.uses[id]
 	if p == nil {
 		p = &pending{}
 		s.uses[id] = p
 	}
-	p.n++
-	if at.After(p.last) {
-		p.last = at
+	p.n += n
+	if last.After(p.last) {
+		p.last = last
 	}
-	s.mu.Unlock()
 }
 
 // Flush writes the use counts gathered since the last flush to the store;
@@ -126,15 +132,7 @@ func (s *Service) Flush(ctx context.Context) error {
 		if err := s.st.AddAPIKeyUse(ctx, id, p.n, p.last.UTC()); err != nil {
 			errs = append(errs, err)
 			s.mu.Lock()
-			q := s.uses[id]
-			if q == nil {
-				q = &pending{}
-				s.uses[id] = q
-			}
-			q.n += p.n
-			if p.last.After(q.last) {
-				q.last = p.last
-			}
+			s.addUses(id, p.n, p.last)
 			s.mu.Unlock()
 		}
 	}
