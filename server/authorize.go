@@ -13,13 +13,19 @@ import (
 
 // authorizeRequest reads the authorization request from the query.
 func authorizeRequest(c *fiber.Ctx) oauth.AuthorizeRequest {
+	return authorizeParams(func(k string) string { return c.Query(k) })
+}
+
+// authorizeParams reads an authorization request's parameters with get
+// (the request's query, or a sign-in page's return address).
+func authorizeParams(get func(string) string) oauth.AuthorizeRequest {
 	return oauth.AuthorizeRequest{
-		ResponseType: c.Query("response_type"), ClientID: c.Query("client_id"),
-		RedirectURI: c.Query("redirect_uri"), Scope: c.Query("scope"), State: c.Query("state"),
-		Nonce: c.Query("nonce"), CodeChallenge: c.Query("code_challenge"),
-		CodeChallengeMethod: c.Query("code_challenge_method"), Prompt: c.Query("prompt"),
-		MaxAge: c.Query("max_age"), ResponseMode: c.Query("response_mode"),
-		Request: c.Query("request"), RequestURI: c.Query("request_uri"),
+		ResponseType: get("response_type"), ClientID: get("client_id"),
+		RedirectURI: get("redirect_uri"), Scope: get("scope"), State: get("state"),
+		Nonce: get("nonce"), CodeChallenge: get("code_challenge"),
+		CodeChallengeMethod: get("code_challenge_method"), Prompt: get("prompt"),
+		MaxAge: get("max_age"), ResponseMode: get("response_mode"),
+		Request: get("request"), RequestURI: get("request_uri"),
 	}
 }
 

@@ -166,12 +166,7 @@ func (s *Server) returnOrigin(c *fiber.Ctx, ret string) []string {
 	if err != nil {
 		return nil
 	}
-	az, err := s.authorizer.Check(c.UserContext(), oauth.AuthorizeRequest{
-		ResponseType: q.Get("response_type"), ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"),
-		Scope: q.Get("scope"), State: q.Get("state"), Nonce: q.Get("nonce"), CodeChallenge: q.Get("code_challenge"),
-		CodeChallengeMethod: q.Get("code_challenge_method"), Prompt: q.Get("prompt"), MaxAge: q.Get("max_age"),
-		ResponseMode: q.Get("response_mode"), Request: q.Get("request"), RequestURI: q.Get("request_uri"),
-	})
+	az, err := s.authorizer.Check(c.UserContext(), authorizeParams(q.Get))
 	var ae *oauth.AuthorizeError
 	switch {
 	case err == nil:
