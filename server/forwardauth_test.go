@@ -1,14 +1,12 @@
 package server
 
 import (
-	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/forward"
 )
 
 // forwardPolicy allows exactly the inputs forward-auth must build, so that a
@@ -39,15 +37,15 @@ rules:
     condition: int(resource.properties.path) == 1
 `
 
-func forwardHarness(t *testing.T, mutate func(*ForwardAuthConfig), opts ...Option) (*harness, *authKit) {
+func forwardHarness(t *testing.T, mutate func(*forward.Config), opts ...Option) (*harness, *authKit) {
 	t.Helper()
 	kit := newAuthKit(t)
-	cfg := DefaultForwardAuthConfig()
-	cfg.Routes = []ForwardRoute{{Path: "/health", Methods: []string{"GET"}}, {Path: "/todos/{id}", Methods: []string{"GET", "DELETE", "PATCH"}}}
+	cfg := forward.DefaultConfig()
+	cfg.Routes = []forward.Route{{Path: "/health", Methods: []string{"GET"}}, {Path: "/todos/{id}", Methods: []string{"GET", "DELETE", "PATCH"}}}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	fa, err := NewForwardAuth(cfg)
+	fa, err := forward.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,14 +144,14 @@ func mustIssue(t *testing.T, kit *authKit, sub string, extra map[string]any) str
 func TestForwardAuthGates(t *testing.T) {
 	health := []string{"X-Original-URI", "/health"}
 	t.Run("untrusted peer", func(t *testing.T) {
-		h, _ := forwardHarness(t, func(c *ForwardAuthConfig) { c.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.1"} })
+		h, _ := forwardHarness(t, func(c *forward.Config) { c.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.1"} })
 		resp, m := h.with(t).forward("GET", "/v1/forward-auth", health...)
 		if resp.StatusCode != 403 || m["error"].(map[string]any)["code"] != CodeUntrustedProxy {
 			t.Fatalf("%d %v", resp.StatusCode, m)
 		}
 	})
 	t.Run("shared secret", func(t *testing.T) {
-		h, _ := forwardHarness(t, func(c *ForwardAuthConfig) { c.SharedSecret = "s3cret" })
+		h, _ := forwardHarness(t, func(c *forward.Config) { c.SharedSecret = "s3cret" })
 		for _, tc := range []struct {
 			secret string
 			status int
@@ -165,7 +163,7 @@ func TestForwardAuthGates(t *testing.T) {
 		}
 	})
 	t.Run("configured response headers", func(t *testing.T) {
-		h, kit := forwardHarness(t, func(c *ForwardAuthConfig) {
+		h, kit := forwardHarness(t, func(c *forward.Config) {
 			c.ResponseHeaders = map[string]string{"X-User": "subject.id", "X-Route": "route", "X-Tenant": "token.tenant", "X-Rev": "revision"}
 		})
 		tok := mustIssue(t, kit, "alice", map[string]any{"roles": []string{"member"}, "tenant": "acme"})
@@ -201,117 +199,5 @@ func TestForwardAuthNoBundleIsDeny(t *testing.T) {
 	h := start(t, DefaultConfig(), bundles.NewManager(bundles.DefaultConfig(), nil), WithAuth(kit.verifier, false))
 	if resp, m := h.forward("GET", "/v1/forward-auth", "X-Original-URI", "/health"); resp.StatusCode != 401 {
 		t.Fatalf("no bundle: %d %v", resp.StatusCode, m)
-	}
-}
-
-func TestForwardAuthConfigValidate(t *testing.T) {
-	cases := map[string]func(*ForwardAuthConfig){
-		"bad cidr":                 func(c *ForwardAuthConfig) { c.TrustedProxies = []string{"10.0.0.0/33"} },
-		"envoy prefix elsewhere":   func(c *ForwardAuthConfig) { c.EnvoyPrefix = "/envoy" },
-		"envoy prefix slash":       func(c *ForwardAuthConfig) { c.EnvoyPrefix = "/v1/forward-auth/envoy/" },
-		"authorization in context": func(c *ForwardAuthConfig) { c.ContextHeaders = []string{"Authorization"} },
-		"secret in context": func(c *ForwardAuthConfig) {
-			c.SharedSecret = "x"
-			c.ContextHeaders = []string{"x-verdict-proxy-secret"}
-		},
-		"bad source":         func(c *ForwardAuthConfig) { c.ResponseHeaders = map[string]string{"X-A": "subject.password"} },
-		"bad header name":    func(c *ForwardAuthConfig) { c.ResponseHeaders = map[string]string{"X A": "subject.id"} },
-		"partial segment":    func(c *ForwardAuthConfig) { c.Routes = []ForwardRoute{{Path: "/files/{name}.json"}} },
-		"relative template":  func(c *ForwardAuthConfig) { c.Routes = []ForwardRoute{{Path: "todos"}} },
-		"conflicting routes": func(c *ForwardAuthConfig) { c.Routes = []ForwardRoute{{Path: "/a/{x}"}, {Path: "/a/{y}"}} },
-		"bad method":         func(c *ForwardAuthConfig) { c.Routes = []ForwardRoute{{Path: "/a", Methods: []string{"GE T"}}} },
-	}
-	for name, mutate := range cases {
-		t.Run(name, func(t *testing.T) {
-			c := DefaultForwardAuthConfig()
-			mutate(&c)
-			if c.Validate() == nil {
-				t.Fatal("accepted")
-			}
-		})
-	}
-	if err := DefaultForwardAuthConfig().Validate(); err != nil {
-		t.Fatalf("default: %v", err)
-	}
-}
-
-func TestRouteMatcher(t *testing.T) {
-	m, err := newRouteMatcher([]ForwardRoute{
-		{Path: "/todos/{id}"}, {Path: "/todos/new"}, {Path: "/users/{user-id}/todos/{todo_id}", Methods: []string{"GET"}},
-		{Path: "/dir/"}, {Path: "/"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		method, path, template string
-		params                 map[string]string
-	}{
-		{"GET", "/todos/42", "/todos/{id}", map[string]string{"id": "42"}},
-		{"GET", "/todos/new", "/todos/new", map[string]string{}},
-		{"GET", "/todos/a%2Fb", "/todos/{id}", map[string]string{"id": "a/b"}},
-		{"GET", "/users/u1/todos/t2", "/users/{user-id}/todos/{todo_id}", map[string]string{"user-id": "u1", "todo_id": "t2"}},
-		{"HEAD", "/users/u1/todos/t2", "/users/{user-id}/todos/{todo_id}", map[string]string{"user-id": "u1", "todo_id": "t2"}},
-		{"DELETE", "/users/u1/todos/t2", "", nil},
-		{"GET", "/dir/", "/dir/", map[string]string{}},
-		{"GET", "/dir/x", "", nil},
-		{"GET", "/", "/", map[string]string{}},
-		{"GET", "/todos", "", nil},
-		{"GET", "/todos/42/x", "", nil},
-		{"GET", "/todos/../todos/new", "", nil},
-		{"GET", "//todos/42", "", nil},
-	}
-	for _, tc := range cases {
-		got, ok := m.match(context.Background(), tc.method, tc.path)
-		if tc.template == "" {
-			if ok {
-				t.Errorf("%s %s matched %v", tc.method, tc.path, got)
-			}
-			continue
-		}
-		if !ok || got.template != tc.template || len(got.params) != len(tc.params) {
-			t.Errorf("%s %s: %v %v, want %s %v", tc.method, tc.path, got, ok, tc.template, tc.params)
-			continue
-		}
-		for k, v := range tc.params {
-			if got.params[k] != v {
-				t.Errorf("%s %s: param %s = %q, want %q", tc.method, tc.path, k, got.params[k], v)
-			}
-		}
-	}
-}
-
-func TestForwardAuthOpenAPIRoutes(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "api.yaml")
-	doc := `openapi: 3.0.3
-info: {title: todos, version: "1"}
-paths:
-  /health:
-    get: {responses: {"200": {description: ok}}}
-  /todos/{id}:
-    parameters: [{name: id, in: path, required: true, schema: {type: string}}]
-    get: {responses: {"200": {description: ok}}}
-    delete: {responses: {"204": {description: gone}}}
-`
-	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultForwardAuthConfig()
-	cfg.OpenAPI = file
-	fa, err := NewForwardAuth(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		method, path, want string
-	}{{"GET", "/todos/7", "/todos/{id}"}, {"DELETE", "/todos/7", "/todos/{id}"}, {"PUT", "/todos/7", ""}, {"GET", "/health", "/health"}} {
-		got, _ := fa.routes.match(context.Background(), tc.method, tc.path)
-		if got.template != tc.want {
-			t.Errorf("%s %s: %q, want %q", tc.method, tc.path, got.template, tc.want)
-		}
-	}
-	cfg.OpenAPI = filepath.Join(t.TempDir(), "missing.yaml")
-	if _, err := NewForwardAuth(cfg); err == nil {
-		t.Fatal("a missing OpenAPI file was accepted")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/forward"
 	"github.com/verdictpdp/verdict/internal/redistest"
 )
 
@@ -75,13 +76,13 @@ func gatewayVerdict(t *testing.T) (*harness, *authKit) {
 		t.Fatal(err)
 	}
 	var file struct {
-		ForwardAuth ForwardAuthConfig `yaml:"forward_auth"`
+		ForwardAuth forward.Config `yaml:"forward_auth"`
 	}
-	file.ForwardAuth = DefaultForwardAuthConfig()
+	file.ForwardAuth = forward.DefaultConfig()
 	if err := yaml.Unmarshal(raw, &file); err != nil {
 		t.Fatal(err)
 	}
-	fa, err := NewForwardAuth(file.ForwardAuth)
+	fa, err := forward.New(file.ForwardAuth)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/verdictpdp/verdict/forward"
 	"github.com/verdictpdp/verdict/oauth"
 
 	"github.com/gofiber/fiber/v2"
@@ -172,7 +173,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("server public_url %q: %w", c.PublicURL, err))
 		}
 	}
-	if _, err := parsePrefixes("server.trusted_proxies", c.TrustedProxies); err != nil {
+	if _, err := forward.ParsePrefixes("server.trusted_proxies", c.TrustedProxies); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.CORS.validate()...)
@@ -252,7 +253,7 @@ type Server struct {
 	// dlog receives every decision; nil: decision logs are off.
 	dlog DecisionLog
 	// forward configures /v1/forward-auth.
-	forward *ForwardAuth
+	forward *forward.Auth
 	// metrics are nil when server.metrics is false.
 	metrics *metrics
 	mirror  MirrorAnswers
@@ -361,11 +362,11 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 			return nil, err
 		}
 	}
-	s.proxies, _ = parsePrefixes("server.trusted_proxies", cfg.TrustedProxies) // validated above
+	s.proxies, _ = forward.ParsePrefixes("server.trusted_proxies", cfg.TrustedProxies) // validated above
 	if s.cfg.ClientIPHeader == "" {
 		s.cfg.ClientIPHeader = HeaderXForwardedFor
 	}
-	if s.forward, err = NewForwardAuth(DefaultForwardAuthConfig()); err != nil {
+	if s.forward, err = forward.New(forward.DefaultConfig()); err != nil {
 		return nil, err
 	}
 	for _, o := range opts {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/verdictpdp/verdict/forward"
 	"github.com/verdictpdp/verdict/internal/storeadapt"
 	"github.com/verdictpdp/verdict/scim"
 
@@ -211,7 +212,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	forward, err := server.NewForwardAuth(cfg.ForwardAuth)
+	forward, err := forward.New(cfg.ForwardAuth)
 	if err != nil {
 		return err
 	}

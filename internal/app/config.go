@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/verdictpdp/verdict/forward"
 	"github.com/verdictpdp/verdict/oauth"
 
 	"gopkg.in/yaml.v3"
@@ -67,7 +68,7 @@ type Config struct {
 	// ForwardAuth configures /v1/forward-auth, the route of gateways that
 	// ask before they proxy: trusted proxies, the route table and the
 	// headers in and out (docs/gateways.md).
-	ForwardAuth server.ForwardAuthConfig `yaml:"forward_auth"`
+	ForwardAuth forward.Config `yaml:"forward_auth"`
 	// DecisionLogs configures the decision log: its sink (none, stdout or
 	// a rotated file), redaction, sampling, buffer and the history of
 	// inputs previews decide (docs/operations.md "Decision logs").
@@ -236,7 +237,7 @@ func DefaultConfig() Config {
 		Tokens:       Tokens{Audience: "verdict", RefreshReuseGrace: oauth.DefaultRefreshReuseGrace},
 		Log:          config.DefaultLog(),
 		Replica:      replica.Default(),
-		ForwardAuth:  server.DefaultForwardAuthConfig(),
+		ForwardAuth:  forward.DefaultConfig(),
 		DecisionLogs: decisionlog.Default(),
 		Telemetry:    telemetry.Default(),
 		Users:        users.Default(),

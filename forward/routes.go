@@ -1,4 +1,4 @@
-package server
+package forward
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// ForwardRoute is one route template of forward-auth's route table.
-type ForwardRoute struct {
+// Route is one route template of the route table.
+type Route struct {
 	// Path is an OpenAPI-style path template: literal segments and whole
 	// segments "{name}" that match one non-empty segment ("/todos/{id}").
 	// A template ending in "/" matches only that path, not its subtree.
@@ -46,7 +46,7 @@ type matchSlot struct{}
 // absolute, holds a parameter that is not a whole segment, or conflicts with
 // another one (two templates that match the same paths with neither more
 // specific, such as /a/{x} and /a/{y}).
-func newRouteMatcher(routes []ForwardRoute) (*routeMatcher, error) {
+func newRouteMatcher(routes []Route) (*routeMatcher, error) {
 	m := &routeMatcher{mux: http.NewServeMux(), n: len(routes)}
 	var errs []error
 	for i, r := range routes {
@@ -73,7 +73,7 @@ func newRouteMatcher(routes []ForwardRoute) (*routeMatcher, error) {
 		}
 		for _, meth := range methods {
 			meth = strings.ToUpper(strings.TrimSpace(meth))
-			if meth != "" && !validMethod(meth) {
+			if meth != "" && !ValidToken(meth) {
 				errs = append(errs, fmt.Errorf("forward_auth route %q: method %q is not an HTTP method token", r.Path, meth))
 				continue
 			}
@@ -157,7 +157,7 @@ func (discardResponse) WriteHeader(int)             {}
 // openAPIRoutes reads the path templates and their operations from an
 // OpenAPI 3 (or Swagger 2) document, YAML or JSON: one route per path with
 // the methods it has operations for.
-func openAPIRoutes(file string) ([]ForwardRoute, error) {
+func openAPIRoutes(file string) ([]Route, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("forward_auth openapi: %w", err)
@@ -171,9 +171,9 @@ func openAPIRoutes(file string) ([]ForwardRoute, error) {
 	if doc.Paths.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("forward_auth openapi %s: no paths object", file)
 	}
-	var routes []ForwardRoute
+	var routes []Route
 	for i := 0; i+1 < len(doc.Paths.Content); i += 2 {
-		r := ForwardRoute{Path: doc.Paths.Content[i].Value}
+		r := Route{Path: doc.Paths.Content[i].Value}
 		item := doc.Paths.Content[i+1]
 		for j := 0; item.Kind == yaml.MappingNode && j+1 < len(item.Content); j += 2 {
 			if k := item.Content[j].Value; slices.Contains(openAPIMethods, k) {
@@ -191,7 +191,7 @@ func openAPIRoutes(file string) ([]ForwardRoute, error) {
 var openAPIMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 // validMethod reports whether m is an HTTP method token (RFC 9110 tchar).
-func validMethod(m string) bool {
+func ValidToken(m string) bool {
 	if m == "" {
 		return false
 	}
