@@ -10,6 +10,7 @@ import (
 
 	"github.com/verdictpdp/verdict/apikeys"
 	"github.com/verdictpdp/verdict/authn"
+	"github.com/verdictpdp/verdict/oauth"
 	"github.com/verdictpdp/verdict/pdp"
 )
 
@@ -135,23 +136,24 @@ func apiKeyOf(auth, xkey string) (key string, ok bool, err error) {
 
 // verifyAPIKey verifies a key a caller presents: 503 when it cannot be
 // checked now, 401 when it is not valid (never saying why; the log has
-// the key's id, never its secret).
-func (s *Server) verifyAPIKey(c *fiber.Ctx, key string) (authn.Claims, error) {
+// the key's id, never its secret). source is the caller's address, for
+// the audit log.
+func (s *Server) verifyAPIKey(ctx context.Context, key, source string) (authn.Claims, error) {
 	if s.apikeys == nil {
-		c.Set(fiber.HeaderWWWAuthenticate, s.challenge(""))
-		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server takes no API keys; send a Bearer token")
+		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server takes no API keys; send a Bearer token").
+			with(fiber.HeaderWWWAuthenticate, s.challenge(""))
 	}
-	claims, err := s.apikeys.Verify(c.UserContext(), key)
+	claims, err := s.apikeys.Verify(ctx, key)
 	switch {
 	case errors.Is(err, authn.ErrUnavailable):
-		s.log.Warn("API key could not be checked", "request_id", requestID(c), "error", err)
-		c.Set(fiber.HeaderRetryAfter, "1")
-		return nil, newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the API key cannot be checked now; retry")
+		s.log.Warn("API key could not be checked", "request_id", oauth.RequestID(ctx), "error", err)
+		return nil, newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the API key cannot be checked now; retry").
+			with(fiber.HeaderRetryAfter, "1")
 	case err != nil:
 		id, _ := apikeys.Parse(key)
-		s.log.Info("API key rejected", "audit", true, "request_id", requestID(c), "apikey_id", id, "source", s.clientIP(c), "error", err)
-		c.Set(fiber.HeaderWWWAuthenticate, s.challenge(`, error="invalid_token"`))
-		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid API key")
+		s.log.Info("API key rejected", "audit", true, "request_id", oauth.RequestID(ctx), "apikey_id", id, "source", source, "error", err)
+		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid API key").
+			with(fiber.HeaderWWWAuthenticate, s.challenge(`, error="invalid_token"`))
 	}
 	return claims, nil
 }
@@ -159,55 +161,73 @@ func (s *Server) verifyAPIKey(c *fiber.Ctx, key string) (authn.Claims, error) {
 // authenticate keeps the caller's claims if it has a valid Bearer token
 // (or API key) with one of scopes, and otherwise returns the refusal.
 func (s *Server) authenticate(c *fiber.Ctx, scopes []string) error {
-	key, isKey, err := apiKeyOf(c.Get(fiber.HeaderAuthorization), c.Get("X-API-Key"))
+	claims, err := s.caller(c.UserContext(), c.Get(fiber.HeaderAuthorization), c.Get("X-API-Key"), s.clientIP(c), scopes)
 	if err != nil {
 		return err
-	}
-	var claims authn.Claims
-	if isKey {
-		if claims, err = s.verifyAPIKey(c, key); err != nil {
-			return err
-		}
-	} else {
-		if s.verifier == nil {
-			// No verifier configured: nothing can be authenticated, so
-			// nothing gets through.
-			c.Set(fiber.HeaderWWWAuthenticate, s.challenge(""))
-			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; no request can be authenticated")
-		}
-		tok, ok := bearer(c.Get(fiber.HeaderAuthorization))
-		if !ok {
-			c.Set(fiber.HeaderWWWAuthenticate, s.challenge(""))
-			return newError(fiber.StatusUnauthorized, CodeUnauthorized, "a Bearer token is required")
-		}
-		if claims, err = s.verifyBearer(c, tok, "caller"); err != nil {
-			return err
-		}
-	}
-	granted := claims.Scopes()
-	if !slices.ContainsFunc(scopes, func(sc string) bool { return authn.HasScope(granted, sc) }) {
-		want := strings.Join(scopes, " ")
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="insufficient_scope", scope="`+want+`"`)
-		return newError(fiber.StatusForbidden, CodeForbidden, "the token lacks scope "+strings.Join(scopes, " or "))
 	}
 	c.Locals(callerClaims, claims)
 	return nil
 }
 
+// caller returns the claims of the credential a caller presents
+// (authorization: the Authorization header's value; apiKey: X-API-Key's)
+// if it is valid and has one of scopes, else the refusal (an *apiError
+// carrying its WWW-Authenticate or Retry-After header). source is the
+// caller's address, for the log. Every transport authenticates callers
+// here.
+func (s *Server) caller(ctx context.Context, authorization, apiKey, source string, scopes []string) (authn.Claims, error) {
+	key, isKey, err := apiKeyOf(authorization, apiKey)
+	if err != nil {
+		return nil, err
+	}
+	var claims authn.Claims
+	if isKey {
+		if claims, err = s.verifyAPIKey(ctx, key, source); err != nil {
+			return nil, err
+		}
+	} else {
+		if s.verifier == nil {
+			// No verifier configured: nothing can be authenticated, so
+			// nothing gets through.
+			return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; no request can be authenticated").
+				with(fiber.HeaderWWWAuthenticate, s.challenge(""))
+		}
+		tok, ok := bearer(authorization)
+		if !ok {
+			return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "a Bearer token is required").
+				with(fiber.HeaderWWWAuthenticate, s.challenge(""))
+		}
+		if claims, err = s.verifyBearer(ctx, tok, "caller"); err != nil {
+			return nil, err
+		}
+	}
+	granted := claims.Scopes()
+	if !slices.ContainsFunc(scopes, func(sc string) bool { return authn.HasScope(granted, sc) }) {
+		want := strings.Join(scopes, " ")
+		return nil, newError(fiber.StatusForbidden, CodeForbidden, "the token lacks scope "+strings.Join(scopes, " or ")).
+			with(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="insufficient_scope", scope="`+want+`"`)
+	}
+	return claims, nil
+}
+
 // verifyBearer verifies tok (whose: "caller" or "end-user", for the log):
 // a token that cannot be checked now is a 503 with Retry-After, never a
 // pass; an invalid one a 401 with WWW-Authenticate error="invalid_token".
-func (s *Server) verifyBearer(c *fiber.Ctx, tok, whose string) (authn.Claims, error) {
-	claims, err := s.verifier.Verify(c.UserContext(), tok)
+func (s *Server) verifyBearer(ctx context.Context, tok, whose string) (authn.Claims, error) {
+	if s.verifier == nil {
+		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "this server has no token verifier; a token cannot be accepted").
+			with(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
+	}
+	claims, err := s.verifier.Verify(ctx, tok)
 	switch {
 	case errors.Is(err, authn.ErrUnavailable):
-		s.log.Warn(whose+" token could not be checked", "request_id", requestID(c), "error", err)
-		c.Set(fiber.HeaderRetryAfter, "1")
-		return nil, newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the token cannot be checked now; retry")
+		s.log.Warn(whose+" token could not be checked", "request_id", oauth.RequestID(ctx), "error", err)
+		return nil, newError(fiber.StatusServiceUnavailable, CodeUnavailable, "the token cannot be checked now; retry").
+			with(fiber.HeaderRetryAfter, "1")
 	case err != nil:
-		s.log.Info(whose+" token rejected", "request_id", requestID(c), "error", err)
-		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
-		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid token: "+reason(err))
+		s.log.Info(whose+" token rejected", "request_id", oauth.RequestID(ctx), "error", err)
+		return nil, newError(fiber.StatusUnauthorized, CodeUnauthorized, "invalid token: "+reason(err)).
+			with(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
 	}
 	return claims, nil
 }

@@ -50,9 +50,17 @@ type apiError struct {
 	// Details are the individual problems (one compile error or failing
 	// test a line), when there are several.
 	Details []string
+	// headers are set on the answer (WWW-Authenticate, Retry-After).
+	headers [][2]string
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+// with sets a header on the answer of e.
+func (e *apiError) with(name, value string) *apiError {
+	e.headers = append(e.headers, [2]string{name, value})
+	return e
+}
 
 func newError(status int, code, msg string) *apiError {
 	return &apiError{Status: status, Code: code, Message: msg}
@@ -93,6 +101,9 @@ func errorHandler(log *slog.Logger, hsts string) fiber.ErrorHandler {
 				log.Error("internal error", "path", c.Path(), "request_id", requestID(c), "error", err)
 				ae = newError(fiber.StatusInternalServerError, CodeInternal, "internal error")
 			}
+		}
+		for _, h := range ae.headers {
+			c.Set(h[0], h[1])
 		}
 		var body errorBody
 		body.Error.Code = ae.Code
