@@ -17,13 +17,16 @@ const (
 	EndpointAuthZEN
 	EndpointForwardAuth
 	EndpointSearch
+	// EndpointExtAuthz is Envoy's ext_authz over gRPC.
+	EndpointExtAuthz
 	// NumEndpoints is the number of endpoints, for arrays indexed by them.
 	NumEndpoints
 )
 
-var endpointNames = [NumEndpoints]string{"decide", "authzen", "forward_auth", "search"}
+var endpointNames = [NumEndpoints]string{"decide", "authzen", "forward_auth", "search", "ext_authz"}
 
-// String is the endpoint's label: decide, authzen, forward_auth or search.
+// String is the endpoint's label: decide, authzen, forward_auth, search or
+// ext_authz.
 func (e Endpoint) String() string {
 	if e < 0 || e >= NumEndpoints {
 		return "unknown"

@@ -221,14 +221,14 @@ type SearchResponse struct {
 	Results []any      `json:"results"`
 }
 
-// entityRef and actionRef are search results: only the identity, as
+// EntityRef and ActionRef are the search results (SearchResponse.Results): only the identity, as
 // AuthZEN clients compare whole objects.
-type entityRef struct {
+type EntityRef struct {
 	Type string `json:"type"`
 	ID   string `json:"id"`
 }
 
-type actionRef struct {
+type ActionRef struct {
 	Name string `json:"name"`
 }
 
@@ -287,11 +287,11 @@ func (s *Service) Search(ctx context.Context, kind SearchKind, body []byte) (Sea
 	for _, e := range found[offset:end] {
 		switch kind {
 		case SearchSubject:
-			out.Results = append(out.Results, entityRef{Type: req.base.Subject.Type, ID: e.ID})
+			out.Results = append(out.Results, EntityRef{Type: req.base.Subject.Type, ID: e.ID})
 		case SearchResource:
-			out.Results = append(out.Results, entityRef{Type: req.base.Resource.Type, ID: e.ID})
+			out.Results = append(out.Results, EntityRef{Type: req.base.Resource.Type, ID: e.ID})
 		default:
-			out.Results = append(out.Results, actionRef{Name: e.ID})
+			out.Results = append(out.Results, ActionRef{Name: e.ID})
 		}
 	}
 	return out, nil

@@ -240,9 +240,9 @@ type limits struct {
 
 // allow counts one request under key against max a window: on the shared
 // limiter when there is one, else (or when it fails) on this replica.
-func (s *Server) allow(c *fiber.Ctx, key string, max int, window time.Duration) (bool, time.Duration) {
+func (s *Server) allow(ctx context.Context, key string, max int, window time.Duration) (bool, time.Duration) {
 	if s.shared != nil {
-		ok, after, err := s.shared.Allow(c.UserContext(), key, max, window)
+		ok, after, err := s.shared.Allow(ctx, key, max, window)
 		if err == nil {
 			return ok, after
 		}
@@ -253,7 +253,7 @@ func (s *Server) allow(c *fiber.Ctx, key string, max int, window time.Duration) 
 			s.log.Warn("rate limit: the shared counter failed; counting on this replica", "error", err)
 		}
 	}
-	ok, after, _ := s.lim.local.Allow(c.UserContext(), key, max, window)
+	ok, after, _ := s.lim.local.Allow(ctx, key, max, window)
 	return ok, after
 }
 
@@ -267,7 +267,7 @@ func (s *Server) rateLimit(group, by string, max int, window time.Duration, key 
 		if k == "" {
 			return c.Next()
 		}
-		ok, after := s.allow(c, prefix+k, max, window)
+		ok, after := s.allow(c.UserContext(), prefix+k, max, window)
 		if ok {
 			return c.Next()
 		}
@@ -340,14 +340,18 @@ func limitCallerID(c *fiber.Ctx) string {
 // queueing until every answer is late. The probes and /metrics are never
 // shed (an overloaded server must still be observable).
 func (s *Server) shed(c *fiber.Ctx) error {
-	n := s.lim.inFlight.Add(1)
-	defer s.lim.inFlight.Add(-1)
-	if max := s.cfg.MaxInFlight; max > 0 && n > int64(max) && !neverShed(c.Path()) {
-		s.metrics.shedOne()
+	if neverShed(c.Path()) {
+		s.lim.inFlight.Add(1)
+		defer s.lim.inFlight.Add(-1)
+		return c.Next()
+	}
+	done, ok := s.Admit()
+	if !ok {
 		c.Set(fiber.HeaderRetryAfter, "1")
 		return newError(fiber.StatusServiceUnavailable, CodeOverloaded,
 			"the server is answering as many requests as it may at once (server.max_in_flight); retry")
 	}
+	defer done()
 	return c.Next()
 }
 

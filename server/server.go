@@ -35,8 +35,19 @@ type Config struct {
 	// /v1/bundles… and /v1/admin…. The public listener (Addr) then
 	// answers them 404. Both answer /healthz, /readyz and /openapi.json.
 	AdminAddr string `yaml:"admin_addr"`
-	// TLS serves HTTPS on both listeners when it names a certificate.
+	// TLS serves HTTPS on both listeners when it names a certificate, and
+	// gRPC over TLS on GRPCAddr.
 	TLS TLS `yaml:"tls"`
+	// GRPCAddr, when set, is the gRPC listen address (host:port; off by
+	// default): Envoy's ext_authz (envoy.service.auth.v3.Authorization),
+	// Verdict's access API (verdict.access.v1.Access), grpc.health.v1
+	// and server reflection. With TLS it speaks TLS with the same
+	// certificate.
+	GRPCAddr string `yaml:"grpc_addr"`
+	// GRPCClientCert requires every gRPC client to present a certificate
+	// that verifies against tls.client_ca_file, in the handshake (mTLS;
+	// gateways such as Envoy authenticate this way).
+	GRPCClientCert bool `yaml:"grpc_client_cert"`
 	// BodyLimit is the largest request body accepted, in bytes; larger
 	// bodies get 413.
 	BodyLimit int `yaml:"body_limit"`
@@ -154,7 +165,17 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("server admin_addr %q is server.addr: give the admin listener its own port", c.AdminAddr))
 		}
 	}
-	errs = append(errs, c.TLS.validate()...)
+	if c.GRPCAddr != "" {
+		if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+			errs = append(errs, fmt.Errorf("server grpc_addr %q: %w", c.GRPCAddr, err))
+		} else if c.GRPCAddr == c.Addr || c.GRPCAddr == c.AdminAddr {
+			errs = append(errs, fmt.Errorf("server grpc_addr %q is another listener's address: give gRPC its own port", c.GRPCAddr))
+		}
+	}
+	if c.GRPCClientCert && (c.GRPCAddr == "" || !c.TLS.Enabled() || c.TLS.ClientCAFile == "") {
+		errs = append(errs, errors.New("server grpc_client_cert needs grpc_addr, tls.cert_file/key_file and tls.client_ca_file (the CAs client certificates are verified against)"))
+	}
+	errs = append(errs, c.TLS.validate(c.GRPCClientCert)...)
 	errs = append(errs, c.RateLimits.validate()...)
 	if c.MaxInFlight < 0 {
 		errs = append(errs, errors.New("server max_in_flight must not be negative (0: no cap)"))

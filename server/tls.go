@@ -66,7 +66,7 @@ func (t TLS) everyRoute() bool {
 }
 
 // validate reports every problem of t, loading its files as a start would.
-func (t TLS) validate() []error {
+func (t TLS) validate(grpcClientCert bool) []error {
 	var errs []error
 	if !t.Enabled() {
 		if t.ClientCAFile != "" || len(t.ClientCertRoutes) > 0 {
@@ -86,8 +86,8 @@ func (t TLS) validate() []error {
 		if _, err := pemutil.LoadCAs(t.ClientCAFile); err != nil {
 			errs = append(errs, fmt.Errorf("server tls.client_ca_file: %w", err))
 		}
-		if len(t.ClientCertRoutes) == 0 {
-			errs = append(errs, errors.New("server tls.client_ca_file needs tls.client_cert_routes: the route prefixes that require a client certificate (\"/\" for every route)"))
+		if len(t.ClientCertRoutes) == 0 && !grpcClientCert {
+			errs = append(errs, errors.New("server tls.client_ca_file needs tls.client_cert_routes: the route prefixes that require a client certificate (\"/\" for every route), or server.grpc_client_cert"))
 		}
 	} else if len(t.ClientCertRoutes) > 0 {
 		errs = append(errs, errors.New("server tls.client_cert_routes needs tls.client_ca_file: the CA certificates client certificates are verified against"))

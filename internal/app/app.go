@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/verdictpdp/verdict/forward"
+	"github.com/verdictpdp/verdict/grpcapi"
 	"github.com/verdictpdp/verdict/internal/storeadapt"
 	"github.com/verdictpdp/verdict/scim"
 
@@ -65,6 +66,8 @@ type App struct {
 	ln    net.Listener
 	// adminLn is server.admin_addr's listener, nil without one.
 	adminLn net.Listener
+	// grpcLn is the listener of server.grpc_addr, nil without it.
+	grpcLn net.Listener
 	// served is closed when the HTTP server returned; serveErr is what it
 	// returned.
 	served   chan struct{}
@@ -212,11 +215,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	forward, err := forward.New(cfg.ForwardAuth)
+	fa, err := forward.New(cfg.ForwardAuth)
 	if err != nil {
 		return err
 	}
-	opts := append([]server.Option{server.WithVersion(a.opts.Version), server.WithForwardAuth(forward),
+	opts := append([]server.Option{server.WithVersion(a.opts.Version), server.WithForwardAuth(fa),
 		server.WithJWKS(st.Keys), server.WithStore(st.Store),
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.Clients), server.WithKeyAdmin(st.Keys),
@@ -288,7 +291,49 @@ func (a *App) Start(ctx context.Context) (err error) {
 		<-a.served
 		log.Info("verdict stopped")
 	})
+	// gRPC starts after HTTP and, registered later, stops before it.
+	return a.startGRPC(fa)
+}
+
+// startGRPC serves gRPC on server.grpc_addr, if set: Envoy ext_authz and
+// the access API, sharing the HTTP server's authentication, limits,
+// metrics and certificate.
+func (a *App) startGRPC(fa *forward.Auth) error {
+	cfg, log := a.cfg.Server, a.log
+	if cfg.GRPCAddr == "" {
+		return nil
+	}
+	g, err := grpcapi.New(a.srv, grpcapi.Config{
+		Forward: fa, Refusal: server.Refusal, TLS: a.srv.GRPCTLS(cfg.GRPCClientCert),
+		MaxMessageBytes: cfg.BodyLimit, ShutdownTimeout: cfg.ShutdownTimeout, Registry: a.srv.Registry(), Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	if a.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return fmt.Errorf("server.grpc_addr: %w", err)
+	}
+	log.Info("gRPC listening: Envoy ext_authz, verdict.access.v1.Access, health, reflection",
+		"addr", a.grpcLn.Addr().String(), "tls", cfg.TLS.Enabled(), "client_cert", cfg.GRPCClientCert)
+	gctx, stop := context.WithCancel(a.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := g.Serve(gctx, a.grpcLn); err != nil {
+			log.Error("gRPC listener failed", "error", err)
+		}
+	}()
+	a.onStop(func() { stop(); <-done })
 	return nil
+}
+
+// GRPCAddr is the address of the gRPC listener (after Start), nil without
+// server.grpc_addr.
+func (a *App) GRPCAddr() net.Addr {
+	if a.grpcLn == nil {
+		return nil
+	}
+	return a.grpcLn.Addr()
 }
 
 // Addr is the address the app listens on (after Start).
