@@ -39,6 +39,7 @@ type harness struct {
 	httpURL  string
 	grpcAddr string
 	conn     *grpc.ClientConn
+	client   *http.Client
 }
 
 type harnessOpts struct {
@@ -123,7 +124,11 @@ func start(t *testing.T, o harnessOpts) *harness {
 	if o.cfg.TLS.Enabled() {
 		scheme = "https://"
 	}
-	return &harness{t: t, srv: srv, issuer: iss, verifier: v, httpURL: scheme + hl.Addr().String(), grpcAddr: gl.Addr().String(), conn: conn}
+	client := http.DefaultClient
+	if o.clientTLS != nil {
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: o.clientTLS}}
+	}
+	return &harness{t: t, srv: srv, issuer: iss, verifier: v, httpURL: scheme + hl.Addr().String(), grpcAddr: gl.Addr().String(), conn: conn, client: client}
 }
 
 // token issues an access token for sub with scopes.
@@ -155,7 +160,7 @@ func (h *harness) httpDo(method, path, body string, hdr map[string]string) (int,
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
