@@ -166,9 +166,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.GRPCAddr != "" {
-		if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+		if _, port, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 			errs = append(errs, fmt.Errorf("server grpc_addr %q: %w", c.GRPCAddr, err))
-		} else if c.GRPCAddr == c.Addr || c.GRPCAddr == c.AdminAddr {
+		} else if port != "0" && (c.GRPCAddr == c.Addr || c.GRPCAddr == c.AdminAddr) {
 			errs = append(errs, fmt.Errorf("server grpc_addr %q is another listener's address: give gRPC its own port", c.GRPCAddr))
 		}
 	}

@@ -17,6 +17,7 @@ func newServe() *cobra.Command {
 	var (
 		cfgPath  string
 		addr     string
+		grpcAddr string
 		paths    []string
 		dataDir  string
 		storeURL string
@@ -65,6 +66,9 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 			if f.Changed("addr") {
 				cfg.Server.Addr = addr
 			}
+			if f.Changed("grpc-addr") {
+				cfg.Server.GRPCAddr = grpcAddr
+			}
 			if f.Changed("bundle") {
 				cfg.Bundles.Paths = paths
 			}
@@ -95,6 +99,7 @@ Settings come from defaults, then --config FILE, then the flags given.`,
 	f := cmd.Flags()
 	f.StringVar(&cfgPath, "config", "", "YAML configuration file")
 	f.StringVar(&addr, "addr", "127.0.0.1:8700", "listen address host:port")
+	f.StringVar(&grpcAddr, "grpc-addr", "", "gRPC listen address host:port (Envoy ext_authz, verdict.access.v1.Access); off when empty")
 	f.StringArrayVar(&paths, "bundle", nil, "bundle directory or .tar.gz to serve (repeatable; several bundles combine deny-overrides)")
 	f.StringVar(&dataDir, "data-dir", "./verdict-data", "directory for durable state")
 	f.StringVar(&storeURL, "store", "", storeFlagHelp)

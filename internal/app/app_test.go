@@ -6,7 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/verdictpdp/verdict/grpcapi/accessv1"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // notOurs are the goroutines of libraries that outlive any one server:
@@ -53,13 +58,16 @@ func devConfig(t *testing.T, bundle string) Config {
 // decisions, and Close leaves no goroutine of its own running.
 func TestStartServeClose(t *testing.T) {
 	defer goleak.VerifyNone(t, append(notOurs, goleak.IgnoreCurrent())...)
-	a, err := New(devConfig(t, "../../policies/quickstart"), Options{Version: "test"})
+	cfg := devConfig(t, "../../policies/quickstart")
+	cfg.Server.GRPCAddr = "127.0.0.1:0"
+	a, err := New(cfg, Options{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	grpcDecides(t, a.GRPCAddr().String())
 	base := "http://" + a.Addr().String()
 	resp, err := http.Get(base + "/readyz")
 	if err != nil {
@@ -112,6 +120,14 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	if err := second.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "is in use") {
 		t.Fatalf("a taken address: %v", err)
 	}
+	// The gRPC listener starts last: its failure stops the HTTP server
+	// that had started.
+	cfg.Server.Addr, cfg.Server.GRPCAddr = "127.0.0.1:0", first.Addr().String()
+	fourth, _ := New(cfg, Options{})
+	if err := fourth.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "server.grpc_addr") {
+		t.Fatalf("a taken gRPC address: %v", err)
+	}
+	cfg.Server.GRPCAddr = ""
 	// Its data dir was closed: a third app opens it.
 	cfg.Server.Addr = "127.0.0.1:0"
 	third, _ := New(cfg, Options{})
@@ -123,4 +139,27 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	}
 	first.Close()
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// grpcDecides asks the app's gRPC listener for a decision (--dev: no
+// token) and its health, as a client would.
+func grpcDecides(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	props, _ := structpb.NewStruct(map[string]any{"roles": []any{"editor"}})
+	r, err := accessv1.NewAccessClient(conn).Evaluation(ctx, &accessv1.EvaluationRequest{
+		Subject: &accessv1.Subject{Type: "user", Id: "ed", Properties: props}, Action: &accessv1.Action{Name: "update"},
+		Resource: &accessv1.Resource{Type: "document", Id: "42"}})
+	if err != nil || !r.GetDecision() {
+		t.Fatalf("gRPC evaluation: %v %v", r, err)
+	}
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("gRPC health: %v %v", h, err)
+	}
 }

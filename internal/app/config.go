@@ -303,6 +303,9 @@ func (c Config) Validate() error {
 	if c.Dev && !loopbackAddr(c.Server.Addr) {
 		errs = append(errs, fmt.Errorf("dev: only on a loopback server.addr (127.0.0.1, ::1, localhost), not %q: dev mode trusts unsigned bundles and is for one developer's machine", c.Server.Addr))
 	}
+	if c.Dev && c.Server.GRPCAddr != "" && !loopbackAddr(c.Server.GRPCAddr) {
+		errs = append(errs, fmt.Errorf("dev: only on a loopback server.grpc_addr, not %q: dev mode answers decisions without a caller token", c.Server.GRPCAddr))
+	}
 	errs = append(errs, c.Log.Validate())
 	errs = append(errs, c.Server.Validate(), c.Engine.Validate(), c.BundleLimits.Validate(), c.Keys.Validate(), c.IssuerConfig().Validate(), c.VerifierConfig().Validate(),
 		c.RefreshConfig().Validate(), c.AssertionConfig().Validate(), c.Users.Validate(), c.APIKeys.Validate())
