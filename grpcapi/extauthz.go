@@ -162,11 +162,19 @@ func headerMap(h interface {
 		}
 		return out
 	}
-	out := make(map[string]string, len(h.GetHeaders()))
-	for k, v := range h.GetHeaders() {
-		out[strings.ToLower(k)] = v
+	// Envoy sends the names lower-case already: the map is used as it
+	// is unless a name is not.
+	hs := h.GetHeaders()
+	for k := range hs {
+		if strings.ToLower(k) != k {
+			out := make(map[string]string, len(hs))
+			for k, v := range hs {
+				out[strings.ToLower(k)] = v
+			}
+			return out
+		}
 	}
-	return out
+	return hs
 }
 
 // sourceAddr is the end user's address as Envoy saw it (the downstream

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -28,12 +29,18 @@ import (
 const requestIDKey = "x-request-id"
 
 // intercept runs around every unary call: it gives the call a request id
-// (a well-formed x-request-id from the caller, else a new one), sheds it
+// (a well-formed x-request-id from the call's metadata or, for a Check,
+// the original request's, else a new one), sheds it
 // when server.max_in_flight calls are being answered, turns a panic into
 // INTERNAL (never an allow) and counts the call in the gRPC metrics.
 func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	id := firstMD(ctx, requestIDKey)
+	if cr, ok := req.(*authv3.CheckRequest); ok && id == "" {
+		// Envoy's own request id: the decision log and Envoy's access
+		// log name the same id.
+		id = cr.GetAttributes().GetRequest().GetHttp().GetHeaders()["x-request-id"]
+	}
 	if !validRequestID(id) {
 		id = uuid.NewString()
 	}
