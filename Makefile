@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ADDR      ?= 127.0.0.1:8700
 BUNDLE    ?= policies/quickstart
 
-.PHONY: all build install run test lint bench bench-compare bench-growth soak fuzz fuzz-corpus deploy-check clean
+.PHONY: all build install run test lint bench bench-compare bench-growth soak fuzz fuzz-corpus deploy-check proto clean
 
 all: lint test build
 
@@ -36,6 +36,22 @@ test:
 	$(GO) test -count=1 ./bench/
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/verdict
 	@for b in policies/*/; do ./$(BIN) bundle test $$b || exit 1; done
+
+# The generators of the gRPC access API's Go code (grpcapi/accessv1, committed):
+# protoc from Debian's protobuf-compiler, the two plugins at pinned versions.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
+TOOLS              := $(CURDIR)/bin/tools
+
+## proto: regenerate grpcapi/accessv1 from grpcapi/proto (needs protoc: apt-get install protobuf-compiler)
+proto:
+	@command -v protoc >/dev/null || { echo "make proto: protoc is missing: apt-get install -y protobuf-compiler"; exit 1; }
+	GOBIN=$(TOOLS) GOFLAGS= $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(TOOLS) GOFLAGS= $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH=$(TOOLS):$$PATH protoc -I grpcapi/proto \
+	  --go_out=. --go_opt=module=github.com/verdictpdp/verdict \
+	  --go-grpc_out=. --go-grpc_opt=module=github.com/verdictpdp/verdict \
+	  grpcapi/proto/verdict/access/v1/access.proto
 
 ## lint: gofmt and go vet
 lint:

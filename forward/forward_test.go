@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func TestConfigValidate(t *testing.T) {
+func TestForwardAuthConfigValidate(t *testing.T) {
 	cases := map[string]func(*Config){
 		"bad cidr":                 func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/33"} },
 		"envoy prefix elsewhere":   func(c *Config) { c.EnvoyPrefix = "/envoy" },
