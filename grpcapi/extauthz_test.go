@@ -9,9 +9,12 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/verdictpdp/verdict/forward"
+	"github.com/verdictpdp/verdict/server"
 )
 
 // forwardPolicy allows exactly the inputs forward-auth must build, so that
@@ -334,4 +337,37 @@ func TestCheckRefusals(t *testing.T) {
 			t.Errorf("headers %v, want %v", got, want)
 		}
 	})
+}
+
+// TestCheckShedAndHeaderCase: a call over server.max_in_flight is refused
+// at once (health never), and header names that are not lower-case (a
+// client that is not Envoy) are read as Envoy's.
+func TestCheckShedAndHeaderCase(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.MaxInFlight = 1
+	fc := forward.DefaultConfig()
+	fc.Routes = []forward.Route{{Path: "/health", Methods: []string{"GET"}}, {Path: "/todos/{id}", Methods: []string{"GET"}}}
+	h := start(t, harnessOpts{cfg: cfg, forward: fc, files: map[string]string{"fa.verdict.yaml": forwardPolicy}})
+	ctx := context.Background()
+	req := checkRequest(envoyCase{"", "GET", "/todos/42", "api.test", nil}, "HTTP/1.1", false, "")
+	req.Attributes.Request.Http.Headers = map[string]string{"User-Agent": "ua/1", "Authorization": "Bearer " + h.token("alice")}
+	if got, _ := h.viaGRPC(ctx, req); got.status != 200 || got.subject != "alice" {
+		t.Fatalf("mixed-case header names: %+v", got)
+	}
+
+	done, ok := h.srv.Admit() // the one slot, taken
+	if !ok {
+		t.Fatal("no slot")
+	}
+	_, err := authv3.NewAuthorizationClient(h.conn).Check(ctx, req)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "overloaded") {
+		t.Errorf("over max_in_flight: %v", err)
+	}
+	if r, err := healthpb.NewHealthClient(h.conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health while full: %v %v", r, err)
+	}
+	done()
+	if got, _ := h.viaGRPC(ctx, req); got.status != 200 {
+		t.Errorf("after the slot was freed: %+v", got)
+	}
 }
