@@ -7,8 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,46 +119,16 @@ func (g *gateway) httpTarget() target {
 // an allow fails tb.
 func grpcThroughput(tb testing.TB, conns []*grpc.ClientConn, req *authv3.CheckRequest, workers int, d time.Duration) (rps float64, cpu time.Duration) {
 	tb.Helper()
-	reqs := []*authv3.CheckRequest{req}
-	var done, failed atomic.Int64
-	var firstErr atomic.Value
-	var measuring atomic.Bool
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for w := range workers {
+	return closedLoop(tb, "gRPC Check", workers, d, func(w int) (func(int) error, func()) {
 		client := authv3.NewAuthorizationClient(conns[w%len(conns)])
-		wg.Go(func() {
-			for i := w; ctx.Err() == nil; i++ {
-				resp, err := client.Check(ctx, reqs[i%len(reqs)])
-				switch {
-				case ctx.Err() != nil:
-				case err != nil:
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				case resp.GetStatus().GetCode() != 0:
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, resp.String())
-				case measuring.Load():
-					done.Add(1)
-				}
+		return func(int) error {
+			resp, err := client.Check(context.Background(), req)
+			if err == nil && resp.GetStatus().GetCode() != 0 {
+				err = fmt.Errorf("not an allow: %v", resp)
 			}
-		})
-	}
-	time.Sleep(d / 4)
-	measuring.Store(true)
-	start, cpu0 := time.Now(), processCPU()
-	time.Sleep(d)
-	n := done.Load()
-	elapsed, used := time.Since(start), processCPU()-cpu0
-	cancel()
-	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		tb.Fatalf("gRPC Check: %d calls failed, the first: %v", f, firstErr.Load())
-	}
-	if n == 0 {
-		tb.Fatalf("gRPC Check: no answer in %v", d)
-	}
-	return float64(n) / elapsed.Seconds(), used / time.Duration(n)
+			return err
+		}, func() {}
+	})
 }
 
 // okAuthorizer is the gRPC floor: an ext_authz server that allows

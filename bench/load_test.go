@@ -36,41 +36,58 @@ func throughput(tb testing.TB, t target, conns int, d time.Duration) (rps float6
 	hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, MaxIdleConnDuration: time.Minute,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
+	return closedLoop(tb, t.name, conns, d, func(int) (func(int) error, func()) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI(path)
+		req.Header.SetHost(addr)
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.Header.SetContentType("application/json")
+		for k, v := range t.header {
+			req.Header.Set(k, v)
+		}
+		call := func(i int) error {
+			req.SetBodyRaw(t.bodies[i%len(t.bodies)])
+			if err := hc.Do(req, resp); err != nil {
+				return err
+			}
+			if resp.StatusCode() != http.StatusOK {
+				return fmt.Errorf("status %d: %.200s", resp.StatusCode(), resp.Body())
+			}
+			return nil
+		}
+		return call, func() { fasthttp.ReleaseRequest(req); fasthttp.ReleaseResponse(resp) }
+	})
+}
 
+// closedLoop runs workers loops, each making its next call as soon as the
+// last returned (newWorker gives worker w its call, made with 0, 1, 2, …,
+// and a release for when it stops), for d after a warm-up of d/4, and
+// returns the calls per second and the CPU time the process spent per
+// call. Any failed call fails tb: a server that fails fast must not look
+// fast.
+func closedLoop(tb testing.TB, name string, workers int, d time.Duration, newWorker func(w int) (call func(i int) error, release func())) (rps float64, cpu time.Duration) {
+	tb.Helper()
 	var done, failed atomic.Int64
 	var firstErr atomic.Value
 	var measuring atomic.Bool
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for w := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI(path)
-			req.Header.SetHost(addr)
-			req.Header.SetMethod(fasthttp.MethodPost)
-			req.Header.SetContentType("application/json")
-			for k, v := range t.header {
-				req.Header.Set(k, v)
-			}
+	for w := range workers {
+		call, release := newWorker(w)
+		wg.Go(func() {
+			defer release()
 			for i := w; ctx.Err() == nil; i++ {
-				req.SetBodyRaw(t.bodies[i%len(t.bodies)])
-				err := hc.Do(req, resp)
+				err := call(i)
 				switch {
+				case ctx.Err() != nil:
 				case err != nil:
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
-				case resp.StatusCode() != http.StatusOK:
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("status %d: %.200s", resp.StatusCode(), resp.Body()))
 				case measuring.Load():
 					done.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	time.Sleep(d / 4)
 	measuring.Store(true)
@@ -81,10 +98,10 @@ func throughput(tb testing.TB, t target, conns int, d time.Duration) (rps float6
 	cancel()
 	wg.Wait()
 	if f := failed.Load(); f > 0 {
-		tb.Fatalf("%s: %d requests failed, the first: %v", t.name, f, firstErr.Load())
+		tb.Fatalf("%s: %d requests failed, the first: %v", name, f, firstErr.Load())
 	}
 	if n == 0 {
-		tb.Fatalf("%s: no answer in %v", t.name, d)
+		tb.Fatalf("%s: no answer in %v", name, d)
 	}
 	return float64(n) / elapsed.Seconds(), used / time.Duration(n)
 }

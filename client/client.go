@@ -291,30 +291,13 @@ func (c *Client) post(ctx context.Context, path string, v any) (http.Header, []b
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	refetched := false
-	for n := 1; ; n++ {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, fmt.Errorf("verdict: POST %s: %w", path, err)
-		}
-		h, body, tok, err := c.once(ctx, path, payload)
-		if err == nil {
-			return h, body, nil
-		}
-		if tok != "" && !refetched && IsUnauthorized(err) {
-			// The cached token was refused: drop it and try once with a
-			// fresh one (not counted as a retry).
-			c.tokens.drop(tok)
-			refetched = true
-			n--
-			continue
-		}
-		if n >= c.retry.MaxAttempts || !retryable(ctx, err) {
-			return nil, nil, err
-		}
-		if err := c.retry.wait(ctx, n, err); err != nil {
-			return nil, nil, err
-		}
-	}
+	var h http.Header
+	var body []byte
+	err = c.retry.run(ctx, c.tokens, "POST "+path, func(ctx context.Context) (tok string, err error) {
+		h, body, tok, err = c.once(ctx, path, payload)
+		return tok, err
+	})
+	return h, body, err
 }
 
 // once sends one request. tok is the cached access token it presented, ""

@@ -95,31 +95,13 @@ func (g *GRPC) call(ctx context.Context, rpc func(ctx context.Context) error) er
 		ctx, cancel = context.WithTimeout(ctx, g.timeout)
 		defer cancel()
 	}
-	refetched := false
-	for n := 1; ; n++ {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("verdict: gRPC: %w", err)
-		}
+	return g.retry.run(ctx, g.tokens, "gRPC", func(ctx context.Context) (string, error) {
 		cctx, tok, err := g.credentials(ctx)
-		if err == nil {
-			err = fromStatus(rpc(cctx))
+		if err != nil {
+			return "", err
 		}
-		if err == nil {
-			return nil
-		}
-		if tok != "" && !refetched && IsUnauthorized(err) {
-			g.tokens.drop(tok)
-			refetched = true
-			n--
-			continue
-		}
-		if n >= g.retry.MaxAttempts || !retryable(ctx, err) {
-			return err
-		}
-		if err := g.retry.wait(ctx, n, err); err != nil {
-			return err
-		}
-	}
+		return tok, fromStatus(rpc(cctx))
+	})
 }
 
 // credentials adds the caller's credential to ctx's outgoing metadata; tok

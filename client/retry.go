@@ -136,3 +136,33 @@ func (p RetryPolicy) wait(ctx context.Context, n int, err error) error {
 		return fmt.Errorf("%w (waiting to retry after: %w)", ctx.Err(), err)
 	}
 }
+
+// run makes attempt until it succeeds, under the policy: a refusal of the
+// cached token (tok, "" for none) drops it from tokens and tries once more
+// with a fresh one (not counted as a retry); a retryable failure waits and
+// tries again, up to MaxAttempts. what names the call in a context error.
+// Both transports call through it.
+func (p RetryPolicy) run(ctx context.Context, tokens *tokenCache, what string, attempt func(ctx context.Context) (tok string, err error)) error {
+	refetched := false
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("verdict: %s: %w", what, err)
+		}
+		tok, err := attempt(ctx)
+		if err == nil {
+			return nil
+		}
+		if tok != "" && !refetched && IsUnauthorized(err) {
+			tokens.drop(tok)
+			refetched = true
+			n--
+			continue
+		}
+		if n >= p.MaxAttempts || !retryable(ctx, err) {
+			return err
+		}
+		if err := p.wait(ctx, n, err); err != nil {
+			return err
+		}
+	}
+}

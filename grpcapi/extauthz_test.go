@@ -3,6 +3,7 @@ package grpcapi_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -18,32 +19,15 @@ import (
 )
 
 // forwardPolicy allows exactly the inputs forward-auth must build, so that
-// a field either transport gets wrong turns an expected allow into a deny.
-const forwardPolicy = `apiVersion: verdict.dev/v1
-kind: Policy
-name: fa
-rules:
-  - id: member-reads-todo
-    effect: allow
-    actions: ["GET"]
-    resources: ["route"]
-    condition: >
-      resource.id == "/todos/{id}" && resource.properties.params.id == "42" &&
-      resource.properties.path == "/todos/42" && resource.properties.host == "api.test" &&
-      subject.type == "user" && subject.id == "alice" && "member" in token.roles &&
-      context.headers["user-agent"] == "ua/1" && !("authorization" in context.headers)
-  - id: public-health
-    effect: allow
-    actions: ["GET"]
-    condition: resource.id == "/health" && subject.type == "anonymous" && subject.id == ""
-  - id: unmatched-is-evaluated
-    effect: allow
-    condition: resource.id == "" && resource.properties.path == "/open/unmatched"
-  - id: broken
-    effect: allow
-    actions: ["PATCH"]
-    condition: int(resource.properties.path) == 1
-`
+// a field either transport gets wrong turns an expected allow into a deny
+// (server's forward-auth tests decide with the same file).
+var forwardPolicy = func() string {
+	b, err := os.ReadFile("../forward/testdata/gateway.verdict.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 func forwardHarness(t *testing.T, mutate func(*forward.Config)) *harness {
 	t.Helper()

@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
-	"unicode"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/google/uuid"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/verdictpdp/verdict/oauth"
+	"github.com/verdictpdp/verdict/pdp"
 )
 
 // requestIDKey is the metadata key of a call's request id, echoed in the
@@ -41,7 +41,7 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 		// log name the same id.
 		id = cr.GetAttributes().GetRequest().GetHttp().GetHeaders()["x-request-id"]
 	}
-	if !validRequestID(id) {
+	if !pdp.ValidRequestID(id) {
 		id = uuid.NewString()
 	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDKey, id))
@@ -147,18 +147,6 @@ func peerAddr(ctx context.Context) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
-}
-
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 200 {
-		return false
-	}
-	for _, r := range id {
-		if r > unicode.MaxASCII || !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // metrics are the gRPC calls' series; nil when metrics are off.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+	"unicode"
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/cache"
@@ -174,6 +175,21 @@ func (s *Service) CacheEnabled() bool { return s.cache != nil }
 
 // Active is the active bundles, nil while none is.
 func (s *Service) Active() *bundles.Active { return s.bundles.Active() }
+
+// ValidRequestID reports whether id, a caller's request id (HTTP's
+// X-Request-ID, gRPC's x-request-id), may be kept as it is: printable
+// ASCII, at most 200 bytes. Transports make one instead of any other.
+func ValidRequestID(id string) bool {
+	if id == "" || len(id) > 200 {
+		return false
+	}
+	for _, r := range id {
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
 
 // Meta is who asks for a decision: the endpoint and the transport's
 // request id, for logs, metrics and traces.

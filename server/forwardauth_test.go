@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -10,32 +11,15 @@ import (
 )
 
 // forwardPolicy allows exactly the inputs forward-auth must build, so that a
-// field it gets wrong turns an expected allow into a deny.
-const forwardPolicy = `apiVersion: verdict.dev/v1
-kind: Policy
-name: fa
-rules:
-  - id: member-reads-todo
-    effect: allow
-    actions: ["GET"]
-    resources: ["route"]
-    condition: >
-      resource.id == "/todos/{id}" && resource.properties.params.id == "42" &&
-      resource.properties.path == "/todos/42" && resource.properties.host == "api.test" &&
-      subject.type == "user" && subject.id == "alice" && "member" in token.roles &&
-      context.headers["user-agent"] == "ua/1" && !("authorization" in context.headers)
-  - id: public-health
-    effect: allow
-    actions: ["GET"]
-    condition: resource.id == "/health" && subject.type == "anonymous" && subject.id == ""
-  - id: unmatched-is-evaluated
-    effect: allow
-    condition: resource.id == "" && resource.properties.path == "/open/unmatched"
-  - id: broken
-    effect: allow
-    actions: ["PATCH"]
-    condition: int(resource.properties.path) == 1
-`
+// field it gets wrong turns an expected allow into a deny; the gRPC
+// transport's tests decide with the same file.
+var forwardPolicy = func() string {
+	b, err := os.ReadFile("../forward/testdata/gateway.verdict.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 func forwardHarness(t *testing.T, mutate func(*forward.Config), opts ...Option) (*harness, *authKit) {
 	t.Helper()

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/verdictpdp/verdict/forward"
 	"github.com/verdictpdp/verdict/oauth"
@@ -689,7 +688,7 @@ func ensureRequestID(c *fiber.Ctx) string {
 		return id
 	}
 	id := c.Get(requestIDHeader)
-	if !validRequestID(id) {
+	if !pdp.ValidRequestID(id) {
 		id = uuid.NewString()
 	} else {
 		id = utils.CopyString(id)
@@ -697,18 +696,6 @@ func ensureRequestID(c *fiber.Ctx) string {
 	c.Locals(requestIDHeader, id)
 	c.Set(requestIDHeader, id)
 	return id
-}
-
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 200 {
-		return false
-	}
-	for _, r := range id {
-		if r > unicode.MaxASCII || !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 func requestID(c *fiber.Ctx) string { return ensureRequestID(c) }
