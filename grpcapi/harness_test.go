@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -51,6 +52,8 @@ type harnessOpts struct {
 	clientTLS *tls.Config
 	// grpcClientCert requires client certificates on gRPC.
 	grpcClientCert bool
+	// tp traces both servers when set.
+	tp trace.TracerProvider
 }
 
 func start(t *testing.T, o harnessOpts) *harness {
@@ -82,12 +85,12 @@ func start(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(o.cfg, mgr, nil, server.WithAuth(v, o.open), server.WithForwardAuth(fa))
+	srv, err := server.New(o.cfg, mgr, nil, server.WithAuth(v, o.open), server.WithForwardAuth(fa), server.WithTracerProvider(o.tp))
 	if err != nil {
 		t.Fatal(err)
 	}
 	g, err := grpcapi.New(srv, grpcapi.Config{Forward: fa, Refusal: server.Refusal, TLS: srv.GRPCTLS(o.grpcClientCert),
-		MaxMessageBytes: o.cfg.BodyLimit, ShutdownTimeout: time.Second, Registry: srv.Registry()})
+		MaxMessageBytes: o.cfg.BodyLimit, ShutdownTimeout: time.Second, Registry: srv.Registry(), TracerProvider: o.tp})
 	if err != nil {
 		t.Fatal(err)
 	}

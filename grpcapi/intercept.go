@@ -28,7 +28,7 @@ import (
 // response header.
 const requestIDKey = "x-request-id"
 
-// intercept runs around every unary call: it gives the call a request id
+// intercept runs around every unary call: it traces it (tracing.go), gives the call a request id
 // (a well-formed x-request-id from the call's metadata or, for a Check,
 // the original request's, else a new one), sheds it
 // when server.max_in_flight calls are being answered, turns a panic into
@@ -46,6 +46,7 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDKey, id))
 	ctx = oauth.WithRequestID(ctx, id)
+	ctx, endSpan := s.startSpan(ctx, info.FullMethod, id, req)
 	defer func() {
 		if r := recover(); r != nil {
 			s.metrics.panicked()
@@ -53,6 +54,7 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 			resp, err = nil, status.Error(codes.Internal, "internal error")
 		}
 		s.metrics.record(info.FullMethod, status.Code(err), time.Since(start))
+		endSpan(err, status.Code(err))
 	}()
 	if !s.isHealth(info.FullMethod) {
 		done, ok := s.host.Admit()

@@ -9,11 +9,15 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
@@ -154,4 +158,49 @@ func TestTLSAndMTLS(t *testing.T) {
 			t.Errorf("HTTP /healthz: %d", code)
 		}
 	})
+}
+
+// TestTracing: a Check is a server span continuing the original request's
+// trace (Envoy passes its traceparent), the decision's span its child; a
+// call's own metadata wins; without a provider nothing is traced.
+func TestTracing(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	fc := forward.DefaultConfig()
+	fc.Routes = []forward.Route{{Path: "/health"}}
+	h := start(t, harnessOpts{forward: fc, tp: tp, files: map[string]string{"fa.verdict.yaml": forwardPolicy}})
+	const trace1 = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req := checkRequest(envoyCase{"", "GET", "/health", "api.test", map[string]string{"traceparent": "00-" + trace1 + "-00f067aa0ba902b7-01"}}, "HTTP/2", false, "")
+	if got, _ := h.viaGRPC(context.Background(), req); got.status != 200 {
+		t.Fatalf("%+v", got)
+	}
+	spans := exp.GetSpans()
+	var server, decide *tracetest.SpanStub
+	for i := range spans {
+		switch spans[i].Name {
+		case "envoy.service.auth.v3.Authorization/Check":
+			server = &spans[i]
+		case "verdict.decide":
+			decide = &spans[i]
+		}
+	}
+	if server == nil || decide == nil {
+		t.Fatalf("spans %v", spans)
+	}
+	if server.SpanContext.TraceID().String() != trace1 || server.Parent.SpanID().String() != "00f067aa0ba902b7" || server.SpanKind != oteltrace.SpanKindServer {
+		t.Errorf("server span %v, parent %v", server.SpanContext, server.Parent)
+	}
+	if decide.Parent.SpanID() != server.SpanContext.SpanID() {
+		t.Errorf("the decision's span is not the call's child")
+	}
+	exp.Reset()
+	const trace2 = "0af7651916cd43dd8448eb211c80319c"
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", "00-"+trace2+"-b7ad6b7169203331-01")
+	h.viaGRPC(ctx, req)
+	for _, s := range exp.GetSpans() {
+		if s.SpanContext.TraceID().String() != trace2 {
+			t.Errorf("span %s in trace %s, want the call's %s", s.Name, s.SpanContext.TraceID(), trace2)
+		}
+	}
 }

@@ -23,6 +23,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -75,6 +76,10 @@ type Config struct {
 	// Registry, when not nil, receives the gRPC metrics (served at
 	// /metrics with the others).
 	Registry *prometheus.Registry
+	// TracerProvider, when not nil nor a no-op, traces every call: a
+	// server span continuing the caller's W3C trace context (or, for a
+	// Check, the original request's), parent of the decision's span.
+	TracerProvider trace.TracerProvider
 	// Log receives warnings and errors; nil discards them.
 	Log *slog.Logger
 }
@@ -86,6 +91,7 @@ type Server struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	metrics *metrics
+	tracer  trace.Tracer
 	log     *slog.Logger
 }
 
@@ -104,7 +110,7 @@ func New(host Host, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, host: host, health: health.NewServer(), log: log, metrics: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, host: host, health: health.NewServer(), log: log, metrics: newMetrics(cfg.Registry), tracer: newTracer(cfg.TracerProvider)}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(s.intercept),

@@ -16,6 +16,7 @@ import (
 	"github.com/verdictpdp/verdict/grpcapi"
 	"github.com/verdictpdp/verdict/internal/storeadapt"
 	"github.com/verdictpdp/verdict/scim"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/verdictpdp/verdict/oauth"
 
@@ -292,20 +293,20 @@ func (a *App) Start(ctx context.Context) (err error) {
 		log.Info("verdict stopped")
 	})
 	// gRPC starts after HTTP and, registered later, stops before it.
-	return a.startGRPC(fa)
+	return a.startGRPC(fa, tp)
 }
 
 // startGRPC serves gRPC on server.grpc_addr, if set: Envoy ext_authz and
 // the access API, sharing the HTTP server's authentication, limits,
 // metrics and certificate.
-func (a *App) startGRPC(fa *forward.Auth) error {
+func (a *App) startGRPC(fa *forward.Auth, tp trace.TracerProvider) error {
 	cfg, log := a.cfg.Server, a.log
 	if cfg.GRPCAddr == "" {
 		return nil
 	}
 	g, err := grpcapi.New(a.srv, grpcapi.Config{
 		Forward: fa, Refusal: server.Refusal, TLS: a.srv.GRPCTLS(cfg.GRPCClientCert),
-		MaxMessageBytes: cfg.BodyLimit, ShutdownTimeout: cfg.ShutdownTimeout, Registry: a.srv.Registry(), Log: log,
+		MaxMessageBytes: cfg.BodyLimit, ShutdownTimeout: cfg.ShutdownTimeout, Registry: a.srv.Registry(), TracerProvider: tp, Log: log,
 	})
 	if err != nil {
 		return err
