@@ -24,7 +24,7 @@ COPY --from=build /out/verdict /usr/local/bin/verdict
 COPY --from=build --chown=65532:65532 /out/data /var/lib/verdict
 USER 65532:65532
 ENV VERDICT_DATA_DIR=/var/lib/verdict
-EXPOSE 8700 8701
+EXPOSE 8700 8701 9191
 VOLUME ["/var/lib/verdict"]
 ENTRYPOINT ["/usr/local/bin/verdict"]
 CMD ["serve", "--config", "/etc/verdict/verdict.yaml"]

@@ -235,7 +235,10 @@ func TestDockerfile(t *testing.T) {
 	if !mounted {
 		t.Errorf("the Deployment mounts nothing at data_dir %s", cfg.DataDir)
 	}
-	for _, addr := range []string{cfg.Server.Addr, cfg.Server.AdminAddr} {
+	for _, addr := range []string{cfg.Server.Addr, cfg.Server.AdminAddr, cfg.Server.GRPCAddr} {
+		if addr == "" {
+			continue
+		}
 		_, port, err := net.SplitHostPort(addr)
 		if err != nil {
 			t.Fatalf("server address %q: %v", addr, err)
@@ -260,6 +263,7 @@ type config struct {
 	Server  struct {
 		Addr      string `yaml:"addr"`
 		AdminAddr string `yaml:"admin_addr"`
+		GRPCAddr  string `yaml:"grpc_addr"`
 	} `yaml:"server"`
 	files map[string]string
 }
