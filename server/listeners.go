@@ -50,7 +50,7 @@ func classOf(p string) listenerClass {
 	switch {
 	case p == "/healthz", p == "/readyz", p == "/openapi.json":
 		return bothListeners
-	case p == MetricsPath, p == "/v1/status", underPrefix(p, "/v1/bundles"), underPrefix(p, "/v1/admin"):
+	case p == MetricsPath, p == "/v1/status", underPrefix(p, "/v1/bundles"), underPrefix(p, "/v1/admin"), underPrefix(p, consolePath):
 		return adminOnly
 	}
 	return publicOnly

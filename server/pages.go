@@ -44,6 +44,10 @@ type page struct {
 	Notice string
 	CSRF   string
 	CSS    template.CSS
+	// Wide lays the page out for tables; Nav, when set, is the console
+	// section shown in its navigation, Who the console's signed-in caller.
+	Wide     bool
+	Nav, Who string
 }
 
 // pageCSP is the policy of an HTML page: nothing loads but its own style

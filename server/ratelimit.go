@@ -76,7 +76,7 @@ type RateLimits struct {
 	Revoke     Limit `yaml:"revoke"`
 	// Bundles is /v1/bundles… (push, list, download, activate, preview).
 	Bundles Limit `yaml:"bundles"`
-	// Admin is /v1/admin….
+	// Admin is /v1/admin…, /scim/v2… and the console (/console…).
 	Admin Limit `yaml:"admin"`
 	// SignIn is the people-facing pages and routes: /oauth2/authorize,
 	// /login…, /account…, /oauth2/userinfo, /oauth2/logout, by address
@@ -160,7 +160,7 @@ func groupOf(p string) string {
 		return GroupRevoke
 	case underPrefix(p, "/v1/bundles"):
 		return GroupBundles
-	case underPrefix(p, "/v1/admin"), underPrefix(p, scimPrefix):
+	case underPrefix(p, "/v1/admin"), underPrefix(p, scimPrefix), underPrefix(p, consolePath):
 		return GroupAdmin
 	case underPrefix(p, "/oauth2/authorize"), underPrefix(p, "/login"), underPrefix(p, "/account"),
 		p == "/oauth2/userinfo", p == "/oauth2/logout":

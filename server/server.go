@@ -458,7 +458,7 @@ func (s *Server) table() []route {
 	bundleWrite := []fiber.Handler{s.requireBundles(ScopeBundlesWrite)}
 	bundleRead := []fiber.Handler{s.requireBundles(ScopeBundlesRead, ScopeBundlesWrite)}
 	limits := s.tokenLimits()
-	return []route{
+	return append([]route{
 		{fiber.MethodGet, "/healthz", s.healthz, nil},
 		{fiber.MethodGet, "/readyz", s.readyz, nil},
 		{fiber.MethodGet, "/v1/status", s.status, nil},
@@ -561,7 +561,7 @@ func (s *Server) table() []route {
 		// Prometheus metrics (server.metrics), unauthenticated: for the
 		// monitoring network only.
 		{fiber.MethodGet, MetricsPath, s.metricsHandler(), nil},
-	}
+	}, s.consoleRoutes()...)
 }
 
 // routes registers the table, answers other methods on its paths with 405

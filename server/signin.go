@@ -81,7 +81,8 @@ func (s *Server) startSession(c *fiber.Ctx, u users.User, amr []string, pending 
 // safeReturn keeps a return address only if it is one of Verdict's own
 // sign-in paths (never another site: no open redirect).
 func safeReturn(r string) string {
-	if (strings.HasPrefix(r, "/oauth2/authorize?") || r == "/account" || strings.HasPrefix(r, "/account/")) &&
+	if (strings.HasPrefix(r, "/oauth2/authorize?") || r == "/account" || strings.HasPrefix(r, "/account/") ||
+		r == consolePath || strings.HasPrefix(r, consolePath+"/")) &&
 		!strings.ContainsAny(r, "\\\r\n") {
 		return r
 	}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// consoleBrowser is a cookie-keeping HTTP client that, like a test of a
+// browser's requests, does not follow redirects (their targets are
+// checked).
+type consoleBrowser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func newConsoleBrowser(t *testing.T, base string) *consoleBrowser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &consoleBrowser{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+func (b *consoleBrowser) do(method, path string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.base+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp, string(out)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf is the CSRF token of the form on page path.
+func (b *consoleBrowser) csrf(path string) string {
+	b.t.Helper()
+	resp, page := b.do("GET", path, nil)
+	m := csrfField.FindStringSubmatch(page)
+	if resp.StatusCode != 200 || m == nil {
+		b.t.Fatalf("GET %s: %d, no CSRF field: %.300s", path, resp.StatusCode, page)
+	}
+	return m[1]
+}
+
+// TestConsoleSignInAndRollback drives the console of a real serve over
+// HTTP as a browser's requests: only a client with verdict:admin signs in,
+// every form needs its CSRF token, the overview and the revisions show
+// what is stored and active, and a confirmed activation rolls back.
+func TestConsoleSignInAndRollback(t *testing.T) {
+	dataDir := t.TempDir()
+	secretOf := func(id, scope string) string {
+		code, out, errOut := cli(t, "", "client", "add", "--id", id, "--scope", scope, "--data-dir", dataDir)
+		if code != 0 {
+			t.Fatalf("client add %s: %d %s", id, code, errOut)
+		}
+		return regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]
+	}
+	ops, ci, gw := secretOf("ops", "verdict:admin"), secretOf("ci", "verdict:bundles:write"), secretOf("gw", "verdict:decide")
+	addr := freeAddr(t)
+	base := "http://" + addr
+	stop := serveDev(t, addr, dataDir)
+	defer stop()
+	t.Setenv("VERDICT_CLIENT_SECRET", ci)
+	for _, rev := range []string{"v1", "v2"} {
+		dir := bundleDir(t, map[string]string{".manifest": `{"revision":"` + rev + `"}`, "p.verdict.yaml": policy, "p_test.yaml": tests})
+		if code, out, errOut := cli(t, "", "bundle", "push", dir, "--server", base, "--client-id", "ci"); code != 0 {
+			t.Fatalf("push %s: %d %s %s", rev, code, out, errOut)
+		}
+	}
+
+	b := newConsoleBrowser(t, base)
+	defer b.c.CloseIdleConnections()
+	if resp, _ := b.do("GET", "/console", nil); resp.StatusCode != 303 || resp.Header.Get("Location") != "/console/login" {
+		t.Fatalf("not signed in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	token := b.csrf("/console/login")
+	login := func(id, secret, csrf string) (*http.Response, string) {
+		return b.do("POST", "/console/login", url.Values{"csrf": {csrf}, "client_id": {id}, "client_secret": {secret}})
+	}
+	for _, tc := range []struct {
+		name, id, secret, csrf string
+		status                 int
+		says                   string
+	}{
+		{"no CSRF token", "ops", ops, "", 403, "another site"},
+		{"wrong secret", "ops", "nope", token, 401, "Wrong client id or secret"},
+		{"unknown client", "who", ops, token, 401, "Wrong client id or secret"},
+		{"no admin scope", "gw", gw, token, 403, "lacks the verdict:admin scope"},
+		{"empty secret", "ops", "", token, 400, "Enter the client id"},
+	} {
+		resp, page := login(tc.id, tc.secret, tc.csrf)
+		if resp.StatusCode != tc.status || !strings.Contains(page, tc.says) {
+			t.Errorf("%s: %d, want %d saying %q: %.400s", tc.name, resp.StatusCode, tc.status, tc.says, page)
+		}
+	}
+	if resp, _ := b.do("GET", "/console", nil); resp.StatusCode != 303 {
+		t.Fatalf("a refused sign-in signed in: %d", resp.StatusCode)
+	}
+	resp, _ := login("ops", ops, token)
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/console" {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	cookie := resp.Header.Get("Set-Cookie")
+	for _, attr := range []string{"verdict_console=", "httponly", "samesite=strict", "path=/console", "max-age="} {
+		if !strings.Contains(strings.ToLower(cookie), strings.ToLower(attr)) {
+			t.Errorf("console cookie %q lacks %s", cookie, attr)
+		}
+	}
+
+	resp, page := b.do("GET", "/console", nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, `<code id="active-revision">v2</code>`) || !strings.Contains(page, "Signed in as <strong>ops</strong>") {
+		t.Fatalf("overview: %d %.600s", resp.StatusCode, page)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
+		t.Errorf("CSP %q", csp)
+	}
+	_, page = b.do("GET", "/console/revisions", nil)
+	if !strings.Contains(page, `<a href="/console/revisions/v1/activate">Activate…</a>`) || strings.Contains(page, `/console/revisions/v2/activate`) {
+		t.Fatalf("revisions: v1 should be activatable, v2 (active) not: %.1500s", page)
+	}
+	confirm := b.csrf("/console/revisions/v1/activate")
+	if resp, page := b.do("POST", "/console/revisions/v1/activate", url.Values{"csrf": {"forged"}}); resp.StatusCode != 403 || !strings.Contains(page, "nothing was activated") {
+		t.Fatalf("activate with a forged token: %d %.300s", resp.StatusCode, page)
+	}
+	if _, rev := decideRev(t, base, "read"); rev != "v2" {
+		t.Fatalf("a refused activation changed the revision to %s", rev)
+	}
+	resp, _ = b.do("POST", "/console/revisions/v1/activate", url.Values{"csrf": {confirm}})
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/console/revisions?activated=v1" {
+		t.Fatalf("activate: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, rev := decideRev(t, base, "read"); rev != "v1" {
+		t.Fatalf("after the rollback: %s", rev)
+	}
+	if _, page := b.do("GET", "/console/revisions?activated=v1", nil); !strings.Contains(page, "Revision v1 is active") {
+		t.Errorf("no notice after the rollback: %.400s", page)
+	}
+	resp, archive := b.do("GET", "/console/revisions/v2/download", nil)
+	if resp.StatusCode != 200 || !strings.HasPrefix(archive, "\x1f\x8b") {
+		t.Fatalf("download: %d %q", resp.StatusCode, archive[:min(len(archive), 20)])
+	}
+
+	if resp, _ := b.do("POST", "/console/logout", url.Values{"csrf": {confirm}}); resp.StatusCode != 303 {
+		t.Fatalf("sign out: %d", resp.StatusCode)
+	}
+	if resp, _ := b.do("GET", "/console/revisions", nil); resp.StatusCode != 303 {
+		t.Fatalf("after signing out: %d", resp.StatusCode)
+	}
+}
