@@ -42,6 +42,9 @@ func (s *Server) consoleRoutes() []route {
 		{fiber.MethodGet, consolePath + "/revisions/:revision/activate", s.consoleConfirmActivate, auth},
 		{fiber.MethodPost, consolePath + "/revisions/:revision/activate", s.consoleActivate, auth},
 		{fiber.MethodGet, consolePath + "/revisions/:revision/download", s.downloadBundle, auth},
+		{fiber.MethodGet, consolePath + "/playground", s.consolePlayground, auth},
+		{fiber.MethodPost, consolePath + "/playground", s.consoleDecide, auth},
+		{fiber.MethodPost, consolePath + "/playground/testcase", s.consoleTestCase, auth},
 	}
 }
 

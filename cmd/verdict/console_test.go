@@ -1,6 +1,7 @@
 package main
 
 import (
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -83,10 +84,16 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	stop := serveDev(t, addr, dataDir)
 	defer stop()
 	t.Setenv("VERDICT_CLIENT_SECRET", ci)
-	for _, rev := range []string{"v1", "v2"} {
-		dir := bundleDir(t, map[string]string{".manifest": `{"revision":"` + rev + `"}`, "p.verdict.yaml": policy, "p_test.yaml": tests})
-		if code, out, errOut := cli(t, "", "bundle", "push", dir, "--server", base, "--client-id", "ci"); code != 0 {
-			t.Fatalf("push %s: %d %s %s", rev, code, out, errOut)
+	// v2 also lets everyone read (so that the playground can tell the two
+	// apart).
+	everyone := policy + "  - id: everyone-reads\n    effect: allow\n    actions: [read]\n    condition: \"true\"\n"
+	for _, push := range []struct {
+		rev   string
+		files map[string]string
+	}{{"v1", map[string]string{"p.verdict.yaml": policy, "p_test.yaml": tests}}, {"v2", map[string]string{"p.verdict.yaml": everyone}}} {
+		push.files[".manifest"] = `{"revision":"` + push.rev + `"}`
+		if code, out, errOut := cli(t, "", "bundle", "push", bundleDir(t, push.files), "--server", base, "--client-id", "ci"); code != 0 {
+			t.Fatalf("push %s: %d %s %s", push.rev, code, out, errOut)
 		}
 	}
 
@@ -160,6 +167,37 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	resp, archive := b.do("GET", "/console/revisions/v2/download", nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(archive, "\x1f\x8b") {
 		t.Fatalf("download: %d %q", resp.StatusCode, archive[:min(len(archive), 20)])
+	}
+
+	// The playground: the active revision (v1) with its trace, a stored
+	// one (v2) by preview, bad input, the test case to download.
+	pg := b.csrf("/console/playground")
+	bob := `{"subject":{"type":"user","id":"bob"},"action":{"name":"read"},"resource":{"type":"doc","id":"1","properties":{"owner":"alice"}}}`
+	resp, page = b.do("POST", "/console/playground", url.Values{"csrf": {pg}, "input": {bob}})
+	if resp.StatusCode != 200 || !strings.Contains(page, `<span class="deny" id="decision">deny</span> by v1`) || !strings.Contains(page, `<table id="trace">`) ||
+		!strings.Contains(page, "<code>owners</code>") {
+		t.Fatalf("playground, active revision: %d %.2000s", resp.StatusCode, page)
+	}
+	resp, page = b.do("POST", "/console/playground", url.Values{"csrf": {pg}, "input": {bob}, "revision": {"v2"}})
+	if resp.StatusCode != 200 || !strings.Contains(page, `<span class="allow" id="decision">allow</span> by v2`) || !strings.Contains(page, "<code>everyone-reads</code>") {
+		t.Fatalf("playground, stored revision v2: %d %.2000s", resp.StatusCode, page)
+	}
+	if _, rev := decideRev(t, base, "read"); rev != "v1" {
+		t.Fatalf("the playground changed the active revision to %s", rev)
+	}
+	for input, says := range map[string]string{`{"subject":`: "not valid JSON", `{"subject":{"type":"user","id":"bob"},"action":{"name":"read"}}`: "resource"} {
+		if resp, page := b.do("POST", "/console/playground", url.Values{"csrf": {pg}, "input": {input}}); resp.StatusCode != 400 || !strings.Contains(page, says) {
+			t.Errorf("playground input %s: %d, want 400 saying %q: %.500s", input, resp.StatusCode, says, page)
+		}
+	}
+	_, page = b.do("POST", "/console/playground", url.Values{"csrf": {pg}, "input": {bob}})
+	tc := regexp.MustCompile(`(?s)<pre id="testcase">(.*?)</pre>`).FindStringSubmatch(page)
+	if tc == nil || !strings.Contains(tc[1], "expect:") || !strings.Contains(tc[1], "decision: false") {
+		t.Fatalf("test case: %v", tc)
+	}
+	resp, file := b.do("POST", "/console/playground/testcase", url.Values{"csrf": {pg}, "testcase": {html.UnescapeString(tc[1])}})
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Disposition"), "playground_test.yaml") || !strings.Contains(file, "id: bob") {
+		t.Fatalf("test case download: %d %v %q", resp.StatusCode, resp.Header, file)
 	}
 
 	if resp, _ := b.do("POST", "/console/logout", url.Values{"csrf": {confirm}}); resp.StatusCode != 303 {
