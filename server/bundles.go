@@ -37,7 +37,7 @@ func WithBundleAdmin(b BundleAdmin) Option {
 
 // bundleUploadPaths are the POST routes whose body is a bundle archive and
 // so may be as large as the compressed-size limit.
-var bundleUploadPaths = []string{"/v1/bundles", "/v1/bundles/preview"}
+var bundleUploadPaths = []string{"/v1/bundles", "/v1/bundles/preview", consolePushPath}
 
 // fiberBodyLimit is the largest body any route takes: Fiber's own limit
 // must let the largest through, and limitBodies holds every other route to

@@ -42,6 +42,8 @@ func (s *Server) consoleRoutes() []route {
 		{fiber.MethodGet, consolePath + "/revisions/:revision/activate", s.consoleConfirmActivate, auth},
 		{fiber.MethodPost, consolePath + "/revisions/:revision/activate", s.consoleActivate, auth},
 		{fiber.MethodGet, consolePath + "/revisions/:revision/download", s.downloadBundle, auth},
+		{fiber.MethodGet, consolePushPath, s.consolePushPage, auth},
+		{fiber.MethodPost, consolePushPath, s.consolePush, auth},
 		{fiber.MethodGet, consolePath + "/playground", s.consolePlayground, auth},
 		{fiber.MethodPost, consolePath + "/playground", s.consoleDecide, auth},
 		{fiber.MethodPost, consolePath + "/playground/testcase", s.consoleTestCase, auth},
@@ -226,20 +228,12 @@ func (s *Server) consoleActivate(c *fiber.Ctx) error {
 	}
 	res, err := s.bundleAdmin.Activate(c.UserContext(), rev)
 	if err != nil {
-		_, code, msg, _ := Refusal(fromBundlesOr(err))
+		_, code, msg, _ := Refusal(bundleError(err))
 		return s.renderRevisions(c, fiber.StatusConflict, fmt.Sprintf("%s was not activated (%s): %s", rev, code, msg), "")
 	}
 	who, _ := c.Locals(consoleWho).(string)
 	s.log.Info("bundle revision activated from the console", "audit", true, "revision", res.Revision, "by", who, "request_id", requestID(c))
 	return c.Redirect(consolePath+"/revisions?activated="+url.QueryEscape(res.Revision), fiber.StatusSeeOther)
-}
-
-// fromBundlesOr is the apiError of a bundle error, or err.
-func fromBundlesOr(err error) error {
-	if ae := fromBundles(err); ae != nil {
-		return ae
-	}
-	return err
 }
 
 // consoleOverview shows what serves now.

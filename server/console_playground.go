@@ -82,12 +82,12 @@ func (s *Server) consoleDecide(c *fiber.Ctx) error {
 		}
 		archive, err := s.bundleAdmin.Archive(c.UserContext(), revision)
 		if err != nil {
-			_, code, m, _ := Refusal(fromBundlesOr(err))
+			_, code, m, _ := Refusal(bundleError(err))
 			return s.renderPlayground(c, fiber.StatusNotFound, input, revision, fmt.Sprintf("Revision %s (%s): %s", revision, code, m), nil)
 		}
 		rep, err := s.dec.Preview(c.UserContext(), archive, []bundles.PreviewInput{{Source: "console", Name: "playground", Input: in}})
 		if err != nil {
-			_, code, m, _ := Refusal(fromBundlesOr(err))
+			_, code, m, _ := Refusal(bundleError(err))
 			return s.renderPlayground(c, fiber.StatusUnprocessableEntity, input, revision, fmt.Sprintf("Revision %s does not compile (%s): %s", revision, code, m), nil)
 		}
 		out := rep.Items[0].Candidate

@@ -80,14 +80,19 @@ func isUploadPath(uri []byte) bool {
 
 // uploadAllowed reports whether the upload's caller may push: a valid
 // Bearer token or API key with verdict:bundles:write, or an open preview (serve --dev
-// on loopback opens previews as it opens decisions; never pushes).
+// on loopback opens previews as it opens decisions; never pushes); on the
+// console's push page, the console's own sign-in (consoleUploadAllowed).
 func (s *Server) uploadAllowed(h *fasthttp.RequestHeader) bool {
 	p, _, _ := strings.Cut(string(h.RequestURI()), "?")
-	if s.authOpen && !strings.EqualFold(strings.TrimSuffix(p, "/"), "/v1/bundles") {
-		return true
-	}
+	p = strings.TrimSuffix(p, "/")
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
+	if strings.EqualFold(p, consolePushPath) {
+		return s.consoleUploadAllowed(ctx, h) // --dev opens no console
+	}
+	if s.authOpen && !strings.EqualFold(p, "/v1/bundles") {
+		return true
+	}
 	auth := string(h.Peek(fiber.HeaderAuthorization))
 	key, isKey, err := apiKeyOf(auth, string(h.Peek("X-API-Key")))
 	if err != nil {

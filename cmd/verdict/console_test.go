@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"html"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/verdictpdp/verdict/bundles"
 )
 
 // consoleBrowser is a cookie-keeping HTTP client that, like a test of a
@@ -43,6 +47,38 @@ func (b *consoleBrowser) do(method, path string, form url.Values) (*http.Respons
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp, string(out)
+}
+
+// upload posts files (name → content) as the multipart field of a form,
+// with the CSRF token and, when activate, the activate box ticked.
+func (b *consoleBrowser) upload(path, csrf, field string, files map[string]string, activate bool) (*http.Response, string) {
+	b.t.Helper()
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	_ = w.WriteField("csrf", csrf)
+	if activate {
+		_ = w.WriteField("activate", "on")
+	}
+	for name, content := range files {
+		part, err := w.CreateFormFile(field, name)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		_, _ = part.Write([]byte(content))
+	}
+	_ = w.Close()
+	req, err := http.NewRequest("POST", b.base+path, &body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", w.FormDataContentType())
 	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
@@ -198,6 +234,36 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	resp, file := b.do("POST", "/console/playground/testcase", url.Values{"csrf": {pg}, "testcase": {html.UnescapeString(tc[1])}})
 	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Disposition"), "playground_test.yaml") || !strings.Contains(file, "id: bob") {
 		t.Fatalf("test case download: %d %v %q", resp.StatusCode, resp.Header, file)
+	}
+
+	// Push: a folder that does not compile (every problem listed with its
+	// file and line), then an archive stored without activation.
+	pushCSRF := b.csrf("/console/push")
+	broken := strings.Replace(policy, "== subject.id", "== subject.nope(", 1)
+	resp, page = b.upload("/console/push", pushCSRF, "files", map[string]string{
+		"mybundle/.manifest": `{"revision":"v3"}`, "mybundle/rules/p.verdict.yaml": broken}, true)
+	if resp.StatusCode != 422 || !strings.Contains(page, "bundle_invalid") || !regexp.MustCompile(`rules/p\.verdict\.yaml:\d+:\d+`).MatchString(page) {
+		t.Fatalf("broken folder: %d %.2000s", resp.StatusCode, page[strings.Index(page, "<main"):])
+	}
+	v4, err := bundles.FromFiles(map[string][]byte{".manifest": []byte(`{"revision":"v4"}`), "p.verdict.yaml": []byte(policy), "p_test.yaml": []byte(tests)}, bundles.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	archiveV4, err := bundles.Pack(v4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, page = b.upload("/console/push", pushCSRF, "archive", map[string]string{"v4.tar.gz": string(archiveV4)}, false)
+	if resp.StatusCode != 200 || !strings.Contains(page, "Revision <code>v4</code> stored, not activated") || !strings.Contains(page, "2 passed, 0 failed") {
+		t.Fatalf("push v4: %d %.1500s", resp.StatusCode, page)
+	}
+	if _, rev := decideRev(t, base, "read"); rev != "v1" {
+		t.Fatalf("a push without activation changed the revision to %s", rev)
+	}
+	// Without the console cookie the upload is refused before its body.
+	anon := newConsoleBrowser(t, base)
+	if resp, _ := anon.upload("/console/push", pushCSRF, "archive", map[string]string{"v5.tar.gz": string(archiveV4)}, false); resp.StatusCode != 401 {
+		t.Errorf("an upload without the cookie: %d", resp.StatusCode)
 	}
 
 	if resp, _ := b.do("POST", "/console/logout", url.Values{"csrf": {confirm}}); resp.StatusCode != 303 {
