@@ -44,6 +44,8 @@ func (s *Server) consoleRoutes() []route {
 		{fiber.MethodGet, consolePath + "/revisions/:revision/download", s.downloadBundle, auth},
 		{fiber.MethodGet, consolePushPath, s.consolePushPage, auth},
 		{fiber.MethodPost, consolePushPath, s.consolePush, auth},
+		{fiber.MethodGet, consolePath + "/preview", s.consolePreviewPage, auth},
+		{fiber.MethodPost, consolePath + "/preview", s.consolePreview, auth},
 		{fiber.MethodGet, consolePath + "/playground", s.consolePlayground, auth},
 		{fiber.MethodPost, consolePath + "/playground", s.consoleDecide, auth},
 		{fiber.MethodPost, consolePath + "/playground/testcase", s.consoleTestCase, auth},

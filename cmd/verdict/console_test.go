@@ -236,6 +236,20 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 		t.Fatalf("test case download: %d %v %q", resp.StatusCode, resp.Header, file)
 	}
 
+	// Impact preview: v2 (stored) would let bob read.
+	pv := b.csrf("/console/preview")
+	resp, page = b.do("POST", "/console/preview", url.Values{"csrf": {pv}, "candidate": {"v2"}, "inputs": {"[" + bob + "]"}})
+	if resp.StatusCode != 200 || !strings.Contains(page, "<strong>1</strong> of 1 decisions change: 0 allow → deny, 1 deny → allow") ||
+		!strings.Contains(page, "→ allow (everyone-reads): 1</h3>") || !strings.Contains(page, "user:bob read doc:1") {
+		t.Fatalf("preview: %d %.3000s", resp.StatusCode, page[strings.Index(page, "<main"):])
+	}
+	if resp, page := b.do("POST", "/console/preview", url.Values{"csrf": {pv}, "candidate": {"v2"}, "inputs": {"[1]"}}); resp.StatusCode != 400 || !strings.Contains(page, "inputs[0]") {
+		t.Errorf("preview with a bad input: %d", resp.StatusCode)
+	}
+	if resp, _ := b.do("POST", "/console/preview", url.Values{"csrf": {pv}, "candidate": {"nope"}}); resp.StatusCode != 404 {
+		t.Errorf("preview of an unknown revision: %d", resp.StatusCode)
+	}
+
 	// Push: a folder that does not compile (every problem listed with its
 	// file and line), then an archive stored without activation.
 	pushCSRF := b.csrf("/console/push")
