@@ -48,7 +48,9 @@ func (s *Server) renderPreview(c *fiber.Ctx, status int, msg, candidate, inputs 
 // consolePreview runs the preview of the chosen revision.
 func (s *Server) consolePreview(c *fiber.Ctx) error {
 	candidate, inputs := c.FormValue("candidate"), c.FormValue("inputs")
-	fail := func(status int, msg string) error { return s.renderPreview(c, status, msg, candidate, inputs, nil, nil) }
+	fail := func(status int, msg string) error {
+		return s.renderPreview(c, status, msg, candidate, inputs, nil, nil)
+	}
 	if !s.checkCSRF(c) {
 		return fail(fiber.StatusForbidden, "The form expired or came from another site; preview again.")
 	}
