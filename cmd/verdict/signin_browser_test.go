@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/pquerna/otp"
@@ -93,16 +91,8 @@ func newRelyingParty() *relyingParty {
 // built on golang.org/x/oauth2 and go-oidc. No page may trip its own
 // Content-Security-Policy.
 func TestSignInInChromium(t *testing.T) {
-	chromium := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := execLookPath(name); err == nil {
-			chromium = p
-			break
-		}
-	}
-	if chromium == "" {
-		chromium = needTool(t, "chromium")
-	}
+	b := startBrowser(t, 3*time.Minute)
+	ctx := b.ctx
 	rp := newRelyingParty()
 	defer rp.srv.Close()
 
@@ -127,81 +117,8 @@ func TestSignInInChromium(t *testing.T) {
 	rp.prov = prov
 	rp.conf = oauth2.Config{ClientID: "rp", ClientSecret: secret, Endpoint: prov.Endpoint(), RedirectURL: rp.srv.URL + "/callback", Scopes: []string{oidc.ScopeOpenID, "email"}}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// The browser starts with the first call; time limits come after it.
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("chromium does not start: %v", err)
-	}
-	ctx, cancelT := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancelT()
-
-	var mu sync.Mutex
-	var violations []string
-	err = chromedp.Listen(ctx, func(ev any) {
-		msg := ""
-		switch e := ev.(type) {
-		case *log.EventEntryAdded:
-			msg = e.Entry.Text
-		case *runtime.EventConsoleAPICalled:
-			for _, a := range e.Args {
-				msg += a.Description + string(a.Value)
-			}
-		}
-		if strings.Contains(msg, "Content Security Policy") || strings.Contains(msg, "Content-Security-Policy") {
-			mu.Lock()
-			violations = append(violations, msg)
-			mu.Unlock()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump := func() string {
-		html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-		return html
-	}
-	text := func(sel string) string {
-		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
-			t.Fatalf("%s: %v\n%s\n%s", sel, err, dump(), logs.String())
-		}
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("%s: %v", sel, err)
-		}
-		return s
-	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, dump())
-		}
-	}
-	// submit runs actions that end in a form submission and waits until
-	// the next document has loaded (a new time origin, readyState
-	// complete), so that the next step never acts on the old page.
-	submit := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		before, err := chromedp.Run(ctx, chromedp.Evaluate[float64]("performance.timeOrigin"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		run(what, actions...)
-		for i := 0; ; i++ {
-			now, err := chromedp.Run(ctx, chromedp.Evaluate[float64]("document.readyState == 'complete' ? performance.timeOrigin : 0"))
-			if err == nil && now != 0 && now != before {
-				return
-			}
-			if i > 200 {
-				t.Fatalf("%s: no new page: %v\n%s", what, err, dump())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	b.logs = logs.String
+	text, run, submit := b.text, b.run, b.submit
 	id := func(s string) chromedp.ID { return chromedp.ID(s) }
 	signIn := func(password string) {
 		t.Helper()
@@ -268,11 +185,7 @@ func TestSignInInChromium(t *testing.T) {
 	if msg := text(".error"); !strings.Contains(msg, "Too many failed sign-ins") {
 		t.Fatalf("lockout message %q", msg)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(violations) > 0 {
-		t.Fatalf("pages tripped their own CSP: %v", violations)
-	}
+	b.noViolations()
 }
 
 func execLookPath(name string) (string, error) { return exec.LookPath(name) }
