@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 ADDR      ?= 127.0.0.1:8700
 BUNDLE    ?= policies/quickstart
 
-.PHONY: all build install run test lint bench bench-compare bench-growth soak fuzz fuzz-corpus deploy-check proto clean
+.PHONY: all build install run test lint bench bench-compare bench-growth soak fuzz fuzz-corpus deploy-check proto screenshots clean
 
 all: lint test build
 
@@ -52,6 +52,10 @@ proto:
 	  --go_out=. --go_opt=module=github.com/verdictpdp/verdict \
 	  --go-grpc_out=. --go-grpc_opt=module=github.com/verdictpdp/verdict \
 	  grpcapi/proto/verdict/access/v1/access.proto
+
+## screenshots: the console's pages in headless Chromium, saved in docs/console/ (shown in docs/console.md)
+screenshots:
+	VERDICT_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run TestConsoleInChromium ./cmd/verdict
 
 ## lint: gofmt and go vet
 lint:

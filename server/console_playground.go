@@ -126,13 +126,9 @@ func testCaseYAML(in *engine.Input, res playgroundResult) string {
 	if reasons == nil {
 		reasons = []string{}
 	}
-	doc := map[string]any{"tests": []any{map[string]any{
-		"name":   fmt.Sprintf("%s %s %s/%s", in.Subject.ID, in.Action.Name, in.Resource.Type, in.Resource.ID),
-		"input":  input,
-		"expect": map[string]any{"decision": res.Decision, "reasons": reasons},
-	}}}
-	// Through JSON first: numbers and nested values as the input had them.
-	b, err := json.Marshal(doc)
+	// The input through JSON first: numbers and nested values as the
+	// input had them.
+	b, err := json.Marshal(input)
 	if err != nil {
 		return ""
 	}
@@ -140,10 +136,23 @@ func testCaseYAML(in *engine.Input, res playgroundResult) string {
 	if json.Unmarshal(b, &generic) != nil {
 		return ""
 	}
+	type expect struct {
+		Decision bool     `yaml:"decision"`
+		Reasons  []string `yaml:"reasons"`
+	}
+	type testCase struct {
+		Name   string `yaml:"name"`
+		Input  any    `yaml:"input"`
+		Expect expect `yaml:"expect"`
+	}
+	doc := struct {
+		Tests []testCase `yaml:"tests"`
+	}{[]testCase{{Name: fmt.Sprintf("%s %s %s/%s", in.Subject.ID, in.Action.Name, in.Resource.Type, in.Resource.ID),
+		Input: generic, Expect: expect{res.Decision, reasons}}}}
 	var out strings.Builder
 	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)
-	if enc.Encode(generic) != nil {
+	if enc.Encode(doc) != nil {
 		return ""
 	}
 	return out.String()

@@ -235,6 +235,11 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Disposition"), "playground_test.yaml") || !strings.Contains(file, "id: bob") {
 		t.Fatalf("test case download: %d %v %q", resp.StatusCode, resp.Header, file)
 	}
+	// The downloaded case is a test the bundle passes.
+	withCase := bundleDir(t, map[string]string{"p.verdict.yaml": policy, "playground_test.yaml": file})
+	if code, out, errOut := cli(t, "", "bundle", "test", withCase); code != 0 || !strings.Contains(out, "1 passed") {
+		t.Fatalf("bundle test with the playground's case: %d %s %s\n%s", code, out, errOut, file)
+	}
 
 	// Impact preview: v2 (stored) would let bob read.
 	pv := b.csrf("/console/preview")

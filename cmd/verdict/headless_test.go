@@ -130,7 +130,7 @@ func (b *headless) submit(what string, actions ...chromedp.Action[chromedp.Void]
 // screenshot saves the whole page as name.png in dir.
 func (b *headless) screenshot(dir, name string) {
 	b.t.Helper()
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100)) // 100: PNG (below: JPEG)
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
