@@ -224,7 +224,7 @@ func TestAdminListener(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	for _, path := range []string{"/metrics", "/v1/status", "/v1/bundles", "/v1/bundles/active", "/v1/admin/clients", "/v1/admin/keys"} {
+	for _, path := range []string{"/metrics", "/v1/status", "/v1/bundles", "/v1/bundles/active", "/v1/admin/clients", "/v1/admin/keys", "/console", "/console/login"} {
 		if got := status(public, http.MethodGet, path); got != http.StatusNotFound {
 			t.Errorf("public %s: %d, want 404", path, got)
 		}
