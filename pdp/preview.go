@@ -8,6 +8,7 @@ import (
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/decisionlog"
 )
 
 // Previewer is what a preview needs of the bundle manager: the limits
@@ -26,6 +27,16 @@ var _ Previewer = (*bundles.Manager)(nil)
 type DecisionHistory interface {
 	// RecentInputs returns up to n inputs of recent decisions, newest first.
 	RecentInputs(ctx context.Context, n int) ([]*engine.Input, error)
+}
+
+// LoggedDecision is one of the last decisions of the decision log, its
+// input redacted.
+type LoggedDecision = decisionlog.Recent
+
+// DecisionTail gives the console the last logged decisions
+// (decisionlog.Logger): up to n that keep returns true for, newest first.
+type DecisionTail interface {
+	RecentDecisions(ctx context.Context, n int, keep func(LoggedDecision) bool) []LoggedDecision
 }
 
 // WithDecisionHistory makes previews without inputs also decide the last

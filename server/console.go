@@ -46,6 +46,7 @@ func (s *Server) consoleRoutes() []route {
 		{fiber.MethodPost, consolePushPath, s.consolePush, auth},
 		{fiber.MethodGet, consolePath + "/preview", s.consolePreviewPage, auth},
 		{fiber.MethodPost, consolePath + "/preview", s.consolePreview, auth},
+		{fiber.MethodGet, consolePath + "/decisions", s.consoleDecisions, auth},
 		{fiber.MethodGet, consolePath + "/playground", s.consolePlayground, auth},
 		{fiber.MethodPost, consolePath + "/playground", s.consoleDecide, auth},
 		{fiber.MethodPost, consolePath + "/playground/testcase", s.consoleTestCase, auth},

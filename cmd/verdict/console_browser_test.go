@@ -121,5 +121,11 @@ func TestConsoleInChromium(t *testing.T) {
 	if _, rev := decideRev(t, base, "read"); rev != "v1" {
 		t.Fatalf("decisions after the rollback come from %s", rev)
 	}
+	// The decision-log tail, filtered to v1's decisions.
+	within(t, 5*time.Second, "the tail shows the decision made after the rollback", func() bool {
+		b.run("decisions", chromedp.Navigate(base+"/console/decisions?revision=v1"))
+		return strings.Contains(b.text("#tail"), "user:alice")
+	})
+	b.screenshot(shots, "decisions")
 	b.noViolations()
 }

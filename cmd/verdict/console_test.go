@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/verdictpdp/verdict/bundles"
 )
@@ -253,6 +254,26 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	}
 	if resp, _ := b.do("POST", "/console/preview", url.Values{"csrf": {pv}, "candidate": {"nope"}}); resp.StatusCode != 404 {
 		t.Errorf("preview of an unknown revision: %d", resp.StatusCode)
+	}
+
+	// The decision-log tail: decideRev's reads by alice (allowed by
+	// owners) are there; filters keep only what matches.
+	rowsOf := func(q string) string {
+		_, page := b.do("GET", "/console/decisions"+q, nil)
+		return page[strings.Index(page, `<table id="tail">`):]
+	}
+	within(t, 5*time.Second, "the tail shows alice's reads", func() bool { return strings.Contains(rowsOf(""), "user:alice") })
+	if all := rowsOf(""); !strings.Contains(all, "user:alice") || !strings.Contains(all, "<code>owners</code>") {
+		t.Fatalf("tail: %.1500s", all)
+	}
+	if denies := rowsOf("?decision=deny"); strings.Contains(denies, `class="allow"`) {
+		t.Errorf("decision=deny shows allows: %.1500s", denies)
+	}
+	if byReason := rowsOf("?reason=owners&resource_type=doc"); !strings.Contains(byReason, "<code>owners</code>") || strings.Contains(byReason, `class="deny"`) {
+		t.Errorf("reason=owners: %.1500s", byReason)
+	}
+	if none := rowsOf("?subject_type=robot"); strings.Contains(none, "<td>") {
+		t.Errorf("subject_type=robot matched: %.800s", none)
 	}
 
 	// Push: a folder that does not compile (every problem listed with its

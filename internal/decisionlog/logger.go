@@ -69,7 +69,7 @@ type Logger struct {
 	failed  atomic.Uint64
 
 	mu      sync.Mutex
-	ring    []*engine.Input
+	ring    []Recent
 	next    int
 	entries int
 }
@@ -87,7 +87,7 @@ func New(cfg Config, w io.Writer, log *slog.Logger) (*Logger, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Logger{cfg: cfg, log: log, redact: r, ch: make(chan Record, cfg.Buffer), ring: make([]*engine.Input, cfg.History)}
+	l := &Logger{cfg: cfg, log: log, redact: r, ch: make(chan Record, cfg.Buffer), ring: make([]Recent, cfg.History)}
 	if w != nil {
 		l.sink, l.w = w, bufio.NewWriterSize(w, 64<<10)
 	}
@@ -191,8 +191,9 @@ func (l *Logger) handle(rec Record, warn func(string, ...any)) {
 	var in *engine.Input
 	if rec.Input != nil {
 		in = l.redact.input(rec.Input)
-		l.remember(in)
 	}
+	l.remember(Recent{Time: rec.Time, DecisionID: rec.DecisionID, Endpoint: rec.Endpoint, Revision: rec.Revision,
+		Allow: rec.Allow, Reasons: rec.Reasons, Error: rec.Error, Input: in})
 	if l.w == nil {
 		return
 	}
