@@ -254,8 +254,9 @@ func (s *Server) consoleOverview(c *fiber.Ctx) error {
 		ReplicaHealthy, Reachable       bool
 		SinceSync                       string
 		Version, Uptime                 string
+		Rates                           rateChart
 	}
-	o := overview{Version: s.version, Uptime: time.Since(s.started).Round(time.Second).String()}
+	o := overview{Version: s.version, Uptime: time.Since(s.started).Round(time.Second).String(), Rates: s.rates.chart()}
 	o.CacheHits, o.CacheMisses = s.dec.CacheStats()
 	if n := o.CacheHits + o.CacheMisses; n > 0 {
 		o.HitRate = fmt.Sprintf("%.1f%%", 100*float64(o.CacheHits)/float64(n))

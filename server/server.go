@@ -304,6 +304,8 @@ type Server struct {
 	apikeyAdmin APIKeyAdmin
 	// scim serves /scim/v2 (WithSCIM).
 	scim fiber.Handler
+	// rates counts decisions for the console's chart (SampleRates).
+	rates rates
 }
 
 // Option changes how New builds a server.

@@ -121,10 +121,14 @@ func (o observer) DecisionFinished(ctx context.Context, e pdp.Endpoint, d engine
 		endDecide(span, e, d)
 	}
 	o.s.metrics.recordDecision(e, d)
+	o.s.rates.count(d)
 }
 
 func (o observer) Evaluated(took time.Duration)              { o.s.metrics.observeEvaluation(took) }
-func (o observer) Counted(e pdp.Endpoint, d engine.Decision) { o.s.metrics.recordDecision(e, d) }
+func (o observer) Counted(e pdp.Endpoint, d engine.Decision) {
+	o.s.metrics.recordDecision(e, d)
+	o.s.rates.count(d)
+}
 func (o observer) InvalidItem(e pdp.Endpoint)                { o.s.metrics.recordInvalid(e) }
 
 // endDecide ends span with what d was: revision, outcome, Verdict's own

@@ -247,6 +247,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.onStop(a.srv.Close)
+	// The console's decision-rate chart: a sample every 10 s.
+	a.goStop(func(ctx context.Context) { a.srv.SampleRates(ctx, 10*time.Second) })
 	a.ln, err = net.Listen("tcp", cfg.Server.Addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fmt.Errorf("%s is in use, perhaps by another verdict serve (make run?): give this one another --addr (%w)", cfg.Server.Addr, err)
