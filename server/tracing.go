@@ -124,12 +124,12 @@ func (o observer) DecisionFinished(ctx context.Context, e pdp.Endpoint, d engine
 	o.s.rates.count(d)
 }
 
-func (o observer) Evaluated(took time.Duration)              { o.s.metrics.observeEvaluation(took) }
+func (o observer) Evaluated(took time.Duration) { o.s.metrics.observeEvaluation(took) }
 func (o observer) Counted(e pdp.Endpoint, d engine.Decision) {
 	o.s.metrics.recordDecision(e, d)
 	o.s.rates.count(d)
 }
-func (o observer) InvalidItem(e pdp.Endpoint)                { o.s.metrics.recordInvalid(e) }
+func (o observer) InvalidItem(e pdp.Endpoint) { o.s.metrics.recordInvalid(e) }
 
 // endDecide ends span with what d was: revision, outcome, Verdict's own
 // reason code and the endpoint, never policy-defined reasons (a policy may
