@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -255,6 +256,7 @@ func (s *Server) consoleOverview(c *fiber.Ctx) error {
 		SinceSync                       string
 		Version, Uptime                 string
 		Rates                           rateChart
+		Coverage                        *bundles.Coverage
 	}
 	o := overview{Version: s.version, Uptime: time.Since(s.started).Round(time.Second).String(), Rates: s.rates.chart()}
 	o.CacheHits, o.CacheMisses = s.dec.CacheStats()
@@ -270,6 +272,7 @@ func (s *Server) consoleOverview(c *fiber.Ctx) error {
 			o.Source = "push"
 		}
 		o.Policies = a.Snapshot.Counts()
+		o.Coverage = s.coverage(c.UserContext(), a)
 		for _, k := range []string{bundles.KindCEL, bundles.KindRego} {
 			if o.Policies[k] > 0 {
 				o.Engines = append(o.Engines, k)
@@ -284,4 +287,20 @@ func (s *Server) consoleOverview(c *fiber.Ctx) error {
 		consolePage
 		O overview
 	}{p, o})
+}
+
+// coverage is the rule coverage of the active bundles' own test cases,
+// computed once per activation (a generation) and kept.
+func (s *Server) coverage(ctx context.Context, a *bundles.Active) *bundles.Coverage {
+	if cur := s.covered.Load(); cur != nil && cur.gen == a.Generation {
+		return cur.cov
+	}
+	_, cov := bundles.RunTestsCovered(ctx, a.Snapshot, a.Cases)
+	s.covered.Store(&generationCoverage{gen: a.Generation, cov: cov})
+	return cov
+}
+
+type generationCoverage struct {
+	gen uint64
+	cov *bundles.Coverage
 }

@@ -177,6 +177,9 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(page, `<code id="active-revision">v2</code>`) || !strings.Contains(page, "Signed in as <strong>ops</strong>") {
 		t.Fatalf("overview: %d %.600s", resp.StatusCode, page)
 	}
+	if !strings.Contains(page, "0 of 2 rules exercised by the tests; never: <code>owners</code>") {
+		t.Errorf("v2's coverage (no tests): %.300s", page[strings.Index(page, "Rule coverage"):])
+	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 		t.Errorf("CSP %q", csp)
 	}
@@ -200,6 +203,9 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	}
 	if _, page := b.do("GET", "/console/revisions?activated=v1", nil); !strings.Contains(page, "Revision v1 is active") {
 		t.Errorf("no notice after the rollback: %.400s", page)
+	}
+	if _, page := b.do("GET", "/console", nil); !strings.Contains(page, `<dd id="coverage">1 of 1 rules exercised by the tests</dd>`) {
+		t.Errorf("v1's coverage: %.300s", page[strings.Index(page, "Rule coverage"):])
 	}
 	resp, archive := b.do("GET", "/console/revisions/v2/download", nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(archive, "\x1f\x8b") {
@@ -311,5 +317,34 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	}
 	if resp, _ := b.do("GET", "/console/revisions", nil); resp.StatusCode != 303 {
 		t.Fatalf("after signing out: %d", resp.StatusCode)
+	}
+}
+
+// TestConsoleForPeople: a person with the verdict:admin role who signed
+// in at /login uses the console; one without it is sent to the console's
+// sign-in page.
+func TestConsoleForPeople(t *testing.T) {
+	dataDir := t.TempDir()
+	for email, role := range map[string]string{"root@example.com": "verdict:admin", "ed@example.com": "editor"} {
+		if code, _, errOut := cli(t, userPassword+"\n", "user", "add", "--email", email, "--role", role, "--password-stdin", "--data-dir", dataDir); code != 0 {
+			t.Fatalf("user add %s: %s", email, errOut)
+		}
+	}
+	addr := freeAddr(t)
+	stop, _ := serveSignIn(t, addr, dataDir, "")
+	defer stop()
+	base := "http://" + addr
+
+	admin := newBrowser(t, base)
+	if p := admin.get(base + "/console"); p.url.Path != "/console/login" || !strings.Contains(p.body, "sign in as a person") {
+		t.Fatalf("not signed in: %s %d", p.url, p.status)
+	}
+	p := admin.login(admin.get(base+"/login?return=%2Fconsole"), "root@example.com", userPassword)
+	if p.url.Path != "/console" || !strings.Contains(p.body, "Signed in as <strong>root@example.com</strong>") || !strings.Contains(p.body, `id="active-revision"`) {
+		t.Fatalf("the admin's console: %s %d %.500s", p.url, p.status, p.body)
+	}
+	editor := newBrowser(t, base)
+	if p := editor.login(editor.get(base+"/login?return=%2Fconsole"), "ed@example.com", userPassword); p.url.Path != "/console/login" {
+		t.Fatalf("a person without the role reached %s (%d)", p.url, p.status)
 	}
 }
