@@ -142,3 +142,28 @@ func PreviewInputs(v any, maxBatch int) ([]bundles.PreviewInput, error) {
 	}
 	return out, nil
 }
+
+// Try decides in under a candidate bundle (a .tar.gz archive) read,
+// verified and compiled as Preview reads it, never stored or activated,
+// straight from its snapshot, with the rule-by-rule trace when explain is
+// true (and the configuration allows it): the console's playground on a
+// stored revision. Errors are Preview's.
+func (s *Service) Try(ctx context.Context, archive []byte, in *engine.Input, explain bool) (Response, error) {
+	p, ok := s.bundles.(Previewer)
+	if !ok {
+		return Response{}, ErrNoPreview
+	}
+	b, err := bundles.ReadArchive(bytes.NewReader(archive), p.Limits())
+	if err != nil {
+		return Response{}, err
+	}
+	b.Source = "preview"
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	cand, _, err := p.Trial(ctx, []*bundles.Bundle{b})
+	if err != nil {
+		return Response{}, err
+	}
+	d := cand.Snapshot.Decide(ctx, in, explain && s.cfg.AllowExplain)
+	return NewResponse(d, explain && s.cfg.AllowExplain), nil
+}

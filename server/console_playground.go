@@ -14,9 +14,9 @@ import (
 )
 
 // The console's playground: an input (JSON) decided by the active
-// revision, with its trace rule by rule, or by any stored revision (its
-// decision and reasons; compiled as a preview candidate, nothing is
-// activated); and the case as a bundle test case to download.
+// revision or by any stored one (compiled as a preview candidate, nothing
+// activated), with its trace rule by rule; and the case as a bundle test
+// case to download.
 
 // playgroundSample is the input the playground starts with.
 const playgroundSample = `{
@@ -85,13 +85,13 @@ func (s *Server) consoleDecide(c *fiber.Ctx) error {
 			_, code, m, _ := Refusal(bundleError(err))
 			return s.renderPlayground(c, fiber.StatusNotFound, input, revision, fmt.Sprintf("Revision %s (%s): %s", revision, code, m), nil)
 		}
-		rep, err := s.dec.Preview(c.UserContext(), archive, []bundles.PreviewInput{{Source: "console", Name: "playground", Input: in}})
+		d, err := s.dec.Try(c.UserContext(), archive, in, true)
 		if err != nil {
 			_, code, m, _ := Refusal(bundleError(err))
 			return s.renderPlayground(c, fiber.StatusUnprocessableEntity, input, revision, fmt.Sprintf("Revision %s does not compile (%s): %s", revision, code, m), nil)
 		}
-		out := rep.Items[0].Candidate
-		res = playgroundResult{Decision: out.Decision, Revision: rep.Candidate.Revision, Reasons: out.Reasons, Error: out.Error, TraceUnavailable: true}
+		res = playgroundResult{Decision: d.Decision, Revision: d.Context.Revision, Reasons: d.Context.Reasons, Error: d.Context.Error,
+			Trace: d.Context.Explain, TraceUnavailable: !s.cfg.AllowExplain}
 	}
 	res.TestCase = testCaseYAML(in, res)
 	return s.renderPlayground(c, fiber.StatusOK, input, revision, "", &res)

@@ -222,7 +222,8 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 		t.Fatalf("playground, active revision: %d %.2000s", resp.StatusCode, page)
 	}
 	resp, page = b.do("POST", "/console/playground", url.Values{"csrf": {pg}, "input": {bob}, "revision": {"v2"}})
-	if resp.StatusCode != 200 || !strings.Contains(page, `<span class="allow" id="decision">allow</span> by v2`) || !strings.Contains(page, "<code>everyone-reads</code>") {
+	if resp.StatusCode != 200 || !strings.Contains(page, `<span class="allow" id="decision">allow</span> by v2`) || !strings.Contains(page, "<code>everyone-reads</code>") ||
+		!strings.Contains(page, `<table id="trace">`) {
 		t.Fatalf("playground, stored revision v2: %d %.2000s", resp.StatusCode, page)
 	}
 	if _, rev := decideRev(t, base, "read"); rev != "v1" {
