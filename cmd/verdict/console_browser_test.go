@@ -29,30 +29,7 @@ func TestConsoleInChromium(t *testing.T) {
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	dataDir := t.TempDir()
-	secretOf := func(id, scope string) string {
-		code, out, errOut := cli(t, "", "client", "add", "--id", id, "--scope", scope, "--data-dir", dataDir)
-		if code != 0 {
-			t.Fatalf("client add %s: %d %s", id, code, errOut)
-		}
-		return regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]
-	}
-	ops, ci := secretOf("ops", "verdict:admin"), secretOf("ci", "verdict:bundles:write")
-	addr := freeAddr(t)
-	base := "http://" + addr
-	stop := serveDev(t, addr, dataDir)
-	defer stop()
-	t.Setenv("VERDICT_CLIENT_SECRET", ci)
-	everyone := policy + "  - id: everyone-reads\n    effect: allow\n    actions: [read]\n    condition: \"true\"\n"
-	for _, push := range []struct {
-		rev   string
-		files map[string]string
-	}{{"v1", map[string]string{"p.verdict.yaml": policy, "p_test.yaml": tests}}, {"v2", map[string]string{"p.verdict.yaml": everyone}}} {
-		push.files[".manifest"] = `{"revision":"` + push.rev + `"}`
-		if code, out, errOut := cli(t, "", "bundle", "push", bundleDir(t, push.files), "--server", base, "--client-id", "ci"); code != 0 {
-			t.Fatalf("push %s: %d %s %s", push.rev, code, out, errOut)
-		}
-	}
+	base, ops, _ := consoleServe(t)
 	id := func(s string) chromedp.ID { return chromedp.ID(s) }
 
 	// Sign in: the console sends the browser to its sign-in page.

@@ -102,27 +102,20 @@ func (b *consoleBrowser) csrf(path string) string {
 	return m[1]
 }
 
-// TestConsoleSignInAndRollback drives the console of a real serve over
-// HTTP as a browser's requests: only a client with verdict:admin signs in,
-// every form needs its CSRF token, the overview and the revisions show
-// what is stored and active, and a confirmed activation rolls back.
-func TestConsoleSignInAndRollback(t *testing.T) {
+// consoleServe starts a serve (--dev) whose store has an admin client
+// "ops" and a decide-only client "gw", and two pushed revisions: v1 (the
+// owners rule, with its tests) and v2 (also everyone-reads, so that the
+// playground and the preview can tell them apart), v2 active. It returns
+// the base URL and the two clients' secrets; the server stops with t.
+func consoleServe(t *testing.T) (base, ops, gw string) {
+	t.Helper()
 	dataDir := t.TempDir()
-	secretOf := func(id, scope string) string {
-		code, out, errOut := cli(t, "", "client", "add", "--id", id, "--scope", scope, "--data-dir", dataDir)
-		if code != 0 {
-			t.Fatalf("client add %s: %d %s", id, code, errOut)
-		}
-		return regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]
-	}
-	ops, ci, gw := secretOf("ops", "verdict:admin"), secretOf("ci", "verdict:bundles:write"), secretOf("gw", "verdict:decide")
+	ops, gw = addClient(t, dataDir, "ops", "verdict:admin"), addClient(t, dataDir, "gw", "verdict:decide")
+	t.Setenv("VERDICT_CLIENT_SECRET", addClient(t, dataDir, "ci", "verdict:bundles:write"))
 	addr := freeAddr(t)
-	base := "http://" + addr
+	base = "http://" + addr
 	stop := serveDev(t, addr, dataDir)
-	defer stop()
-	t.Setenv("VERDICT_CLIENT_SECRET", ci)
-	// v2 also lets everyone read (so that the playground can tell the two
-	// apart).
+	t.Cleanup(func() { stop() })
 	everyone := policy + "  - id: everyone-reads\n    effect: allow\n    actions: [read]\n    condition: \"true\"\n"
 	for _, push := range []struct {
 		rev   string
@@ -133,6 +126,15 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 			t.Fatalf("push %s: %d %s %s", push.rev, code, out, errOut)
 		}
 	}
+	return base, ops, gw
+}
+
+// TestConsoleSignInAndRollback drives the console of a real serve over
+// HTTP as a browser's requests: only a client with verdict:admin signs in,
+// every form needs its CSRF token, the overview and the revisions show
+// what is stored and active, and a confirmed activation rolls back.
+func TestConsoleSignInAndRollback(t *testing.T) {
+	base, ops, gw := consoleServe(t)
 
 	b := newConsoleBrowser(t, base)
 	defer b.c.CloseIdleConnections()
