@@ -328,6 +328,15 @@ func (s *TokenService) Revoke(ctx context.Context, cc ClientCredentials, token, 
 	return s.revoker.Revoke(ctx, cl, token, hint)
 }
 
+// RevokeHeld revokes an access token of Verdict's on behalf of its holder
+// (Revoker.RevokeHeld); without revocation enabled it does nothing.
+func (s *TokenService) RevokeHeld(ctx context.Context, token string) error {
+	if s.revoker == nil {
+		return nil
+	}
+	return s.revoker.RevokeHeld(ctx, token)
+}
+
 // Introspect authenticates the caller (any client) and describes a token
 // (RFC 7662): {"active": false} for anything not active.
 func (s *TokenService) Introspect(ctx context.Context, cc ClientCredentials, token string) (IntrospectResponse, error) {

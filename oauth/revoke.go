@@ -91,6 +91,20 @@ func (rv *Revoker) revokeRefresh(ctx context.Context, client Client, family stri
 }
 
 func (rv *Revoker) revokeAccess(ctx context.Context, client Client, token string) error {
+	return rv.revokeAccessOf(ctx, &client.ID, token)
+}
+
+// RevokeHeld revokes one of Verdict's own access tokens on behalf of
+// whoever holds it: the token is the credential (a console signing out
+// ends the token it was given). Invalid, expired or foreign tokens change
+// nothing and give nil, as in Revoke.
+func (rv *Revoker) RevokeHeld(ctx context.Context, token string) error {
+	return rv.revokeAccessOf(ctx, nil, token)
+}
+
+// revokeAccessOf revokes token if it is a valid access token of
+// Verdict's, issued to *clientID when clientID is set.
+func (rv *Revoker) revokeAccessOf(ctx context.Context, clientID *string, token string) error {
 	claims, err := rv.verifier.Verify(ctx, token)
 	if errors.Is(err, authn.ErrInvalidToken) {
 		return nil
@@ -98,8 +112,8 @@ func (rv *Revoker) revokeAccess(ctx context.Context, client Client, token string
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
-	jti := claims.JTI()
-	if claims.Issuer() != rv.cfg.Issuer || jti == "" || claimString(claims, "client_id") != client.ID {
+	jti, holder := claims.JTI(), claimString(claims, "client_id")
+	if claims.Issuer() != rv.cfg.Issuer || jti == "" || (clientID != nil && holder != *clientID) {
 		return nil
 	}
 	exp := claims.Expiry()
@@ -111,7 +125,7 @@ func (rv *Revoker) revokeAccess(ctx context.Context, client Client, token string
 	}
 	rv.forget.ForgetJTI(jti)
 	rv.log.LogAttrs(ctx, slog.LevelInfo, "token revoked", slog.Bool("audit", true), requestIDAttr(ctx),
-		slog.String("client_id", client.ID), slog.String("jti", jti))
+		slog.String("client_id", holder), slog.String("jti", jti))
 	return nil
 }
 

@@ -66,6 +66,35 @@ func TestRevokeAccessToken(t *testing.T) {
 	}
 }
 
+// TestRevokeHeld: the holder of an access token revokes it without
+// client credentials; a refresh token or garbage changes nothing.
+func TestRevokeHeld(t *testing.T) {
+	e := newRFEnv(t)
+	ctx := context.Background()
+	at, rt := e.start(t)
+	for _, tok := range []string{rt, "not-a-token", ""} {
+		if err := e.rv.RevokeHeld(ctx, tok); err != nil {
+			t.Fatalf("RevokeHeld(%.10q): %v", tok, err)
+		}
+	}
+	if _, ok := e.revs.get(at.JTI); ok {
+		t.Fatal("revoked before RevokeHeld was given the access token")
+	}
+	e.mustRefresh(t, rt, "") // the refresh token was not revoked
+	if err := e.rv.RevokeHeld(ctx, at.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.revs.get(at.JTI); !ok {
+		t.Fatal("not revoked")
+	}
+	if _, err := e.v.Verify(ctx, at.Token); !errors.Is(err, authn.ErrInvalidToken) {
+		t.Fatalf("revoked token verifies: %v", err)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, `"client_id":"app"`) || !strings.Contains(logs, at.JTI) {
+		t.Fatalf("audit log: %s", logs)
+	}
+}
+
 func TestRevokeRefreshToken(t *testing.T) {
 	e := newRFEnv(t)
 	ctx := context.Background()

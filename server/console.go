@@ -14,6 +14,7 @@ import (
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/oauth"
+	"github.com/verdictpdp/verdict/users"
 )
 
 // The console (/console): server-rendered pages for policy authors and
@@ -158,11 +159,30 @@ func (s *Server) consoleCookiePath() string {
 	return consolePath
 }
 
-// consoleLogout forgets the console token (a signed-in user signs out on
-// /account).
+// consoleLogout signs out: the console token is revoked (on every
+// replica, through the revocation list) and forgotten; a person's session
+// ends.
 func (s *Server) consoleLogout(c *fiber.Ctx) error {
 	if !s.checkCSRF(c) {
 		return s.message(c, fiber.StatusForbidden, "Not signed out", "The form expired or came from another site.")
+	}
+	ctx := c.UserContext()
+	if tok := c.Cookies(s.cookieName(cookieConsole)); tok != "" && s.tokens != nil {
+		if err := s.tokens.RevokeHeld(ctx, tok); err != nil {
+			// Not forgotten while the token still works: say so, and let
+			// the person try again.
+			s.log.Warn("console sign-out could not revoke its token", "request_id", requestID(c), "error", err)
+			return s.message(c, fiber.StatusServiceUnavailable, "Not signed out",
+				"The console's token could not be revoked (the store did not answer); try again.")
+		}
+	}
+	if s.people != nil {
+		if ses, _, ok, err := s.session(c); err == nil && ok {
+			if err := s.people.EndSession(ctx, ses.ID, s.meta(c)); err != nil && !errors.Is(err, users.ErrNotFound) {
+				return err
+			}
+			s.clearCookie(c, cookieSession)
+		}
 	}
 	c.Cookie(&fiber.Cookie{
 		Name: s.cookieName(cookieConsole), Value: "", Path: s.consoleCookiePath(), MaxAge: -1,

@@ -10,7 +10,8 @@ import (
 // The admin listener (server.admin_addr): when it is set, the routes of
 // operators (metrics, status, bundles, admin) are answered there and not on
 // the public listener, and the admin listener answers nothing else but the
-// probes and the OpenAPI document. Both listeners share one Fiber app; a
+// probes, the OpenAPI document and the sign-in pages (people sign in to the
+// console there). Both listeners share one Fiber app; a
 // connection knows which listener accepted it by its type.
 
 // adminListener marks the connections it accepts.
@@ -48,7 +49,9 @@ const (
 // classOf says where the route with template p is answered.
 func classOf(p string) listenerClass {
 	switch {
-	case p == "/healthz", p == "/readyz", p == "/openapi.json":
+	case p == "/healthz", p == "/readyz", p == "/openapi.json",
+		// People sign in to the console where it is served.
+		p == "/login", p == "/login/mfa":
 		return bothListeners
 	case p == MetricsPath, p == "/v1/status", underPrefix(p, "/v1/bundles"), underPrefix(p, "/v1/admin"), underPrefix(p, consolePath):
 		return adminOnly

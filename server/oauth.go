@@ -22,6 +22,9 @@ import (
 type Tokens interface {
 	Token(ctx context.Context, req oauth.TokenRequest) (oauth.TokenResponse, error)
 	Revoke(ctx context.Context, cc oauth.ClientCredentials, token, hint string) error
+	// RevokeHeld revokes an access token on behalf of whoever holds it
+	// (the console's sign-out).
+	RevokeHeld(ctx context.Context, token string) error
 	Introspect(ctx context.Context, cc oauth.ClientCredentials, token string) (oauth.IntrospectResponse, error)
 	GrantTypes() []string
 	AuthMethods() []string

@@ -54,6 +54,8 @@ func (f *fakeTokens) Revoke(_ context.Context, cc oauth.ClientCredentials, token
 	return nil
 }
 
+func (f *fakeTokens) RevokeHeld(context.Context, string) error { return nil }
+
 func (f *fakeTokens) Introspect(_ context.Context, cc oauth.ClientCredentials, token string) (oauth.IntrospectResponse, error) {
 	if cc.ClientSecret != "right" {
 		return oauth.IntrospectResponse{}, &oauth.OAuthError{Code: oauth.OAuthInvalidClient, Description: "client authentication failed"}

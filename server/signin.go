@@ -80,10 +80,21 @@ func (s *Server) startSession(c *fiber.Ctx, u users.User, amr []string, pending 
 
 // safeReturn keeps a return address only if it is one of Verdict's own
 // sign-in paths (never another site: no open redirect).
-func safeReturn(r string) string {
-	if (strings.HasPrefix(r, "/oauth2/authorize?") || r == "/account" || strings.HasPrefix(r, "/account/") ||
-		r == consolePath || strings.HasPrefix(r, consolePath+"/")) &&
-		!strings.ContainsAny(r, "\\\r\n") {
+// On the admin listener (where the sign-in pages are also answered, for
+// the console) only the console's paths are, as nothing else is served
+// there.
+func safeReturn(c *fiber.Ctx, r string) string {
+	if strings.ContainsAny(r, "\\\r\n") {
+		r = ""
+	}
+	console := r == consolePath || strings.HasPrefix(r, consolePath+"/")
+	if fromAdmin(c) {
+		if console {
+			return r
+		}
+		return consolePath
+	}
+	if strings.HasPrefix(r, "/oauth2/authorize?") || r == "/account" || strings.HasPrefix(r, "/account/") || console {
 		return r
 	}
 	return "/account"
@@ -101,7 +112,7 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 	if err := s.signInEnabled(); err != nil {
 		return err
 	}
-	ret := safeReturn(c.Query("return"))
+	ret := safeReturn(c, c.Query("return"))
 	if _, _, ok, err := s.session(c); err != nil {
 		return err
 	} else if ok && !strings.Contains(ret, "prompt=login") {
@@ -124,7 +135,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err := s.signInEnabled(); err != nil {
 		return err
 	}
-	ret := safeReturn(c.FormValue("return"))
+	ret := safeReturn(c, c.FormValue("return"))
 	email := c.FormValue("email")
 	if !s.checkCSRF(c) {
 		return s.renderLogin(c, fiber.StatusForbidden, ret, email, "The form expired. Please sign in again.")
@@ -222,7 +233,7 @@ func (s *Server) mfaPage(c *fiber.Ctx) error {
 	if err := s.signInEnabled(); err != nil {
 		return err
 	}
-	ret := safeReturn(c.Query("return"))
+	ret := safeReturn(c, c.Query("return"))
 	if _, _, ok, err := s.pendingSession(c); err != nil || !ok {
 		if err != nil {
 			return err
@@ -237,7 +248,7 @@ func (s *Server) mfa(c *fiber.Ctx) error {
 	if err := s.signInEnabled(); err != nil {
 		return err
 	}
-	ret := safeReturn(c.FormValue("return"))
+	ret := safeReturn(c, c.FormValue("return"))
 	if !s.checkCSRF(c) {
 		return s.renderMFA(c, fiber.StatusForbidden, ret, "The form expired. Please try again.")
 	}

@@ -315,17 +315,42 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 		t.Errorf("an upload without the cookie: %d", resp.StatusCode)
 	}
 
+	consoleURL, _ := url.Parse(base + "/console")
+	var kept string
+	for _, c := range b.c.Jar.Cookies(consoleURL) {
+		if c.Name == "verdict_console" {
+			kept = c.Value
+		}
+	}
+	if kept == "" {
+		t.Fatal("no console cookie before signing out")
+	}
 	if resp, _ := b.do("POST", "/console/logout", url.Values{"csrf": {confirm}}); resp.StatusCode != 303 {
 		t.Fatalf("sign out: %d", resp.StatusCode)
 	}
 	if resp, _ := b.do("GET", "/console/revisions", nil); resp.StatusCode != 303 {
 		t.Fatalf("after signing out: %d", resp.StatusCode)
 	}
+	// Signing out revoked the token: kept by someone else (a copied
+	// cookie), it opens nothing, neither the console nor the API.
+	thief := newConsoleBrowser(t, base)
+	thief.c.Jar.SetCookies(consoleURL, []*http.Cookie{{Name: "verdict_console", Value: kept, Path: "/console"}})
+	if resp, _ := thief.do("GET", "/console", nil); resp.StatusCode != 303 {
+		t.Errorf("the signed-out token still opens the console: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/bundles", nil)
+	req.Header.Set("Authorization", "Bearer "+kept)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Errorf("the signed-out token on the API: %v %v", resp.StatusCode, err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
-// TestConsoleForPeople: a person with the verdict:admin role who signed
-// in at /login uses the console; one without it is sent to the console's
-// sign-in page.
+// TestConsoleForPeople: a person with the verdict:admin role signs in and
+// uses the console on the admin listener (server.admin_addr), where the
+// sign-in pages are answered too; one without the role is sent to the
+// console's sign-in page; signing out of the console ends the session.
 func TestConsoleForPeople(t *testing.T) {
 	dataDir := t.TempDir()
 	for email, role := range map[string]string{"root@example.com": "verdict:admin", "ed@example.com": "editor"} {
@@ -333,21 +358,58 @@ func TestConsoleForPeople(t *testing.T) {
 			t.Fatalf("user add %s: %s", email, errOut)
 		}
 	}
-	addr := freeAddr(t)
-	stop, _ := serveSignIn(t, addr, dataDir, "")
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	stop, _ := serveSignIn(t, addr, dataDir, "server: {admin_addr: \""+adminAddr+"\"}\n")
 	defer stop()
-	base := "http://" + addr
+	base, ops := "http://"+addr, "http://"+adminAddr
 
-	admin := newBrowser(t, base)
-	if p := admin.get(base + "/console"); p.url.Path != "/console/login" || !strings.Contains(p.body, "sign in as a person") {
+	if p := newBrowser(t, base).get(base + "/console"); p.status != 404 {
+		t.Errorf("the console on the public listener: %d", p.status)
+	}
+	admin := newBrowser(t, ops)
+	if p := admin.get(ops + "/console"); p.url.Path != "/console/login" || !strings.Contains(p.body, "sign in as a person") {
 		t.Fatalf("not signed in: %s %d", p.url, p.status)
 	}
-	p := admin.login(admin.get(base+"/login?return=%2Fconsole"), "root@example.com", userPassword)
-	if p.url.Path != "/console" || !strings.Contains(p.body, "Signed in as <strong>root@example.com</strong>") || !strings.Contains(p.body, `id="active-revision"`) {
+	p := admin.login(admin.get(ops+"/login?return=%2Fconsole"), "root@example.com", userPassword)
+	if p.url.Host != adminAddr || p.url.Path != "/console" || !strings.Contains(p.body, "Signed in as <strong>root@example.com</strong>") || !strings.Contains(p.body, `id="active-revision"`) {
 		t.Fatalf("the admin's console: %s %d %.500s", p.url, p.status, p.body)
 	}
-	editor := newBrowser(t, base)
-	if p := editor.login(editor.get(base+"/login?return=%2Fconsole"), "ed@example.com", userPassword); p.url.Path != "/console/login" {
+	// A return address the admin listener does not serve lands on the
+	// console.
+	if p := admin.get(ops + "/login?return=%2Faccount"); p.url.Path != "/console" {
+		t.Errorf("/login?return=/account on the admin listener went to %s", p.url)
+	}
+	opsURL, _ := url.Parse(ops)
+	session := func() *http.Cookie {
+		for _, c := range admin.c.Jar.Cookies(opsURL) {
+			if strings.Contains(c.Name, "session") && c.Value != "" {
+				return c
+			}
+		}
+		return nil
+	}
+	kept := session()
+	if kept == nil {
+		t.Fatal("no session cookie")
+	}
+	csrf := csrfField.FindStringSubmatch(admin.get(ops + "/console").body)
+	if csrf == nil {
+		t.Fatal("no sign-out form on the console")
+	}
+	req, _ := http.NewRequest("POST", ops+"/console/logout", strings.NewReader(url.Values{"csrf": {csrf[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if out := admin.do(req); out.url.Path != "/console/login" || session() != nil {
+		t.Fatalf("sign out: %s %d", out.url, out.status)
+	}
+	// The session ended on the server, not only in this browser.
+	again := newBrowser(t, ops)
+	again.c.Jar.SetCookies(opsURL, []*http.Cookie{kept})
+	if p := again.get(ops + "/console"); p.url.Path != "/console/login" {
+		t.Errorf("the ended session still opens the console: %s", p.url)
+	}
+
+	editor := newBrowser(t, ops)
+	if p := editor.login(editor.get(ops+"/login?return=%2Fconsole"), "ed@example.com", userPassword); p.url.Path != "/console/login" {
 		t.Fatalf("a person without the role reached %s (%d)", p.url, p.status)
 	}
 }
