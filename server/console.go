@@ -277,8 +277,10 @@ func (s *Server) consoleOverview(c *fiber.Ctx) error {
 		Version, Uptime                 string
 		Rates                           rateChart
 		Coverage                        *bundles.Coverage
+		Replicas                        consoleReplicas
 	}
-	o := overview{Version: s.version, Uptime: time.Since(s.started).Round(time.Second).String(), Rates: s.rates.chart()}
+	o := overview{Version: s.version, Uptime: time.Since(s.started).Round(time.Second).String(), Rates: s.rates.chart(),
+		Replicas: s.consoleReplicas(c.UserContext())}
 	o.CacheHits, o.CacheMisses = s.dec.CacheStats()
 	if n := o.CacheHits + o.CacheMisses; n > 0 {
 		o.HitRate = fmt.Sprintf("%.1f%%", 100*float64(o.CacheHits)/float64(n))

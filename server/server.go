@@ -12,6 +12,7 @@ import (
 
 	"github.com/verdictpdp/verdict/forward"
 	"github.com/verdictpdp/verdict/oauth"
+	"github.com/verdictpdp/verdict/store"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/etag"
@@ -64,7 +65,10 @@ type Server struct {
 	keyAdmin    KeyAdmin
 	bundleAdmin BundleAdmin
 	replica     Replica
-	limits      fiber.Storage
+	// roster and self list the replicas sharing the store (WithRoster).
+	roster Roster
+	self   func() store.Member
+	limits fiber.Storage
 	// history supplies logged inputs to previews; nil: test cases only.
 	history DecisionHistory
 	// dlog receives every decision; nil: decision logs are off.
@@ -325,6 +329,7 @@ func (s *Server) table() []route {
 		{fiber.MethodPatch, scimPrefix + "/*", s.scimRoute, scimAuth},
 		{fiber.MethodDelete, scimPrefix + "/*", s.scimRoute, scimAuth},
 		{fiber.MethodGet, "/v1/admin/keys", s.listKeys, admin},
+		{fiber.MethodGet, "/v1/admin/replicas", s.listReplicas, admin},
 		{fiber.MethodPost, "/v1/admin/keys/rotate", s.rotateKeys, admin},
 		{fiber.MethodPost, "/v1/admin/keys/:kid/revoke", s.revokeKey, admin},
 		// Bundles. A preview changes nothing but reveals how policies

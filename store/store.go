@@ -265,3 +265,35 @@ type Notifier interface {
 	// backoff) through failures of the store.
 	Subscribe(ctx context.Context, fn func(Change), resync func()) error
 }
+
+// Member is one replica as it reports itself to a shared store (Roster).
+type Member struct {
+	// ID names the replica for its life (host and a random suffix).
+	ID      string    `json:"id"`
+	Host    string    `json:"host"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	// Revision is the bundle revision it serves ("" for none).
+	Revision string `json:"revision"`
+	// Generation is the store generation it has applied.
+	Generation uint64 `json:"generation"`
+	// LastSync is when it was last known to be in step with the store.
+	LastSync time.Time `json:"last_sync"`
+	// Healthy is whether it synced within its staleness bound.
+	Healthy bool `json:"healthy"`
+	// Seen is when it made this report.
+	Seen time.Time `json:"seen"`
+}
+
+// Roster is what a store shared by several replicas keeps of them: each
+// reports itself every few seconds, and a replica that stops reporting
+// drops out when its last report expires. Reports are not announced and
+// do not change the generation.
+type Roster interface {
+	// Report records m, replacing the member's previous report, for ttl.
+	Report(ctx context.Context, ns string, m Member, ttl time.Duration) error
+	// Leave removes member id at once (a replica that stops cleanly).
+	Leave(ctx context.Context, ns, id string) error
+	// Members lists the members whose last report has not expired, by ID.
+	Members(ctx context.Context, ns string) ([]Member, error)
+}

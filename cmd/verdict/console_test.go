@@ -179,6 +179,9 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(page, `<code id="active-revision">v2</code>`) || !strings.Contains(page, "Signed in as <strong>ops</strong>") {
 		t.Fatalf("overview: %d %.600s", resp.StatusCode, page)
 	}
+	if !strings.Contains(page, "One replica, this one: the embedded store is not shared") {
+		t.Errorf("the replicas of the embedded store: %.3000s", page)
+	}
 	if !strings.Contains(page, "0 of 2 rules exercised by the tests; never: <code>owners</code>") {
 		t.Errorf("v2's coverage (no tests): %.300s", page[strings.Index(page, "Rule coverage"):])
 	}

@@ -43,6 +43,8 @@ type cluster struct {
 	replicas []*replicaProc
 	secret   string
 	tokens   *clientcredentials.Config
+	// dataDir holds the pepper every replica shares.
+	dataDir string
 }
 
 type replicaProc struct {
@@ -76,7 +78,7 @@ func startCluster(t testing.TB, n int, storeURL func(rs *redistest.Server, i int
 	if code != 0 {
 		t.Fatalf("client add: %d %s", code, errOut)
 	}
-	c := &cluster{t: t, redis: rs, secret: regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1]}
+	c := &cluster{t: t, redis: rs, secret: regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out)[1], dataDir: dataDir}
 	for i := range n {
 		u := rs.URL()
 		if storeURL != nil {

@@ -200,7 +200,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	// With a shared store the replica follows the others' changes; it
 	// stops (and is waited for) before the store closes.
 	fctx, stopFollowing := context.WithCancel(a.ctx)
-	shared, following, err := followStore(fctx, cfg, st.Store, a.life, verifier, st.Keys, mirror, a.facts, log)
+	self := selfMember(a.opts.Version, time.Now(), func() string {
+		if act := a.mgr.Active(); act != nil {
+			return act.Snapshot.Revision()
+		}
+		return ""
+	})
+	shared, following, err := followStore(fctx, cfg, st.Store, a.life, verifier, st.Keys, mirror, a.facts, self, log)
 	a.onStop(func() { stopFollowing(); following() })
 	if err != nil {
 		return err

@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/verdictpdp/verdict/internal/storeadapt"
@@ -73,19 +76,29 @@ func (l limitKeys) Close() error            { return nil }
 // options that report it in readiness and share the token routes' rate
 // limits. wait blocks until the syncer has stopped. With the embedded store
 // it starts nothing and returns no options.
+//
+// self describes this replica to the roster of a shared store that keeps
+// one (store.Roster): the replica reports itself every poll and the
+// server lists every replica.
 func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.Lifecycle,
-	verifier *authn.Verifier, keys *authn.Keyring, mirror *replica.Mirror, directory replica.Refresher, log *slog.Logger) (opts []server.Option, wait func(), err error) {
+	verifier *authn.Verifier, keys *authn.Keyring, mirror *replica.Mirror, directory replica.Refresher,
+	self func() store.Member, log *slog.Logger) (opts []server.Option, wait func(), err error) {
 	wait = func() {}
 	n, ok := st.(store.Notifier)
 	if !ok {
 		return nil, wait, nil
 	}
-	sy, err := replica.New(cfg.Replica, n, replica.Deps{
+	deps := replica.Deps{
 		Bundles: life, Tokens: verifier, Keys: keys,
 		Families:    storeadapt.FamilyJTIs(st, store.DefaultNamespace),
 		Revocations: mirror,
 		Directory:   directory,
-	}, log)
+	}
+	r, hasRoster := st.(store.Roster)
+	if hasRoster {
+		deps.Roster, deps.Self = roster{r: r, n: n, ns: store.DefaultNamespace}, self
+	}
+	sy, err := replica.New(cfg.Replica, n, deps, log)
 	if err != nil {
 		return nil, wait, err
 	}
@@ -95,6 +108,9 @@ func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.
 		_ = sy.Run(ctx) // ends with ctx; failures are logged and retried
 	}()
 	opts = append(opts, server.WithReplica(sy))
+	if hasRoster {
+		opts = append(opts, server.WithRoster(roster{r: r, n: n, ns: store.DefaultNamespace}, sy.Member))
+	}
 	if rc, ok := st.(redisClient); ok {
 		opts = append(opts, server.WithLimitStorage(limitKeys{
 			// Under the store's hash tag, so that the store's ACL key
@@ -113,3 +129,38 @@ var (
 	_ server.MirrorAnswers = (*replica.FailStatic)(nil)
 	_ server.Repairer      = (*replica.Syncer)(nil)
 )
+
+// roster is a store's roster in one namespace, with its generation: what
+// the replica reports to and the server lists.
+type roster struct {
+	r  store.Roster
+	n  store.Notifier
+	ns string
+}
+
+func (r roster) Report(ctx context.Context, m store.Member, ttl time.Duration) error {
+	return r.r.Report(ctx, r.ns, m, ttl)
+}
+func (r roster) Leave(ctx context.Context, id string) error { return r.r.Leave(ctx, r.ns, id) }
+func (r roster) Members(ctx context.Context) ([]store.Member, error) {
+	return r.r.Members(ctx, r.ns)
+}
+func (r roster) Generation(ctx context.Context) (uint64, error) { return r.n.Generation(ctx) }
+
+var (
+	_ replica.Roster = roster{}
+	_ server.Roster  = roster{}
+)
+
+// selfMember is this replica as it reports itself to the roster: a random
+// suffix tells apart replicas on one host (or restarts of one).
+func selfMember(version string, started time.Time, serving func() string) func() store.Member {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	id := strings.ReplaceAll(host, "/", "_") + "-" + strings.ToLower(rand.Text()[:8])
+	return func() store.Member {
+		return store.Member{ID: id, Host: host, Version: version, Started: started, Revision: serving()}
+	}
+}

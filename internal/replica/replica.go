@@ -87,7 +87,23 @@ type Deps struct {
 	// Directory, when set, rebuilds the provisioned facts policies see
 	// (on an announced directory change and at every repair).
 	Directory Refresher
+	// Roster, when set, is where the replica reports itself after every
+	// check (Self describes it; the Syncer adds its sync state), so that
+	// operators see every replica and whether it is in step; it leaves
+	// the roster when Run ends. Self is required with it.
+	Roster Roster
+	Self   func() store.Member
 }
+
+// Roster keeps the replicas' reports (store.Roster, in one namespace).
+type Roster interface {
+	Report(ctx context.Context, m store.Member, ttl time.Duration) error
+	Leave(ctx context.Context, id string) error
+}
+
+// reportTTL is how long a report is kept: a replica that misses three
+// polls in a row drops out of the roster.
+func (c Config) reportTTL() time.Duration { return 3 * c.PollInterval }
 
 // Refresher rebuilds something from the store.
 type Refresher interface {
@@ -137,6 +153,9 @@ func New(cfg Config, n store.Notifier, deps Deps, log *slog.Logger) (*Syncer, er
 	if deps.Bundles == nil || deps.Tokens == nil || deps.Keys == nil {
 		errs = append(errs, errors.New("replica: Bundles, Tokens and Keys are required"))
 	}
+	if deps.Roster != nil && deps.Self == nil {
+		errs = append(errs, errors.New("replica: a Roster needs Self"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -165,10 +184,12 @@ func (s *Syncer) Run(ctx context.Context) error {
 		}
 	}()
 	defer wg.Wait()
+	defer s.leave()
 	tick := time.NewTicker(s.cfg.PollInterval)
 	defer tick.Stop()
 	for {
 		s.check(ctx)
+		s.report(ctx)
 		stale, stop := s.staleTimer()
 		select {
 		case <-ctx.Done():
@@ -285,6 +306,44 @@ func (s *Syncer) revoked(jti string) {
 		s.deps.Revocations.Add(jti)
 	}
 	s.deps.Tokens.ForgetJTI(jti)
+}
+
+// report tells the roster how this replica is doing. A failure is left to
+// the next poll: the store's reachability is check's to log.
+func (s *Syncer) report(ctx context.Context) {
+	if s.deps.Roster == nil {
+		return
+	}
+	m := s.Member()
+	ctx, cancel := context.WithTimeout(ctx, min(opTimeout, s.cfg.PollInterval))
+	defer cancel()
+	if err := s.deps.Roster.Report(ctx, m, s.cfg.reportTTL()); err != nil && ctx.Err() == nil {
+		s.log.Debug("replica: reporting to the roster failed", "error", err)
+	}
+}
+
+// Member is this replica as it reports itself: Self with the sync state.
+// The zero Member without a Roster.
+func (s *Syncer) Member() store.Member {
+	if s.deps.Self == nil {
+		return store.Member{}
+	}
+	m := s.deps.Self()
+	m.Generation, m.LastSync, m.Healthy, m.Seen = s.Generation(), s.LastSync(), s.Healthy(), s.now()
+	return m
+}
+
+// leave takes this replica off the roster as Run ends (its ctx is done:
+// the removal gets a short one of its own).
+func (s *Syncer) leave() {
+	if s.deps.Roster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.deps.Roster.Leave(ctx, s.deps.Self().ID); err != nil {
+		s.log.Debug("replica: leaving the roster failed; its report expires on its own", "error", err)
+	}
 }
 
 // check compares the applied generation with the store's and repairs a

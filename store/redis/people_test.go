@@ -27,6 +27,11 @@ func TestAPIKeysConformance(t *testing.T) {
 	storetest.RunAPIKeys(t, opener(srv.URL()))
 }
 
+func TestRosterConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.RunRoster(t, opener(srv.URL()))
+}
+
 // TestPeopleConformanceSentinel: the people records behind Sentinel.
 func TestPeopleConformanceSentinel(t *testing.T) {
 	master := redistest.Start(t)
@@ -42,6 +47,7 @@ func TestPeopleConformanceCluster(t *testing.T) {
 	}
 	c := redistest.StartCluster(t, 3)
 	storetest.RunPeople(t, opener(c.URL()))
+	storetest.RunRoster(t, opener(c.URL()))
 }
 
 // peopleACLCommands are the commands the people records need besides
@@ -59,6 +65,7 @@ func TestPeopleACLUser(t *testing.T) {
 	}
 	storetest.RunPeople(t, opener("redis://verdict:pw@"+srv.Addr()+"/0"))
 	storetest.RunAPIKeys(t, opener("redis://verdict:pw@"+srv.Addr()+"/0"))
+	storetest.RunRoster(t, opener("redis://verdict:pw@"+srv.Addr()+"/0"))
 }
 
 // TestPeopleAnnouncements: user writes and session deletions increment the
