@@ -2,9 +2,12 @@ package bundles
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -31,6 +34,70 @@ const schemaBase = "verdict-bundle:///"
 // IsSchemaFile reports whether name is a JSON Schema of the bundle.
 func IsSchemaFile(name string) bool {
 	return strings.HasPrefix(name, SchemaDir) && strings.HasSuffix(name, ".json")
+}
+
+// typeSchemaFile is the file that binds resource type typ, and whether typ
+// can name one at all: a type with a slash would name a file in a
+// subdirectory (there only for $ref) or, with "..", outside schemas/.
+func typeSchemaFile(typ string) (string, bool) {
+	name := SchemaDir + typ + ".json"
+	return name, typ != "" && path.Dir(name)+"/" == SchemaDir
+}
+
+// SchemaSource is one schema file of a bundle as a person reads it.
+type SchemaSource struct {
+	// File is the file's path in its bundle: schemas/<type>.json.
+	File string
+	// Revision is the revision of the bundle that holds it.
+	Revision string
+	// Text is the file indented two spaces a level when it is valid JSON,
+	// else exactly as stored.
+	Text string
+}
+
+// SchemaSources returns the schema files that validate inputs whose
+// resource.type is typ, one for each bundle of bs that has
+// schemas/<typ>.json, in bundle order (every one applies). It returns nil
+// when none does, or when typ cannot name a schema file (empty, or with a
+// slash or a dot path).
+func SchemaSources(bs []*Bundle, typ string) []SchemaSource {
+	name, ok := typeSchemaFile(typ)
+	if !ok {
+		return nil
+	}
+	var out []SchemaSource
+	for _, b := range bs {
+		raw, ok := b.Files[name]
+		if !ok {
+			continue
+		}
+		text := string(raw)
+		var buf bytes.Buffer
+		if json.Indent(&buf, bytes.TrimSpace(raw), "", "  ") == nil {
+			text = buf.String()
+		}
+		out = append(out, SchemaSource{File: name, Revision: b.Revision(), Text: text})
+	}
+	return out
+}
+
+// SchemaTypes returns the resource types that bs have a schema for (each
+// schemas/<type>.json directly under SchemaDir, not the files of its
+// subdirectories), sorted and each once; nil when there is none.
+func SchemaTypes(bs []*Bundle) []string {
+	seen := map[string]bool{}
+	for _, b := range bs {
+		for name := range b.Files {
+			typ := strings.TrimSuffix(path.Base(name), ".json")
+			if IsSchemaFile(name) && path.Dir(name)+"/" == SchemaDir && typ != "" {
+				seen[typ] = true
+			}
+		}
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // noLoader refuses to fetch anything: a schema may refer only to the bundle's

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -54,7 +56,91 @@ func (s *Server) renderPlayground(c *fiber.Ctx, status int, input, revision, msg
 		Input, Revision string
 		Revisions       []bundles.RevisionInfo
 		Result          *playgroundResult
-	}{p, input, revision, revs, res})
+		Schema          *playgroundSchema
+	}{p, input, revision, revs, res, s.playgroundSchema(c.UserContext(), input, revision)})
+}
+
+// playgroundSchema is what the page shows beside the editor: the JSON
+// Schema the chosen revision validates the input's resource type with.
+type playgroundSchema struct {
+	// Type is the input's resource.type.
+	Type string
+	// Sources are the schema files for Type, one a bundle of the revision.
+	Sources []bundles.SchemaSource
+	// Types are the resource types the revision has a schema for.
+	Types []string
+	// Note says why the revision's schemas could not be read.
+	Note string
+}
+
+// playgroundSchema finds the schema of the resource type named in input
+// (read leniently: nil when it is no JSON object with a resource.type) in
+// revision, the active one when revision is empty or the active one's. A
+// stored revision that cannot be read gives a note, never an error: the
+// page shows the decision regardless.
+func (s *Server) playgroundSchema(ctx context.Context, input, revision string) *playgroundSchema {
+	typ := inputResourceType(input, s.cfg.BodyLimit)
+	if typ == "" {
+		return nil
+	}
+	out := &playgroundSchema{Type: typ}
+	active := s.bundles.Active()
+	var bs []*bundles.Bundle
+	switch {
+	case revision == "" || active != nil && revision == active.Snapshot.Revision():
+		if active == nil {
+			out.Note = "No revision is active."
+			return out
+		}
+		bs = active.Bundles
+	case s.bundleAdmin == nil:
+		out.Note = "This server keeps no revisions."
+		return out
+	default:
+		b, err := s.storedBundle(ctx, revision)
+		if err != nil {
+			_, code, m, _ := Refusal(bundleError(err))
+			if code == CodeInternal {
+				s.log.WarnContext(ctx, "the playground could not read a revision's schemas", "revision", revision, "error", err)
+			}
+			out.Note = fmt.Sprintf("The schemas of revision %s could not be read (%s): %s", revision, code, m)
+			return out
+		}
+		bs = []*bundles.Bundle{b}
+	}
+	out.Sources, out.Types = bundles.SchemaSources(bs, typ), bundles.SchemaTypes(bs)
+	return out
+}
+
+// storedBundle reads stored revision rev within the limits the decision
+// service's Try reads it with.
+func (s *Server) storedBundle(ctx context.Context, rev string) (*bundles.Bundle, error) {
+	archive, err := s.bundleAdmin.Archive(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	lim := bundles.DefaultLimits()
+	if p, ok := s.bundles.(pdp.Previewer); ok {
+		lim = p.Limits()
+	} else {
+		lim.MaxCompressedBytes = s.bundleAdmin.MaxArchiveBytes()
+	}
+	return bundles.ReadArchive(bytes.NewReader(archive), lim)
+}
+
+// inputResourceType is the resource.type of the textarea's JSON, or ""
+// when it is over limit bytes, not a JSON object, or names none.
+func inputResourceType(input string, limit int) string {
+	if len(input) > limit {
+		return ""
+	}
+	var doc map[string]any
+	if json.Unmarshal([]byte(input), &doc) != nil {
+		return ""
+	}
+	res, _ := doc["resource"].(map[string]any)
+	typ, _ := res["type"].(string)
+	return typ
 }
 
 // consoleDecide decides the posted input.
