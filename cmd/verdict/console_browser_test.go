@@ -75,6 +75,9 @@ func TestConsoleInChromium(t *testing.T) {
 	if trace := b.text("#trace"); !strings.Contains(trace, "everyone-reads") || !strings.Contains(trace, "owners") {
 		t.Fatalf("trace %q", trace)
 	}
+	if schema := b.text("#schema"); !strings.Contains(schema, `"owner": {`) {
+		t.Fatalf("the schema beside the input: %q", schema)
+	}
 	b.screenshot(shots, "playground")
 
 	// Preview v1 (stored): bob's read would flip to a deny.

@@ -102,10 +102,15 @@ func (b *consoleBrowser) csrf(path string) string {
 	return m[1]
 }
 
+// docSchema is v2's schema of resource type doc (the playground shows it).
+const docSchema = `{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+ "properties": {"resource": {"properties": {"properties": {"properties": {"owner": {"type": "string"}}}}}}}`
+
 // consoleServe starts a serve (--dev) whose store has an admin client
 // "ops" and a decide-only client "gw", and two pushed revisions: v1 (the
 // owners rule, with its tests) and v2 (also everyone-reads, so that the
-// playground and the preview can tell them apart), v2 active. It returns
+// playground and the preview can tell them apart, and a schema of doc), v2
+// active. It returns
 // the base URL and the two clients' secrets; the server stops with t.
 func consoleServe(t *testing.T) (base, ops, gw string) {
 	t.Helper()
@@ -120,7 +125,7 @@ func consoleServe(t *testing.T) (base, ops, gw string) {
 	for _, push := range []struct {
 		rev   string
 		files map[string]string
-	}{{"v1", map[string]string{"p.verdict.yaml": policy, "p_test.yaml": tests}}, {"v2", map[string]string{"p.verdict.yaml": everyone}}} {
+	}{{"v1", map[string]string{"p.verdict.yaml": policy, "p_test.yaml": tests}}, {"v2", map[string]string{"p.verdict.yaml": everyone, "schemas/doc.json": docSchema}}} {
 		push.files[".manifest"] = `{"revision":"` + push.rev + `"}`
 		if code, out, errOut := cli(t, "", "bundle", "push", bundleDir(t, push.files), "--server", base, "--client-id", "ci"); code != 0 {
 			t.Fatalf("push %s: %d %s %s", push.rev, code, out, errOut)
