@@ -25,11 +25,16 @@ type Roster interface {
 	Generation(ctx context.Context) (uint64, error)
 }
 
-// WithRoster lists the replicas of r; self describes this replica (its
-// ID marks it in the list, and it is listed even before its first report
-// lands).
-func WithRoster(r Roster, self func() store.Member) Option {
-	return func(s *Server) { s.roster, s.self = r, self }
+// WithRoster lists the replicas that report to a shared store.
+func WithRoster(r Roster) Option {
+	return func(s *Server) { s.roster = r }
+}
+
+// WithSelf describes this replica as it reports itself (its ID marks it
+// in the list, and it is listed even before its first report lands);
+// without it the server describes itself from what it knows.
+func WithSelf(self func() store.Member) Option {
+	return func(s *Server) { s.self = self }
 }
 
 // replicaView is one replica as GET /v1/admin/replicas lists it.
@@ -96,18 +101,36 @@ func (s *Server) replicas(ctx context.Context) replicasView {
 }
 
 // selfMember describes this replica: as it reports itself to the roster
-// (WithRoster's self), else from what it knows locally.
+// (WithSelf), with what this server knows filled in where that says
+// nothing (the embedded store: no sync to report).
 func (s *Server) selfMember() store.Member {
+	var m store.Member
 	if s.self != nil {
-		return s.self()
+		m = s.self()
 	}
-	m := store.Member{ID: "this", Version: s.version, Started: s.started, Seen: time.Now(), Healthy: true}
-	if a := s.bundles.Active(); a != nil {
+	if m.ID == "" {
+		m.ID = "this"
+	}
+	if m.Version == "" {
+		m.Version = s.version
+	}
+	if m.Started.IsZero() {
+		m.Started = s.started
+	}
+	if m.Seen.IsZero() {
+		m.Seen = time.Now()
+	}
+	if a := s.bundles.Active(); a != nil && m.Revision == "" {
 		m.Revision = a.Snapshot.Revision()
 	}
-	if r := s.replica; r != nil {
+	switch r := s.replica; {
+	case s.roster != nil:
+		// The report carries the sync state.
+	case r != nil:
 		m.Generation, m.Healthy = r.Generation(), r.Healthy()
 		m.LastSync = time.Now().Add(-r.SinceSync())
+	default:
+		m.Healthy = true // nothing to be out of step with
 	}
 	return m
 }

@@ -38,7 +38,7 @@ func TestAdminReplicas(t *testing.T) {
 	list := func(t *testing.T, r fakeRoster) map[string]any {
 		t.Helper()
 		h := start(t, DefaultConfig(), bundles.NewManager(bundles.DefaultConfig(), nil), WithAuth(kit.verifier, true),
-			WithRoster(r, func() store.Member { return self }))
+			WithRoster(r), WithSelf(func() store.Member { return self }))
 		if code, _ := adminReq(t, h, "GET", "/v1/admin/replicas", kit.token(t, "gw", ScopeDecide), ""); code != 403 {
 			t.Fatalf("without the admin scope: %d", code)
 		}
@@ -82,5 +82,13 @@ func TestAdminReplicas(t *testing.T) {
 	code, m := adminReq(t, h, "GET", "/v1/admin/replicas", admin, "")
 	if rs, _ := m["replicas"].([]any); code != 200 || m["shared"] != false || len(rs) != 1 || rs[0].(map[string]any)["version"] != "9.9" || rs[0].(map[string]any)["self"] != true {
 		t.Fatalf("embedded: %d %v", code, m)
+	}
+	// The app describes the replica (host and id) with the embedded store
+	// too; with no sync to report it is in step.
+	h = start(t, DefaultConfig(), bundles.NewManager(bundles.DefaultConfig(), nil), WithAuth(kit.verifier, true),
+		WithSelf(func() store.Member { return store.Member{ID: "host-x", Host: "host"} }))
+	_, m = adminReq(t, h, "GET", "/v1/admin/replicas", admin, "")
+	if rs, _ := m["replicas"].([]any); len(rs) != 1 || rs[0].(map[string]any)["id"] != "host-x" || rs[0].(map[string]any)["in_step"] != true || rs[0].(map[string]any)["last_sync"] != nil {
+		t.Fatalf("embedded with the app's description: %v", m)
 	}
 }

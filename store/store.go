@@ -270,15 +270,15 @@ type Notifier interface {
 type Member struct {
 	// ID names the replica for its life (host and a random suffix).
 	ID      string    `json:"id"`
-	Host    string    `json:"host"`
-	Version string    `json:"version"`
-	Started time.Time `json:"started"`
+	Host    string    `json:"host,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Started time.Time `json:"started,omitzero"`
 	// Revision is the bundle revision it serves ("" for none).
 	Revision string `json:"revision"`
 	// Generation is the store generation it has applied.
 	Generation uint64 `json:"generation"`
 	// LastSync is when it was last known to be in step with the store.
-	LastSync time.Time `json:"last_sync"`
+	LastSync time.Time `json:"last_sync,omitzero"`
 	// Healthy is whether it synced within its staleness bound.
 	Healthy bool `json:"healthy"`
 	// Seen is when it made this report.

@@ -226,7 +226,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	opts := append([]server.Option{server.WithVersion(a.opts.Version), server.WithForwardAuth(fa),
+	// WithSelf first: a shared store's options describe the replica with
+	// its sync state instead.
+	opts := append([]server.Option{server.WithSelf(self), server.WithVersion(a.opts.Version), server.WithForwardAuth(fa),
 		server.WithJWKS(st.Keys), server.WithStore(st.Store),
 		server.WithTokens(tokens, cfg.IssuerConfig().Issuer),
 		server.WithAuth(verifier, open), server.WithClientAdmin(st.Clients), server.WithKeyAdmin(st.Keys),

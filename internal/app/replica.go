@@ -109,7 +109,7 @@ func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.
 	}()
 	opts = append(opts, server.WithReplica(sy))
 	if hasRoster {
-		opts = append(opts, server.WithRoster(roster{r: r, n: n, ns: store.DefaultNamespace}, sy.Member))
+		opts = append(opts, server.WithRoster(roster{r: r, n: n, ns: store.DefaultNamespace}), server.WithSelf(sy.Member))
 	}
 	if rc, ok := st.(redisClient); ok {
 		opts = append(opts, server.WithLimitStorage(limitKeys{
