@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -60,7 +61,16 @@ func (s *Server) consolePreview(c *fiber.Ctx) error {
 	if candidate == "" {
 		return fail(fiber.StatusBadRequest, "Choose the revision to preview.")
 	}
-	given, err := pdp.ParsePreviewInputs([]byte(inputs), s.cfg.MaxDepth, s.cfg.MaxBatch)
+	raw, err := previewInputsFile(c)
+	if err != nil {
+		return fail(fiber.StatusBadRequest, err.Error())
+	}
+	if raw == nil {
+		raw = []byte(inputs)
+	} else if strings.TrimSpace(inputs) != "" {
+		return fail(fiber.StatusBadRequest, "Give the inputs either in the box or as a file, not both.")
+	}
+	given, err := pdp.ParsePreviewInputs(raw, s.cfg.MaxDepth, s.cfg.MaxBatch)
 	if err != nil {
 		_, _, m, _ := Refusal(err)
 		return fail(fiber.StatusBadRequest, "Inputs: "+m)
@@ -77,6 +87,25 @@ func (s *Server) consolePreview(c *fiber.Ctx) error {
 		return fail(status, fmt.Sprintf("Revision %s cannot be previewed (%s): %s", candidate, code, m))
 	}
 	return s.renderPreview(c, fiber.StatusOK, "", candidate, inputs, rep, groupChanges(rep.Items))
+}
+
+// previewInputsFile is the content of the inputs file the form uploaded
+// (a JSON array, as in the box; the request is within server.body_limit),
+// or nil when none was chosen.
+func previewInputsFile(c *fiber.Ctx) ([]byte, error) {
+	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEMultipartForm) {
+		return nil, nil
+	}
+	fh, err := c.FormFile("inputs_file")
+	if err != nil || fh.Size == 0 {
+		return nil, nil // no file chosen: the browser sends an empty part
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return nil, fmt.Errorf("the inputs file could not be read: %v", err)
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // groupChanges groups the items whose decision or reasons change by their

@@ -61,11 +61,21 @@ func (b *consoleBrowser) do(method, path string, form url.Values) (*http.Respons
 // with the CSRF token and, when activate, the activate box ticked.
 func (b *consoleBrowser) upload(path, csrf, field string, files map[string]string, activate bool) (*http.Response, string) {
 	b.t.Helper()
+	fields := map[string]string{"csrf": csrf}
+	if activate {
+		fields["activate"] = "on"
+	}
+	return b.multipart(path, fields, field, files)
+}
+
+// multipart posts a multipart form of fields and files (name → content)
+// in the file field field.
+func (b *consoleBrowser) multipart(path string, fields map[string]string, field string, files map[string]string) (*http.Response, string) {
+	b.t.Helper()
 	var body bytes.Buffer
 	w := multipart.NewWriter(&body)
-	_ = w.WriteField("csrf", csrf)
-	if activate {
-		_ = w.WriteField("activate", "on")
+	for k, v := range fields {
+		_ = w.WriteField(k, v)
 	}
 	for name, content := range files {
 		part, err := w.CreateFormFile(field, name)
@@ -265,6 +275,17 @@ func TestConsoleSignInAndRollback(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(page, "<strong>1</strong> of 1 decisions change: 0 allow → deny, 1 deny → allow") ||
 		!strings.Contains(page, "→ allow (everyone-reads): 1</h3>") || !strings.Contains(page, "user:bob read doc:1") {
 		t.Fatalf("preview: %d %.3000s", resp.StatusCode, page[strings.Index(page, "<main"):])
+	}
+	// The same inputs as a file (the form is multipart then).
+	resp, page = b.multipart("/console/preview", map[string]string{"csrf": pv, "candidate": "v2", "inputs": ""}, "inputs_file", map[string]string{"inputs.json": "[" + bob + "]"})
+	if resp.StatusCode != 200 || !strings.Contains(page, "<strong>1</strong> of 1 decisions change") || !strings.Contains(page, "user:bob read doc:1") {
+		t.Fatalf("preview of a file of inputs: %d %.3000s", resp.StatusCode, page)
+	}
+	if resp, page := b.multipart("/console/preview", map[string]string{"csrf": pv, "candidate": "v2", "inputs": "[" + bob + "]"}, "inputs_file", map[string]string{"inputs.json": "[" + bob + "]"}); resp.StatusCode != 400 || !strings.Contains(page, "not both") {
+		t.Errorf("inputs in the box and as a file: %d", resp.StatusCode)
+	}
+	if resp, page := b.multipart("/console/preview", map[string]string{"csrf": pv, "candidate": "v2"}, "inputs_file", map[string]string{"inputs.json": "{"}); resp.StatusCode != 400 || !strings.Contains(page, "Inputs:") {
+		t.Errorf("a file of inputs that is not JSON: %d", resp.StatusCode)
 	}
 	if resp, page := b.do("POST", "/console/preview", url.Values{"csrf": {pv}, "candidate": {"v2"}, "inputs": {"[1]"}}); resp.StatusCode != 400 || !strings.Contains(page, "inputs[0]") {
 		t.Errorf("preview with a bad input: %d", resp.StatusCode)
