@@ -86,6 +86,12 @@ type Policy struct {
 	timeDependent bool
 	cacheTD       bool
 	data          map[string]any
+	// env is the environment without the policy's variables, limits the
+	// compiler's limits: a plan compiles the rules with their variables
+	// inlined (plan.go), once, when first asked.
+	env     *cel.Env
+	limits  engine.Limits
+	planned planOnce
 }
 
 var _ engine.Evaluator = (*Policy)(nil)
@@ -93,6 +99,9 @@ var _ engine.Evaluator = (*Policy)(nil)
 type compiledVar struct {
 	name string
 	prg  program
+	// src is the expression's source, inlined into the rules a plan
+	// evaluates partially.
+	src string
 }
 
 // program is a planned expression. Only expressions with comprehensions can
@@ -113,6 +122,7 @@ type compiledRule struct {
 	resources map[string]bool // nil: any resource type
 	prg       *program        // nil: always true
 	line, col int             // where the rule starts in its file
+	src       string          // the condition's source ("" for none)
 }
 
 // Compile parses, type-checks and plans every expression of the policy file at
@@ -124,7 +134,7 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 	if f == nil {
 		return nil, inFile(lines, errs)
 	}
-	p := &Policy{name: f.Name, file: path, combining: f.Combining, cacheTD: f.CacheTimeDependent, data: c.data}
+	p := &Policy{name: f.Name, file: path, combining: f.Combining, cacheTD: f.CacheTimeDependent, data: c.data, env: c.env, limits: c.limits}
 	env := c.env
 	// Variables are declared in order, so each may use only those above it:
 	// no cycles, and lazy evaluation always terminates.
@@ -148,7 +158,7 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 					errs = append(errs, ce...)
 				} else {
 					typ = ast.OutputType()
-					p.variables = append(p.variables, compiledVar{name: name, prg: *prg})
+					p.variables = append(p.variables, compiledVar{name: name, prg: *prg, src: node.Value})
 				}
 			}
 			var err error
@@ -158,7 +168,7 @@ func (c *Compiler) Compile(path string, src []byte) (*Policy, error) {
 		}
 	}
 	for _, r := range f.Rules {
-		cr := compiledRule{id: r.ID, deny: r.Effect == "deny", actions: set(r.Actions), resources: set(r.Resources), line: r.line, col: r.col}
+		cr := compiledRule{id: r.ID, deny: r.Effect == "deny", actions: set(r.Actions), resources: set(r.Resources), line: r.line, col: r.col, src: r.Condition.Value}
 		if isExpr(&r.Condition) {
 			ast, prg, ce := c.expr(env, path, lines, &r.Condition, p)
 			if ce == nil {
