@@ -165,4 +165,3 @@ func (p *Policy) inline(src string) string {
 	}
 	return src
 }
-
