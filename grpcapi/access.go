@@ -29,7 +29,10 @@ const scopeDecide = authn.ScopeDecide
 // admit authenticates the caller (per-RPC metadata authorization or
 // x-api-key, scope verdict:decide; none with --dev) and counts the call
 // in the authzen rate limits.
-func (a *access) admit(ctx context.Context) error {
+func (a *access) admit(ctx context.Context) error { return a.admitGroup(ctx, groupAuthZEN) }
+
+// admitGroup is admit counting the call in the rate limits of group.
+func (a *access) admitGroup(ctx context.Context, group string) error {
 	h := a.s.host
 	source := peerAddr(ctx).String()
 	client := ""
@@ -44,7 +47,7 @@ func (a *access) admit(ctx context.Context) error {
 		}
 		client = claims.Issuer() + " " + id
 	}
-	if err := h.Limit(ctx, groupAuthZEN, client, source); err != nil {
+	if err := h.Limit(ctx, group, client, source); err != nil {
 		return a.s.refuse(err)
 	}
 	return nil

@@ -109,7 +109,7 @@ func grpcCode(httpStatus int) codes.Code {
 		return codes.PermissionDenied
 	case 404:
 		return codes.NotFound
-	case 409, 412:
+	case 409, 412, 422:
 		return codes.FailedPrecondition
 	case 429:
 		return codes.ResourceExhausted

@@ -19,14 +19,16 @@ const (
 	EndpointSearch
 	// EndpointExtAuthz is Envoy's ext_authz over gRPC.
 	EndpointExtAuthz
+	// EndpointPlan is a query plan (POST /v1/plan).
+	EndpointPlan
 	// NumEndpoints is the number of endpoints, for arrays indexed by them.
 	NumEndpoints
 )
 
-var endpointNames = [NumEndpoints]string{"decide", "authzen", "forward_auth", "search", "ext_authz"}
+var endpointNames = [NumEndpoints]string{"decide", "authzen", "forward_auth", "search", "ext_authz", "plan"}
 
-// String is the endpoint's label: decide, authzen, forward_auth, search or
-// ext_authz.
+// String is the endpoint's label: decide, authzen, forward_auth, search,
+// ext_authz or plan.
 func (e Endpoint) String() string {
 	if e < 0 || e >= NumEndpoints {
 		return "unknown"

@@ -69,6 +69,9 @@ type Service struct {
 	cache   DecisionCache
 	dcache  *cache.Cache[Key, engine.Decision]
 	bodies  *cache.Cache[bodyKey, bodyEntry] // nil unless the built-in cache is used
+	// plans caches plan answers as decisions are cached (nil when they
+	// are not).
+	plans   *cache.Cache[Key, PlanResponse]
 	obs     Observer
 	timed   bool
 	dlog    DecisionLog
@@ -156,12 +159,15 @@ func New(cfg Config, b Bundles, opts ...Option) (*Service, error) {
 		if s.bodies, err = cache.New[bodyKey, bodyEntry](cfg.Cache, bodyKey.index); err != nil {
 			return nil, err
 		}
+		if s.plans, err = cache.New[Key, PlanResponse](cfg.Cache, Key.Index); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
 // Close releases the decision cache. The service must not be used after.
-func (s *Service) Close() { s.dcache.Close(); s.bodies.Close() }
+func (s *Service) Close() { s.dcache.Close(); s.bodies.Close(); s.plans.Close() }
 
 // CacheStats are the decision cache's hits and misses (0, 0 without one).
 func (s *Service) CacheStats() (hits, misses uint64) {
@@ -355,4 +361,4 @@ func (s *Service) logDecision(m Meta, start time.Time, in *engine.Input, d engin
 
 // WaitCache blocks until the decision cache has applied every write so
 // far (its writes are asynchronous): for tests that expect a hit.
-func (s *Service) WaitCache() { s.dcache.Wait(); s.bodies.Wait() }
+func (s *Service) WaitCache() { s.dcache.Wait(); s.bodies.Wait(); s.plans.Wait() }

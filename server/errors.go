@@ -119,6 +119,8 @@ var pdpStatus = map[string]int{
 	pdp.CodeUnavailable:     fiber.StatusServiceUnavailable,
 	pdp.CodeSearchTimeout:   fiber.StatusServiceUnavailable,
 	pdp.CodeExplainDisabled: fiber.StatusForbidden,
+	pdp.CodeUnplannable:     fiber.StatusUnprocessableEntity,
+	pdp.CodePlanTimeout:     fiber.StatusServiceUnavailable,
 }
 
 func isPDP(err error) bool {

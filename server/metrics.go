@@ -109,6 +109,9 @@ type metrics struct {
 	limited     map[string]prometheus.Counter
 	shed        prometheus.Counter
 	limitErrors prometheus.Counter
+	// plans counts query plans by outcome (a kind, or a refusal's code)
+	// and how the cache answered.
+	plans *prometheus.CounterVec
 }
 
 type routeKey struct{ method, path string }
@@ -200,6 +203,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.shed = f.counter("verdict_requests_shed_total", "Requests refused with 503 overloaded because server.max_in_flight requests were being answered.")
 	m.limitErrors = f.counter("verdict_rate_limit_store_errors_total", "Rate-limit checks the shared counter (Redis) failed; each was counted on this replica instead.")
+	m.plans = f.counterVec("verdict_plans_total", "Query plans (POST /v1/plan) by outcome (always_allowed, always_denied, conditional, or the refusal's code: unplannable, plan_timeout, error) and how the cache answered.", "outcome", "cache")
 	f.gaugeFunc("verdict_requests_in_flight", "Requests being answered now (shed above server.max_in_flight).", func() float64 { return float64(s.lim.inFlight.Load()) })
 	f.counterFunc("verdict_decision_cache_hits_total", "Decisions answered from the decision cache.", func() float64 { h, _ := s.dec.CacheStats(); return float64(h) })
 	f.counterFunc("verdict_decision_cache_misses_total", "Decision cache lookups that found nothing.", func() float64 { _, mi := s.dec.CacheStats(); return float64(mi) })

@@ -146,7 +146,7 @@ const DefaultMaxInFlight = 1024
 // without a rate limit (probes, metadata, metrics).
 func groupOf(p string) string {
 	switch {
-	case p == "/v1/decide":
+	case p == "/v1/decide", p == PlanPath:
 		return GroupDecide
 	case underPrefix(p, "/access/v1"):
 		return GroupAuthZEN

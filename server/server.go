@@ -268,6 +268,7 @@ func (s *Server) table() []route {
 		{fiber.MethodGet, "/readyz", s.readyz, nil},
 		{fiber.MethodGet, "/v1/status", s.status, nil},
 		{fiber.MethodPost, "/v1/decide", s.decide, []fiber.Handler{s.requireScope(ScopeDecide)}},
+		{fiber.MethodPost, PlanPath, s.plan, []fiber.Handler{s.requireScope(ScopeDecide)}},
 		{fiber.MethodPost, "/v1/bundles", s.pushBundle, bundleWrite},
 		{fiber.MethodGet, "/v1/bundles", s.listBundles, bundleRead},
 		{fiber.MethodGet, "/v1/bundles/active", s.activeBundle, bundleRead},

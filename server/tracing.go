@@ -131,6 +131,13 @@ func (o observer) Counted(e pdp.Endpoint, d engine.Decision) {
 }
 func (o observer) InvalidItem(e pdp.Endpoint) { o.s.metrics.recordInvalid(e) }
 
+// PlanFinished counts a query plan.
+func (o observer) PlanFinished(_ pdp.Endpoint, outcome string, cache pdp.CacheOutcome) {
+	o.s.metrics.plans.WithLabelValues(outcome, string(cache)).Inc()
+}
+
+var _ pdp.PlanObserver = observer{}
+
 // endDecide ends span with what d was: revision, outcome, Verdict's own
 // reason code and the endpoint, never policy-defined reasons (a policy may
 // put ids in them) or anything of the input.

@@ -1064,6 +1064,192 @@ func (x *SearchActionResponse) GetPage() *PageResponse {
 	return nil
 }
 
+type PlanRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Subject *Subject               `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Action  *Action                `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	// resource.type only: the plan leaves the id and properties open.
+	Resource *Resource        `protobuf:"bytes,3,opt,name=resource,proto3" json:"resource,omitempty"`
+	Context  *structpb.Struct `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
+	// A subject token: the subject is the token's, verified as for a
+	// decision.
+	SubjectToken  string `protobuf:"bytes,5,opt,name=subject_token,json=subjectToken,proto3" json:"subject_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanRequest) Reset() {
+	*x = PlanRequest{}
+	mi := &file_verdict_access_v1_access_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanRequest) ProtoMessage() {}
+
+func (x *PlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_verdict_access_v1_access_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanRequest.ProtoReflect.Descriptor instead.
+func (*PlanRequest) Descriptor() ([]byte, []int) {
+	return file_verdict_access_v1_access_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PlanRequest) GetSubject() *Subject {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *PlanRequest) GetAction() *Action {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+func (x *PlanRequest) GetResource() *Resource {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *PlanRequest) GetContext() *structpb.Struct {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *PlanRequest) GetSubjectToken() string {
+	if x != nil {
+		return x.SubjectToken
+	}
+	return ""
+}
+
+type PlanResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// always_allowed, always_denied or conditional.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The condition tree (JSON AST of docs/plans.md) when conditional.
+	Condition     *structpb.Struct `protobuf:"bytes,2,opt,name=condition,proto3" json:"condition,omitempty"`
+	Context       *PlanContext     `protobuf:"bytes,3,opt,name=context,proto3" json:"context,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanResponse) Reset() {
+	*x = PlanResponse{}
+	mi := &file_verdict_access_v1_access_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanResponse) ProtoMessage() {}
+
+func (x *PlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_verdict_access_v1_access_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanResponse.ProtoReflect.Descriptor instead.
+func (*PlanResponse) Descriptor() ([]byte, []int) {
+	return file_verdict_access_v1_access_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PlanResponse) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PlanResponse) GetCondition() *structpb.Struct {
+	if x != nil {
+		return x.Condition
+	}
+	return nil
+}
+
+func (x *PlanResponse) GetContext() *PlanContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+type PlanContext struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle revision the plan is of: it holds until another is active.
+	Revision      string `protobuf:"bytes,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanContext) Reset() {
+	*x = PlanContext{}
+	mi := &file_verdict_access_v1_access_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanContext) ProtoMessage() {}
+
+func (x *PlanContext) ProtoReflect() protoreflect.Message {
+	mi := &file_verdict_access_v1_access_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanContext.ProtoReflect.Descriptor instead.
+func (*PlanContext) Descriptor() ([]byte, []int) {
+	return file_verdict_access_v1_access_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PlanContext) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
 var File_verdict_access_v1_access_proto protoreflect.FileDescriptor
 
 const file_verdict_access_v1_access_proto_rawDesc = "" +
@@ -1146,14 +1332,27 @@ const file_verdict_access_v1_access_proto_rawDesc = "" +
 	"\x04page\x18\x02 \x01(\v2\x1f.verdict.access.v1.PageResponseR\x04page\"\x80\x01\n" +
 	"\x14SearchActionResponse\x123\n" +
 	"\aresults\x18\x01 \x03(\v2\x19.verdict.access.v1.ActionR\aresults\x123\n" +
-	"\x04page\x18\x02 \x01(\v2\x1f.verdict.access.v1.PageResponseR\x04page2\xd8\x03\n" +
+	"\x04page\x18\x02 \x01(\v2\x1f.verdict.access.v1.PageResponseR\x04page\"\x87\x02\n" +
+	"\vPlanRequest\x124\n" +
+	"\asubject\x18\x01 \x01(\v2\x1a.verdict.access.v1.SubjectR\asubject\x121\n" +
+	"\x06action\x18\x02 \x01(\v2\x19.verdict.access.v1.ActionR\x06action\x127\n" +
+	"\bresource\x18\x03 \x01(\v2\x1b.verdict.access.v1.ResourceR\bresource\x121\n" +
+	"\acontext\x18\x04 \x01(\v2\x17.google.protobuf.StructR\acontext\x12#\n" +
+	"\rsubject_token\x18\x05 \x01(\tR\fsubjectToken\"\x93\x01\n" +
+	"\fPlanResponse\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x125\n" +
+	"\tcondition\x18\x02 \x01(\v2\x17.google.protobuf.StructR\tcondition\x128\n" +
+	"\acontext\x18\x03 \x01(\v2\x1e.verdict.access.v1.PlanContextR\acontext\")\n" +
+	"\vPlanContext\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\tR\brevision2\xa1\x04\n" +
 	"\x06Access\x12Y\n" +
 	"\n" +
 	"Evaluation\x12$.verdict.access.v1.EvaluationRequest\x1a%.verdict.access.v1.EvaluationResponse\x12\\\n" +
 	"\vEvaluations\x12%.verdict.access.v1.EvaluationsRequest\x1a&.verdict.access.v1.EvaluationsResponse\x12[\n" +
 	"\rSearchSubject\x12 .verdict.access.v1.SearchRequest\x1a(.verdict.access.v1.SearchSubjectResponse\x12]\n" +
 	"\x0eSearchResource\x12 .verdict.access.v1.SearchRequest\x1a).verdict.access.v1.SearchResourceResponse\x12Y\n" +
-	"\fSearchAction\x12 .verdict.access.v1.SearchRequest\x1a'.verdict.access.v1.SearchActionResponseB9Z7github.com/verdictpdp/verdict/grpcapi/accessv1;accessv1b\x06proto3"
+	"\fSearchAction\x12 .verdict.access.v1.SearchRequest\x1a'.verdict.access.v1.SearchActionResponse\x12G\n" +
+	"\x04Plan\x12\x1e.verdict.access.v1.PlanRequest\x1a\x1f.verdict.access.v1.PlanResponseB9Z7github.com/verdictpdp/verdict/grpcapi/accessv1;accessv1b\x06proto3"
 
 var (
 	file_verdict_access_v1_access_proto_rawDescOnce sync.Once
@@ -1167,7 +1366,7 @@ func file_verdict_access_v1_access_proto_rawDescGZIP() []byte {
 	return file_verdict_access_v1_access_proto_rawDescData
 }
 
-var file_verdict_access_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_verdict_access_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_verdict_access_v1_access_proto_goTypes = []any{
 	(*Subject)(nil),                // 0: verdict.access.v1.Subject
 	(*Resource)(nil),               // 1: verdict.access.v1.Resource
@@ -1185,34 +1384,37 @@ var file_verdict_access_v1_access_proto_goTypes = []any{
 	(*SearchSubjectResponse)(nil),  // 13: verdict.access.v1.SearchSubjectResponse
 	(*SearchResourceResponse)(nil), // 14: verdict.access.v1.SearchResourceResponse
 	(*SearchActionResponse)(nil),   // 15: verdict.access.v1.SearchActionResponse
-	(*structpb.Struct)(nil),        // 16: google.protobuf.Struct
-	(*structpb.ListValue)(nil),     // 17: google.protobuf.ListValue
+	(*PlanRequest)(nil),            // 16: verdict.access.v1.PlanRequest
+	(*PlanResponse)(nil),           // 17: verdict.access.v1.PlanResponse
+	(*PlanContext)(nil),            // 18: verdict.access.v1.PlanContext
+	(*structpb.Struct)(nil),        // 19: google.protobuf.Struct
+	(*structpb.ListValue)(nil),     // 20: google.protobuf.ListValue
 }
 var file_verdict_access_v1_access_proto_depIdxs = []int32{
-	16, // 0: verdict.access.v1.Subject.properties:type_name -> google.protobuf.Struct
-	16, // 1: verdict.access.v1.Resource.properties:type_name -> google.protobuf.Struct
-	16, // 2: verdict.access.v1.Action.properties:type_name -> google.protobuf.Struct
+	19, // 0: verdict.access.v1.Subject.properties:type_name -> google.protobuf.Struct
+	19, // 1: verdict.access.v1.Resource.properties:type_name -> google.protobuf.Struct
+	19, // 2: verdict.access.v1.Action.properties:type_name -> google.protobuf.Struct
 	0,  // 3: verdict.access.v1.EvaluationRequest.subject:type_name -> verdict.access.v1.Subject
 	2,  // 4: verdict.access.v1.EvaluationRequest.action:type_name -> verdict.access.v1.Action
 	1,  // 5: verdict.access.v1.EvaluationRequest.resource:type_name -> verdict.access.v1.Resource
-	16, // 6: verdict.access.v1.EvaluationRequest.context:type_name -> google.protobuf.Struct
+	19, // 6: verdict.access.v1.EvaluationRequest.context:type_name -> google.protobuf.Struct
 	0,  // 7: verdict.access.v1.EvaluationsRequest.subject:type_name -> verdict.access.v1.Subject
 	2,  // 8: verdict.access.v1.EvaluationsRequest.action:type_name -> verdict.access.v1.Action
 	1,  // 9: verdict.access.v1.EvaluationsRequest.resource:type_name -> verdict.access.v1.Resource
-	16, // 10: verdict.access.v1.EvaluationsRequest.context:type_name -> google.protobuf.Struct
+	19, // 10: verdict.access.v1.EvaluationsRequest.context:type_name -> google.protobuf.Struct
 	6,  // 11: verdict.access.v1.EvaluationsRequest.evaluations:type_name -> verdict.access.v1.EvaluationItem
 	4,  // 12: verdict.access.v1.EvaluationsRequest.options:type_name -> verdict.access.v1.EvaluationsOptions
 	0,  // 13: verdict.access.v1.EvaluationItem.subject:type_name -> verdict.access.v1.Subject
 	2,  // 14: verdict.access.v1.EvaluationItem.action:type_name -> verdict.access.v1.Action
 	1,  // 15: verdict.access.v1.EvaluationItem.resource:type_name -> verdict.access.v1.Resource
-	16, // 16: verdict.access.v1.EvaluationItem.context:type_name -> google.protobuf.Struct
-	17, // 17: verdict.access.v1.DecisionContext.explain:type_name -> google.protobuf.ListValue
+	19, // 16: verdict.access.v1.EvaluationItem.context:type_name -> google.protobuf.Struct
+	20, // 17: verdict.access.v1.DecisionContext.explain:type_name -> google.protobuf.ListValue
 	7,  // 18: verdict.access.v1.EvaluationResponse.context:type_name -> verdict.access.v1.DecisionContext
 	8,  // 19: verdict.access.v1.EvaluationsResponse.evaluations:type_name -> verdict.access.v1.EvaluationResponse
 	0,  // 20: verdict.access.v1.SearchRequest.subject:type_name -> verdict.access.v1.Subject
 	2,  // 21: verdict.access.v1.SearchRequest.action:type_name -> verdict.access.v1.Action
 	1,  // 22: verdict.access.v1.SearchRequest.resource:type_name -> verdict.access.v1.Resource
-	16, // 23: verdict.access.v1.SearchRequest.context:type_name -> google.protobuf.Struct
+	19, // 23: verdict.access.v1.SearchRequest.context:type_name -> google.protobuf.Struct
 	10, // 24: verdict.access.v1.SearchRequest.page:type_name -> verdict.access.v1.PageRequest
 	0,  // 25: verdict.access.v1.SearchSubjectResponse.results:type_name -> verdict.access.v1.Subject
 	12, // 26: verdict.access.v1.SearchSubjectResponse.page:type_name -> verdict.access.v1.PageResponse
@@ -1220,21 +1422,29 @@ var file_verdict_access_v1_access_proto_depIdxs = []int32{
 	12, // 28: verdict.access.v1.SearchResourceResponse.page:type_name -> verdict.access.v1.PageResponse
 	2,  // 29: verdict.access.v1.SearchActionResponse.results:type_name -> verdict.access.v1.Action
 	12, // 30: verdict.access.v1.SearchActionResponse.page:type_name -> verdict.access.v1.PageResponse
-	3,  // 31: verdict.access.v1.Access.Evaluation:input_type -> verdict.access.v1.EvaluationRequest
-	5,  // 32: verdict.access.v1.Access.Evaluations:input_type -> verdict.access.v1.EvaluationsRequest
-	11, // 33: verdict.access.v1.Access.SearchSubject:input_type -> verdict.access.v1.SearchRequest
-	11, // 34: verdict.access.v1.Access.SearchResource:input_type -> verdict.access.v1.SearchRequest
-	11, // 35: verdict.access.v1.Access.SearchAction:input_type -> verdict.access.v1.SearchRequest
-	8,  // 36: verdict.access.v1.Access.Evaluation:output_type -> verdict.access.v1.EvaluationResponse
-	9,  // 37: verdict.access.v1.Access.Evaluations:output_type -> verdict.access.v1.EvaluationsResponse
-	13, // 38: verdict.access.v1.Access.SearchSubject:output_type -> verdict.access.v1.SearchSubjectResponse
-	14, // 39: verdict.access.v1.Access.SearchResource:output_type -> verdict.access.v1.SearchResourceResponse
-	15, // 40: verdict.access.v1.Access.SearchAction:output_type -> verdict.access.v1.SearchActionResponse
-	36, // [36:41] is the sub-list for method output_type
-	31, // [31:36] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	0,  // 31: verdict.access.v1.PlanRequest.subject:type_name -> verdict.access.v1.Subject
+	2,  // 32: verdict.access.v1.PlanRequest.action:type_name -> verdict.access.v1.Action
+	1,  // 33: verdict.access.v1.PlanRequest.resource:type_name -> verdict.access.v1.Resource
+	19, // 34: verdict.access.v1.PlanRequest.context:type_name -> google.protobuf.Struct
+	19, // 35: verdict.access.v1.PlanResponse.condition:type_name -> google.protobuf.Struct
+	18, // 36: verdict.access.v1.PlanResponse.context:type_name -> verdict.access.v1.PlanContext
+	3,  // 37: verdict.access.v1.Access.Evaluation:input_type -> verdict.access.v1.EvaluationRequest
+	5,  // 38: verdict.access.v1.Access.Evaluations:input_type -> verdict.access.v1.EvaluationsRequest
+	11, // 39: verdict.access.v1.Access.SearchSubject:input_type -> verdict.access.v1.SearchRequest
+	11, // 40: verdict.access.v1.Access.SearchResource:input_type -> verdict.access.v1.SearchRequest
+	11, // 41: verdict.access.v1.Access.SearchAction:input_type -> verdict.access.v1.SearchRequest
+	16, // 42: verdict.access.v1.Access.Plan:input_type -> verdict.access.v1.PlanRequest
+	8,  // 43: verdict.access.v1.Access.Evaluation:output_type -> verdict.access.v1.EvaluationResponse
+	9,  // 44: verdict.access.v1.Access.Evaluations:output_type -> verdict.access.v1.EvaluationsResponse
+	13, // 45: verdict.access.v1.Access.SearchSubject:output_type -> verdict.access.v1.SearchSubjectResponse
+	14, // 46: verdict.access.v1.Access.SearchResource:output_type -> verdict.access.v1.SearchResourceResponse
+	15, // 47: verdict.access.v1.Access.SearchAction:output_type -> verdict.access.v1.SearchActionResponse
+	17, // 48: verdict.access.v1.Access.Plan:output_type -> verdict.access.v1.PlanResponse
+	43, // [43:49] is the sub-list for method output_type
+	37, // [37:43] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_verdict_access_v1_access_proto_init() }
@@ -1248,7 +1458,7 @@ func file_verdict_access_v1_access_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_verdict_access_v1_access_proto_rawDesc), len(file_verdict_access_v1_access_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

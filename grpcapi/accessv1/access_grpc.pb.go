@@ -33,6 +33,7 @@ const (
 	Access_SearchSubject_FullMethodName  = "/verdict.access.v1.Access/SearchSubject"
 	Access_SearchResource_FullMethodName = "/verdict.access.v1.Access/SearchResource"
 	Access_SearchAction_FullMethodName   = "/verdict.access.v1.Access/SearchAction"
+	Access_Plan_FullMethodName           = "/verdict.access.v1.Access/Plan"
 )
 
 // AccessClient is the client API for Access service.
@@ -60,6 +61,10 @@ type AccessClient interface {
 	// SearchAction lists the actions the subject may do on the resource
 	// (POST /access/v1/search/action).
 	SearchAction(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchActionResponse, error)
+	// Plan answers which resources of resource.type the subject may do the
+	// action on, as a condition over their attributes that a database can
+	// run (POST /v1/plan; docs/plans.md). The resource names only its type.
+	Plan(ctx context.Context, in *PlanRequest, opts ...grpc.CallOption) (*PlanResponse, error)
 }
 
 type accessClient struct {
@@ -120,6 +125,16 @@ func (c *accessClient) SearchAction(ctx context.Context, in *SearchRequest, opts
 	return out, nil
 }
 
+func (c *accessClient) Plan(ctx context.Context, in *PlanRequest, opts ...grpc.CallOption) (*PlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PlanResponse)
+	err := c.cc.Invoke(ctx, Access_Plan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccessServer is the server API for Access service.
 // All implementations must embed UnimplementedAccessServer
 // for forward compatibility.
@@ -145,6 +160,10 @@ type AccessServer interface {
 	// SearchAction lists the actions the subject may do on the resource
 	// (POST /access/v1/search/action).
 	SearchAction(context.Context, *SearchRequest) (*SearchActionResponse, error)
+	// Plan answers which resources of resource.type the subject may do the
+	// action on, as a condition over their attributes that a database can
+	// run (POST /v1/plan; docs/plans.md). The resource names only its type.
+	Plan(context.Context, *PlanRequest) (*PlanResponse, error)
 	mustEmbedUnimplementedAccessServer()
 }
 
@@ -169,6 +188,9 @@ func (UnimplementedAccessServer) SearchResource(context.Context, *SearchRequest)
 }
 func (UnimplementedAccessServer) SearchAction(context.Context, *SearchRequest) (*SearchActionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SearchAction not implemented")
+}
+func (UnimplementedAccessServer) Plan(context.Context, *PlanRequest) (*PlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Plan not implemented")
 }
 func (UnimplementedAccessServer) mustEmbedUnimplementedAccessServer() {}
 func (UnimplementedAccessServer) testEmbeddedByValue()                {}
@@ -281,6 +303,24 @@ func _Access_SearchAction_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Access_Plan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccessServer).Plan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Access_Plan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccessServer).Plan(ctx, req.(*PlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Access_ServiceDesc is the grpc.ServiceDesc for Access service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -307,6 +347,10 @@ var Access_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SearchAction",
 			Handler:    _Access_SearchAction_Handler,
+		},
+		{
+			MethodName: "Plan",
+			Handler:    _Access_Plan_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
