@@ -55,4 +55,28 @@
 //
 // A gRPC client of the same API answers the same types: code written
 // against Decider works with either.
+//
+// # Query plans
+//
+// A query plan (Plan, POST /v1/plan) says which resources of a type a
+// subject may act on: always_allowed, always_denied, or conditional with a
+// condition over the resources' attributes (PlanNode; the semantics are
+// package engine/plan's: a comparison with an absent or null attribute is
+// false, "ne" included, and "not" is plain negation). Three functions
+// apply one, none of them calling the server:
+//
+// PlanSQL writes the plan as a WHERE clause for PostgreSQL or SQLite,
+// every value a placeholder argument, given where each attribute is
+// (SQLOptions.Columns: a column name or expression, whether it holds a
+// list, the type of its values). Its rows are exactly the resources the
+// condition allows, NULL standing for an absent attribute; an attribute
+// without a column, or an operator the column cannot answer, is an error
+// rather than a guess.
+//
+// PlanPredicate is the plan as a Go predicate over resource objects
+// ({"type", "id", "properties"}), for resources already in memory, or
+// those a query could not filter.
+//
+// PlanMatch applies the plan to one resource given as an application's
+// struct (or a Resource, or a map), read through its JSON form.
 package client

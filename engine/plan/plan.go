@@ -137,7 +137,9 @@ func Not(a *Node) *Node {
 	case OpFalse:
 		return True()
 	case OpNot:
-		return a.Args[0]
+		if len(a.Args) == 1 {
+			return a.Args[0]
+		}
 	}
 	return &Node{Op: OpNot, Args: []*Node{a}}
 }
@@ -290,7 +292,7 @@ func (n *Node) validate(depth int) error {
 
 func scalar(v any) bool {
 	switch v.(type) {
-	case string, bool, float64, float32, int, int64, int32, uint64, uint32, json.Number:
+	case string, bool, float64, float32, int, int64, int32, int16, int8, uint, uint64, uint32, uint16, uint8, json.Number:
 		return true
 	}
 	return false
@@ -298,8 +300,15 @@ func scalar(v any) bool {
 
 // Eval reports whether the condition holds for resource (the resource
 // object: {"type", "id", "properties": {...}}), with the semantics of the
-// package documentation. It is the generic Go predicate.
+// package documentation. It is the generic Go predicate. Numbers may be of
+// any Go numeric type or json.Number (decode with UseNumber to keep ints
+// apart from doubles: a float64 is a double). A node that does not
+// Validate is false (a nil node, a "not" without its argument) rather
+// than a panic.
 func (n *Node) Eval(resource map[string]any) bool {
+	if n == nil {
+		return false
+	}
 	switch n.Op {
 	case OpTrue:
 		return true
@@ -320,7 +329,7 @@ func (n *Node) Eval(resource map[string]any) bool {
 		}
 		return false
 	case OpNot:
-		return !n.Args[0].Eval(resource)
+		return len(n.Args) == 1 && !n.Args[0].Eval(resource)
 	}
 	v, ok := Lookup(resource, n.Path)
 	if !ok || v == nil {
@@ -378,11 +387,16 @@ func Lookup(resource map[string]any, path []string) (any, bool) {
 }
 
 // Equal is equality of JSON scalars: numbers by value whatever their Go
-// type, others by type and value.
+// type (compared as float64), others by type and value. A list or a map
+// equals nothing.
 func Equal(a, b any) bool {
 	if x, ok := number(a); ok {
 		y, ok := number(b)
 		return ok && x == y
+	}
+	switch a.(type) {
+	case []any, map[string]any: // == would panic on two of them
+		return false
 	}
 	return a == b
 }
@@ -422,9 +436,19 @@ func number(v any) (float64, bool) {
 		return float64(x), true
 	case int32:
 		return float64(x), true
+	case int16:
+		return float64(x), true
+	case int8:
+		return float64(x), true
+	case uint:
+		return float64(x), true
 	case uint64:
 		return float64(x), true
 	case uint32:
+		return float64(x), true
+	case uint16:
+		return float64(x), true
+	case uint8:
 		return float64(x), true
 	case json.Number:
 		f, err := x.Float64()
@@ -440,7 +464,7 @@ func TypeOf(v any) string {
 		return TypeString
 	case bool:
 		return TypeBool
-	case int, int64, int32, uint64, uint32:
+	case int, int64, int32, int16, int8, uint, uint64, uint32, uint16, uint8:
 		return TypeInt
 	case float64, float32:
 		return TypeDouble

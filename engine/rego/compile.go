@@ -125,6 +125,7 @@ func Compile(ctx context.Context, modules []Module, opts Options) (*Policy, erro
 		timeout:       opts.Limits.Timeout,
 		timeDependent: timeDependent(compiler.Modules, caps),
 		rules:         entrypointRules(compiler.Modules, entry),
+		plans:         planner{modules: parsed, store: store, caps: caps, version: opts.regoVersion(), entry: entry},
 	}, nil
 }
 

@@ -20,4 +20,9 @@
 // (built-in errors are strict, so a failing built-in cannot silently make a
 // "not" succeed), a conflict or a deadline is reported in Outcome.Err, which
 // the snapshot turns into a deny: a policy that fails never grants access.
+//
+// Plan answers query plans (engine.Planner) with OPA's partial evaluation of
+// the entrypoint, the resource's id and properties unknown; the residual is
+// translated to an engine-neutral condition, exactly or not at all (see
+// plan.go).
 package rego

@@ -26,6 +26,8 @@ type Policy struct {
 	timeDependent bool
 	// rules are the rules of the entrypoint's package, for test coverage.
 	rules []ruleRef
+	// plans holds what query plans need (plan.go).
+	plans planner
 }
 
 // Name returns "rego:" followed by the entrypoint, e.g.
