@@ -1,7 +1,7 @@
 package main
 
 // Runnable documentation: TestDocsRunAsWritten runs the shell blocks of
-// README.md and docs/{tokens,policies,users,apikeys,scim}.md that are marked runnable,
+// README.md and docs/{tokens,policies,users,apikeys,scim,plans}.md that are marked runnable,
 // so that a step that does not run as written fails the build.
 //
 // The marker is an HTML comment (invisible when the Markdown is rendered)
@@ -50,7 +50,7 @@ import (
 const cliEnv = "VERDICT_TEST_BINARY_IS_CLI"
 
 // runnableDocs are the documents whose runnable blocks run, in this order.
-var runnableDocs = []string{"README.md", "docs/tokens.md", "docs/policies.md", "docs/users.md", "docs/apikeys.md", "docs/scim.md"}
+var runnableDocs = []string{"README.md", "docs/tokens.md", "docs/policies.md", "docs/users.md", "docs/apikeys.md", "docs/scim.md", "docs/plans.md"}
 
 // makeRun is what `make run` runs after building bin/verdict, with the
 // Makefile's defaults (checked against the Makefile by the test).

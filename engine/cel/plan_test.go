@@ -341,7 +341,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := mp.Allow.String(), `(has(properties.owner) && properties.owner == "alice" && !properties.archived == true)`; got != want {
+	if got, want := mp.Allow.String(), `(properties.owner == "alice" && !(properties.archived == true))`; got != want {
 		t.Errorf("allow = %s, want %s", got, want)
 	}
 	if got, want := mp.Deny.String(), `properties.archived == true`; got != want {

@@ -120,6 +120,7 @@ func junction(op string, args []*Node) *Node {
 			out = append(out, a)
 		}
 	}
+	out = prune(op, out)
 	switch len(out) {
 	case 0:
 		return &Node{Op: unit}
@@ -128,6 +129,38 @@ func junction(op string, args []*Node) *Node {
 	}
 	return &Node{Op: op, Args: out}
 }
+
+// prune drops the arguments of an and/or that change nothing: repeats, and
+// in an and, has(p) beside a comparison of p (which holds only where p is
+// there). The rest keep their order.
+func prune(op string, args []*Node) []*Node {
+	if len(args) < 2 {
+		return args
+	}
+	seen := make(map[string]bool, len(args))
+	compared := map[string]bool{}
+	if op == OpAnd {
+		for _, a := range args {
+			switch a.Op {
+			case OpEq, OpNe, OpLt, OpLe, OpGt, OpGe, OpIn, OpContains, OpStartsWith, OpType:
+				compared[pathKey(a.Path)] = true
+			}
+		}
+	}
+	out := args[:0:0]
+	for _, a := range args {
+		k := a.String()
+		if seen[k] || (a.Op == OpHas && compared[pathKey(a.Path)]) {
+			continue
+		}
+		seen[k] = true
+		out = append(out, a)
+	}
+	return out
+}
+
+// pathKey is a path as a map key.
+func pathKey(p []string) string { return strings.Join(p, "\x00") }
 
 // Not is the negation of a: constants fold, a double negation cancels.
 func Not(a *Node) *Node {
@@ -211,8 +244,19 @@ func (n *Node) write(b *strings.Builder) {
 		}
 		b.WriteByte(')')
 	case OpNot:
-		b.WriteString("!")
-		n.Args[0].write(b)
+		if len(n.Args) != 1 {
+			b.WriteString("!()")
+			break
+		}
+		switch a := n.Args[0]; a.Op {
+		case OpAnd, OpOr, OpTrue, OpFalse, OpNot, OpHas:
+			b.WriteString("!")
+			a.write(b)
+		default:
+			b.WriteString("!(")
+			a.write(b)
+			b.WriteByte(')')
+		}
 	case OpIn:
 		fmt.Fprintf(b, "%s in %s", path, lit(n.Values))
 	case OpContains:

@@ -42,7 +42,7 @@ func TestConstructors(t *testing.T) {
 		{"And keeps Or", And(a, Or(b, c)), `(properties.owner == "alice" && (properties.level > 2 || has(properties.public)))`},
 		{"Not(true)", Not(True()), "false"},
 		{"Not(false)", Not(False()), "true"},
-		{"Not(a)", Not(a), `!properties.owner == "alice"`},
+		{"Not(a)", Not(a), `!(properties.owner == "alice")`},
 		{"Not(Not(a))", Not(Not(a)), `properties.owner == "alice"`},
 		{"In()", In(owner, nil), "false"},
 		{"In", In(owner, []any{"a", "b"}), `properties.owner in ["a","b"]`},
@@ -401,5 +401,34 @@ func TestEqualAndTypeOf(t *testing.T) {
 	}
 	if got, ok := Lookup(map[string]any{"a": 1}, nil); !ok || !reflect.DeepEqual(got, map[string]any{"a": 1}) {
 		t.Errorf("Lookup of the empty path = %v, %v", got, ok)
+	}
+}
+
+// TestPrune: an and drops repeats and has(p) beside a comparison of p; an
+// or drops repeats only; the meaning is kept.
+func TestPrune(t *testing.T) {
+	owner := []string{"properties", "owner"}
+	eq := Compare(OpEq, owner, "alice")
+	locked := Compare(OpEq, []string{"properties", "locked"}, true)
+	for _, tc := range []struct {
+		got  *Node
+		want string
+	}{
+		{And(Has(owner), eq, Not(locked), Not(locked)), `(properties.owner == "alice" && !(properties.locked == true))`},
+		{And(Has(owner), locked), `(has(properties.owner) && properties.locked == true)`},
+		{Or(Has(owner), eq, eq), `(has(properties.owner) || properties.owner == "alice")`},
+		{And(eq, eq), `properties.owner == "alice"`},
+	} {
+		if s := tc.got.String(); s != tc.want {
+			t.Errorf("%s, want %s", s, tc.want)
+		}
+	}
+	// Pruning keeps the meaning on every resource.
+	for _, props := range []map[string]any{{}, {"owner": "alice"}, {"owner": "bob", "locked": true}, {"owner": "alice", "locked": true}} {
+		r := map[string]any{"type": "doc", "id": "1", "properties": props}
+		full := &Node{Op: OpAnd, Args: []*Node{Has(owner), eq, Not(locked), Not(locked)}}
+		if full.Eval(r) != And(Has(owner), eq, Not(locked), Not(locked)).Eval(r) {
+			t.Errorf("pruning changed the answer on %v", props)
+		}
 	}
 }

@@ -253,7 +253,7 @@ decision := {"decision": false, "reasons": sort(denies)} if {
 } else := {"decision": false, "reasons": ["none"]}
 allows contains "dept" if input.resource.properties.dept in input.subject.properties.depts
 denies contains "archived" if input.resource.properties.archived == true
-`, `(!properties.archived == true && properties.dept in ["eng","ops"])`},
+`, `(!(properties.archived == true) && properties.dept in ["eng","ops"])`},
 		{`package verdict
 decision if input.resource.properties.level >= 2
 `, `(properties.level >= 2 || type(properties.level) == string || type(properties.level) == list || type(properties.level) == map)`},
