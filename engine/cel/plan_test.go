@@ -12,10 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/verdictpdp/verdict/engine"
 	"github.com/verdictpdp/verdict/engine/plan"
+	"github.com/verdictpdp/verdict/internal/testutil"
 )
 
 // planCase is what a plan is checked against: subjects and actions to plan
@@ -105,55 +104,40 @@ func bundleCase(t *testing.T, dir string, rnd *rand.Rand) ([]*Policy, planCase) 
 		}
 		ps = append(ps, p)
 	}
-	tests, _ := filepath.Glob(filepath.Join(dir, "*_test.yaml"))
 	var pc planCase
 	keys := map[string]bool{}
 	var pool []any
 	seenSub := map[string]bool{}
-	for _, f := range tests {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc struct {
-			Tests []struct {
-				Input map[string]any `yaml:"input"`
-			} `yaml:"tests"`
-		}
-		if err := yaml.Unmarshal(raw, &doc); err != nil {
-			t.Fatal(err)
-		}
-		for _, tc := range doc.Tests {
-			in := jsonish(tc.Input).(map[string]any)
-			sub, _ := in["subject"].(map[string]any)
-			if sub != nil {
-				e := entity(sub)
-				if k := fmt.Sprint(sub); !seenSub[k] {
-					seenSub[k] = true
-					pc.subjects = append(pc.subjects, e)
-					pool = append(pool, e.ID)
-					for _, v := range e.Properties {
-						pool = append(pool, v)
-					}
-				}
-			}
-			if a, ok := in["action"].(map[string]any); ok {
-				if n, _ := a["name"].(string); n != "" && !slices.Contains(pc.actions, n) {
-					pc.actions = append(pc.actions, n)
-				}
-			}
-			if r, ok := in["resource"].(map[string]any); ok {
-				if typ, _ := r["type"].(string); typ != "" && !slices.Contains(pc.types, typ) {
-					pc.types = append(pc.types, typ)
-				}
-				if id, _ := r["id"].(string); id != "" {
-					pool = append(pool, id)
-				}
-				props, _ := r["properties"].(map[string]any)
-				for k, v := range props {
-					keys[k] = true
+	for _, raw := range testutil.TestInputs(t, dir) {
+		in := engine.NormalizeJSON(raw).(map[string]any)
+		sub, _ := in["subject"].(map[string]any)
+		if sub != nil {
+			e := entity(sub)
+			if k := fmt.Sprint(sub); !seenSub[k] {
+				seenSub[k] = true
+				pc.subjects = append(pc.subjects, e)
+				pool = append(pool, e.ID)
+				for _, v := range e.Properties {
 					pool = append(pool, v)
 				}
+			}
+		}
+		if a, ok := in["action"].(map[string]any); ok {
+			if n, _ := a["name"].(string); n != "" && !slices.Contains(pc.actions, n) {
+				pc.actions = append(pc.actions, n)
+			}
+		}
+		if r, ok := in["resource"].(map[string]any); ok {
+			if typ, _ := r["type"].(string); typ != "" && !slices.Contains(pc.types, typ) {
+				pc.types = append(pc.types, typ)
+			}
+			if id, _ := r["id"].(string); id != "" {
+				pool = append(pool, id)
+			}
+			props, _ := r["properties"].(map[string]any)
+			for k, v := range props {
+				keys[k] = true
+				pool = append(pool, v)
 			}
 		}
 	}
@@ -178,16 +162,6 @@ func bundleCase(t *testing.T, dir string, rnd *rand.Rand) ([]*Policy, planCase) 
 		}
 	}
 	return ps, pc
-}
-
-// jsonish turns YAML-decoded values into what the JSON decoder gives.
-func jsonish(v any) any {
-	raw, _ := json.Marshal(v)
-	var out any
-	d := json.NewDecoder(strings.NewReader(string(raw)))
-	d.UseNumber()
-	_ = d.Decode(&out)
-	return engine.NormalizeJSON(out)
 }
 
 func entity(m map[string]any) engine.Entity {

@@ -60,18 +60,36 @@ func (t *translator) complete(rs *ruleSet, facts map[string]string) ([]alt, erro
 	if alts, ok := t.memo[key]; ok {
 		return alts, nil
 	}
+	alts, err := t.ruleAlts(rs, facts, func(r *ast.Rule) *ast.Term { return r.Head.Value })
+	if err != nil {
+		return nil, err
+	}
+	if err := t.unique(alts, rs.path); err != nil {
+		return nil, err
+	}
+	alts, err = t.withDefault(alts, rs.def)
+	if err != nil {
+		return nil, err
+	}
+	t.memo[key] = alts
+	return alts, nil
+}
+
+// ruleAlts is every value head(r) takes, for each rule r of rs whose body
+// holds where facts do, with the condition under which it does.
+func (t *translator) ruleAlts(rs *ruleSet, facts map[string]string, head func(*ast.Rule) *ast.Term) ([]alt, error) {
 	if err := t.enter(); err != nil {
 		return nil, err
 	}
 	defer t.leave()
 	var alts []alt
 	for _, r := range rs.rules {
-		sols, err := t.body(r.Body, solution{cond: plan.True(), env: map[ast.Var]*value{}, facts: facts}, r.Head.Value)
+		sols, err := t.body(r.Body, solution{cond: plan.True(), env: map[ast.Var]*value{}, facts: facts}, head(r))
 		if err != nil {
 			return nil, err
 		}
 		for _, s := range sols {
-			vs, err := t.eval(r.Head.Value, s)
+			vs, err := t.eval(head(r), s)
 			if err != nil {
 				return nil, err
 			}
@@ -82,14 +100,6 @@ func (t *translator) complete(rs *ruleSet, facts map[string]string) ([]alt, erro
 			}
 		}
 	}
-	if err := t.unique(alts, rs.path); err != nil {
-		return nil, err
-	}
-	alts, err := t.withDefault(alts, rs.def)
-	if err != nil {
-		return nil, err
-	}
-	t.memo[key] = alts
 	return alts, nil
 }
 
@@ -165,27 +175,9 @@ func (t *translator) setElems(rs *ruleSet, facts map[string]string) ([]alt, erro
 	if alts, ok := t.memo[key]; ok {
 		return alts, nil
 	}
-	if err := t.enter(); err != nil {
+	alts, err := t.ruleAlts(rs, facts, func(r *ast.Rule) *ast.Term { return r.Head.Key })
+	if err != nil {
 		return nil, err
-	}
-	defer t.leave()
-	var alts []alt
-	for _, r := range rs.rules {
-		sols, err := t.body(r.Body, solution{cond: plan.True(), env: map[ast.Var]*value{}, facts: facts}, r.Head.Key)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range sols {
-			ks, err := t.eval(r.Head.Key, s)
-			if err != nil {
-				return nil, err
-			}
-			for _, k := range ks {
-				if c := plan.And(s.cond, k.cond); c.Op != plan.OpFalse {
-					alts = append(alts, alt{c, k.v})
-				}
-			}
-		}
 	}
 	if len(alts) > maxSolutions {
 		return nil, t.fail("set %s has too many cases to plan", rs.path)

@@ -13,11 +13,10 @@ import (
 	"sync"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/verdictpdp/verdict/engine"
 	"github.com/verdictpdp/verdict/engine/plan"
 	"github.com/verdictpdp/verdict/engine/rego"
+	"github.com/verdictpdp/verdict/internal/testutil"
 )
 
 // planCase is what plans are checked against: the requests to plan (a
@@ -130,7 +129,6 @@ func bundleCase(t *testing.T, dir string, rnd *rand.Rand) (*rego.Policy, planCas
 	}
 	p := mustCompile(t, mods, rego.Options{Data: data})
 
-	tests, _ := filepath.Glob(filepath.Join(dir, "*_test.yaml"))
 	var pc planCase
 	seen := map[string]bool{}
 	var subjects []engine.Entity
@@ -138,51 +136,36 @@ func bundleCase(t *testing.T, dir string, rnd *rand.Rand) (*rego.Policy, planCas
 	keys := []string{"owner", "status", "ownerID", "department", "sensitivity"}
 	pool := slices.Clone(genericValues)
 	ids := []any{"1", "nope"}
-	for _, f := range tests {
-		raw, err := os.ReadFile(f)
+	for _, raw := range testutil.TestInputs(t, dir) {
+		in, err := engine.ParseInput(engine.NormalizeJSON(raw).(map[string]any), "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var doc struct {
-			Tests []struct {
-				Input map[string]any `yaml:"input"`
-			} `yaml:"tests"`
-		}
-		if err := yaml.Unmarshal(raw, &doc); err != nil {
-			t.Fatal(err)
-		}
-		for _, tc := range doc.Tests {
-			b, _ := json.Marshal(tc.Input)
-			in, err := engine.ParseInput(jsonish(t, b).(map[string]any), "")
-			if err != nil {
-				t.Fatal(err)
+		for k, v := range in.Resource.Properties {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
 			}
-			for k, v := range in.Resource.Properties {
-				if !slices.Contains(keys, k) {
-					keys = append(keys, k)
-				}
+			pool = append(pool, v)
+		}
+		ids = append(ids, in.Resource.ID)
+		if !slices.Contains(pc.types, in.Resource.Type) {
+			pc.types = append(pc.types, in.Resource.Type)
+		}
+		if !slices.Contains(actions, in.Action.Name) {
+			actions = append(actions, in.Action.Name)
+		}
+		req := engine.Input{Subject: in.Subject, Action: in.Action, Context: in.Context, Token: in.Token}
+		if k := fmt.Sprint(req.Subject, req.Action, req.Context, req.Token); !seen[k] {
+			seen[k] = true
+			pc.requests = append(pc.requests, req)
+		}
+		if k := fmt.Sprint(in.Subject); !seen[k] {
+			seen[k] = true
+			subjects = append(subjects, in.Subject)
+			pool = append(pool, in.Subject.ID)
+			ids = append(ids, in.Subject.ID)
+			for _, v := range in.Subject.Properties {
 				pool = append(pool, v)
-			}
-			ids = append(ids, in.Resource.ID)
-			if !slices.Contains(pc.types, in.Resource.Type) {
-				pc.types = append(pc.types, in.Resource.Type)
-			}
-			if !slices.Contains(actions, in.Action.Name) {
-				actions = append(actions, in.Action.Name)
-			}
-			req := engine.Input{Subject: in.Subject, Action: in.Action, Context: in.Context, Token: in.Token}
-			if k := fmt.Sprint(req.Subject, req.Action, req.Context, req.Token); !seen[k] {
-				seen[k] = true
-				pc.requests = append(pc.requests, req)
-			}
-			if k := fmt.Sprint(in.Subject); !seen[k] {
-				seen[k] = true
-				subjects = append(subjects, in.Subject)
-				pool = append(pool, in.Subject.ID)
-				ids = append(ids, in.Subject.ID)
-				for _, v := range in.Subject.Properties {
-					pool = append(pool, v)
-				}
 			}
 		}
 	}
