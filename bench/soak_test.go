@@ -231,7 +231,11 @@ type soakServer struct {
 
 // startSoakServer builds ./cmd/verdict, makes a signing key, the clients
 // and a configuration, and starts `verdict serve` on a signed CEL bundle.
-func startSoakServer(t *testing.T) *soakServer {
+func startSoakServer(t *testing.T) *soakServer { return startSoakServerWith(t, "") }
+
+// startSoakServerWith is startSoakServer with extra configuration (YAML
+// appended to the file).
+func startSoakServerWith(t *testing.T, extra string) *soakServer {
 	t.Helper()
 	dir := t.TempDir()
 	s := &soakServer{bin: filepath.Join(dir, "verdict"), dir: dir, secret: map[string]string{},
@@ -261,8 +265,8 @@ func startSoakServer(t *testing.T) *soakServer {
 		}
 	}
 	cfg := filepath.Join(dir, "verdict.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "bundles:\n  keys:\n    soak: {algorithm: ES256, key_file: %s}\n",
-		filepath.Join(dir, "keys", "public.pem")), 0o600); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "bundles:\n  keys:\n    soak: {algorithm: ES256, key_file: %s}\n%s",
+		filepath.Join(dir, "keys", "public.pem"), extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	first, err := s.archive(0)
