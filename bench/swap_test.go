@@ -29,6 +29,9 @@ var swapFor = flag.Duration("swap", time.Minute, "how long TestActivationUnderLo
 //
 //	go test -count=1 -run '^TestActivationUnderLoad$' -v ./bench -swap=1m
 func TestActivationUnderLoad(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a minute of load: it runs in make test's bench run without the race detector")
+	}
 	d := *swapFor
 	if testing.Short() {
 		d = 10 * time.Second
