@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -71,7 +72,10 @@ type Service struct {
 	bodies  *cache.Cache[bodyKey, bodyEntry] // nil unless the built-in cache is used
 	// plans caches plan answers as decisions are cached (nil when they
 	// are not).
-	plans   *cache.Cache[Key, PlanResponse]
+	plans *cache.Cache[Key, PlanResponse]
+	// shadow, when set, decides a sample of decisions with a candidate
+	// revision off the request path (shadow.go).
+	shadow  atomic.Pointer[shadow]
 	obs     Observer
 	timed   bool
 	dlog    DecisionLog
@@ -167,7 +171,14 @@ func New(cfg Config, b Bundles, opts ...Option) (*Service, error) {
 }
 
 // Close releases the decision cache. The service must not be used after.
-func (s *Service) Close() { s.dcache.Close(); s.bodies.Close(); s.plans.Close() }
+func (s *Service) Close() {
+	if sh := s.shadow.Swap(nil); sh != nil {
+		sh.close()
+	}
+	s.dcache.Close()
+	s.bodies.Close()
+	s.plans.Close()
+}
 
 // CacheStats are the decision cache's hits and misses (0, 0 without one).
 func (s *Service) CacheStats() (hits, misses uint64) {
@@ -280,6 +291,7 @@ func (s *Service) evaluateKnown(ctx context.Context, m Meta, active *bundles.Act
 		d, outcome = s.decideCached(ctx, active, in, explain, timeout)
 	}
 	s.obs.DecisionFinished(ctx, m.Endpoint, d, outcome)
+	s.offerShadow(in, d)
 	resp := NewResponse(d, explain || s.cfg.DetailedErrors)
 	s.logDecision(m, start, in, d, resp, outcome == CacheHit)
 	if d.Err != nil && active != nil {

@@ -1,0 +1,229 @@
+package pdp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/verdictpdp/verdict/bundles"
+	"github.com/verdictpdp/verdict/engine"
+)
+
+// Shadow bundles (issue #19, first part: the decision service's side). A
+// stored revision decides beside the active one on a sample of live
+// decisions, off the request path: the decision is answered first, then a
+// copy of its input is offered to a bounded queue (never waited for: a
+// full queue drops and counts) and a worker decides it with the candidate
+// and counts whether the two agree, by outcome (decision and reasons) on
+// each side, keeping a few example inputs of each disagreement with their
+// token claims removed. Nothing a shadow does changes an answer.
+
+// ShadowConfig says how much a shadow samples.
+type ShadowConfig struct {
+	// Ratio is the share of decisions shadowed, 0 < Ratio <= 1.
+	Ratio float64
+	// Queue bounds the decisions waiting for the worker (default 1024).
+	Queue int
+	// Examples is how many inputs each disagreement keeps (default 5).
+	Examples int
+}
+
+// ShadowOutcome is one side of a comparison.
+type ShadowOutcome struct {
+	Decision bool     `json:"decision"`
+	Reasons  []string `json:"reasons"`
+}
+
+// ShadowDisagreement counts the sampled decisions the candidate answered
+// otherwise, for one pair of outcomes.
+type ShadowDisagreement struct {
+	Active    ShadowOutcome    `json:"active"`
+	Candidate ShadowOutcome    `json:"candidate"`
+	Count     uint64           `json:"count"`
+	Examples  []map[string]any `json:"examples"`
+}
+
+// ShadowReport is what a shadow has seen so far.
+type ShadowReport struct {
+	Revision string `json:"revision"`
+	// Started is when the shadow began.
+	Started time.Time `json:"started"`
+	// Sampled decisions were compared; Agreed of them the same way.
+	Sampled    uint64 `json:"sampled"`
+	Agreed     uint64 `json:"agreed"`
+	Disagreed  uint64 `json:"disagreed"`
+	// Dropped decisions were sampled while the queue was full.
+	Dropped       uint64               `json:"dropped"`
+	Disagreements []ShadowDisagreement `json:"disagreements"`
+}
+
+// ErrNoShadow is what StopShadow and ShadowReport give when no revision is
+// shadowed.
+var ErrNoShadow = errors.New("no revision is shadowed")
+
+type shadow struct {
+	rev      string
+	cand     *engine.Snapshot
+	cfg      ShadowConfig
+	started  time.Time
+	queue    chan shadowItem
+	stop     chan struct{}
+	done     chan struct{}
+	dropped  atomic.Uint64
+	mu       sync.Mutex
+	sampled  uint64
+	agreed   uint64
+	byKey    map[string]*ShadowDisagreement
+	keyOrder []string
+}
+
+type shadowItem struct {
+	in     engine.Input
+	active ShadowOutcome
+}
+
+// StartShadow compiles the bundle archive (a stored revision's) as a
+// preview candidate and shadows the active bundles with it, replacing any
+// shadow running. The candidate must compile; its tests are not required
+// to pass (a shadow changes no answer).
+func (s *Service) StartShadow(ctx context.Context, archive []byte, cfg ShadowConfig) (string, error) {
+	if cfg.Ratio <= 0 || cfg.Ratio > 1 {
+		return "", newError(CodeInvalidInput, "ratio: must be more than 0 and at most 1")
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 1024
+	}
+	if cfg.Examples <= 0 {
+		cfg.Examples = 5
+	}
+	p, ok := s.bundles.(Previewer)
+	if !ok {
+		return "", ErrNoPreview
+	}
+	b, err := bundles.ReadArchive(bytes.NewReader(archive), p.Limits())
+	if err != nil {
+		return "", err
+	}
+	b.Source = "shadow"
+	cand, _, err := p.Trial(ctx, []*bundles.Bundle{b})
+	if err != nil {
+		return "", err
+	}
+	sh := &shadow{rev: cand.Snapshot.Revision(), cand: cand.Snapshot, cfg: cfg, started: time.Now(),
+		queue: make(chan shadowItem, cfg.Queue), stop: make(chan struct{}), done: make(chan struct{}),
+		byKey: map[string]*ShadowDisagreement{}}
+	go sh.run(s.cfg.RequestTimeout)
+	if old := s.shadow.Swap(sh); old != nil {
+		old.close()
+	}
+	return sh.rev, nil
+}
+
+// StopShadow ends the shadow and returns its last report.
+func (s *Service) StopShadow() (ShadowReport, error) {
+	sh := s.shadow.Swap(nil)
+	if sh == nil {
+		return ShadowReport{}, ErrNoShadow
+	}
+	sh.close()
+	return sh.report(), nil
+}
+
+// ShadowReport is the running shadow's report.
+func (s *Service) ShadowReport() (ShadowReport, error) {
+	sh := s.shadow.Load()
+	if sh == nil {
+		return ShadowReport{}, ErrNoShadow
+	}
+	return sh.report(), nil
+}
+
+// offerShadow hands a decided input to the shadow, if one runs and the
+// sample takes it; it never blocks.
+func (s *Service) offerShadow(in *engine.Input, d engine.Decision) {
+	sh := s.shadow.Load()
+	if sh == nil || d.Revision == sh.rev || (sh.cfg.Ratio < 1 && rand.Float64() >= sh.cfg.Ratio) {
+		return
+	}
+	item := shadowItem{in: *in, active: ShadowOutcome{Decision: d.Allow, Reasons: slices.Clone(d.Reasons)}}
+	item.in.Token = nil // examples never keep claims
+	select {
+	case sh.queue <- item:
+	default:
+		sh.dropped.Add(1)
+	}
+}
+
+func (sh *shadow) run(timeout time.Duration) {
+	defer close(sh.done)
+	for {
+		select {
+		case <-sh.stop:
+			return
+		case it := <-sh.queue:
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			in := it.in
+			d := sh.cand.Decide(ctx, &in, false)
+			cancel()
+			sh.count(it, ShadowOutcome{Decision: d.Allow, Reasons: d.Reasons})
+		}
+	}
+}
+
+func (sh *shadow) close() {
+	close(sh.stop)
+	<-sh.done
+}
+
+func (sh *shadow) count(it shadowItem, cand ShadowOutcome) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.sampled++
+	if it.active.Decision == cand.Decision && slices.Equal(it.active.Reasons, cand.Reasons) {
+		sh.agreed++
+		return
+	}
+	key := outcomeKey(it.active) + "\x00" + outcomeKey(cand)
+	dis, ok := sh.byKey[key]
+	if !ok {
+		dis = &ShadowDisagreement{Active: it.active, Candidate: cand}
+		sh.byKey[key] = dis
+		sh.keyOrder = append(sh.keyOrder, key)
+	}
+	dis.Count++
+	if len(dis.Examples) < sh.cfg.Examples {
+		in := it.in
+		dis.Examples = append(dis.Examples, map[string]any{
+			"subject": engine.EntityDoc(in.Subject), "action": engine.ActionDoc(in.Action),
+			"resource": engine.EntityDoc(in.Resource), "context": in.Context,
+		})
+	}
+}
+
+func outcomeKey(o ShadowOutcome) string {
+	d := "deny"
+	if o.Decision {
+		d = "allow"
+	}
+	return d + "\x00" + strings.Join(o.Reasons, "\x00")
+}
+
+func (sh *shadow) report() ShadowReport {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r := ShadowReport{Revision: sh.rev, Started: sh.started, Sampled: sh.sampled, Agreed: sh.agreed,
+		Disagreed: sh.sampled - sh.agreed, Dropped: sh.dropped.Load(), Disagreements: []ShadowDisagreement{}}
+	for _, k := range sh.keyOrder {
+		d := *sh.byKey[k]
+		d.Examples = slices.Clone(d.Examples)
+		r.Disagreements = append(r.Disagreements, d)
+	}
+	slices.SortStableFunc(r.Disagreements, func(a, b ShadowDisagreement) int { return int(b.Count) - int(a.Count) })
+	return r
+}
