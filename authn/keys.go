@@ -226,6 +226,10 @@ type entry struct {
 	priv    jwk.Key
 	pub     jwk.Key
 	pubJSON []byte
+	// raw is priv as a crypto key (*ecdsa.PrivateKey, ed25519.PrivateKey,
+	// *rsa.PrivateKey), exported once: Sign would export it again on
+	// every call otherwise.
+	raw any
 }
 
 // NewKeyring returns an empty keyring; call Load before use. now is the
@@ -725,7 +729,7 @@ func newEntry(k Key) (entry, error) {
 	if err != nil {
 		return fail("encode public key: %v", err)
 	}
-	return entry{rec: k, priv: priv, pub: pub, pubJSON: pubJSON}, nil
+	return entry{rec: k, priv: priv, pub: pub, pubJSON: pubJSON, raw: raw}, nil
 }
 
 // thumbprint is the RFC 7638 SHA-256 thumbprint of k's public key,

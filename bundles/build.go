@@ -276,8 +276,12 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 		schemas = map[string]allOf{}
 		out     = &Compiled{}
 		limits  = opts.Limits
+		// maxAge is the least metadata.verdict.max_cache_ttl of the
+		// bundles: a bundle without one gives callers no caching hint,
+		// and neither does the set.
+		maxAge time.Duration
 	)
-	for _, b := range bs {
+	for i, b := range bs {
 		revs = append(revs, b.Revision())
 		own := map[string]int{}
 		modules, ce, err := compileBundle(ctx, b, limits, names, own, opts.Overlay)
@@ -285,6 +289,13 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 			return nil, err
 		}
 		errs = append(errs, ce...)
+		age, err := b.MaxCacheTTL()
+		if err != nil {
+			errs = append(errs, engine.CompileError{File: ".manifest", Message: err.Error()})
+		}
+		if i == 0 || age < maxAge {
+			maxAge = age
+		}
 		validators, err := b.Schemas()
 		if err != nil {
 			if se, ok := errors.AsType[engine.CompileErrors](err); ok {
@@ -305,7 +316,7 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 		}
 		out.PerBundle = append(out.PerBundle, engine.NewSnapshot(modules, engine.SnapshotOptions{
 			Revision: b.Revision(), Limits: limits, Counts: own,
-			Validators: validators, SchemaMode: opts.SchemaMode,
+			Validators: validators, SchemaMode: opts.SchemaMode, MaxCacheAge: age,
 		}))
 	}
 	if len(errs) > 0 {
@@ -328,12 +339,13 @@ func CompileWith(ctx context.Context, bs []*Bundle, opts CompileOptions) (*Compi
 		sources = nil // one bundle: every trace is of it
 	}
 	out.Snapshot = engine.NewSnapshot(all, engine.SnapshotOptions{
-		Revision:   strings.Join(revs, ","),
-		Bundles:    sources,
-		Limits:     limits,
-		Counts:     counts,
-		Validators: validators,
-		SchemaMode: opts.SchemaMode,
+		Revision:    strings.Join(revs, ","),
+		Bundles:     sources,
+		Limits:      limits,
+		Counts:      counts,
+		Validators:  validators,
+		SchemaMode:  opts.SchemaMode,
+		MaxCacheAge: maxAge,
 	})
 	return out, nil
 }
@@ -419,6 +431,38 @@ func compileBundle(ctx context.Context, b *Bundle, limits engine.Limits, names m
 type cachedAnyway struct{ engine.Evaluator }
 
 func (cachedAnyway) TimeDependent() bool { return false }
+
+// MaxCacheTTLLimit is the largest metadata.verdict.max_cache_ttl a bundle
+// may set: a day. A longer hint is more likely a unit mistake (milliseconds
+// for seconds) than a wish.
+const MaxCacheTTLLimit = 24 * time.Hour
+
+// MaxCacheTTL is the manifest's metadata.verdict.max_cache_ttl: how long,
+// at most, a caller may keep a decision of this bundle (whole seconds,
+// 0..MaxCacheTTLLimit). Absent means 0: no caching hint. Anything else
+// (a string, a fraction, a negative number, more than a day) is an error.
+func (b *Bundle) MaxCacheTTL() (time.Duration, error) {
+	m, _ := b.Manifest.Metadata["verdict"].(map[string]any)
+	v, ok := m["max_cache_ttl"]
+	if !ok {
+		return 0, nil
+	}
+	var n int64
+	var err error
+	switch t := v.(type) {
+	case json.Number:
+		n, err = t.Int64()
+	case int64:
+		n = t
+	default:
+		err = errors.New("not a number")
+	}
+	limit := int64(MaxCacheTTLLimit / time.Second)
+	if err != nil || n < 0 || n > limit {
+		return 0, fmt.Errorf("metadata.verdict.max_cache_ttl must be a whole number of seconds from 0 to %d, got %v", limit, v)
+	}
+	return time.Duration(n) * time.Second, nil
+}
 
 // metaBool reads metadata.verdict.<key> of the manifest: false when absent,
 // an error when present but not a boolean.

@@ -19,6 +19,7 @@ type Snapshot struct {
 	validators    map[string]InputValidator
 	schemaMode    SchemaMode
 	bundles       []string
+	maxCacheAge   time.Duration
 }
 
 // SnapshotOptions carries what NewSnapshot needs besides the modules.
@@ -40,6 +41,10 @@ type SnapshotOptions struct {
 	Validators map[string]InputValidator
 	// SchemaMode says what a failed validation does; empty is SchemaEnforce.
 	SchemaMode SchemaMode
+	// MaxCacheAge is the longest a caller may keep a decision of the
+	// snapshot (the bundles' metadata.verdict.max_cache_ttl); 0, or
+	// negative, gives callers no caching hint.
+	MaxCacheAge time.Duration
 	// Bundles names, for each module in order, the bundle it came from (its
 	// revision), when the snapshot serves several: explain traces then say
 	// which bundle each rule is in. Nil, or a length other than the
@@ -77,6 +82,7 @@ func NewSnapshot(modules []Evaluator, opts SnapshotOptions) *Snapshot {
 		validators:    maps.Clone(opts.Validators),
 		schemaMode:    opts.SchemaMode,
 		bundles:       bundles,
+		maxCacheAge:   max(opts.MaxCacheAge, 0),
 	}
 }
 
@@ -86,6 +92,16 @@ func (s *Snapshot) Revision() string { return s.revision }
 // Cacheable reports whether decisions of this snapshot depend only on their
 // input, so that they may be cached.
 func (s *Snapshot) Cacheable() bool { return !s.timeDependent }
+
+// MaxCacheAge is the longest a caller may keep a decision of the
+// snapshot, SnapshotOptions.MaxCacheAge: an upper bound that holds only
+// while the snapshot is Cacheable. 0 for a nil snapshot.
+func (s *Snapshot) MaxCacheAge() time.Duration {
+	if s == nil {
+		return 0
+	}
+	return s.maxCacheAge
+}
 
 // Timeout is the deadline Decide sets on every decision (engine.timeout).
 func (s *Snapshot) Timeout() time.Duration { return s.limits.Timeout }

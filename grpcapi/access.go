@@ -62,7 +62,9 @@ func (a *access) decide(ctx context.Context, doc map[string]any, opt pdp.ParseOp
 	if err != nil {
 		return pdp.Result{}, withDetails(codes.InvalidArgument, pdp.CodeInvalidInput, "the request holds a value JSON cannot carry", 0)
 	}
-	res, err := a.s.host.Decisions().DecideBody(ctx, body, opt, pdp.Meta{Endpoint: pdp.EndpointAuthZEN, RequestID: oauth.RequestID(ctx)})
+	// The access API's messages have no place for a signature: none is
+	// made (docs/api.md, Signed decisions).
+	res, err := a.s.host.Decisions().DecideBody(ctx, body, opt, pdp.Meta{Endpoint: pdp.EndpointAuthZEN, RequestID: oauth.RequestID(ctx), Unsigned: true})
 	if err != nil {
 		return res, a.s.refuse(err)
 	}

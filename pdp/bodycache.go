@@ -33,11 +33,17 @@ type bodyKey struct {
 
 func (k bodyKey) index() uint64 { return binary.LittleEndian.Uint64(k.sum[:8]) ^ k.gen }
 
-// bodyEntry is what a body hit answers: the decision, and the input the
-// body parsed to (kept only for the decision log).
+// bodyEntry is what a body hit answers: the decision, its cache hint, and
+// the input the body parsed to (kept only for the decision log). signed
+// is the request's options.signed, and hash the input's InputHash when
+// the decision may be signed (the same bytes may come from a transport
+// that signs and from one that cannot).
 type bodyEntry struct {
-	in *engine.Input
-	d  engine.Decision
+	in     *engine.Input
+	d      engine.Decision
+	ttl    int
+	signed bool
+	hash   string
 }
 
 // DecideBody parses body with opt and decides it, as Parse followed by
@@ -50,7 +56,14 @@ func (s *Service) DecideBody(ctx context.Context, body []byte, opt ParseOptions,
 	key := bodyKey{gen: active.Generation, opt: opt, sum: sha256.Sum256(body)}
 	if e, ok := s.bodies.Get(key); ok {
 		resp, _, _ := s.evaluateKnown(ctx, m, active, e.in, false, 0, &e.d)
-		return Result{Evaluations: []Response{resp}}, nil
+		resp.Context.TTL = e.ttl
+		res := Result{Evaluations: []Response{resp}}
+		if s.wantSigned(e.signed, m) {
+			if err := s.signAll(&res, m, func(int) string { return e.hash }); err != nil {
+				return Result{}, err
+			}
+		}
+		return res, nil
 	}
 	req, err := s.Parse(ctx, body, opt)
 	if err != nil {
@@ -59,16 +72,30 @@ func (s *Service) DecideBody(ctx context.Context, body []byte, opt ParseOptions,
 	if req.Batch || len(req.Inputs) != 1 || req.Errs != nil || req.Explain || req.subjectToken {
 		return s.Decide(ctx, req, m)
 	}
+	if err := s.checkSignable(req); err != nil {
+		return Result{}, err
+	}
 	in := req.Inputs[0]
 	resp, d, outcome := s.evaluateKnown(ctx, m, active, in, false, s.cfg.RequestTimeout, nil)
+	resp.Context.TTL = s.cacheTTL(active, in, &resp, false, false)
+	hash := ""
+	if s.signer != nil && (req.Signed || s.cfg.SignAll) {
+		hash = InputHash(in)
+	}
 	if outcome != CacheBypass && d.Err == nil {
-		e := bodyEntry{d: d}
+		e := bodyEntry{d: d, ttl: resp.Context.TTL, signed: req.Signed, hash: hash}
 		if s.dlog != nil {
 			e.in = in
 		}
 		s.bodies.Set(key, e)
 	}
-	return Result{Evaluations: []Response{resp}}, nil
+	res := Result{Evaluations: []Response{resp}}
+	if s.wantSigned(req.Signed, m) {
+		if err := s.signAll(&res, m, func(int) string { return hash }); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
 }
 
 func (s *Service) parseAndDecide(ctx context.Context, body []byte, opt ParseOptions, m Meta) (Result, error) {

@@ -10,8 +10,10 @@
 // bundle generation and canonical input), evaluates the active bundle's
 // snapshot within the request's deadline, applies the batch semantics,
 // hands a record to the decision log and tells an Observer (metrics,
-// traces). Errors a caller may see are *Error values with a stable Code;
-// everything else is a deny.
+// traces). A decision that may be kept gets a cache hint (hints.go), and
+// one asked for signed a JWS by a Signer (sign.go) over the canonical hash
+// of its input (inputhash.go). Errors a caller may see are *Error values
+// with a stable Code; everything else is a deny.
 //
 // For a Go program, Open loads bundles and returns a Service ready to
 // decide in process (see docs/embedding.md).

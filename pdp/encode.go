@@ -64,6 +64,14 @@ func (r *Response) AppendJSON(b []byte) ([]byte, error) {
 			b = appendString(b, f.v)
 		}
 	}
+	if c.TTL != 0 {
+		b = append(b, `,"ttl":`...)
+		b = strconv.AppendInt(b, int64(c.TTL), 10)
+	}
+	if c.Signature != "" {
+		b = append(b, `,"signature":`...)
+		b = appendString(b, c.Signature)
+	}
 	return append(b, "}}"...), nil
 }
 

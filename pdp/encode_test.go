@@ -18,6 +18,8 @@ func FuzzAppendJSON(f *testing.F) {
 		if nilReasons {
 			r.Context.Reasons = nil
 		}
+		// A cache hint and a signature, from what the corpus holds.
+		r.Context.TTL, r.Context.Signature = len(revision), id+reason
 		if explain {
 			r.Context.Explain = []engine.RuleTrace{{Policy: "p", Rule: reason, Matched: true}}
 		}

@@ -28,6 +28,9 @@ type Request struct {
 	Semantic string
 	// Explain asks for a trace of every rule evaluated.
 	Explain bool
+	// Signed asks for every decision signed ("options": {"signed": true};
+	// sign.go).
+	Signed bool
 	// Errs, when not nil, holds for each item the error that made it no
 	// valid input (its Inputs entry is then nil); such an item is a deny
 	// carrying the error. Only ParseOptions.ItemErrors makes them.
@@ -97,6 +100,15 @@ func Parse(ctx context.Context, body []byte, l Limits, opt ParseOptions, tokens 
 		r.Explain = b
 	}
 	if opt.Single {
+		// An evaluation's options are not AuthZEN's: only Verdict's
+		// "signed" is read from them, and anything else is ignored.
+		if opts, ok := doc["options"].(map[string]any); ok {
+			signed, err := signedOption(opts)
+			if err != nil {
+				return nil, err
+			}
+			r.Signed = signed
+		}
 		delete(doc, "options")
 		delete(doc, "evaluations")
 	}
@@ -104,6 +116,9 @@ func Parse(ctx context.Context, body []byte, l Limits, opt ParseOptions, tokens 
 		opts, ok := v.(map[string]any)
 		if !ok {
 			return nil, newError(CodeInvalidInput, "options: must be an object")
+		}
+		if r.Signed, err = signedOption(opts); err != nil {
+			return nil, err
 		}
 		if sem, ok := opts["evaluations_semantic"]; ok {
 			str, ok := sem.(string)
@@ -158,6 +173,21 @@ func Parse(ctx context.Context, body []byte, l Limits, opt ParseOptions, tokens 
 		r.Inputs[i] = in
 	}
 	return r, nil
+}
+
+// signedOption reads options.signed: false when absent, an error when not
+// a boolean (a caller that asks for a signature in a way not understood
+// hears so instead of getting an answer unsigned).
+func signedOption(opts map[string]any) (bool, error) {
+	v, ok := opts["signed"]
+	if !ok || v == nil {
+		return false, nil
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, newError(CodeInvalidInput, "options.signed: must be a boolean")
+	}
+	return b, nil
 }
 
 // applySubjectToken verifies doc's subject_token, if any, with tokens: its

@@ -18,9 +18,15 @@ type DecisionContext struct {
 	Error      string `json:"error,omitempty"`
 	// Code and Reason mark the item after which a short-circuit batch
 	// stopped: ShortCircuitCode and the evaluations_semantic.
-	Code    string             `json:"code,omitempty"`
-	Reason  string             `json:"reason,omitempty"`
-	Explain []engine.RuleTrace `json:"explain,omitempty"`
+	Code   string `json:"code,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// TTL is how many seconds the caller may keep this decision (a cache
+	// hint, hints.go); absent (0) when it may keep it not at all.
+	TTL int `json:"ttl,omitempty"`
+	// Signature is the decision signed, a compact JWS of DecisionClaims
+	// (sign.go), when the request or the server asked for one.
+	Signature string             `json:"signature,omitempty"`
+	Explain   []engine.RuleTrace `json:"explain,omitempty"`
 	// Warnings are problems that did not change the decision: under
 	// bundles.schemas: warn, "schema_violation: ..." for an input that does
 	// not match its resource type's schema.

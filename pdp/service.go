@@ -38,6 +38,9 @@ type Config struct {
 	NoCacheContextKeys []string
 	// MaxSearchCandidates bounds the candidates one search evaluates.
 	MaxSearchCandidates int
+	// SignAll signs every decision Decide answers, asked for or not
+	// (server.sign_decisions); New fails without WithSigner.
+	SignAll bool
 }
 
 // Bundles is what the service needs of the bundle manager: the active
@@ -82,6 +85,10 @@ type Service struct {
 	log     *slog.Logger
 	tokens  SubjectVerifier
 	history DecisionHistory
+	// signer signs decisions, with issuer as their iss (sign.go); nil:
+	// none is signed.
+	signer Signer
+	issuer string
 }
 
 // Option changes how New builds a service.
@@ -159,6 +166,10 @@ func New(cfg Config, b Bundles, opts ...Option) (*Service, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	if cfg.SignAll && s.signer == nil {
+		dc.Close()
+		return nil, errors.New("sign_decisions needs signing keys (WithSigner)")
+	}
 	if dc != nil && s.cache == DecisionCache(dc) {
 		if s.bodies, err = cache.New[bodyKey, bodyEntry](cfg.Cache, bodyKey.index); err != nil {
 			return nil, err
@@ -209,10 +220,18 @@ func ValidRequestID(id string) bool {
 }
 
 // Meta is who asks for a decision: the endpoint and the transport's
-// request id, for logs, metrics and traces.
+// request id, for logs, metrics and traces, and the caller a signed
+// decision names.
 type Meta struct {
 	Endpoint  Endpoint
 	RequestID string
+	// Caller is the client_id (else the subject) of the credential the
+	// request came with, and CallerIssuer its iss; both "" when the
+	// transport let the request through without one.
+	Caller, CallerIssuer string
+	// Unsigned: the transport has no place for a signature (gRPC's
+	// messages), so none is made, even under Config.SignAll.
+	Unsigned bool
 }
 
 // Parse is the package's Parse with the service's limits and subject-token
@@ -224,12 +243,18 @@ func (s *Service) Parse(ctx context.Context, body []byte, opt ParseOptions) (*Re
 // Decide answers req: every input from the cache or the active bundles'
 // snapshot (one snapshot for the whole request, even if another is
 // activated meanwhile), within RequestTimeout altogether, honouring the
-// batch semantics. It refuses only an explain the configuration forbids
-// (CodeExplainDisabled); anything going wrong while deciding is a deny in
-// the Result.
+// batch semantics, with a cache hint (context.ttl) on each decision that
+// may be kept and, when req or Config.SignAll asks, a signature. It refuses
+// only an explain the configuration forbids (CodeExplainDisabled), a
+// signature without a signer (CodeInvalidInput) and an answer it could not
+// sign (CodeSigningUnavailable: never answered unsigned instead); anything
+// going wrong while deciding is a deny in the Result.
 func (s *Service) Decide(ctx context.Context, req *Request, m Meta) (Result, error) {
 	if req.Explain && !s.cfg.AllowExplain {
 		return Result{}, newError(CodeExplainDisabled, "explain is disabled on this server (server.allow_explain)")
+	}
+	if err := s.checkSignable(req); err != nil {
+		return Result{}, err
 	}
 	active := s.bundles.Active()
 	// One input: the deadline is set only if the cache does not answer (a
@@ -242,7 +267,9 @@ func (s *Service) Decide(ctx context.Context, req *Request, m Meta) (Result, err
 		timeout = 0
 	}
 	out := Respond(req, func(in *engine.Input) Response {
-		return s.evaluate(ctx, m, active, in, req.Explain, timeout)
+		resp := s.evaluate(ctx, m, active, in, req.Explain, timeout)
+		resp.Context.TTL = s.cacheTTL(active, in, &resp, req.Explain, req.subjectToken)
+		return resp
 	})
 	for i := range out.Evaluations {
 		if req.Errs == nil || req.Errs[i] == nil {
@@ -254,6 +281,9 @@ func (s *Service) Decide(ctx context.Context, req *Request, m Meta) (Result, err
 		if active != nil {
 			out.Evaluations[i].Context.Revision = active.Snapshot.Revision()
 		}
+	}
+	if err := s.signRequest(req, &out, m); err != nil {
+		return Result{}, err
 	}
 	return out, nil
 }

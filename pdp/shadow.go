@@ -20,8 +20,8 @@ import (
 // decisions, off the request path: the decision is answered first, then a
 // copy of its input is offered to a bounded queue (never waited for: a
 // full queue drops and counts) and a worker decides it with the candidate
-// and counts whether the two agree, by outcome (decision and reasons) on
-// each side, keeping a few example inputs of each disagreement with their
+// and counts whether the two agree (the same decision; reasons apart), by
+// outcome (decision and reasons) on each side, keeping a few example inputs of each disagreement with their
 // token claims removed. Nothing a shadow does changes an answer.
 
 // ShadowConfig says how much a shadow samples.
@@ -54,12 +54,19 @@ type ShadowReport struct {
 	Revision string `json:"revision"`
 	// Started is when the shadow began.
 	Started time.Time `json:"started"`
-	// Sampled decisions were compared; Agreed of them the same way.
-	Sampled    uint64 `json:"sampled"`
-	Agreed     uint64 `json:"agreed"`
-	Disagreed  uint64 `json:"disagreed"`
+	// Sampled decisions were compared: Agreed of them with the same
+	// decision, Disagreed with the other, as an impact preview counts
+	// changed decisions; ReasonsChanged of the agreed ones with other
+	// reasons (other rules decided the same).
+	Sampled        uint64 `json:"sampled"`
+	Agreed         uint64 `json:"agreed"`
+	Disagreed      uint64 `json:"disagreed"`
+	ReasonsChanged uint64 `json:"reasons_changed"`
 	// Dropped decisions were sampled while the queue was full.
-	Dropped       uint64               `json:"dropped"`
+	Dropped uint64 `json:"dropped"`
+	// Disagreements group the sampled decisions the candidate answered
+	// otherwise, decision or reasons, by the outcomes on each side, the
+	// largest group first.
 	Disagreements []ShadowDisagreement `json:"disagreements"`
 }
 
@@ -79,6 +86,7 @@ type shadow struct {
 	mu       sync.Mutex
 	sampled  uint64
 	agreed   uint64
+	reasons  uint64
 	byKey    map[string]*ShadowDisagreement
 	keyOrder []string
 }
@@ -185,9 +193,12 @@ func (sh *shadow) count(it shadowItem, cand ShadowOutcome) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.sampled++
-	if it.active.Decision == cand.Decision && slices.Equal(it.active.Reasons, cand.Reasons) {
+	if it.active.Decision == cand.Decision {
 		sh.agreed++
-		return
+		if slices.Equal(it.active.Reasons, cand.Reasons) {
+			return
+		}
+		sh.reasons++
 	}
 	key := outcomeKey(it.active) + "\x00" + outcomeKey(cand)
 	dis, ok := sh.byKey[key]
@@ -218,7 +229,8 @@ func (sh *shadow) report() ShadowReport {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	r := ShadowReport{Revision: sh.rev, Started: sh.started, Sampled: sh.sampled, Agreed: sh.agreed,
-		Disagreed: sh.sampled - sh.agreed, Dropped: sh.dropped.Load(), Disagreements: []ShadowDisagreement{}}
+		Disagreed: sh.sampled - sh.agreed, ReasonsChanged: sh.reasons, Dropped: sh.dropped.Load(),
+		Disagreements: []ShadowDisagreement{}}
 	for _, k := range sh.keyOrder {
 		d := *sh.byKey[k]
 		d.Examples = slices.Clone(d.Examples)

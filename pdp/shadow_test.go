@@ -80,7 +80,7 @@ func TestShadow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Revision != "candidate-2" || r.Agreed != 4 || r.Disagreed != 6 || r.Dropped != 0 || len(r.Disagreements) != 1 {
+	if r.Revision != "candidate-2" || r.Agreed != 4 || r.Disagreed != 6 || r.ReasonsChanged != 0 || r.Dropped != 0 || len(r.Disagreements) != 1 {
 		t.Fatalf("report %+v", r)
 	}
 	d := r.Disagreements[0]

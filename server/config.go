@@ -108,6 +108,11 @@ type Config struct {
 	// in: X-Forwarded-For (the default, also when empty; each proxy
 	// appends), Forwarded (RFC 7239, its for= parameters) or X-Real-IP.
 	ClientIPHeader string `yaml:"client_ip_header"`
+	// SignDecisions signs every answer of /v1/decide and the AuthZEN
+	// evaluation routes with the token-signing keys, asked for or not
+	// (context.signature); a request may always ask with "options":
+	// {"signed": true}. gRPC answers carry no signature.
+	SignDecisions bool `yaml:"sign_decisions"`
 }
 
 // DefaultConfig returns the defaults: 127.0.0.1:8700, 1 MiB bodies, depth 64,
@@ -211,5 +216,6 @@ func (c Config) Decisions() pdp.Config {
 		Cache:               c.Cache,
 		NoCacheContextKeys:  c.NoCacheContextKeys,
 		MaxSearchCandidates: c.MaxSearchCandidates,
+		SignAll:             c.SignDecisions,
 	}
 }

@@ -38,7 +38,7 @@ func (s *Server) decideWith(c *fiber.Ctx, e pdp.Endpoint, opt pdp.ParseOptions, 
 	}
 	// The body is parsed into fresh Go values here; nothing of Fiber's
 	// buffers outlives the handler.
-	res, err := s.dec.DecideBody(c.UserContext(), c.Body(), opt, pdp.Meta{Endpoint: e, RequestID: requestID(c)})
+	res, err := s.dec.DecideBody(c.UserContext(), c.Body(), opt, decisionMeta(c, e))
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,8 @@ func (s *Server) decideWith(c *fiber.Ctx, e pdp.Endpoint, opt pdp.ParseOptions, 
 			ids[i] = ev.Context.DecisionID
 			ev.Context.DecisionID = ""
 			ev.Bare = !reasons && ev.Context.Error == "" && ev.Context.Code == "" &&
-				len(ev.Context.Warnings) == 0 && len(ev.Context.Explain) == 0
+				len(ev.Context.Warnings) == 0 && len(ev.Context.Explain) == 0 &&
+				ev.Context.TTL == 0 && ev.Context.Signature == ""
 		}
 		c.Set(decisionIDHeader, strings.Join(ids, ","))
 	}
@@ -65,6 +66,9 @@ func (s *Server) decideWith(c *fiber.Ctx, e pdp.Endpoint, opt pdp.ParseOptions, 
 		return err
 	}
 	*buf = b
+	// Only an answer that is sent may be kept: set last, so that an
+	// error answer keeps guard's no-store.
+	setDecisionCaching(c, res)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	c.Response().SetBody(b) // a copy: the buffer goes back to the pool
 	return nil

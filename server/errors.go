@@ -121,6 +121,9 @@ var pdpStatus = map[string]int{
 	pdp.CodeExplainDisabled: fiber.StatusForbidden,
 	pdp.CodeUnplannable:     fiber.StatusUnprocessableEntity,
 	pdp.CodePlanTimeout:     fiber.StatusServiceUnavailable,
+	// A decision that was to be signed and could not be is never
+	// answered unsigned instead.
+	pdp.CodeSigningUnavailable: fiber.StatusServiceUnavailable,
 }
 
 func isPDP(err error) bool {

@@ -64,6 +64,7 @@ type Server struct {
 	clientAdmin ClientAdmin
 	keyAdmin    KeyAdmin
 	bundleAdmin BundleAdmin
+	shadows     ShadowAdmin
 	replica     Replica
 	// roster and self list the replicas sharing the store (WithRoster).
 	roster Roster
@@ -105,6 +106,9 @@ type Server struct {
 	apikeyAdmin APIKeyAdmin
 	// scim serves /scim/v2 (WithSCIM).
 	scim fiber.Handler
+	// signer signs decisions, naming signerIssuer (WithDecisionSigner).
+	signer       pdp.Signer
+	signerIssuer string
 	// rates counts decisions for the console's chart (SampleRates);
 	// covered is the active bundles' rule coverage, by generation.
 	rates   rates
@@ -206,6 +210,9 @@ func New(cfg Config, b Bundles, log *slog.Logger, opts ...Option) (*Server, erro
 	}
 	if s.history != nil {
 		dopts = append(dopts, pdp.WithDecisionHistory(s.history))
+	}
+	if s.signer != nil {
+		dopts = append(dopts, pdp.WithSigner(s.signer, s.signerIssuer))
 	}
 	if s.dec, err = pdp.New(cfg.Decisions(), b, dopts...); err != nil {
 		return nil, err
@@ -368,7 +375,7 @@ func (s *Server) table() []route {
 		// Prometheus metrics (server.metrics), unauthenticated: for the
 		// monitoring network only.
 		{fiber.MethodGet, MetricsPath, s.metricsHandler(), nil},
-	}, s.consoleRoutes()...)
+	}, append(s.consoleRoutes(), s.shadowRoutes()...)...)
 }
 
 // routes registers the table, answers other methods on its paths with 405

@@ -24,7 +24,7 @@ func newBundle() *cobra.Command {
 		Short: "Work with policy bundles",
 	}
 	cmd.AddCommand(newBundleTest(), newBundleLint())
-	cmd.AddCommand(newBundlePush(), newBundleRevisions(), newBundleActivate())
+	cmd.AddCommand(newBundlePush(), newBundleRevisions(), newBundleActivate(), newBundleShadow())
 	cmd.AddCommand(newBundleSign(), newBundleBuild(), newBundleKeygen())
 	cmd.AddCommand(newBundlePreview())
 	return cmd

@@ -71,6 +71,7 @@ No signature is required; with --config giving bundles.keys, a
 			dc := def.Decisions()
 			dc.Cache.MaxCost = 0
 			dc.AllowExplain, dc.DetailedErrors = true, true
+			dc.SignAll = false // no key signs here: server.sign_decisions is the server's
 			req, err := pdp.Parse(cmd.Context(), body, dc.Limits, pdp.ParseOptions{}, nil)
 			if err != nil {
 				return fmt.Errorf("input: %w", err)

@@ -71,7 +71,7 @@ without a caller token; without it bundles must be signed: verdict serve --help.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServe(), newDecide(), newBundle(), newKeys(), newClient(), newUser(), newAPIKey(), newConfig(), newVersion())
+	root.AddCommand(newServe(), newDecide(), newDecision(), newBundle(), newKeys(), newClient(), newUser(), newAPIKey(), newConfig(), newVersion())
 	return root
 }
 

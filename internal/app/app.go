@@ -206,7 +206,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 		return ""
 	})
-	shared, following, err := followStore(fctx, cfg, st.Store, a.life, verifier, st.Keys, mirror, a.facts, self, log)
+	// The shadowed revision (store state) is followed by every replica;
+	// the decision service is set once the server made it.
+	shadow := &shadows{bs: st.Store, ns: store.DefaultNamespace}
+	if ss, ok := st.Store.(store.Shadows); ok {
+		shadow.st = ss
+	}
+	shared, following, err := followStore(fctx, cfg, st.Store, a.life, verifier, st.Keys, mirror, a.facts, shadow, self, log)
 	a.onStop(func() { stopFollowing(); following() })
 	if err != nil {
 		return err
@@ -235,6 +241,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		server.WithBundleAdmin(a.life), server.WithTracerProvider(tp),
 		server.WithSignIn(people, tokens.Authorizer()), server.WithUserAdmin(people, st.PseudonymKey),
 		server.WithAPIKeys(keys), server.WithAPIKeyAdmin(keys), server.WithSCIM(directory)}, shared...)
+	// Signed decisions (options.signed, server.sign_decisions) use the
+	// keys that sign access tokens: they verify against the same JWKS.
+	opts = append(opts, server.WithDecisionSigner(st.Keys, cfg.IssuerConfig().Issuer))
 	if fs, ok := revoked.(server.MirrorAnswers); ok {
 		// A shared store: the revocation check is fail-static, and its
 		// mirror's answers during an outage are a metric.
@@ -250,11 +259,22 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if dlog != nil {
 		opts = append(opts, server.WithDecisionLog(dlog), server.WithDecisionHistory(dlog))
 	}
+	if shadow.st != nil {
+		opts = append(opts, server.WithShadows(shadow))
+	}
 	a.srv, err = server.New(cfg.Server, a.mgr, log, opts...)
 	if err != nil {
 		return err
 	}
 	a.onStop(a.srv.Close)
+	if shadow.st != nil {
+		shadow.follow(a.srv.Decisions())
+		if err := shadow.Refresh(a.ctx); err != nil {
+			// Shadowing changes no answer: the replica starts without it
+			// and the next change or repair tries again.
+			log.Warn("the shadowed bundle revision could not be followed", "error", err)
+		}
+	}
 	// The console's decision-rate chart: a sample every 10 s.
 	a.goStop(func(ctx context.Context) { a.srv.SampleRates(ctx, 10*time.Second) })
 	a.ln, err = net.Listen("tcp", cfg.Server.Addr)

@@ -82,7 +82,7 @@ func (l limitKeys) Close() error            { return nil }
 // server lists every replica.
 func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.Lifecycle,
 	verifier *authn.Verifier, keys *authn.Keyring, mirror *replica.Mirror, directory replica.Refresher,
-	self func() store.Member, log *slog.Logger) (opts []server.Option, wait func(), err error) {
+	shadow replica.Refresher, self func() store.Member, log *slog.Logger) (opts []server.Option, wait func(), err error) {
 	wait = func() {}
 	n, ok := st.(store.Notifier)
 	if !ok {
@@ -93,6 +93,7 @@ func followStore(ctx context.Context, cfg Config, st store.Store, life *bundles.
 		Families:    storeadapt.FamilyJTIs(st, store.DefaultNamespace),
 		Revocations: mirror,
 		Directory:   directory,
+		Shadow:      shadow,
 	}
 	r, hasRoster := st.(store.Roster)
 	if hasRoster {

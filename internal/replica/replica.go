@@ -87,6 +87,9 @@ type Deps struct {
 	// Directory, when set, rebuilds the provisioned facts policies see
 	// (on an announced directory change and at every repair).
 	Directory Refresher
+	// Shadow, when set, follows the store's shadowed revision (on an
+	// announced shadow change and at every repair).
+	Shadow Refresher
 	// Roster, when set, is where the replica reports itself after every
 	// check (Self describes it; the Syncer adds its sync state), so that
 	// operators see every replica and whether it is in step; it leaves
@@ -289,6 +292,10 @@ func (s *Syncer) apply(ctx context.Context, c store.Change) error {
 		if s.deps.Directory != nil {
 			return s.deps.Directory.Refresh(ctx)
 		}
+	case store.ChangeShadow:
+		if s.deps.Shadow != nil {
+			return s.deps.Shadow.Refresh(ctx)
+		}
 	case store.ChangeClient, store.ChangeUser, store.ChangeSession, store.ChangeAPIKey:
 		// Clients, users and sessions are read from the store on every
 		// use; the tokens an ended session revokes are announced on their
@@ -410,6 +417,11 @@ func (s *Syncer) repair(ctx context.Context) error {
 	if s.deps.Directory != nil {
 		if err := s.deps.Directory.Refresh(ctx); err != nil {
 			return fmt.Errorf("provisioned data: %w", err)
+		}
+	}
+	if s.deps.Shadow != nil {
+		if err := s.deps.Shadow.Refresh(ctx); err != nil {
+			return fmt.Errorf("shadow: %w", err)
 		}
 	}
 	return nil

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"CancelledContext", testCancelledContext},
 		{"BundleRevisions", testBundleRevisions},
 		{"ConcurrentPutRevision", testConcurrentPutRevision},
+		{"Shadows", testShadows},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

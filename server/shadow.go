@@ -1,0 +1,205 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/verdictpdp/verdict/pdp"
+	"github.com/verdictpdp/verdict/store"
+)
+
+// Shadow bundles: /v1/bundles/{revision}/shadow. A stored revision decides
+// beside the active one on a sample of live decisions, off the request path
+// (pdp's shadow); the state is the store's, so every replica shadows the
+// same revision; each replica reports what it compared.
+
+// ShadowAdmin keeps the shadow state (the app's follower of the store).
+type ShadowAdmin interface {
+	Start(ctx context.Context, rev string, ratio float64, examples int, by string) (store.ShadowState, error)
+	Stop(ctx context.Context) error
+	State(ctx context.Context) (store.ShadowState, error)
+}
+
+// WithShadows serves the shadow routes with a.
+func WithShadows(a ShadowAdmin) Option {
+	return func(s *Server) { s.shadows = a }
+}
+
+// shadowRoutes are the shadow rows of the route table.
+func (s *Server) shadowRoutes() []route {
+	write := []fiber.Handler{s.requireBundles(ScopeBundlesWrite)}
+	read := []fiber.Handler{s.requireBundles(ScopeBundlesRead, ScopeBundlesWrite)}
+	return []route{
+		{fiber.MethodPost, "/v1/bundles/:revision/shadow", s.startShadow, write},
+		{fiber.MethodGet, "/v1/bundles/:revision/shadow", s.shadowReport, read},
+		{fiber.MethodDelete, "/v1/bundles/:revision/shadow", s.stopShadow, write},
+		{fiber.MethodPost, "/v1/bundles/:revision/shadow/promote", s.promoteShadow, write},
+	}
+}
+
+// shadowStart is the body of POST /v1/bundles/{revision}/shadow.
+type shadowStart struct {
+	// Ratio is the share of decisions shadowed (default 0.1).
+	Ratio *float64 `json:"ratio"`
+	// Examples is how many inputs each disagreement keeps (default 5).
+	Examples *int `json:"examples"`
+}
+
+func (s *Server) shadowReady() error {
+	if s.shadows == nil || s.bundleAdmin == nil {
+		return newError(fiber.StatusNotFound, CodeNotFound, "this server keeps no revisions to shadow")
+	}
+	return nil
+}
+
+func (s *Server) startShadow(c *fiber.Ctx) error {
+	if err := s.shadowReady(); err != nil {
+		return err
+	}
+	rev, err := s.revisionParam(c)
+	if err != nil {
+		return err
+	}
+	var body shadowStart
+	if len(c.Body()) > 0 {
+		if err := requireJSON(c); err != nil {
+			return err
+		}
+		doc, err := pdp.DecodeObject(c.Body(), s.cfg.MaxDepth)
+		if err != nil {
+			return err
+		}
+		if v, ok := doc["ratio"]; ok {
+			r, isNum := number(v)
+			if !isNum || r <= 0 || r > 1 {
+				return newError(fiber.StatusBadRequest, CodeInvalidInput, "ratio: must be a number more than 0 and at most 1")
+			}
+			body.Ratio = &r
+		}
+		if v, ok := doc["examples"]; ok {
+			n, isNum := number(v)
+			if !isNum || n < 0 || n > 100 || n != float64(int(n)) {
+				return newError(fiber.StatusBadRequest, CodeInvalidInput, "examples: must be a whole number from 0 to 100")
+			}
+			e := int(n)
+			body.Examples = &e
+		}
+	}
+	ratio, examples := 0.1, 5
+	if body.Ratio != nil {
+		ratio = *body.Ratio
+	}
+	if body.Examples != nil {
+		examples = *body.Examples
+	}
+	st, err := s.shadows.Start(c.UserContext(), rev, ratio, examples, callerID(c))
+	if errors.Is(err, store.ErrNotFound) {
+		return newError(fiber.StatusNotFound, CodeNotFound, fmt.Sprintf("revision %s is not stored", rev))
+	}
+	if err != nil {
+		return bundleError(err)
+	}
+	s.log.Info("bundle revision shadowed", "audit", true, "revision", rev, "ratio", ratio, "by", callerID(c))
+	return c.Status(fiber.StatusCreated).JSON(st)
+}
+
+// shadowed is the revision of the route, which must be the shadowed one,
+// and the shadow state.
+func (s *Server) shadowed(c *fiber.Ctx) (string, store.ShadowState, error) {
+	if err := s.shadowReady(); err != nil {
+		return "", store.ShadowState{}, err
+	}
+	rev, err := s.revisionParam(c)
+	if err != nil {
+		return "", store.ShadowState{}, err
+	}
+	st, err := s.shadows.State(c.UserContext())
+	if err != nil {
+		return "", store.ShadowState{}, err
+	}
+	if st.Revision != rev {
+		return "", store.ShadowState{}, newError(fiber.StatusNotFound, CodeNotFound, fmt.Sprintf("revision %s is not shadowed", rev))
+	}
+	return rev, st, nil
+}
+
+// number reads a JSON number.
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int64:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+// shadowReport is this replica's report of the shadowed revision.
+func (s *Server) shadowReport(c *fiber.Ctx) error {
+	rev, st, err := s.shadowed(c)
+	if err != nil {
+		return err
+	}
+	r, err := s.dec.ShadowReport()
+	if errors.Is(err, pdp.ErrNoShadow) {
+		r = pdp.ShadowReport{Revision: rev, Disagreements: []pdp.ShadowDisagreement{}} // this replica has not caught up yet
+	}
+	return c.JSON(fiber.Map{"state": st, "report": r})
+}
+
+func (s *Server) stopShadow(c *fiber.Ctx) error {
+	rev, _, err := s.shadowed(c)
+	if err != nil {
+		return err
+	}
+	last, _ := s.dec.ShadowReport()
+	if err := s.shadows.Stop(c.UserContext()); err != nil {
+		return err
+	}
+	s.log.Info("bundle shadow stopped", "audit", true, "revision", rev, "by", callerID(c))
+	return c.JSON(fiber.Map{"stopped": rev, "report": last})
+}
+
+// promoteShadow activates the shadowed revision (as POST
+// /v1/bundles/{revision}/activate) and ends shadowing.
+func (s *Server) promoteShadow(c *fiber.Ctx) error {
+	rev, _, err := s.shadowed(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.bundleAdmin.Activate(c.UserContext(), rev)
+	if err != nil {
+		return err
+	}
+	if err := s.shadows.Stop(c.UserContext()); err != nil {
+		return err
+	}
+	s.log.Info("shadowed bundle revision promoted", "audit", true, "revision", rev, "by", callerID(c))
+	return c.JSON(pushResponse{PushResult: res, Message: fmt.Sprintf("revision %s is active; shadowing ended", rev)})
+}
+
+// shadowMetrics exports the running shadow's counts: gauges, as they start
+// again with every shadow (0 while none runs).
+func shadowMetrics(f factory, s *Server) {
+	for _, m := range []struct {
+		name, help string
+		of         func(pdp.ShadowReport) uint64
+	}{
+		{"verdict_shadow_sampled", "Live decisions the shadowed revision decided too (since the shadow started; 0: none runs).", func(r pdp.ShadowReport) uint64 { return r.Sampled }},
+		{"verdict_shadow_disagreed", "Shadowed decisions the candidate revision would answer with the other decision.", func(r pdp.ShadowReport) uint64 { return r.Disagreed }},
+		{"verdict_shadow_reasons_changed", "Shadowed decisions the candidate would answer the same with other reasons.", func(r pdp.ShadowReport) uint64 { return r.ReasonsChanged }},
+		{"verdict_shadow_dropped", "Decisions sampled for the shadow but dropped: its queue was full.", func(r pdp.ShadowReport) uint64 { return r.Dropped }},
+	} {
+		of := m.of
+		f.gaugeFunc(m.name, m.help, func() float64 {
+			r, err := s.dec.ShadowReport()
+			if err != nil {
+				return 0
+			}
+			return float64(of(r))
+		})
+	}
+}
