@@ -210,9 +210,13 @@ func (sh *shadow) count(it shadowItem, cand ShadowOutcome) {
 	dis.Count++
 	if len(dis.Examples) < sh.cfg.Examples {
 		in := it.in
+		ctx := in.Context
+		if ctx == nil {
+			ctx = map[string]any{}
+		}
 		dis.Examples = append(dis.Examples, map[string]any{
 			"subject": engine.EntityDoc(in.Subject), "action": engine.ActionDoc(in.Action),
-			"resource": engine.EntityDoc(in.Resource), "context": in.Context,
+			"resource": engine.EntityDoc(in.Resource), "context": ctx,
 		})
 	}
 }

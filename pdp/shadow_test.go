@@ -87,6 +87,9 @@ func TestShadow(t *testing.T) {
 	if d.Count != 6 || d.Active.Decision || !d.Candidate.Decision || len(d.Candidate.Reasons) != 1 || d.Candidate.Reasons[0] != "everyone-reads" || len(d.Examples) != 2 {
 		t.Fatalf("disagreement %+v", d)
 	}
+	if ctx, ok := d.Examples[0]["context"].(map[string]any); !ok || ctx == nil {
+		t.Fatalf("an example's context: %v", d.Examples[0]["context"])
+	}
 	if _, hasToken := d.Examples[0]["token"]; hasToken {
 		t.Fatalf("an example kept the token: %v", d.Examples[0])
 	}
