@@ -35,11 +35,22 @@ func TestPlansSelectWhatDecideAllows(t *testing.T) {
 	}
 	defer pgdb.Close()
 	rnd := rand.New(rand.NewPCG(7, 8))
+	perType := resourcesPerType
+	if raceEnabled {
+		perType = resourcesPerTypeRace
+	}
 	for _, dir := range []string{"quickstart", "rbac-cel", "rbac-rego", "authzen-todo-cel", "authzen-todo-rego"} {
 		t.Run(dir, func(t *testing.T) {
 			ex := readExample(t, filepath.Join("..", "..", "policies", dir))
 			addr := freeAddr(t)
-			stop := serveDev(t, addr, t.TempDir(), "--bundle", filepath.Join("..", "..", "policies", dir))
+			// The default engine.timeout (50 ms) can pass under the race
+			// detector on a busy machine, and a timed-out decision is a
+			// (correct) deny the plan cannot foresee: allow ample time.
+			cfg := filepath.Join(t.TempDir(), "verdict.yaml")
+			if err := os.WriteFile(cfg, []byte("engine:\n  timeout: 30s\nserver:\n  request_timeout: 60s\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			stop := serveDev(t, addr, t.TempDir(), "--config", cfg, "--bundle", filepath.Join("..", "..", "policies", dir))
 			defer stop()
 			c, err := client.New("http://" + addr)
 			if err != nil {
@@ -53,7 +64,7 @@ func TestPlansSelectWhatDecideAllows(t *testing.T) {
 			defer lite.Close()
 			plans, rows := 0, 0
 			for _, typ := range ex.types {
-				table := ex.table(typ, rnd, resourcesPerType)
+				table := ex.table(typ, rnd, perType)
 				table.load(t, lite, client.SQLite)
 				table.load(t, pgdb, client.PostgreSQL)
 				for _, sub := range ex.subjects {
@@ -78,13 +89,18 @@ func TestPlansSelectWhatDecideAllows(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%s: %d plans checked against /v1/decide on %d resources per type; %d allowed rows in all", dir, plans, resourcesPerType, rows)
+			t.Logf("%s: %d plans checked against /v1/decide on %d resources per type; %d allowed rows in all", dir, plans, perType, rows)
 		})
 	}
 }
 
-// resourcesPerType is how many resources of each type the table holds.
-const resourcesPerType = 2000
+// resourcesPerType is how many resources of each type the table holds;
+// under the race detector (make test), where every decision is several
+// times slower, resourcesPerTypeRace.
+const (
+	resourcesPerType     = 2000
+	resourcesPerTypeRace = 400
+)
 
 // example is what a bundle's tests say about its inputs.
 type example struct {
@@ -315,6 +331,9 @@ func (rt *resourceTable) allowed(t *testing.T, c *client.Client, sub client.Subj
 			t.Fatalf("decide: %d decisions, %v", len(ds), err)
 		}
 		for j, d := range ds {
+			if d.Error != "" {
+				t.Fatalf("decide %s %s %s: an error, not the policy's answer: %s %v", sub.ID, act, chunk[j]["id"], d.Error, d.Reasons)
+			}
 			if d.Decision {
 				out = append(out, chunk[j]["id"].(string))
 			}

@@ -1,0 +1,7 @@
+//go:build race
+
+package main
+
+// raceEnabled: the tests run under the race detector, which makes every
+// decision several times slower; the heaviest tests take smaller samples.
+const raceEnabled = true
