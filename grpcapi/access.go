@@ -64,7 +64,7 @@ func (a *access) decide(ctx context.Context, doc map[string]any, opt pdp.ParseOp
 	}
 	// The access API's messages have no place for a signature: none is
 	// made (docs/api.md, Signed decisions).
-	res, err := a.s.host.Decisions().DecideBody(ctx, body, opt, pdp.Meta{Endpoint: pdp.EndpointAuthZEN, RequestID: oauth.RequestID(ctx), Unsigned: true})
+	res, err := a.s.host.Decisions().DecideBody(ctx, body, opt, pdp.Meta{Endpoint: pdp.EndpointAuthZEN, RequestID: oauth.RequestID(ctx), RemoteAddr: peerString(ctx), Unsigned: true})
 	if err != nil {
 		return res, a.s.refuse(err)
 	}

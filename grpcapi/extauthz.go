@@ -73,7 +73,7 @@ func (x *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	for k, v := range headers {
 		in.SizeBound += len(k) + len(v)
 	}
-	d := s.host.Decisions().Evaluate(ctx, in, false, pdp.Meta{Endpoint: pdp.EndpointExtAuthz, RequestID: oauth.RequestID(ctx)})
+	d := s.host.Decisions().Evaluate(ctx, in, false, pdp.Meta{Endpoint: pdp.EndpointExtAuthz, RequestID: oauth.RequestID(ctx), RemoteAddr: peerString(ctx)})
 	if !d.Decision {
 		if in.Subject.Type == forward.AnonymousType {
 			resp := denied(401, "unauthorized", "denied without a token; sign in (decision "+d.Context.DecisionID+")", 0)

@@ -133,6 +133,15 @@ func firstMD(ctx context.Context, key string) string {
 	return ""
 }
 
+// peerString is the connection's other end as host:port, for the decision
+// log's requested_by ("" when unknown).
+func peerString(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
 // peerAddr is the address of the connection's other end (the gateway, or
 // the caller).
 func peerAddr(ctx context.Context) netip.Addr {

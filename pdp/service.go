@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/cache"
 	"github.com/verdictpdp/verdict/engine"
@@ -229,6 +231,10 @@ type Meta struct {
 	// request came with, and CallerIssuer its iss; both "" when the
 	// transport let the request through without one.
 	Caller, CallerIssuer string
+	// RemoteAddr is the address the request came from (host:port, the
+	// connection's peer), for the decision log's requested_by; "" for a
+	// caller in the same process.
+	RemoteAddr string
 	// Unsigned: the transport has no place for a signature (gRPC's
 	// messages), so none is made, even under Config.SignAll.
 	Unsigned bool
@@ -323,7 +329,7 @@ func (s *Service) evaluateKnown(ctx context.Context, m Meta, active *bundles.Act
 	s.obs.DecisionFinished(ctx, m.Endpoint, d, outcome)
 	s.offerShadow(in, d)
 	resp := NewResponse(d, explain || s.cfg.DetailedErrors)
-	s.logDecision(m, start, in, d, resp, outcome == CacheHit)
+	s.logDecision(ctx, m, start, in, d, resp, outcome == CacheHit)
 	if d.Err != nil && active != nil {
 		// The cause names policies and rules: it goes to the operator's log,
 		// and to the caller only when it asked for an explanation.
@@ -386,13 +392,16 @@ func (s *Service) timeInContext(in *engine.Input) bool {
 
 // logDecision hands the decision resp of in, started at start, to the
 // decision log, if there is one.
-func (s *Service) logDecision(m Meta, start time.Time, in *engine.Input, d engine.Decision, resp Response, hit bool) {
+func (s *Service) logDecision(ctx context.Context, m Meta, start time.Time, in *engine.Input, d engine.Decision, resp Response, hit bool) {
 	if s.dlog == nil {
 		return
 	}
 	rec := decisionlog.Record{DecisionID: resp.Context.DecisionID, Time: start, RequestID: m.RequestID,
 		Endpoint: m.Endpoint.String(), Revision: d.Revision, Allow: d.Allow, Reasons: d.Reasons,
-		Duration: time.Since(start), CacheHit: hit, Input: in}
+		Duration: time.Since(start), CacheHit: hit, Input: in, RemoteAddr: m.RemoteAddr}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		rec.TraceID, rec.SpanID = sc.TraceID().String(), sc.SpanID().String()
+	}
 	if d.Err != nil {
 		rec.Error = engine.ClassifyErr(d.Err)
 	} else if v := d.Violation; v != nil && v.Enforced {

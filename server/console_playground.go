@@ -159,7 +159,7 @@ func (s *Server) consoleDecide(c *fiber.Ctx) error {
 	}
 	var res playgroundResult
 	if revision == "" || revision == active {
-		d := s.dec.Evaluate(c.UserContext(), in, s.cfg.AllowExplain, pdp.Meta{Endpoint: pdp.EndpointDecide, RequestID: requestID(c)})
+		d := s.dec.Evaluate(c.UserContext(), in, s.cfg.AllowExplain, pdp.Meta{Endpoint: pdp.EndpointDecide, RequestID: requestID(c), RemoteAddr: remoteAddr(c)})
 		res = playgroundResult{Decision: d.Decision, Revision: d.Context.Revision, ID: d.Context.DecisionID,
 			Reasons: d.Context.Reasons, Error: d.Context.Error, Trace: d.Context.Explain, TraceUnavailable: !s.cfg.AllowExplain}
 	} else {

@@ -57,7 +57,7 @@ func (s *Server) forwardAuth(c *fiber.Ctx) error {
 		in.SizeBound = 0 // not kept: the size is unknown
 	}
 
-	d := s.dec.Evaluate(c.UserContext(), in, false, pdp.Meta{Endpoint: pdp.EndpointForwardAuth, RequestID: requestID(c)})
+	d := s.dec.Evaluate(c.UserContext(), in, false, pdp.Meta{Endpoint: pdp.EndpointForwardAuth, RequestID: requestID(c), RemoteAddr: remoteAddr(c)})
 	if !d.Decision {
 		if in.Subject.Type == forward.AnonymousType {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)

@@ -208,6 +208,7 @@ func newMetrics(s *Server) *metrics {
 	f.counterFunc("verdict_decision_cache_hits_total", "Decisions answered from the decision cache.", func() float64 { h, _ := s.dec.CacheStats(); return float64(h) })
 	f.counterFunc("verdict_decision_cache_misses_total", "Decision cache lookups that found nothing.", func() float64 { _, mi := s.dec.CacheStats(); return float64(mi) })
 	shadowMetrics(f, s)
+	decisionLogMetrics(f, s.dlog)
 	if cs, ok := s.verifier.(CacheStatser); ok {
 		f.counterFunc("verdict_token_cache_hits_total", "Tokens answered from the verification cache.", func() float64 { h, _ := cs.CacheStats(); return float64(h) })
 		f.counterFunc("verdict_token_cache_misses_total", "Tokens verified in full (not in the verification cache).", func() float64 { _, mi := cs.CacheStats(); return float64(mi) })

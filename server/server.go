@@ -514,6 +514,10 @@ func ensureRequestID(c *fiber.Ctx) string {
 
 func requestID(c *fiber.Ctx) string { return ensureRequestID(c) }
 
+// remoteAddr is the connection's peer (host:port), as the decision log's
+// requested_by.
+func remoteAddr(c *fiber.Ctx) string { return c.Context().RemoteAddr().String() }
+
 func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }

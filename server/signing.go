@@ -27,7 +27,7 @@ func WithDecisionSigner(sig pdp.Signer, issuer string) Option {
 // decisionMeta is the Meta of a decision request on route e: its request
 // id and the caller its credential named ("" on an open route).
 func decisionMeta(c *fiber.Ctx, e pdp.Endpoint) pdp.Meta {
-	m := pdp.Meta{Endpoint: e, RequestID: requestID(c)}
+	m := pdp.Meta{Endpoint: e, RequestID: requestID(c), RemoteAddr: remoteAddr(c)}
 	if cl, ok := c.Locals(callerClaims).(authn.Claims); ok {
 		m.Caller, _ = cl["client_id"].(string)
 		if m.Caller == "" {

@@ -249,7 +249,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		// mirror's answers during an outage are a metric.
 		opts = append(opts, server.WithMirrorAnswers(fs))
 	}
-	dlog, stopLog, err := startDecisionLog(a.ctx, cfg.DecisionLogs, log)
+	dlog, stopLog, err := startDecisionLog(a.ctx, cfg.DecisionLogs, a.opts.Version, log)
 	if err != nil {
 		return err
 	}
@@ -320,7 +320,6 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.onStop(func() {
 		stopServing()
 		<-a.served
-		log.Info("verdict stopped")
 	})
 	// gRPC starts after HTTP and, registered later, stops before it.
 	return a.startGRPC(fa, tp)
@@ -428,6 +427,11 @@ func (a *App) Close() error {
 	a.mu.Unlock()
 	for _, stop := range slices.Backward(stops) {
 		stop()
+	}
+	// Last: every component stopped (the decision log's last records
+	// written or shipped included).
+	if a.served != nil {
+		a.log.Info("verdict stopped")
 	}
 	if errors.Is(a.serveErr, context.Canceled) {
 		return nil
@@ -595,7 +599,7 @@ func keyStates(ks []authn.KeyInfo) map[string]authn.KeyState {
 // what is buffered first), waits for it and closes the sink; call it once
 // the HTTP server drained. The writer does not stop with ctx, so that no
 // decision made during the drain is lost.
-func startDecisionLog(ctx context.Context, cfg decisionlog.Config, log *slog.Logger) (l *decisionlog.Logger, stop func(), err error) {
+func startDecisionLog(ctx context.Context, cfg decisionlog.Config, version string, log *slog.Logger) (l *decisionlog.Logger, stop func(), err error) {
 	if !cfg.Enabled() {
 		return nil, func() {}, nil
 	}
@@ -607,7 +611,7 @@ func startDecisionLog(ctx context.Context, cfg decisionlog.Config, log *slog.Log
 	if sink != nil {
 		w = sink
 	}
-	if l, err = decisionlog.New(cfg, w, log); err != nil {
+	if l, err = decisionlog.New(cfg, w, log, decisionlog.WithVersion(version)); err != nil {
 		return nil, nil, err
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -616,7 +620,11 @@ func startDecisionLog(ctx context.Context, cfg decisionlog.Config, log *slog.Log
 		defer close(done)
 		l.Run(lctx)
 	}()
-	log.Info("decision log on", "sink", cfg.Sink, "path", cfg.Path, "history", cfg.History, "sample_ratio", cfg.SampleRatio)
+	where := []any{"path", cfg.Path}
+	if cfg.Sink == decisionlog.SinkHTTP {
+		where = []any{"url", cfg.HTTP.URL}
+	}
+	log.Info("decision log on", append([]any{"sink", cfg.Sink, "history", cfg.History, "sample_ratio", cfg.SampleRatio}, where...)...)
 	return l, func() {
 		cancel()
 		<-done

@@ -279,6 +279,10 @@ func LoadConfigEnv(path string, environ []string) (Config, error) {
 		f.Resolve(p)
 	}
 	f.Resolve(&cfg.DecisionLogs.Path)
+	dh := &cfg.DecisionLogs.HTTP
+	for _, p := range []*string{&dh.BearerTokenFile, &dh.TLS.CAFile, &dh.TLS.CertFile, &dh.TLS.KeyFile} {
+		f.Resolve(p)
+	}
 	f.Resolve(&cfg.ForwardAuth.OpenAPI)
 	for i := range cfg.Tokens.TrustedIssuers {
 		f.Resolve(&cfg.Tokens.TrustedIssuers[i].CAFile)

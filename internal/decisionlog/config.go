@@ -11,12 +11,16 @@ const (
 	SinkNone   = "none"
 	SinkStdout = "stdout"
 	SinkFile   = "file"
+	// SinkHTTP ships gzipped batches in OPA's decision-log format to
+	// HTTP.URL (ship.go).
+	SinkHTTP = "http"
 )
 
 // Config is the decision_logs section.
 type Config struct {
 	// Sink is where records go: none (default: no lines, the history still
-	// fills), stdout, or file (Path, rotated by size).
+	// fills), stdout, file (Path, rotated by size), or http (batches
+	// shipped as HTTP says).
 	Sink string `yaml:"sink"`
 	// Path is the log file of sink file.
 	Path string `yaml:"path"`
@@ -48,6 +52,8 @@ type Config struct {
 	// History is how many redacted inputs are kept in memory for previews
 	// without inputs (default 1000; 0 keeps none).
 	History int `yaml:"history"`
+	// HTTP is where and how sink http ships; ignored by the other sinks.
+	HTTP HTTP `yaml:"http"`
 }
 
 // Default returns the defaults: no sink, a 10,000-record buffer, every
@@ -62,6 +68,7 @@ func Default() Config {
 		Redact:      []string{"/context/headers/authorization", "/context/headers/cookie"},
 		TokenClaims: []string{"sub", "iss", "client_id"},
 		History:     1000,
+		HTTP:        DefaultHTTP(),
 	}
 }
 
@@ -77,9 +84,12 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(c.Path) == "" {
 			errs = append(errs, errors.New("decision_logs.path is required with sink file"))
 		}
+	case SinkHTTP:
+		errs = append(errs, c.HTTP.validateTarget())
 	default:
-		errs = append(errs, fmt.Errorf("decision_logs.sink must be none, stdout or file, got %q", c.Sink))
+		errs = append(errs, fmt.Errorf("decision_logs.sink must be none, stdout, file or http, got %q", c.Sink))
 	}
+	errs = append(errs, c.HTTP.validate())
 	if c.MaxSizeMB <= 0 {
 		errs = append(errs, fmt.Errorf("decision_logs.max_size_mb must be positive, got %d", c.MaxSizeMB))
 	}

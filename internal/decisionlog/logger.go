@@ -36,6 +36,12 @@ type Record struct {
 	Duration time.Duration
 	CacheHit bool
 	Input    *engine.Input
+	// RemoteAddr is the address the request came from (host:port), ""
+	// when unknown.
+	RemoteAddr string
+	// TraceID and SpanID name the decision's span (hex) when it was
+	// traced.
+	TraceID, SpanID string
 }
 
 // line is the JSON form of a record.
@@ -43,6 +49,8 @@ type line struct {
 	DecisionID string         `json:"decision_id"`
 	Time       string         `json:"time"`
 	RequestID  string         `json:"request_id,omitempty"`
+	RemoteAddr string         `json:"remote_addr,omitempty"`
+	TraceID    string         `json:"trace_id,omitempty"`
 	Endpoint   string         `json:"endpoint"`
 	Revision   string         `json:"revision"`
 	Decision   bool           `json:"decision"`
@@ -63,6 +71,8 @@ type Logger struct {
 	w      *bufio.Writer
 	redact redactor
 	ch     chan Record
+	// shipper uploads the records of sink http; nil for the other sinks.
+	shipper *shipper
 
 	dropped atomic.Uint64
 	written atomic.Uint64
@@ -74,9 +84,20 @@ type Logger struct {
 	entries int
 }
 
-// New builds a Logger writing to w (nil: no lines, as for sink none). It
-// fails on an invalid config. Nothing is written until Run runs.
-func New(cfg Config, w io.Writer, log *slog.Logger) (*Logger, error) {
+// Option changes how New builds a Logger.
+type Option func(*options)
+
+type options struct{ version string }
+
+// WithVersion is the Verdict version that events shipped by sink http
+// carry as labels.version (default "dev").
+func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// New builds a Logger writing to w (nil: no lines, as for sink none). With
+// sink http w is ignored: records are shipped to cfg.HTTP.URL. It fails on
+// an invalid config, or on a bearer_token_file or TLS file that does not
+// load. Nothing is written until Run runs.
+func New(cfg Config, w io.Writer, log *slog.Logger, opts ...Option) (*Logger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -87,14 +108,24 @@ func New(cfg Config, w io.Writer, log *slog.Logger) (*Logger, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	o := options{version: "dev"}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	l := &Logger{cfg: cfg, log: log, redact: r, ch: make(chan Record, cfg.Buffer), ring: make([]Recent, cfg.History)}
+	if cfg.Sink == SinkHTTP {
+		if l.shipper, err = newShipper(cfg.HTTP, o.version, log); err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
 	if w != nil {
 		l.sink, l.w = w, bufio.NewWriterSize(w, 64<<10)
 	}
 	return l, nil
 }
 
-// OpenSink opens the sink cfg names: nil for none, standard output (Close
+// OpenSink opens the sink cfg names: nil for none and http, standard output (Close
 // leaves it open), or the file at cfg.Path, appended to and rotated by size
 // (timberjack, a maintained lumberjack fork whose Close also ends its goroutines). Close it after Run returned.
 func OpenSink(cfg Config) (io.WriteCloser, error) {
@@ -141,16 +172,32 @@ func (l *Logger) Log(rec Record) {
 // Dropped is how many records were dropped because the buffer was full.
 func (l *Logger) Dropped() uint64 { return l.dropped.Load() }
 
-// Written is how many records were written to the sink.
-func (l *Logger) Written() uint64 { return l.written.Load() }
+// Written is how many records were written to the sink; for sink http,
+// how many the receiver accepted.
+func (l *Logger) Written() uint64 {
+	if l.shipper != nil {
+		return l.shipper.shipped.Load()
+	}
+	return l.written.Load()
+}
 
 // Failed is how many records could not be written (sink errors).
 func (l *Logger) Failed() uint64 { return l.failed.Load() }
 
 // Run writes queued records until ctx is done, then writes what is still
 // buffered, flushes and returns. Call it once; cancel ctx only after the
-// HTTP server drained, so that the last decisions are logged.
+// HTTP server drained, so that the last decisions are logged. With sink
+// http it runs the uploads on a second goroutine and, once ctx is done and
+// the queue is handed over, makes one last upload attempt bounded by
+// decision_logs.http.timeout (after the upload in flight, if any, ended)
+// before it returns.
 func (l *Logger) Run(ctx context.Context) {
+	if l.shipper != nil {
+		// The uploads outlive ctx by the last attempt; they end when
+		// closing is closed below.
+		go l.shipper.run(context.WithoutCancel(ctx))
+		defer func() { close(l.shipper.closing); <-l.shipper.done }()
+	}
 	var lastWarn time.Time
 	var reported uint64
 	warn := func(msg string, args ...any) {
@@ -194,12 +241,17 @@ func (l *Logger) handle(rec Record, warn func(string, ...any)) {
 	}
 	l.remember(Recent{Time: rec.Time, DecisionID: rec.DecisionID, Endpoint: rec.Endpoint, Revision: rec.Revision,
 		Allow: rec.Allow, Reasons: rec.Reasons, Error: rec.Error, Input: in})
+	if l.shipper != nil {
+		l.ship(rec, in, warn)
+		return
+	}
 	if l.w == nil {
 		return
 	}
 	ln := line{DecisionID: rec.DecisionID, Time: rec.Time.UTC().Format(time.RFC3339Nano), RequestID: rec.RequestID,
 		Endpoint: rec.Endpoint, Revision: rec.Revision, Decision: rec.Allow, Reasons: rec.Reasons, Error: rec.Error,
-		DurationMS: float64(rec.Duration.Microseconds()) / 1000, CacheHit: rec.CacheHit}
+		DurationMS: float64(rec.Duration.Microseconds()) / 1000, CacheHit: rec.CacheHit,
+		RemoteAddr: rec.RemoteAddr, TraceID: rec.TraceID}
 	if ln.Reasons == nil {
 		ln.Reasons = []string{}
 	}
