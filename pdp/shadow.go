@@ -2,6 +2,7 @@ package pdp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -49,6 +50,19 @@ type ShadowDisagreement struct {
 	Examples  []map[string]any `json:"examples"`
 }
 
+// ShadowAgreement counts the sampled decisions both revisions answered
+// alike, decision and reasons, for one outcome.
+type ShadowAgreement struct {
+	Outcome ShadowOutcome `json:"outcome"`
+	Count   uint64        `json:"count"`
+}
+
+// maxShadowGroups bounds the outcome groups a shadow keeps, of agreements
+// and of disagreements each (a policy's reasons are few, but their
+// combinations need not be); later outcomes are counted in the totals
+// only, and the report says so (GroupsTruncated).
+const maxShadowGroups = 100
+
 // ShadowReport is what a shadow has seen so far.
 type ShadowReport struct {
 	Revision string `json:"revision"`
@@ -68,6 +82,12 @@ type ShadowReport struct {
 	// otherwise, decision or reasons, by the outcomes on each side, the
 	// largest group first.
 	Disagreements []ShadowDisagreement `json:"disagreements"`
+	// Agreements group the decisions answered alike by their outcome, the
+	// largest group first.
+	Agreements []ShadowAgreement `json:"agreements"`
+	// GroupsTruncated: more than maxShadowGroups outcomes were seen on one
+	// side; the groups hold the first ones, the totals all.
+	GroupsTruncated bool `json:"groups_truncated,omitempty"`
 }
 
 // ErrNoShadow is what StopShadow and ShadowReport give when no revision is
@@ -89,6 +109,18 @@ type shadow struct {
 	reasons  uint64
 	byKey    map[string]*ShadowDisagreement
 	keyOrder []string
+	agreeBy  map[string]*ShadowAgreement
+	agreeOrd []string
+	truncd   bool
+	// redact is applied to an input before it is kept as an example (the
+	// decision log's redaction; nil: only token claims are dropped).
+	redact func(*engine.Input) *engine.Input
+}
+
+// InputRedactor redacts an input as the decision log does
+// (decisionlog.Logger): shadow examples are redacted with it.
+type InputRedactor interface {
+	Redact(in *engine.Input) *engine.Input
 }
 
 type shadowItem struct {
@@ -125,7 +157,10 @@ func (s *Service) StartShadow(ctx context.Context, archive []byte, cfg ShadowCon
 	}
 	sh := &shadow{rev: cand.Snapshot.Revision(), cand: cand.Snapshot, cfg: cfg, started: time.Now(),
 		queue: make(chan shadowItem, cfg.Queue), stop: make(chan struct{}), done: make(chan struct{}),
-		byKey: map[string]*ShadowDisagreement{}}
+		byKey: map[string]*ShadowDisagreement{}, agreeBy: map[string]*ShadowAgreement{}}
+	if r, ok := s.dlog.(InputRedactor); ok && r != nil {
+		sh.redact = r.Redact
+	}
 	go sh.run(s.cfg.RequestTimeout)
 	if old := s.shadow.Swap(sh); old != nil {
 		old.close()
@@ -196,6 +231,18 @@ func (sh *shadow) count(it shadowItem, cand ShadowOutcome) {
 	if it.active.Decision == cand.Decision {
 		sh.agreed++
 		if slices.Equal(it.active.Reasons, cand.Reasons) {
+			key := outcomeKey(it.active)
+			ag, ok := sh.agreeBy[key]
+			if !ok {
+				if len(sh.agreeOrd) >= maxShadowGroups {
+					sh.truncd = true
+					return
+				}
+				ag = &ShadowAgreement{Outcome: it.active}
+				sh.agreeBy[key] = ag
+				sh.agreeOrd = append(sh.agreeOrd, key)
+			}
+			ag.Count++
 			return
 		}
 		sh.reasons++
@@ -203,13 +250,20 @@ func (sh *shadow) count(it shadowItem, cand ShadowOutcome) {
 	key := outcomeKey(it.active) + "\x00" + outcomeKey(cand)
 	dis, ok := sh.byKey[key]
 	if !ok {
+		if len(sh.keyOrder) >= maxShadowGroups {
+			sh.truncd = true
+			return
+		}
 		dis = &ShadowDisagreement{Active: it.active, Candidate: cand}
 		sh.byKey[key] = dis
 		sh.keyOrder = append(sh.keyOrder, key)
 	}
 	dis.Count++
 	if len(dis.Examples) < sh.cfg.Examples {
-		in := it.in
+		in := &it.in
+		if sh.redact != nil {
+			in = sh.redact(in)
+		}
 		ctx := in.Context
 		if ctx == nil {
 			ctx = map[string]any{}
@@ -234,12 +288,16 @@ func (sh *shadow) report() ShadowReport {
 	defer sh.mu.Unlock()
 	r := ShadowReport{Revision: sh.rev, Started: sh.started, Sampled: sh.sampled, Agreed: sh.agreed,
 		Disagreed: sh.sampled - sh.agreed, ReasonsChanged: sh.reasons, Dropped: sh.dropped.Load(),
-		Disagreements: []ShadowDisagreement{}}
+		Disagreements: []ShadowDisagreement{}, Agreements: []ShadowAgreement{}, GroupsTruncated: sh.truncd}
 	for _, k := range sh.keyOrder {
 		d := *sh.byKey[k]
 		d.Examples = slices.Clone(d.Examples)
 		r.Disagreements = append(r.Disagreements, d)
 	}
-	slices.SortStableFunc(r.Disagreements, func(a, b ShadowDisagreement) int { return int(b.Count) - int(a.Count) })
+	slices.SortStableFunc(r.Disagreements, func(a, b ShadowDisagreement) int { return cmp.Compare(b.Count, a.Count) })
+	for _, k := range sh.agreeOrd {
+		r.Agreements = append(r.Agreements, *sh.agreeBy[k])
+	}
+	slices.SortStableFunc(r.Agreements, func(a, b ShadowAgreement) int { return cmp.Compare(b.Count, a.Count) })
 	return r
 }

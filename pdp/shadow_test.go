@@ -10,6 +10,7 @@ import (
 
 	"github.com/verdictpdp/verdict/bundles"
 	"github.com/verdictpdp/verdict/engine"
+	"github.com/verdictpdp/verdict/internal/decisionlog"
 	"github.com/verdictpdp/verdict/internal/testutil"
 )
 
@@ -17,9 +18,16 @@ import (
 // the active one, off the request path; the answers are the active
 // bundle's; the report counts agreements and groups disagreements by the
 // outcomes on each side, with a bounded number of examples without token
-// claims; stopping returns the last report.
+// claims and redacted as the decision log redacts; stopping returns the
+// last report.
 func TestShadow(t *testing.T) {
-	svc := open(t, DefaultConfig())
+	lc := decisionlog.Default()
+	lc.Redact = []string{"/subject/properties/email"}
+	dl, err := decisionlog.New(lc, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := open(t, DefaultConfig(), WithDecisionLog(dl))
 	ctx := context.Background()
 	if _, err := svc.ShadowReport(); !errors.Is(err, ErrNoShadow) {
 		t.Fatalf("report before a shadow: %v", err)
@@ -56,7 +64,7 @@ func TestShadow(t *testing.T) {
 		t.Fatalf("start: %q %v", rev, err)
 	}
 	input := func(user, action string) *engine.Input {
-		return &engine.Input{Subject: engine.Entity{Type: "user", ID: user}, Action: engine.Action{Name: action},
+		return &engine.Input{Subject: engine.Entity{Type: "user", ID: user, Properties: map[string]any{"email": user + "@example.com"}}, Action: engine.Action{Name: action},
 			Resource: engine.Entity{Type: "document", ID: "1", Properties: map[string]any{"owner": "olga"}},
 			Token:    map[string]any{"sub": user, "secret": "x"}}
 	}
@@ -92,6 +100,12 @@ func TestShadow(t *testing.T) {
 	}
 	if _, hasToken := d.Examples[0]["token"]; hasToken {
 		t.Fatalf("an example kept the token: %v", d.Examples[0])
+	}
+	if props := d.Examples[0]["subject"].(map[string]any)["properties"].(map[string]any); props["email"] != nil {
+		t.Fatalf("an example kept what the decision log redacts: %v", d.Examples[0])
+	}
+	if len(r.Agreements) != 1 || r.Agreements[0].Count != 4 || !r.Agreements[0].Outcome.Decision || len(r.Agreements[0].Outcome.Reasons) == 0 {
+		t.Fatalf("agreements %+v", r.Agreements)
 	}
 	if _, err := svc.StopShadow(); !errors.Is(err, ErrNoShadow) {
 		t.Fatalf("stop twice: %v", err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/verdictpdp/verdict/pdp"
 	"github.com/verdictpdp/verdict/store"
@@ -202,4 +204,41 @@ func shadowMetrics(f factory, s *Server) {
 			return float64(of(r))
 		})
 	}
+	f.reg.MustRegister(shadowOutcomes{s})
+}
+
+// shadowOutcomes is verdict_shadow_outcomes: the running shadow's
+// decisions by the outcome on each side (decision and reasons, that is by
+// rule), agreements and disagreements alike; no series while none runs.
+// The groups are bounded by the shadow (pdp's maxShadowGroups).
+type shadowOutcomes struct{ s *Server }
+
+var shadowOutcomesDesc = prometheus.NewDesc("verdict_shadow_outcomes",
+	"Shadowed decisions by the outcome of the active and of the candidate revision: decision (allow, deny) and reasons (comma-separated rule ids or verdict:* codes).",
+	[]string{"active_decision", "active_reasons", "candidate_decision", "candidate_reasons"}, nil)
+
+func (shadowOutcomes) Describe(ch chan<- *prometheus.Desc) { ch <- shadowOutcomesDesc }
+
+func (o shadowOutcomes) Collect(ch chan<- prometheus.Metric) {
+	r, err := o.s.dec.ShadowReport()
+	if err != nil {
+		return
+	}
+	emit := func(a, c pdp.ShadowOutcome, n uint64) {
+		ch <- prometheus.MustNewConstMetric(shadowOutcomesDesc, prometheus.GaugeValue, float64(n),
+			decisionLabel(a.Decision), strings.Join(a.Reasons, ","), decisionLabel(c.Decision), strings.Join(c.Reasons, ","))
+	}
+	for _, g := range r.Agreements {
+		emit(g.Outcome, g.Outcome, g.Count)
+	}
+	for _, g := range r.Disagreements {
+		emit(g.Active, g.Candidate, g.Count)
+	}
+}
+
+func decisionLabel(allow bool) string {
+	if allow {
+		return "allow"
+	}
+	return "deny"
 }

@@ -700,8 +700,8 @@ func BenchmarkPushPropagation(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// metric is the value of the unlabelled series name in base's /metrics.
-func metric(t *testing.T, base, name string) float64 {
+// metricsText is base's /metrics.
+func metricsText(t *testing.T, base string) string {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -709,7 +709,14 @@ func metric(t *testing.T, base, name string) float64 {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(raw), "\n") {
+	return string(raw)
+}
+
+// metric is the value of the unlabelled series name in base's /metrics.
+func metric(t *testing.T, base, name string) float64 {
+	t.Helper()
+	raw := metricsText(t, base)
+	for _, line := range strings.Split(raw, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +107,11 @@ func TestShadowAcrossReplicas(t *testing.T) {
 		if rep["disagreed"] != predicted || rep["agreed"] != float64(len(inputs))-predicted {
 			t.Errorf("%s: disagreed %v, agreed %v; the preview predicted %v changes", base, rep["disagreed"], rep["agreed"], predicted)
 		}
+		// The metrics say the same, by the outcome on each side.
+		flips, all := shadowOutcomeSeries(t, base)
+		if flips != predicted || all != float64(len(inputs)) {
+			t.Errorf("%s: verdict_shadow_outcomes: %v with the other decision of %v, want %v of %d", base, flips, all, predicted, len(inputs))
+		}
 		dis := rep["disagreements"].([]any)
 		if rep["reasons_changed"] != 2.0 || len(dis) != 2 || dis[0].(map[string]any)["count"] != 4.0 || len(dis[0].(map[string]any)["examples"].([]any)) != 2 {
 			t.Errorf("%s: disagreements %v", base, dis)
@@ -134,4 +141,23 @@ func TestShadowAcrossReplicas(t *testing.T) {
 		code, _ := shadowCall(t, "GET", bb+"/v1/bundles/v2/shadow", tok, "")
 		return code == 404
 	})
+}
+
+// shadowOutcomeSeries sums base's verdict_shadow_outcomes series: those
+// whose two sides differ in decision, and all of them.
+func shadowOutcomeSeries(t *testing.T, base string) (flips, all float64) {
+	t.Helper()
+	raw := metricsText(t, base)
+	re := regexp.MustCompile(`(?m)^verdict_shadow_outcomes\{active_decision="(\w+)",active_reasons="[^"]*",candidate_decision="(\w+)",candidate_reasons="[^"]*"\} (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(raw, -1) {
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all += v
+		if m[1] != m[2] {
+			flips += v
+		}
+	}
+	return flips, all
 }

@@ -66,6 +66,17 @@ func newRedactor(cfg Config) (redactor, error) {
 	return r, nil
 }
 
+// Redact returns in redacted as the log redacts what it writes (a copy
+// where something is removed; in is never changed): for other places that
+// keep inputs, such as shadow examples.
+// A nil Logger returns in.
+func (l *Logger) Redact(in *engine.Input) *engine.Input {
+	if l == nil {
+		return in
+	}
+	return l.redact.input(in)
+}
+
 // input returns a redacted copy of in; in itself, whose maps a batch's items
 // may share, is never changed (maps are copied where something is removed).
 func (r redactor) input(in *engine.Input) *engine.Input {
