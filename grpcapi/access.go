@@ -29,42 +29,52 @@ const scopeDecide = authn.ScopeDecide
 // admit authenticates the caller (per-RPC metadata authorization or
 // x-api-key, scope verdict:decide; none with --dev) and counts the call
 // in the authzen rate limits.
-func (a *access) admit(ctx context.Context) error { return a.admitGroup(ctx, groupAuthZEN) }
+func (a *access) admit(ctx context.Context) error {
+	_, err := a.admitGroup(ctx, groupAuthZEN)
+	return err
+}
 
-// admitGroup is admit counting the call in the rate limits of group.
-func (a *access) admitGroup(ctx context.Context, group string) error {
+// caller is who a credential named: the client_id (else the subject) and
+// its issuer; zero on an open server.
+type caller struct{ id, issuer string }
+
+// admitGroup is admit counting the call in the rate limits of group; it
+// returns the caller, whom a signed decision names.
+func (a *access) admitGroup(ctx context.Context, group string) (caller, error) {
 	h := a.s.host
 	source := peerAddr(ctx).String()
+	var who caller
 	client := ""
 	if !h.DecisionsOpen() {
 		claims, err := h.AuthenticateCaller(ctx, firstMD(ctx, "authorization"), firstMD(ctx, "x-api-key"), source, scopeDecide)
 		if err != nil {
-			return a.s.refuse(err)
+			return who, a.s.refuse(err)
 		}
-		id, _ := claims["client_id"].(string)
-		if id == "" {
-			id = claims.Subject()
+		who.id, _ = claims["client_id"].(string)
+		if who.id == "" {
+			who.id = claims.Subject()
 		}
-		client = claims.Issuer() + " " + id
+		who.issuer = claims.Issuer()
+		client = who.issuer + " " + who.id
 	}
 	if err := h.Limit(ctx, group, client, source); err != nil {
-		return a.s.refuse(err)
+		return who, a.s.refuse(err)
 	}
-	return nil
+	return who, nil
 }
 
 // decide answers an evaluation document as the AuthZEN routes do.
 func (a *access) decide(ctx context.Context, doc map[string]any, opt pdp.ParseOptions) (pdp.Result, error) {
-	if err := a.admit(ctx); err != nil {
+	who, err := a.admitGroup(ctx, groupAuthZEN)
+	if err != nil {
 		return pdp.Result{}, err
 	}
 	body, err := json.Marshal(doc)
 	if err != nil {
 		return pdp.Result{}, withDetails(codes.InvalidArgument, pdp.CodeInvalidInput, "the request holds a value JSON cannot carry", 0)
 	}
-	// The access API's messages have no place for a signature: none is
-	// made (docs/api.md, Signed decisions).
-	res, err := a.s.host.Decisions().DecideBody(ctx, body, opt, pdp.Meta{Endpoint: pdp.EndpointAuthZEN, RequestID: oauth.RequestID(ctx), RemoteAddr: peerString(ctx), Unsigned: true})
+	res, err := a.s.host.Decisions().DecideBody(ctx, body, opt, pdp.Meta{Endpoint: pdp.EndpointAuthZEN, RequestID: oauth.RequestID(ctx),
+		RemoteAddr: peerString(ctx), Caller: who.id, CallerIssuer: who.issuer})
 	if err != nil {
 		return res, a.s.refuse(err)
 	}
@@ -75,6 +85,9 @@ func (a *access) decide(ctx context.Context, doc map[string]any, opt pdp.ParseOp
 func (a *access) Evaluation(ctx context.Context, req *accessv1.EvaluationRequest) (*accessv1.EvaluationResponse, error) {
 	doc := evaluationDoc(req.GetSubject(), req.GetAction(), req.GetResource(), req.GetContext())
 	addOptions(doc, req.GetExplain(), req.GetSubjectToken())
+	if req.GetSigned() {
+		doc["options"] = map[string]any{"signed": true}
+	}
 	res, err := a.decide(ctx, doc, pdp.ParseOptions{Single: true})
 	if err != nil {
 		return nil, err
@@ -93,8 +106,15 @@ func (a *access) Evaluations(ctx context.Context, req *accessv1.EvaluationsReque
 		}
 		doc["evaluations"] = items
 	}
+	opts := map[string]any{}
 	if sem := req.GetOptions().GetEvaluationsSemantic(); sem != "" {
-		doc["options"] = map[string]any{"evaluations_semantic": sem}
+		opts["evaluations_semantic"] = sem
+	}
+	if req.GetOptions().GetSigned() {
+		opts["signed"] = true
+	}
+	if len(opts) > 0 {
+		doc["options"] = opts
 	}
 	res, err := a.decide(ctx, doc, pdp.ParseOptions{ItemErrors: true, InheritIDs: true})
 	if err != nil {
@@ -242,7 +262,7 @@ func response(r pdp.Response) *accessv1.EvaluationResponse {
 	c := r.Context
 	out := &accessv1.EvaluationResponse{Decision: r.Decision, Context: &accessv1.DecisionContext{
 		Reasons: c.Reasons, Revision: c.Revision, DecisionId: c.DecisionID, Error: c.Error,
-		Code: c.Code, Reason: c.Reason, Warnings: c.Warnings,
+		Code: c.Code, Reason: c.Reason, Warnings: c.Warnings, Ttl: uint32(max(c.TTL, 0)), Signature: c.Signature,
 	}}
 	if len(c.Explain) > 0 {
 		var trace []any

@@ -54,6 +54,8 @@ type harnessOpts struct {
 	grpcClientCert bool
 	// tp traces both servers when set.
 	tp trace.TracerProvider
+	// sign lets the server sign decisions (and serve its JWKS).
+	sign bool
 }
 
 func start(t *testing.T, o harnessOpts) *harness {
@@ -64,7 +66,7 @@ func start(t *testing.T, o harnessOpts) *harness {
 	if o.forward.EnvoyPrefix == "" {
 		o.forward = forward.DefaultConfig()
 	}
-	iss, v := oauthtest.Tokens(t, noRevocations{})
+	iss, v, ring := oauthtest.TokensAndKeys(t, noRevocations{})
 	mgr := bundles.NewManager(bundles.DefaultConfig(), nil)
 	if o.files != nil {
 		fs := map[string][]byte{}
@@ -85,7 +87,11 @@ func start(t *testing.T, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(o.cfg, mgr, nil, server.WithAuth(v, o.open), server.WithForwardAuth(fa), server.WithTracerProvider(o.tp))
+	opts := []server.Option{server.WithAuth(v, o.open), server.WithForwardAuth(fa), server.WithTracerProvider(o.tp)}
+	if o.sign {
+		opts = append(opts, server.WithJWKS(ring), server.WithDecisionSigner(ring, oauthtest.Issuer))
+	}
+	srv, err := server.New(o.cfg, mgr, nil, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ const groupDecide = "decide"
 // the request becomes the JSON document of POST /v1/plan and goes to the
 // same decision service (validation, subject token, cache, metrics).
 func (a *access) Plan(ctx context.Context, req *accessv1.PlanRequest) (*accessv1.PlanResponse, error) {
-	if err := a.admitGroup(ctx, groupDecide); err != nil {
+	if _, err := a.admitGroup(ctx, groupDecide); err != nil {
 		return nil, err
 	}
 	doc := evaluationDoc(req.GetSubject(), req.GetAction(), req.GetResource(), req.GetContext())

@@ -58,7 +58,7 @@ func (s *Service) DecideBody(ctx context.Context, body []byte, opt ParseOptions,
 		resp, _, _ := s.evaluateKnown(ctx, m, active, e.in, false, 0, &e.d)
 		resp.Context.TTL = e.ttl
 		res := Result{Evaluations: []Response{resp}}
-		if s.wantSigned(e.signed, m) {
+		if s.wantSigned(e.signed) {
 			if err := s.signAll(&res, m, func(int) string { return e.hash }); err != nil {
 				return Result{}, err
 			}
@@ -90,7 +90,7 @@ func (s *Service) DecideBody(ctx context.Context, body []byte, opt ParseOptions,
 		s.bodies.Set(key, e)
 	}
 	res := Result{Evaluations: []Response{resp}}
-	if s.wantSigned(req.Signed, m) {
+	if s.wantSigned(req.Signed) {
 		if err := s.signAll(&res, m, func(int) string { return hash }); err != nil {
 			return Result{}, err
 		}

@@ -235,9 +235,6 @@ type Meta struct {
 	// connection's peer), for the decision log's requested_by; "" for a
 	// caller in the same process.
 	RemoteAddr string
-	// Unsigned: the transport has no place for a signature (gRPC's
-	// messages), so none is made, even under Config.SignAll.
-	Unsigned bool
 }
 
 // Parse is the package's Parse with the service's limits and subject-token

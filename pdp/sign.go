@@ -55,9 +55,9 @@ func WithSigner(sig Signer, issuer string) Option {
 }
 
 // wantSigned reports whether the decisions of a request that asked for
-// signatures or not (signed) are signed for the transport of m.
-func (s *Service) wantSigned(signed bool, m Meta) bool {
-	return (signed || s.cfg.SignAll) && !m.Unsigned && s.signer != nil
+// signatures or not (signed) are signed.
+func (s *Service) wantSigned(signed bool) bool {
+	return (signed || s.cfg.SignAll) && s.signer != nil
 }
 
 // checkSignable refuses a request for signatures the service cannot make,
@@ -106,7 +106,7 @@ func callerIssuer(m Meta) string {
 // signRequest signs res, the answer to req, when req or the configuration
 // asks for it.
 func (s *Service) signRequest(req *Request, res *Result, m Meta) error {
-	if !s.wantSigned(req.Signed, m) {
+	if !s.wantSigned(req.Signed) {
 		return nil
 	}
 	return s.signAll(res, m, func(i int) string {

@@ -214,7 +214,10 @@ type EvaluationRequest struct {
 	Explain bool `protobuf:"varint,5,opt,name=explain,proto3" json:"explain,omitempty"`
 	// subject_token is a JWT whose verified claims the policy sees as
 	// `token` (Verdict's extension, as on HTTP).
-	SubjectToken  string `protobuf:"bytes,6,opt,name=subject_token,json=subjectToken,proto3" json:"subject_token,omitempty"`
+	SubjectToken string `protobuf:"bytes,6,opt,name=subject_token,json=subjectToken,proto3" json:"subject_token,omitempty"`
+	// signed asks for the decision signed (context.signature), as
+	// "options": {"signed": true} does on HTTP.
+	Signed        bool `protobuf:"varint,7,opt,name=signed,proto3" json:"signed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,13 +294,22 @@ func (x *EvaluationRequest) GetSubjectToken() string {
 	return ""
 }
 
+func (x *EvaluationRequest) GetSigned() bool {
+	if x != nil {
+		return x.Signed
+	}
+	return false
+}
+
 type EvaluationsOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// evaluations_semantic is execute_all (the default),
 	// deny_on_first_deny or permit_on_first_permit.
 	EvaluationsSemantic string `protobuf:"bytes,1,opt,name=evaluations_semantic,json=evaluationsSemantic,proto3" json:"evaluations_semantic,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// signed asks for every decision signed (context.signature).
+	Signed        bool `protobuf:"varint,2,opt,name=signed,proto3" json:"signed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EvaluationsOptions) Reset() {
@@ -335,6 +347,13 @@ func (x *EvaluationsOptions) GetEvaluationsSemantic() string {
 		return x.EvaluationsSemantic
 	}
 	return ""
+}
+
+func (x *EvaluationsOptions) GetSigned() bool {
+	if x != nil {
+		return x.Signed
+	}
+	return false
 }
 
 type EvaluationsRequest struct {
@@ -528,7 +547,14 @@ type DecisionContext struct {
 	Warnings []string `protobuf:"bytes,7,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	// explain is the rule-by-rule trace (each item a JSON object), when
 	// asked for.
-	Explain       *structpb.ListValue `protobuf:"bytes,8,opt,name=explain,proto3" json:"explain,omitempty"`
+	Explain *structpb.ListValue `protobuf:"bytes,8,opt,name=explain,proto3" json:"explain,omitempty"`
+	// ttl is how many seconds the caller may keep this decision (0: do not
+	// keep it), bounded by the bundle's max_cache_ttl.
+	Ttl uint32 `protobuf:"varint,9,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// signature is the decision signed: a compact JWS (typ
+	// verdict-decision+jwt) verifiable against /.well-known/jwks.json, when
+	// asked for or under server.sign_decisions.
+	Signature     string `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -617,6 +643,20 @@ func (x *DecisionContext) GetExplain() *structpb.ListValue {
 		return x.Explain
 	}
 	return nil
+}
+
+func (x *DecisionContext) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
+func (x *DecisionContext) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
 }
 
 type EvaluationResponse struct {
@@ -1271,16 +1311,18 @@ const file_verdict_access_v1_access_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\n" +
 	"properties\x18\x02 \x01(\v2\x17.google.protobuf.StructR\n" +
-	"properties\"\xa7\x02\n" +
+	"properties\"\xbf\x02\n" +
 	"\x11EvaluationRequest\x124\n" +
 	"\asubject\x18\x01 \x01(\v2\x1a.verdict.access.v1.SubjectR\asubject\x121\n" +
 	"\x06action\x18\x02 \x01(\v2\x19.verdict.access.v1.ActionR\x06action\x127\n" +
 	"\bresource\x18\x03 \x01(\v2\x1b.verdict.access.v1.ResourceR\bresource\x121\n" +
 	"\acontext\x18\x04 \x01(\v2\x17.google.protobuf.StructR\acontext\x12\x18\n" +
 	"\aexplain\x18\x05 \x01(\bR\aexplain\x12#\n" +
-	"\rsubject_token\x18\x06 \x01(\tR\fsubjectToken\"G\n" +
+	"\rsubject_token\x18\x06 \x01(\tR\fsubjectToken\x12\x16\n" +
+	"\x06signed\x18\a \x01(\bR\x06signed\"_\n" +
 	"\x12EvaluationsOptions\x121\n" +
-	"\x14evaluations_semantic\x18\x01 \x01(\tR\x13evaluationsSemantic\"\xae\x03\n" +
+	"\x14evaluations_semantic\x18\x01 \x01(\tR\x13evaluationsSemantic\x12\x16\n" +
+	"\x06signed\x18\x02 \x01(\bR\x06signed\"\xae\x03\n" +
 	"\x12EvaluationsRequest\x124\n" +
 	"\asubject\x18\x01 \x01(\v2\x1a.verdict.access.v1.SubjectR\asubject\x121\n" +
 	"\x06action\x18\x02 \x01(\v2\x19.verdict.access.v1.ActionR\x06action\x127\n" +
@@ -1294,7 +1336,7 @@ const file_verdict_access_v1_access_proto_rawDesc = "" +
 	"\asubject\x18\x01 \x01(\v2\x1a.verdict.access.v1.SubjectR\asubject\x121\n" +
 	"\x06action\x18\x02 \x01(\v2\x19.verdict.access.v1.ActionR\x06action\x127\n" +
 	"\bresource\x18\x03 \x01(\v2\x1b.verdict.access.v1.ResourceR\bresource\x121\n" +
-	"\acontext\x18\x04 \x01(\v2\x17.google.protobuf.StructR\acontext\"\xfc\x01\n" +
+	"\acontext\x18\x04 \x01(\v2\x17.google.protobuf.StructR\acontext\"\xac\x02\n" +
 	"\x0fDecisionContext\x12\x18\n" +
 	"\areasons\x18\x01 \x03(\tR\areasons\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12\x1f\n" +
@@ -1304,7 +1346,10 @@ const file_verdict_access_v1_access_proto_rawDesc = "" +
 	"\x04code\x18\x05 \x01(\tR\x04code\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bwarnings\x18\a \x03(\tR\bwarnings\x124\n" +
-	"\aexplain\x18\b \x01(\v2\x1a.google.protobuf.ListValueR\aexplain\"n\n" +
+	"\aexplain\x18\b \x01(\v2\x1a.google.protobuf.ListValueR\aexplain\x12\x10\n" +
+	"\x03ttl\x18\t \x01(\rR\x03ttl\x12\x1c\n" +
+	"\tsignature\x18\n" +
+	" \x01(\tR\tsignature\"n\n" +
 	"\x12EvaluationResponse\x12\x1a\n" +
 	"\bdecision\x18\x01 \x01(\bR\bdecision\x12<\n" +
 	"\acontext\x18\x02 \x01(\v2\".verdict.access.v1.DecisionContextR\acontext\"^\n" +

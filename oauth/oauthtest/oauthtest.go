@@ -18,6 +18,17 @@ import (
 // tb ends.
 func Tokens(tb testing.TB, revoked authn.RevocationChecker) (*oauth.TokenIssuer, *authn.Verifier) {
 	tb.Helper()
+	iss, v, _ := TokensAndKeys(tb, revoked)
+	return iss, v
+}
+
+// Issuer is the iss of the tokens Tokens issues.
+const Issuer = "http://verdict.test"
+
+// TokensAndKeys is Tokens, and the key ring both use (which also signs
+// decisions and serves the JWKS).
+func TokensAndKeys(tb testing.TB, revoked authn.RevocationChecker) (*oauth.TokenIssuer, *authn.Verifier, *authn.Keyring) {
+	tb.Helper()
 	ring, err := authn.NewKeyring(authn.DefaultKeyConfig(), &testutil.MemKeys{}, time.Now)
 	if err != nil {
 		tb.Fatal(err)
@@ -25,16 +36,16 @@ func Tokens(tb testing.TB, revoked authn.RevocationChecker) (*oauth.TokenIssuer,
 	if err := ring.Load(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	iss, err := oauth.NewTokenIssuer(oauth.IssuerConfig{Issuer: "http://verdict.test", Audience: "verdict", AccessTokenTTL: 5 * time.Minute}, ring, time.Now)
+	iss, err := oauth.NewTokenIssuer(oauth.IssuerConfig{Issuer: Issuer, Audience: "verdict", AccessTokenTTL: 5 * time.Minute}, ring, time.Now)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	vc := authn.DefaultVerifierConfig()
-	vc.Self = authn.TrustedIssuer{Issuer: "http://verdict.test", Audiences: []string{"verdict"}}
+	vc.Self = authn.TrustedIssuer{Issuer: Issuer, Audiences: []string{"verdict"}}
 	v, err := authn.NewVerifier(vc, ring, revoked, time.Now)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(v.Close)
-	return iss, v
+	return iss, v, ring
 }
