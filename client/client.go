@@ -44,6 +44,7 @@ type Client struct {
 	timeout time.Duration
 	maxBody int64
 	reasons bool
+	signed  bool
 }
 
 // Option configures a Client made by New.
@@ -61,6 +62,7 @@ type options struct {
 	timeout  time.Duration
 	maxBody  int64
 	reasons  bool
+	signed   bool
 	errs     []error
 }
 
@@ -193,6 +195,18 @@ func WithReasons() Option {
 	return func(o *options) { o.reasons = true }
 }
 
+// WithSignedDecisions asks for every decision of the client signed
+// ("options": {"signed": true} over HTTP, signed over gRPC), so that
+// Decision.Signature holds a compact JWS of it, verifiable against the
+// server's /.well-known/jwks.json. A signed answer carries its context
+// without WithReasons. A server without signing keys refuses every
+// decision call with an *Error (400, code invalid_input); one that cannot
+// sign now, with 503 signing_unavailable (retried as any 503): no decision
+// is then answered unsigned.
+func WithSignedDecisions() Option {
+	return func(o *options) { o.signed = true }
+}
+
 // New returns a client of the Verdict at baseURL (http or https, with an
 // optional path prefix, no query or user info). Without a credential
 // option it sends none (a server in --dev mode on loopback). It fails on
@@ -216,7 +230,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err := errors.Join(o.errs...); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	c := &Client{base: base, hc: o.hc, authz: o.authz, retry: o.retry, timeout: o.timeout, maxBody: o.maxBody, reasons: o.reasons}
+	c := &Client{base: base, hc: o.hc, authz: o.authz, retry: o.retry, timeout: o.timeout, maxBody: o.maxBody, reasons: o.reasons, signed: o.signed}
 	if c.hc == nil {
 		c.hc, c.ownHC = &http.Client{Transport: newTransport()}, true
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // The routes of the AuthZEN Authorization API 1.0, under the base URL.
@@ -30,7 +31,14 @@ const decisionIDHeader = "X-Verdict-Decision-Id"
 // the network failed or the answer was not a decision: never a Decision
 // that allows.
 func (c *Client) Evaluation(ctx context.Context, e Evaluation) (Decision, error) {
-	h, body, err := c.post(ctx, pathEvaluation, e)
+	var req any = e
+	if c.signed {
+		req = struct {
+			Evaluation
+			Options wireOptions `json:"options"`
+		}{e, wireOptions{Signed: true}}
+	}
+	h, body, err := c.post(ctx, pathEvaluation, req)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -72,7 +80,15 @@ func (c *Client) Evaluations(ctx context.Context, e Evaluations) ([]Decision, er
 			return nil, fmt.Errorf("verdict: evaluations[%d]: subject_token belongs to the request's top level", i)
 		}
 	}
-	h, body, err := c.post(ctx, pathEvaluations, e)
+	var req any = e
+	if c.signed {
+		// The outer Options hides e.Options, whose semantic it carries.
+		req = struct {
+			Evaluations
+			Options wireOptions `json:"options"`
+		}{e, wireOptions{Semantic: e.Options.Semantic, Signed: true}}
+	}
+	h, body, err := c.post(ctx, pathEvaluations, req)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +163,13 @@ func search[T Entity](ctx context.Context, c *Client, path string, q SearchQuery
 	return SearchResult[T]{Page: *w.Page, Results: *w.Results}, nil
 }
 
+// wireOptions are a request's options as sent when WithSignedDecisions
+// adds Verdict's "signed" to them.
+type wireOptions struct {
+	Semantic Semantic `json:"evaluations_semantic,omitempty"`
+	Signed   bool     `json:"signed,omitempty"`
+}
+
 // wireDecision is a decision as the AuthZEN routes answer it.
 type wireDecision struct {
 	Decision *bool           `json:"decision"`
@@ -164,9 +187,11 @@ func (w wireDecision) decision() (Decision, error) {
 		return d, nil
 	}
 	var known struct {
-		Reasons  []string `json:"reasons"`
-		Revision string   `json:"revision"`
-		Error    string   `json:"error"`
+		Reasons   []string `json:"reasons"`
+		Revision  string   `json:"revision"`
+		Error     string   `json:"error"`
+		TTL       int64    `json:"ttl"`
+		Signature string   `json:"signature"`
 	}
 	if err := json.Unmarshal(w.Context, &known); err != nil {
 		return Decision{}, fmt.Errorf("context: %w", err)
@@ -175,6 +200,7 @@ func (w wireDecision) decision() (Decision, error) {
 		return Decision{}, fmt.Errorf("context: %w", err)
 	}
 	d.Reasons, d.Revision, d.Error = known.Reasons, known.Revision, known.Error
+	d.TTL, d.Signature = time.Duration(max(known.TTL, 0))*time.Second, known.Signature
 	return d, nil
 }
 

@@ -1,6 +1,9 @@
 package client
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Subject is who asks: an AuthZEN subject. Type and ID identify it;
 // Properties are any attributes the policies read. An empty field is left
@@ -102,6 +105,18 @@ type Decision struct {
 	// Error says why a deny was not a policy's answer (context.error):
 	// an engine error, a timeout, an invalid batch item. "" otherwise.
 	Error string
+	// TTL is how long the caller may keep the decision (context.ttl, the
+	// bundles' max_cache_ttl at most): 0 when the answer gave no hint, and
+	// then it is not to be kept. A kept decision is only good while the
+	// server's revision is Revision: drop it when any answer names another.
+	TTL time.Duration
+	// Signature is the decision signed (context.signature): a compact JWS
+	// (typ verdict-decision+jwt) that verifies against the server's
+	// /.well-known/jwks.json, whose claims name the decision, its
+	// decision_id and the hash of its input. "" unless asked for
+	// (WithSignedDecisions) or the server signs every decision
+	// (server.sign_decisions).
+	Signature string
 	// Context is the decision's context object as sent, nil when the
 	// answer had none.
 	Context map[string]any
