@@ -7,8 +7,6 @@ package client_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -24,6 +21,7 @@ import (
 	"github.com/verdictpdp/verdict/client"
 	"github.com/verdictpdp/verdict/forward"
 	"github.com/verdictpdp/verdict/grpcapi"
+	"github.com/verdictpdp/verdict/internal/testutil"
 	"github.com/verdictpdp/verdict/oauth/oauthtest"
 	"github.com/verdictpdp/verdict/pdp"
 	"github.com/verdictpdp/verdict/server"
@@ -142,39 +140,9 @@ func verifySignature(t *testing.T, baseURL string, d client.Decision) map[string
 	if d.Signature == "" {
 		t.Fatalf("no signature: %+v", d)
 	}
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := hc.Get(baseURL + "/.well-known/jwks.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("jwks: %d %s %v", resp.StatusCode, raw, err)
-	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(raw, &set); err != nil {
-		t.Fatalf("jwks %s: %v", raw, err)
-	}
-	jws, err := jose.ParseSigned(d.Signature, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256})
-	if err != nil || len(jws.Signatures) != 1 {
-		t.Fatalf("parse %q: %v", d.Signature, err)
-	}
-	h := jws.Signatures[0].Protected
-	if h.ExtraHeaders[jose.HeaderType] != pdp.DecisionJWTType {
-		t.Errorf("typ %v, want %s", h.ExtraHeaders[jose.HeaderType], pdp.DecisionJWTType)
-	}
-	keys := set.Key(h.KeyID)
-	if len(keys) != 1 {
-		t.Fatalf("kid %q not in the JWKS %s", h.KeyID, raw)
-	}
-	payload, err := jws.Verify(keys[0])
-	if err != nil {
-		t.Fatalf("verify: %v", err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
+	typ, claims := testutil.VerifyJWS(t, baseURL+"/.well-known/jwks.json", d.Signature)
+	if typ != pdp.DecisionJWTType {
+		t.Errorf("typ %v, want %s", typ, pdp.DecisionJWTType)
 	}
 	if d.ID == "" || claims["decision_id"] != d.ID || claims["decision"] != d.Decision || claims["revision"] != d.Revision {
 		t.Errorf("claims %v for decision %+v", claims, d)

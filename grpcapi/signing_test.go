@@ -2,14 +2,12 @@ package grpcapi_test
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"testing"
 
-	"github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc/codes"
 
 	"github.com/verdictpdp/verdict/grpcapi/accessv1"
+	"github.com/verdictpdp/verdict/internal/testutil"
 	"github.com/verdictpdp/verdict/oauth/oauthtest"
 	"github.com/verdictpdp/verdict/server"
 )
@@ -91,34 +89,6 @@ func TestAccessSignedDecisionsAndTTL(t *testing.T) {
 // use) against the server's JWKS and returns its claims.
 func verifyDecision(t *testing.T, h *harness, sig string) map[string]any {
 	t.Helper()
-	if sig == "" {
-		t.Fatal("no signature")
-	}
-	resp, err := http.Get(h.httpURL + "/.well-known/jwks.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(raw, &set); err != nil {
-		t.Fatalf("jwks %s: %v", raw, err)
-	}
-	jws, err := jose.ParseSigned(sig, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256})
-	if err != nil || len(jws.Signatures) != 1 {
-		t.Fatalf("parse %q: %v", sig, err)
-	}
-	keys := set.Key(jws.Signatures[0].Protected.KeyID)
-	if len(keys) != 1 {
-		t.Fatalf("kid %q not in the JWKS %s", jws.Signatures[0].Protected.KeyID, raw)
-	}
-	payload, err := jws.Verify(keys[0])
-	if err != nil {
-		t.Fatalf("verify: %v", err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
-	}
+	_, claims := testutil.VerifyJWS(t, h.httpURL+"/.well-known/jwks.json", sig)
 	return claims
 }

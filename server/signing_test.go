@@ -4,15 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/verdictpdp/verdict/authn"
 	"github.com/verdictpdp/verdict/bundles"
@@ -59,37 +54,7 @@ func newSigningKit(t *testing.T) signingKit {
 // its protected header's typ and its claims.
 func verifyWithGoJose(t *testing.T, h *harness, sig string) (typ string, claims map[string]any) {
 	t.Helper()
-	resp, err := http.Get(h.url + "/.well-known/jwks.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(raw, &set); err != nil {
-		t.Fatalf("jwks %s: %v", raw, err)
-	}
-	jws, err := jose.ParseSigned(sig, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256})
-	if err != nil {
-		t.Fatalf("go-jose parse %q: %v", sig, err)
-	}
-	if len(jws.Signatures) != 1 {
-		t.Fatalf("%d signatures", len(jws.Signatures))
-	}
-	hdr := jws.Signatures[0].Protected
-	keys := set.Key(hdr.KeyID)
-	if len(keys) != 1 {
-		t.Fatalf("kid %q: %d keys in the JWKS %s", hdr.KeyID, len(keys), raw)
-	}
-	payload, err := jws.Verify(keys[0])
-	if err != nil {
-		t.Fatalf("go-jose verify: %v", err)
-	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
-	}
-	typ, _ = hdr.ExtraHeaders[jose.HeaderType].(string)
-	return typ, claims
+	return testutil.VerifyJWS(t, h.url+"/.well-known/jwks.json", sig)
 }
 
 // signature is the context.signature of an answer, "" when none.
