@@ -123,6 +123,12 @@ type TrustedIssuer struct {
 	// Certificates are always verified; the file is read when the
 	// Verifier is made, and must hold at least one CERTIFICATE.
 	CAFile string `yaml:"ca_file"`
+	// Scopes, when not empty, are the only scopes this issuer's tokens
+	// may grant (external issuers only): a token's other scopes are
+	// dropped from its scope claim (scp becomes scope) when it is
+	// verified, so that, say, verdict:admin minted at the issuer grants
+	// nothing here. Empty: every scope the token carries.
+	Scopes []string `yaml:"scopes"`
 }
 
 // VerifierConfig configures a Verifier. A zero duration or size means its
@@ -231,6 +237,9 @@ func (c VerifierConfig) Validate() error {
 	if c.Self.CAFile != "" {
 		add("self issuer ca_file must be empty (its keys come from the key ring)")
 	}
+	if len(c.Self.Scopes) > 0 {
+		add("self issuer scopes must be empty (Verdict's own tokens carry what their client may have)")
+	}
 	errs = append(errs, validAudiences("self issuer", c.Self.Audiences)...)
 
 	seen := map[string]bool{c.Self.Issuer: true}
@@ -259,6 +268,11 @@ func (c VerifierConfig) Validate() error {
 		if is.KeyAlg != "" {
 			if _, ok := allowedAlgs[is.KeyAlg]; !ok {
 				add("%s: key_alg %q is not one of %s", name, is.KeyAlg, algNames())
+			}
+		}
+		for _, s := range is.Scopes {
+			if s == "" || strings.ContainsAny(s, " \t\r\n") {
+				add("tokens.trusted_issuers[%d].scopes: %q is no scope (issuer %q)", i, s, is.Issuer)
 			}
 		}
 		if is.CAFile != "" {

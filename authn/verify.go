@@ -330,6 +330,9 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Cla
 		return fail(err)
 	}
 
+	if !tr.self && len(tr.cfg.Scopes) > 0 {
+		limitScopes(claims, tr.cfg.Scopes)
+	}
 	if tr.self {
 		jti := claims.JTI()
 		revoked, err := v.revoked.Revoked(ctx, jti)
@@ -341,6 +344,20 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (Cla
 		}
 	}
 	return claims, tr, hdr.kid, exp, nil
+}
+
+// limitScopes keeps in c's scope claim only the scopes of allowed (a
+// trusted issuer's scopes setting), as a space-separated scope claim; an
+// scp claim is folded into it and removed.
+func limitScopes(c Claims, allowed []string) {
+	var kept []string
+	for _, s := range c.Scopes() {
+		if slices.Contains(allowed, s) && !slices.Contains(kept, s) {
+			kept = append(kept, s)
+		}
+	}
+	delete(c, "scp")
+	c["scope"] = strings.Join(kept, " ")
 }
 
 // checkClaims checks the registered claims of a signature-verified token

@@ -264,3 +264,46 @@ func TestVerifyDiscovery(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyExternalScopes: with scopes set, an external issuer's tokens
+// grant only those (scope or scp, whichever the token uses; the result is
+// a scope claim and no scp), a cached verification included; without it,
+// everything the token carries.
+func TestVerifyExternalScopes(t *testing.T) {
+	checkLeaks(t)
+	x := jwttest.NewIssuer(t)
+	k1 := jwttest.GenKey(t, "ES256", "k1", true)
+	x.Publish(t, k1)
+	limited := jwksIssuer(x)
+	limited.Scopes = []string{ScopeDecide, "reports:read"}
+	e := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{limited} })
+	for _, tc := range []struct {
+		name  string
+		claim string
+		value any
+		want  string
+	}{
+		{"scope", "scope", ScopeAdmin + " " + ScopeDecide + " reports:read " + ScopeBundlesWrite, ScopeDecide + " reports:read"},
+		{"scp array", "scp", []any{ScopeAdmin, "reports:read"}, "reports:read"},
+		{"scp string", "scp", ScopeAdmin + " " + ScopeDecide, ScopeDecide},
+		{"nothing allowed", "scope", ScopeAdmin, ""},
+	} {
+		tok := x.Token(t, e.clk.Now(), k1, "ES256", func(h, c map[string]any) { c[tc.claim] = tc.value })
+		for range 2 { // the second from the cache
+			c := mustVerify(t, e.v, tok)
+			if got := strings.Join(c.Scopes(), " "); got != tc.want || c["scp"] != nil || HasScope(c.Scopes(), ScopeAdmin) {
+				t.Fatalf("%s: scopes %q (claims %v), want %q", tc.name, got, c, tc.want)
+			}
+		}
+	}
+	open := newEnv(t, AlgES256, func(c *VerifierConfig) { c.External = []TrustedIssuer{jwksIssuer(x)} })
+	c := mustVerify(t, open.v, x.Token(t, open.clk.Now(), k1, "ES256", func(h, c map[string]any) { c["scope"] = ScopeAdmin + " x" }))
+	if got := strings.Join(c.Scopes(), " "); got != ScopeAdmin+" x" {
+		t.Fatalf("without scopes: %q", got)
+	}
+	bad := jwksIssuer(x)
+	bad.Scopes = []string{"two words"}
+	if err := (VerifierConfig{Self: TrustedIssuer{Issuer: "https://self", Audiences: []string{"a"}, RequireTyp: TypAccessToken}, External: []TrustedIssuer{bad}}).Validate(); err == nil || !strings.Contains(err.Error(), "is no scope") {
+		t.Fatalf("a bad scope: %v", err)
+	}
+}
