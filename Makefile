@@ -34,6 +34,7 @@ test:
 	fi
 	$(GO) test $(RACE) -count=1 ./...
 	$(GO) test -count=1 ./bench/
+	$(GO) test -count=1 -run '^TestPlansSelectWhatDecideAllows$$' ./cmd/verdict
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/verdict
 	@for b in policies/*/; do ./$(BIN) bundle test $$b || exit 1; done
 
