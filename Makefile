@@ -79,12 +79,13 @@ bench-compare:
 bench-growth:
 	VERDICT_BENCH_GROWTH=1 VERDICT_BENCH_TABLE=$(CURDIR)/bench-growth.md VERDICT_BENCH_SVG=$(CURDIR)/docs/performance-growth.svg $(GO) test -count=1 -run '^TestGrowth$$' -v -timeout 60m ./bench/
 
-## soak: a real verdict serve for SOAK (30m) at 80% of its measured capacity: decisions, tokens, introspection and a signed bundle push every minute; fails on any error or a rising RSS or goroutine count (docs/performance.md, Soak; CI runs SOAK=1m). The report is also written to bin/bench-soak.md
+## soak: a real verdict serve for SOAK (30m) at SOAK_LOAD (80%) of its measured capacity: decisions, tokens, introspection and a signed bundle push every minute; fails on any error or a rising RSS or goroutine count (docs/performance.md, Soak; CI runs SOAK=1m). The report is also written to bin/bench-soak.md
 SOAK         ?= 30m
 SOAK_TIMEOUT ?= 2h
+SOAK_LOAD    ?= 0.8
 soak:
 	@mkdir -p bin
-	VERDICT_BENCH_TABLE=$(CURDIR)/bin/bench-soak.md $(GO) test -count=1 -run '^TestSoak$$' -v -timeout $(SOAK_TIMEOUT) ./bench/ -soak=$(SOAK)
+	VERDICT_BENCH_TABLE=$(CURDIR)/bin/bench-soak.md $(GO) test -count=1 -run '^TestSoak$$' -v -timeout $(SOAK_TIMEOUT) ./bench/ -soak=$(SOAK) -soak-load=$(SOAK_LOAD)
 
 ## fuzz: run every fuzz target for a short while (FUZZTIME=30s to change); CI runs them 10 s each
 FUZZTIME ?= 20s
