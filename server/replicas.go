@@ -123,6 +123,9 @@ func (s *Server) selfMember() store.Member {
 	if a := s.bundles.Active(); a != nil && m.Revision == "" {
 		m.Revision = a.Snapshot.Revision()
 	}
+	if m.Shadow == nil {
+		m.Shadow = ShadowCounts(s.dec)
+	}
 	switch r := s.replica; {
 	case s.roster != nil:
 		// The report carries the sync state.

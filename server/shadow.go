@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,9 +148,65 @@ func (s *Server) shadowReport(c *fiber.Ctx) error {
 	}
 	r, err := s.dec.ShadowReport()
 	if errors.Is(err, pdp.ErrNoShadow) {
-		r = pdp.ShadowReport{Revision: rev, Disagreements: []pdp.ShadowDisagreement{}} // this replica has not caught up yet
+		r = pdp.ShadowReport{Revision: rev, Disagreements: []pdp.ShadowDisagreement{}, Agreements: []pdp.ShadowAgreement{}} // this replica has not caught up yet
 	}
-	return c.JSON(fiber.Map{"state": st, "report": r})
+	out := shadowAcross(s.replicas(c.UserContext()), rev)
+	return c.JSON(fiber.Map{"state": st, "report": r, "replicas": out.Replicas, "total": out.Total})
+}
+
+// ShadowCounts are the totals of dec's running shadow, as a replica
+// reports them to the roster; nil while none runs.
+func ShadowCounts(dec *pdp.Service) *store.ShadowCounts {
+	r, err := dec.ShadowReport()
+	if err != nil {
+		return nil
+	}
+	return &store.ShadowCounts{Revision: r.Revision, Started: r.Started, Sampled: r.Sampled, Agreed: r.Agreed,
+		Disagreed: r.Disagreed, ReasonsChanged: r.ReasonsChanged, Dropped: r.Dropped}
+}
+
+// shadowReplica is one replica's counts of the shadowed revision, as the
+// replicas report them to the shared store (every poll).
+type shadowReplica struct {
+	ID   string `json:"id"`
+	Host string `json:"host,omitempty"`
+	Self bool   `json:"self"`
+	// Seen is when the replica reported these counts.
+	Seen time.Time `json:"seen"`
+	store.ShadowCounts
+}
+
+// shadowTotal sums the counts of every replica that shadows the revision.
+type shadowTotal struct {
+	Replicas       int    `json:"replicas"`
+	Sampled        uint64 `json:"sampled"`
+	Agreed         uint64 `json:"agreed"`
+	Disagreed      uint64 `json:"disagreed"`
+	ReasonsChanged uint64 `json:"reasons_changed"`
+	Dropped        uint64 `json:"dropped"`
+}
+
+// shadowAcross is the counts of rev's shadow on each replica v lists
+// (this one's fresh, the others' as of their last report) and their sum.
+func shadowAcross(v replicasView, rev string) (out struct {
+	Replicas []shadowReplica
+	Total    shadowTotal
+}) {
+	out.Replicas = []shadowReplica{}
+	for _, m := range v.Replicas {
+		if m.Shadow == nil || m.Shadow.Revision != rev {
+			continue
+		}
+		out.Replicas = append(out.Replicas, shadowReplica{ID: m.ID, Host: m.Host, Self: m.Self, Seen: m.Seen, ShadowCounts: *m.Shadow})
+		t := &out.Total
+		t.Replicas++
+		t.Sampled += m.Shadow.Sampled
+		t.Agreed += m.Shadow.Agreed
+		t.Disagreed += m.Shadow.Disagreed
+		t.ReasonsChanged += m.Shadow.ReasonsChanged
+		t.Dropped += m.Shadow.Dropped
+	}
+	return out
 }
 
 func (s *Server) stopShadow(c *fiber.Ctx) error {

@@ -283,6 +283,21 @@ type Member struct {
 	Healthy bool `json:"healthy"`
 	// Seen is when it made this report.
 	Seen time.Time `json:"seen"`
+	// Shadow is what its shadow of a revision counted so far, nil while
+	// it shadows none.
+	Shadow *ShadowCounts `json:"shadow,omitempty"`
+}
+
+// ShadowCounts are one replica's counts of the shadowed revision (the
+// totals of its shadow report), so that any replica can sum them.
+type ShadowCounts struct {
+	Revision       string    `json:"revision"`
+	Started        time.Time `json:"started"`
+	Sampled        uint64    `json:"sampled"`
+	Agreed         uint64    `json:"agreed"`
+	Disagreed      uint64    `json:"disagreed"`
+	ReasonsChanged uint64    `json:"reasons_changed"`
+	Dropped        uint64    `json:"dropped"`
 }
 
 // Roster is what a store shared by several replicas keeps of them: each

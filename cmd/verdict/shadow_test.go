@@ -120,6 +120,17 @@ func TestShadowAcrossReplicas(t *testing.T) {
 	if predicted != 4 {
 		t.Errorf("the preview predicted %v changes, want 4", predicted)
 	}
+	// Each replica reports its counts to the store every poll: either one
+	// sums both.
+	var total map[string]any
+	within(t, 8*testPoll, "the totals of both replicas on B", func() bool {
+		_, m := shadowCall(t, "GET", bb+"/v1/bundles/v2/shadow", tok, "")
+		total, _ = m["total"].(map[string]any)
+		return total["replicas"] == 2.0 && total["sampled"] == float64(2*len(inputs))
+	})
+	if total["disagreed"] != 2*predicted || total["reasons_changed"] != 4.0 || total["agreed"] != float64(2*len(inputs))-2*predicted {
+		t.Errorf("totals %v", total)
+	}
 
 	// The same through the CLI.
 	t.Setenv("VERDICT_CLIENT_SECRET", c.secret)

@@ -200,18 +200,18 @@ func (a *App) Start(ctx context.Context) (err error) {
 	// With a shared store the replica follows the others' changes; it
 	// stops (and is waited for) before the store closes.
 	fctx, stopFollowing := context.WithCancel(a.ctx)
-	self := selfMember(a.opts.Version, time.Now(), func() string {
-		if act := a.mgr.Active(); act != nil {
-			return act.Snapshot.Revision()
-		}
-		return ""
-	})
 	// The shadowed revision (store state) is followed by every replica;
 	// the decision service is set once the server made it.
 	shadow := &shadows{bs: st.Store, ns: store.DefaultNamespace}
 	if ss, ok := st.Store.(store.Shadows); ok {
 		shadow.st = ss
 	}
+	self := selfMember(a.opts.Version, time.Now(), func() string {
+		if act := a.mgr.Active(); act != nil {
+			return act.Snapshot.Revision()
+		}
+		return ""
+	}, shadow.counts)
 	shared, following, err := followStore(fctx, cfg, st.Store, a.life, verifier, st.Keys, mirror, a.facts, shadow, self, log)
 	a.onStop(func() { stopFollowing(); following() })
 	if err != nil {

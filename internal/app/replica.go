@@ -155,13 +155,13 @@ var (
 
 // selfMember is this replica as it reports itself to the roster: a random
 // suffix tells apart replicas on one host (or restarts of one).
-func selfMember(version string, started time.Time, serving func() string) func() store.Member {
+func selfMember(version string, started time.Time, serving func() string, shadow func() *store.ShadowCounts) func() store.Member {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown"
 	}
 	id := strings.ReplaceAll(host, "/", "_") + "-" + strings.ToLower(rand.Text()[:8])
 	return func() store.Member {
-		return store.Member{ID: id, Host: host, Version: version, Started: started, Revision: serving()}
+		return store.Member{ID: id, Host: host, Version: version, Started: started, Revision: serving(), Shadow: shadow()}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/verdictpdp/verdict/pdp"
+	"github.com/verdictpdp/verdict/server"
 	"github.com/verdictpdp/verdict/store"
 )
 
@@ -28,6 +29,18 @@ func (f *shadows) follow(dec *pdp.Service) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dec = dec
+}
+
+// counts are this replica's shadow totals for the roster, nil while none
+// runs.
+func (f *shadows) counts() *store.ShadowCounts {
+	f.mu.Lock()
+	dec := f.dec
+	f.mu.Unlock()
+	if dec == nil {
+		return nil
+	}
+	return server.ShadowCounts(dec)
 }
 
 // Refresh starts, changes or stops the local shadow to match the store
