@@ -127,3 +127,20 @@ func FuzzPatch(f *testing.F) {
 		}
 	})
 }
+
+// TestFilterOnAComplexAttribute: a value comparison of a complex attribute
+// (emails eq "x", in any case) makes the filter library panic; it is
+// answered 400 invalidFilter, and the value-path form filters.
+func TestFilterOnAComplexAttribute(t *testing.T) {
+	h := fuzzHandler(t)
+	for filter, want := range map[string]int{`emails eq ""`: 400, `emAils eq "a@x"`: 400, `emails[value eq "a@x"]`: 200, `emails pr`: 200} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/Users?filter="+url.QueryEscape(filter), nil))
+		if rec.Code != want || (want == 400 && !strings.Contains(rec.Body.String(), "invalidFilter")) {
+			t.Errorf("filter %q: %d %s, want %d", filter, rec.Code, rec.Body.String(), want)
+		}
+		if want == 200 && !strings.Contains(rec.Body.String(), `"totalResults":1`) {
+			t.Errorf("filter %q: %s, want alice", filter, rec.Body.String())
+		}
+	}
+}

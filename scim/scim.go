@@ -305,7 +305,11 @@ func (h *handler) GetAll(r *http.Request, params scim.ListRequestParams) (scim.P
 			if e.ExternalID != "" {
 				doc["externalId"] = e.ExternalID
 			}
-			if params.FilterValidator.PassesFilter(doc) != nil {
+			pass, err := passes(params.FilterValidator, doc)
+			if err != nil {
+				return scim.Page{}, err
+			}
+			if !pass {
 				continue
 			}
 		}
@@ -317,6 +321,20 @@ func (h *handler) GetAll(r *http.Request, params scim.ListRequestParams) (scim.P
 		page.Resources = match[start:min(len(match), start+params.Count)]
 	}
 	return page, nil
+}
+
+// passes reports whether doc passes the filter of v. The filter library
+// panics on some filters it parsed (a value comparison of a complex
+// attribute, such as emails eq "x"): such a filter is an invalid filter
+// (400), never a 500.
+func passes(v interface{ PassesFilter(map[string]any) error }, doc map[string]any) (ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ok, err = false, scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
+				Detail: "the filter cannot be applied to these attributes (compare a complex attribute by a sub-attribute, such as emails[value eq \"x\"])"}
+		}
+	}()
+	return v.PassesFilter(doc) == nil, nil
 }
 
 // Replace replaces every attribute of a resource.
