@@ -253,12 +253,15 @@ func exported(t *testing.T) (map[string]bool, series) {
 	t.Cleanup(func() { cancel(); _ = serve.Wait() })
 	var body []byte
 	for i := 0; ; i++ {
-		// A route's series appear with its first request.
-		if resp, err := http.Post("http://"+addr+"/v1/decide", "application/json", strings.NewReader(
-			`{"subject":{"type":"user","id":"ed"},"action":{"name":"read"},"resource":{"type":"document","id":"1"}}`)); err == nil {
+		// A route's series appear with its first request: the scrape
+		// counts only once a decision was answered (the server may start
+		// listening between the two requests).
+		resp, err := http.Post("http://"+addr+"/v1/decide", "application/json", strings.NewReader(
+			`{"subject":{"type":"user","id":"ed"},"action":{"name":"read"},"resource":{"type":"document","id":"1"}}`))
+		if err == nil {
 			resp.Body.Close()
+			resp, err = http.Get("http://" + addr + "/metrics")
 		}
-		resp, err := http.Get("http://" + addr + "/metrics")
 		if err == nil {
 			body, _ = io.ReadAll(resp.Body)
 			resp.Body.Close()
